@@ -1,0 +1,783 @@
+/*-------------------------------------------------------------------------
+ *
+ * append.c
+ *	  eventsource.append and eventsource.append_events: atomic appends of
+ *	  one or many events to a stream with optimistic concurrency and
+ *	  idempotent retries.
+ *
+ * An append is a compare-and-set on the stream's row in eventsource.streams
+ * followed by one INSERT of all the events.  The row lock taken by the
+ * compare-and-set orders writers of one stream; writers of different streams
+ * share nothing but the global position sequence.  The expected version is
+ * checked before any global position is taken, so the loser of a race burns
+ * none.
+ *
+ * When the caller supplies event ids, one query first looks them up together
+ * with the stream's version.  Ids already stored at the same place make the
+ * call an idempotent retry (the original result is returned and nothing is
+ * written); otherwise the compare-and-set is made against the version that
+ * query saw, and a writer that slipped in between sends us round again, so
+ * a retry racing its own original still ends in the original result.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "eventsource.h"
+
+PG_FUNCTION_INFO_V1(eventsource_append);
+PG_FUNCTION_INFO_V1(eventsource_append_events);
+
+/* The events of one append, column by column, in stream order. */
+typedef struct EventBatch
+{
+	int			count;
+	Datum	   *event_ids;		/* uuid */
+	Datum	   *event_types;	/* text */
+	Datum	   *data;			/* jsonb */
+	Datum	   *metadata;		/* jsonb */
+	bool	   *metadata_nulls;
+	bool		ids_supplied;	/* did the caller give any event id? */
+} EventBatch;
+
+/* What the caller expects of the stream (expected_version). */
+typedef enum Expectation
+{
+	EXPECT_ANY,					/* NULL */
+	EXPECT_STREAM_EXISTS,		/* -1 */
+	EXPECT_VERSION				/* 0 (no stream) or N */
+} Expectation;
+
+typedef struct ExpectedVersion
+{
+	Expectation kind;
+	int64		version;		/* for EXPECT_VERSION */
+} ExpectedVersion;
+
+/* The outcome of an append: the stream's new version and the positions. */
+typedef struct AppendResult
+{
+	int64		stream_version;
+	int64	   *global_positions;	/* batch->count entries */
+} AppendResult;
+
+static KeptPlan probe_plan = {
+	"SELECT (SELECT s.stream_version FROM eventsource.streams s WHERE s.stream_id = $1),"
+	"       e.stream_id, e.stream_version, e.global_position"
+	"  FROM unnest($2::uuid[]) WITH ORDINALITY AS i(event_id, ordinal)"
+	"  LEFT JOIN eventsource.events e ON e.event_id = i.event_id"
+	" ORDER BY i.ordinal",
+	2, {TEXTOID, UUIDARRAYOID}
+};
+
+static KeptPlan bump_stream_plan = {
+	"UPDATE eventsource.streams"
+	"   SET stream_version = stream_version + $2, updated_at = now()"
+	" WHERE stream_id = $1 AND ($3::bigint IS NULL OR stream_version = $3)"
+	" RETURNING stream_version",
+	3, {TEXTOID, INT8OID, INT8OID}
+};
+
+static KeptPlan create_stream_plan = {
+	"INSERT INTO eventsource.streams"
+	"       (stream_id, category, stream_version, created_at, updated_at)"
+	"VALUES ($1, $2, $3, now(), now())"
+	"    ON CONFLICT (stream_id) DO NOTHING"
+	" RETURNING stream_version",
+	3, {TEXTOID, TEXTOID, INT8OID}
+};
+
+#define INSERT_ONE_EVENT \
+	"INSERT INTO eventsource.events" \
+	"       (stream_id, stream_version, event_id, event_type, data, metadata)" \
+	"VALUES ($1, $2 + 1, $3, $4, $5, $6)"
+#define INSERT_MANY_EVENTS \
+	"INSERT INTO eventsource.events" \
+	"       (stream_id, stream_version, event_id, event_type, data, metadata)" \
+	"SELECT $1, $2 + i.ordinal, i.event_id, i.event_type, i.data, i.metadata" \
+	"  FROM unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[])" \
+	"       WITH ORDINALITY AS i(event_id, event_type, data, metadata, ordinal)"
+
+/*
+ * Ids the caller supplied can collide with an append to another stream that
+ * commits while ours runs; those inserts skip the collision instead of
+ * failing on the unique index, so that the caller gets the same clear error
+ * as when the other append committed first.  Generated ids cannot collide.
+ */
+#define SKIP_TAKEN_IDS " ON CONFLICT (event_id) DO NOTHING"
+
+/* insert_plans[caller supplied ids][more than one event] */
+static KeptPlan insert_plans[2][2] = {
+	{
+		{INSERT_ONE_EVENT " RETURNING global_position",
+		 6, {TEXTOID, INT8OID, UUIDOID, TEXTOID, JSONBOID, JSONBOID}},
+		{INSERT_MANY_EVENTS " RETURNING global_position",
+		 6, {TEXTOID, INT8OID, UUIDARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID}},
+	},
+	{
+		{INSERT_ONE_EVENT SKIP_TAKEN_IDS " RETURNING global_position",
+		 6, {TEXTOID, INT8OID, UUIDOID, TEXTOID, JSONBOID, JSONBOID}},
+		{INSERT_MANY_EVENTS SKIP_TAKEN_IDS " RETURNING global_position",
+		 6, {TEXTOID, INT8OID, UUIDARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID}},
+	},
+};
+
+/* ------------------------------------------------------------------------
+ * Input
+ * ------------------------------------------------------------------------
+ */
+
+static ExpectedVersion
+expected_version_argument(FunctionCallInfo fcinfo, int argno)
+{
+	ExpectedVersion expected = {EXPECT_ANY, 0};
+
+	if (PG_ARGISNULL(argno))
+		return expected;
+	expected.version = PG_GETARG_INT64(argno);
+	if (expected.version < EXPECTED_VERSION_STREAM_EXISTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("expected_version must be -1 or greater"),
+				 errdetail("Use NULL for any version, 0 for no stream, -1 for an existing stream, or the exact version.")));
+	expected.kind = expected.version == EXPECTED_VERSION_STREAM_EXISTS ?
+		EXPECT_STREAM_EXISTS : EXPECT_VERSION;
+	return expected;
+}
+
+/*
+ * Checks an event type and returns it as text.  label names it in errors:
+ * "event_type" (the argument) or "event N: type" (the key of a batch event).
+ */
+static Datum
+checked_event_type(const char *bytes, int length, const char *label)
+{
+	if (length == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", label)));
+	if (length > EVENTSOURCE_MAX_EVENT_TYPE_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("%s is too long", label),
+				 errdetail("An event type is at most %d bytes; this one is %d.",
+						   EVENTSOURCE_MAX_EVENT_TYPE_BYTES, length)));
+	return PointerGetDatum(cstring_to_text_with_len(bytes, length));
+}
+
+static void
+check_json_object(Jsonb *value, const char *name)
+{
+	if (!JB_ROOT_IS_OBJECT(value))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a JSON object", name)));
+}
+
+/*
+ * A new event id: a version 7 UUID (Unix milliseconds, then random bits), so
+ * ids the extension generates land at the right edge of the event id index.
+ */
+static Datum
+generate_event_id(void)
+{
+	pg_uuid_t  *uuid = palloc(sizeof(pg_uuid_t));
+	uint64		unix_ms = (uint64) (GetCurrentTimestamp() / 1000) +
+		(uint64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+
+	if (!pg_strong_random(uuid->data, UUID_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate random values for an event id")));
+	for (int i = 0; i < 6; i++)
+		uuid->data[i] = (unsigned char) (unix_ms >> (40 - 8 * i));
+	uuid->data[6] = (uuid->data[6] & 0x0f) | 0x70;	/* version 7 */
+	uuid->data[8] = (uuid->data[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
+	return UUIDPGetDatum(uuid);
+}
+
+static int
+hex_digit_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Parses an event id given as a JSON string: 32 hex digits, with or without
+ * the hyphens of the standard 8-4-4-4-12 form.
+ */
+static Datum
+parse_event_id(const char *chars, int length, int ordinal)
+{
+	pg_uuid_t  *uuid = palloc(sizeof(pg_uuid_t));
+	bool		hyphens = length == 36;
+	int			digits = 0;
+
+	if (length != 32 && length != 36)
+		goto invalid;
+	for (int i = 0; i < length; i++)
+	{
+		int			value;
+
+		if (hyphens && (i == 8 || i == 13 || i == 18 || i == 23))
+		{
+			if (chars[i] != '-')
+				goto invalid;
+			continue;
+		}
+		value = hex_digit_value(chars[i]);
+		if (value < 0)
+			goto invalid;
+		if (digits % 2 == 0)
+			uuid->data[digits / 2] = value << 4;
+		else
+			uuid->data[digits / 2] |= value;
+		digits++;
+	}
+	return UUIDPGetDatum(uuid);
+
+invalid:
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			 errmsg("event %d: id \"%.*s\" is not a valid uuid", ordinal, Min(length, 64), chars)));
+	pg_unreachable();
+}
+
+static EventBatch *
+new_batch(int count)
+{
+	EventBatch *batch = palloc0(sizeof(EventBatch));
+
+	batch->count = count;
+	batch->event_ids = palloc(count * sizeof(Datum));
+	batch->event_types = palloc(count * sizeof(Datum));
+	batch->data = palloc(count * sizeof(Datum));
+	batch->metadata = palloc(count * sizeof(Datum));
+	batch->metadata_nulls = palloc0(count * sizeof(bool));
+	return batch;
+}
+
+/*
+ * Reads one {"type", "data", "metadata", "id"} object of the events array into
+ * position i of the batch.
+ */
+static void
+parse_event(EventBatch *batch, int i, JsonbContainer *object)
+{
+	char		where[32];
+	char		type_label[40];
+	JsonbIterator *iterator = JsonbIteratorInit(object);
+	JsonbValue	key;
+	JsonbValue	value;
+	JsonbIteratorToken token;
+	bool		have_type = false;
+	bool		have_data = false;
+	bool		have_id = false;
+
+	snprintf(where, sizeof(where), "event %d: ", i + 1);
+	snprintf(type_label, sizeof(type_label), "event %d: type", i + 1);
+	batch->metadata_nulls[i] = true;
+
+	while ((token = JsonbIteratorNext(&iterator, &key, true)) != WJB_DONE)
+	{
+		const char *name;
+		int			name_length;
+
+		if (token != WJB_KEY)
+			continue;
+		token = JsonbIteratorNext(&iterator, &value, true);
+		Assert(token == WJB_VALUE);
+		name = key.val.string.val;
+		name_length = key.val.string.len;
+
+#define KEY_IS(literal) \
+	(name_length == (int) strlen(literal) && memcmp(name, literal, name_length) == 0)
+
+		if (KEY_IS("type"))
+		{
+			if (value.type != jbvString)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("%s must be a JSON string", type_label)));
+			batch->event_types[i] = checked_event_type(value.val.string.val,
+													   value.val.string.len, type_label);
+			have_type = true;
+		}
+		else if (KEY_IS("data"))
+		{
+			if (value.type != jbvBinary || !JsonContainerIsObject(value.val.binary.data))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("%sdata must be a JSON object", where)));
+			batch->data[i] = JsonbPGetDatum(JsonbValueToJsonb(&value));
+			have_data = true;
+		}
+		else if (KEY_IS("metadata"))
+		{
+			if (value.type == jbvNull)
+				continue;
+			if (value.type != jbvBinary || !JsonContainerIsObject(value.val.binary.data))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("%smetadata must be a JSON object or null", where)));
+			batch->metadata[i] = JsonbPGetDatum(JsonbValueToJsonb(&value));
+			batch->metadata_nulls[i] = false;
+		}
+		else if (KEY_IS("id"))
+		{
+			if (value.type == jbvNull)
+				continue;
+			if (value.type != jbvString)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+						 errmsg("%sid must be a uuid in a JSON string", where)));
+			batch->event_ids[i] = parse_event_id(value.val.string.val,
+												 value.val.string.len, i + 1);
+			have_id = true;
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%sunknown key \"%.*s\"", where, Min(name_length, 64), name),
+					 errdetail("An event has the keys \"type\", \"data\", \"metadata\" and \"id\".")));
+#undef KEY_IS
+	}
+
+	if (!have_type)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s\"type\" is missing", where)));
+	if (!have_data)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s\"data\" is missing", where)));
+	if (have_id)
+		batch->ids_supplied = true;
+	else
+		batch->event_ids[i] = generate_event_id();
+}
+
+/*
+ * Reads the events argument of append_events: a non-empty JSON array of event
+ * objects, with no event id given twice.
+ */
+static EventBatch *
+parse_events(Jsonb *events)
+{
+	EventBatch *batch;
+	int			count;
+
+	if (!JB_ROOT_IS_ARRAY(events) || JB_ROOT_IS_SCALAR(events))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("events must be a JSON array")));
+	count = JB_ROOT_COUNT(events);
+	if (count == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("events must not be an empty array")));
+
+	batch = new_batch(count);
+	for (int i = 0; i < count; i++)
+	{
+		JsonbValue *element = getIthJsonbValueFromContainer(&events->root, i);
+
+		if (element->type != jbvBinary || !JsonContainerIsObject(element->val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("event %d is not a JSON object", i + 1)));
+		parse_event(batch, i, element->val.binary.data);
+	}
+
+	/* Batches are small: a quadratic check costs less than a hash table. */
+	if (batch->ids_supplied)
+		for (int i = 1; i < count; i++)
+			for (int j = 0; j < i; j++)
+				if (memcmp(DatumGetUUIDP(batch->event_ids[i]),
+						   DatumGetUUIDP(batch->event_ids[j]), UUID_LEN) == 0)
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("events %d and %d have the same id", j + 1, i + 1)));
+	return batch;
+}
+
+/* ------------------------------------------------------------------------
+ * Errors
+ * ------------------------------------------------------------------------
+ */
+
+static const char *
+expected_version_text(ExpectedVersion expected)
+{
+	if (expected.kind == EXPECT_STREAM_EXISTS)
+		return "-1 (stream exists)";
+	if (expected.version == EXPECTED_VERSION_NO_STREAM)
+		return "0 (no stream)";
+	return psprintf(INT64_FORMAT, expected.version);
+}
+
+static void
+raise_version_conflict(text *stream_id, ExpectedVersion expected, int64 actual)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_EVENTSOURCE_VERSION_CONFLICT),
+			 errmsg("version conflict on stream \"%s\"", text_to_cstring(stream_id)),
+			 errdetail("Expected version %s, actual version " INT64_FORMAT ".",
+					   expected_version_text(expected), actual),
+			 errhint("Read the stream again, then retry with its current version.")));
+}
+
+static bool
+expectation_met(ExpectedVersion expected, bool exists, int64 version)
+{
+	switch (expected.kind)
+	{
+		case EXPECT_ANY:
+			return true;
+		case EXPECT_STREAM_EXISTS:
+			return exists;
+		case EXPECT_VERSION:
+			return version == expected.version;
+	}
+	return false;
+}
+
+/* ------------------------------------------------------------------------
+ * The append
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * Looks up the batch's event ids and the stream's version in one snapshot.
+ * Returns whether any id is stored; the rows, one per event in batch order,
+ * are left in SPI_tuptable for resolve_retry.
+ */
+static bool
+probe_event_ids(text *stream_id, EventBatch *batch, bool *exists, int64 *current_version)
+{
+	Datum		values[2];
+	bool		isnull;
+
+	values[0] = PointerGetDatum(stream_id);
+	values[1] = PointerGetDatum(construct_array(batch->event_ids, batch->count,
+												UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+	run_kept_plan(&probe_plan, values, NULL, false);
+	*current_version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 1, &isnull));
+	*exists = !isnull;
+	if (isnull)
+		*current_version = 0;
+
+	for (int i = 0; i < batch->count; i++)
+	{
+		SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
+		if (!isnull)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The caller's event ids were found in the log (probe rows in SPI_tuptable,
+ * one per event in batch order).  Either this is a retry of an append that
+ * already happened, and *result gets its outcome, or an error is raised.
+ */
+static void
+resolve_retry(text *stream_id, EventBatch *batch, ExpectedVersion expected,
+			  bool exists, int64 current_version, AppendResult *result)
+{
+	SPITupleTable *rows = SPI_tuptable;
+	int64		first_version = 0;
+	int			found = 0;
+
+	for (int i = 0; i < batch->count; i++)
+	{
+		HeapTuple	row = rows->vals[i];
+		bool		isnull;
+		Datum		found_datum = SPI_getbinval(row, rows->tupdesc, 2, &isnull);
+		text	   *found_stream;
+		int64		version;
+
+		if (isnull)
+			continue;
+		found_stream = DatumGetTextPP(found_datum);
+		if (VARSIZE_ANY_EXHDR(found_stream) != VARSIZE_ANY_EXHDR(stream_id) ||
+			memcmp(VARDATA_ANY(found_stream), VARDATA_ANY(stream_id),
+				   VARSIZE_ANY_EXHDR(stream_id)) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_EVENTSOURCE_DUPLICATE_EVENT_ID),
+					 errmsg("event %d: id %s is already used in stream \"%s\"", i + 1,
+							DatumGetCString(DirectFunctionCall1(uuid_out, batch->event_ids[i])),
+							text_to_cstring(found_stream)),
+					 errdetail("An event id identifies one event; a retry must append to the same stream.")));
+		version = DatumGetInt64(SPI_getbinval(row, rows->tupdesc, 3, &isnull));
+		if (found == 0)
+			first_version = version - i;
+		if (version != first_version + i)
+			break;
+		result->global_positions[i] =
+			DatumGetInt64(SPI_getbinval(row, rows->tupdesc, 4, &isnull));
+		found++;
+	}
+
+	if (found != batch->count)
+		ereport(ERROR,
+				(errcode(ERRCODE_EVENTSOURCE_DUPLICATE_EVENT_ID),
+				 errmsg("events do not match an earlier append to stream \"%s\"",
+						text_to_cstring(stream_id)),
+				 errdetail("Some of the event ids are stored already, but not all of them as one append in this order.")));
+
+	/* The very events are stored: a retry, if it expected what they found. */
+	if (!expectation_met(expected, true, first_version - 1))
+		raise_version_conflict(stream_id, expected, exists ? current_version : 0);
+	result->stream_version = first_version - 1 + batch->count;
+}
+
+/*
+ * Compare-and-set on the stream row: moves the stream from version `from` (or
+ * from whatever version, when any_version) to that plus the batch size, and
+ * returns the version it moved from, or -1 when the stream was not in the
+ * expected state.  from = 0 creates the stream.
+ */
+static int64
+advance_stream(text *stream_id, int count, bool any_version, int64 from)
+{
+	Datum		values[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	bool		isnull;
+
+	if (!any_version && from == 0)
+	{
+		values[0] = PointerGetDatum(stream_id);
+		values[1] = PointerGetDatum(category_of(stream_id));
+		values[2] = Int64GetDatum(count);
+		return run_kept_plan(&create_stream_plan, values, nulls, false) == 1 ? 0 : -1;
+	}
+
+	values[0] = PointerGetDatum(stream_id);
+	values[1] = Int64GetDatum(count);
+	values[2] = Int64GetDatum(from);
+	if (any_version)
+		nulls[2] = 'n';
+	if (run_kept_plan(&bump_stream_plan, values, nulls, false) != 1)
+		return -1;
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+									   1, &isnull)) - count;
+}
+
+static bool probe_event_ids(text *stream_id, EventBatch *batch, bool *exists,
+							int64 *current_version);
+static void resolve_retry(text *stream_id, EventBatch *batch, ExpectedVersion expected,
+						  bool exists, int64 current_version, AppendResult *result);
+
+static void
+insert_events(text *stream_id, EventBatch *batch, int64 from_version, AppendResult *result)
+{
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	uint64		inserted;
+
+	KeptPlan   *plan = &insert_plans[batch->ids_supplied][batch->count > 1];
+
+	values[0] = PointerGetDatum(stream_id);
+	values[1] = Int64GetDatum(from_version);
+	if (batch->count == 1)
+	{
+		values[2] = batch->event_ids[0];
+		values[3] = batch->event_types[0];
+		values[4] = batch->data[0];
+		values[5] = batch->metadata[0];
+		if (batch->metadata_nulls[0])
+			nulls[5] = 'n';
+	}
+	else
+	{
+		int			dims[1] = {batch->count};
+		int			lower_bounds[1] = {1};
+
+		values[2] = PointerGetDatum(construct_array(batch->event_ids, batch->count,
+													UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+		values[3] = PointerGetDatum(construct_array(batch->event_types, batch->count,
+													TEXTOID, -1, false, TYPALIGN_INT));
+		values[4] = PointerGetDatum(construct_array(batch->data, batch->count,
+													JSONBOID, -1, false, TYPALIGN_INT));
+		values[5] = PointerGetDatum(construct_md_array(batch->metadata, batch->metadata_nulls,
+													   1, dims, lower_bounds,
+													   JSONBOID, -1, false, TYPALIGN_INT));
+	}
+	inserted = run_kept_plan(plan, values, nulls, false);
+	if (inserted != (uint64) batch->count)
+	{
+		bool		exists;
+		int64		current;
+
+		/* An id was taken by an append that committed meanwhile: say where. */
+		if (batch->ids_supplied && probe_event_ids(stream_id, batch, &exists, &current))
+			resolve_retry(stream_id, batch, (ExpectedVersion) {EXPECT_ANY, 0},
+						  exists, current, result);
+		elog(ERROR, "inserted " UINT64_FORMAT " events instead of %d", inserted, batch->count);
+	}
+
+	for (int i = 0; i < batch->count; i++)
+	{
+		bool		isnull;
+
+		result->global_positions[i] =
+			DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	result->stream_version = from_version + batch->count;
+}
+
+static void
+append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, AppendResult *result)
+{
+	int64		from_version;
+
+	result->global_positions = palloc(batch->count * sizeof(int64));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	for (;;)
+	{
+		bool		any_version;
+		int64		from;
+
+		if (batch->ids_supplied)
+		{
+			bool		exists;
+			int64		current;
+
+			if (probe_event_ids(stream_id, batch, &exists, &current))
+			{
+				resolve_retry(stream_id, batch, expected, exists, current, result);
+				SPI_finish();
+				return;
+			}
+			if (!expectation_met(expected, exists, current))
+				raise_version_conflict(stream_id, expected, current);
+
+			/* Set from the version just seen; if it moved, look again. */
+			any_version = false;
+			from = current;
+		}
+		else
+		{
+			any_version = expected.kind != EXPECT_VERSION;
+			from = expected.version;
+		}
+
+		from_version = advance_stream(stream_id, batch->count, any_version, from);
+		if (from_version >= 0)
+			break;
+		if (batch->ids_supplied)
+			continue;
+		if (expected.kind != EXPECT_ANY)
+			raise_version_conflict(stream_id, expected, current_stream_version(stream_id));
+
+		/* Any version, and the stream does not exist: create it. */
+		from_version = advance_stream(stream_id, batch->count, false, 0);
+		if (from_version >= 0)
+			break;
+		/* Another writer created it first: go round and advance it. */
+	}
+
+	insert_events(stream_id, batch, from_version, result);
+	SPI_finish();
+}
+
+/* ------------------------------------------------------------------------
+ * SQL-callable functions
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * eventsource.append(stream_id, event_type, data, metadata, expected_version,
+ * event_id) returns bigint: the stream's new version.
+ */
+Datum
+eventsource_append(PG_FUNCTION_ARGS)
+{
+	text	   *stream_id = checked_stream_id(fcinfo, 0, true);
+	EventBatch *batch = new_batch(1);
+	ExpectedVersion expected;
+	AppendResult result;
+	text	   *event_type;
+	Jsonb	   *data;
+
+	check_not_null(fcinfo, 1, "event_type");
+	event_type = PG_GETARG_TEXT_PP(1);
+	batch->event_types[0] = checked_event_type(VARDATA_ANY(event_type),
+											   VARSIZE_ANY_EXHDR(event_type), "event_type");
+
+	check_not_null(fcinfo, 2, "data");
+	data = PG_GETARG_JSONB_P(2);
+	check_json_object(data, "data");
+	batch->data[0] = JsonbPGetDatum(data);
+
+	batch->metadata_nulls[0] = PG_ARGISNULL(3);
+	if (!PG_ARGISNULL(3))
+	{
+		Jsonb	   *metadata = PG_GETARG_JSONB_P(3);
+
+		check_json_object(metadata, "metadata");
+		batch->metadata[0] = JsonbPGetDatum(metadata);
+	}
+
+	expected = expected_version_argument(fcinfo, 4);
+
+	batch->ids_supplied = !PG_ARGISNULL(5);
+	batch->event_ids[0] = batch->ids_supplied ? PG_GETARG_DATUM(5) : generate_event_id();
+
+	append_batch(stream_id, batch, expected, &result);
+	PG_RETURN_INT64(result.stream_version);
+}
+
+/*
+ * eventsource.append_events(stream_id, events, expected_version) returns
+ * (stream_version bigint, global_positions bigint[]).
+ */
+Datum
+eventsource_append_events(PG_FUNCTION_ARGS)
+{
+	text	   *stream_id = checked_stream_id(fcinfo, 0, true);
+	EventBatch *batch;
+	ExpectedVersion expected;
+	AppendResult result;
+	TupleDesc	result_desc;
+	Datum		values[2];
+	bool		nulls[2] = {false, false};
+	Datum	   *positions;
+
+	check_not_null(fcinfo, 1, "events");
+	batch = parse_events(PG_GETARG_JSONB_P(1));
+	expected = expected_version_argument(fcinfo, 2);
+
+	if (get_call_result_type(fcinfo, NULL, &result_desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	append_batch(stream_id, batch, expected, &result);
+
+	positions = palloc(batch->count * sizeof(Datum));
+	for (int i = 0; i < batch->count; i++)
+		positions[i] = Int64GetDatum(result.global_positions[i]);
+	values[0] = Int64GetDatum(result.stream_version);
+	values[1] = PointerGetDatum(construct_array(positions, batch->count, INT8OID,
+												sizeof(int64), true, TYPALIGN_DOUBLE));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc),
+													  values, nulls)));
+}

@@ -1,0 +1,123 @@
+/*-------------------------------------------------------------------------
+ *
+ * eventsource.c
+ *	  Module entry point of the eventsource extension and the small helpers
+ *	  every other file uses: kept SPI plans and argument validation.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/builtins.h"
+
+#include "eventsource.h"
+
+PG_MODULE_MAGIC;
+
+/*
+ * Returns the plan for kept->sql, preparing it on first use in this backend
+ * and keeping it for the backend's lifetime.  Must be called while connected
+ * to SPI.
+ */
+SPIPlanPtr
+kept_plan(KeptPlan *kept)
+{
+	if (kept->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare_cursor(kept->sql, kept->nargs, kept->argtypes,
+											  kept->cursor_options);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
+				 kept->sql, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed for \"%s\"", kept->sql);
+		kept->plan = plan;
+	}
+	return kept->plan;
+}
+
+/*
+ * Runs a kept plan and returns the number of rows it processed; the rows are
+ * in SPI_tuptable.  Any SPI failure is a can't-happen fault: SQL errors are
+ * raised by the executor itself.
+ */
+uint64
+run_kept_plan(KeptPlan *kept, Datum *values, const char *nulls, bool read_only)
+{
+	int			rc = SPI_execute_plan(kept_plan(kept), values, nulls, read_only, 0);
+
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
+			 kept->sql, SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/*
+ * Raises the standard error for a NULL argument that must not be NULL.
+ */
+void
+check_not_null(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+}
+
+/*
+ * Returns the stream id argument after checking it is present, not empty,
+ * within the length limit and has a non-empty category.  Ids that start with
+ * '$' are reserved for streams the extension writes itself: for_append
+ * rejects them.
+ */
+text *
+checked_stream_id(FunctionCallInfo fcinfo, int argno, bool for_append)
+{
+	text	   *stream_id;
+	const char *bytes;
+	int			length;
+
+	check_not_null(fcinfo, argno, "stream_id");
+	stream_id = PG_GETARG_TEXT_PP(argno);
+	bytes = VARDATA_ANY(stream_id);
+	length = VARSIZE_ANY_EXHDR(stream_id);
+
+	if (length == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("stream_id must not be empty")));
+	if (length > EVENTSOURCE_MAX_STREAM_ID_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("stream_id is too long"),
+				 errdetail("A stream id is at most %d bytes; this one is %d.",
+						   EVENTSOURCE_MAX_STREAM_ID_BYTES, length)));
+	if (bytes[0] == '-')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("stream_id must not start with '-'"),
+				 errdetail("The category of a stream is the part of its id before the first '-', and it must not be empty.")));
+	if (for_append && bytes[0] == '$')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("stream_id \"%s\" is reserved", text_to_cstring(stream_id)),
+				 errdetail("Stream ids that start with '$' are reserved for streams eventsource writes itself.")));
+	return stream_id;
+}
+
+/*
+ * The category of a stream: the part of its id before the first '-', the
+ * whole id when it has none.  Matches eventsource.category() and the
+ * category index expression split_part(stream_id, '-', 1).
+ */
+text *
+category_of(text *stream_id)
+{
+	const char *bytes = VARDATA_ANY(stream_id);
+	int			length = VARSIZE_ANY_EXHDR(stream_id);
+	const char *dash = memchr(bytes, '-', length);
+
+	return cstring_to_text_with_len(bytes, dash ? dash - bytes : length);
+}

@@ -1,0 +1,54 @@
+-- install.sql: what CREATE EXTENSION leaves behind: objects, comments, dump registration, grants.
+
+-- Every function of the extension is commented.
+SELECT p.oid::regprocedure AS function_without_comment
+  FROM pg_proc p
+ WHERE p.pronamespace = 'eventsource'::regnamespace
+   AND obj_description(p.oid, 'pg_proc') IS NULL;
+
+-- SECURITY DEFINER functions pin their search_path.
+SELECT p.oid::regprocedure AS function, p.proconfig
+  FROM pg_proc p
+ WHERE p.pronamespace = 'eventsource'::regnamespace AND p.prosecdef
+ ORDER BY p.oid::regprocedure::text;
+
+-- Every table and sequence that holds user data is dumped by pg_dump.
+SELECT c.oid::regclass AS dumped_with_data
+  FROM pg_extension x, unnest(x.extconfig) AS config(oid)
+  JOIN pg_class c ON c.oid = config.oid
+ WHERE x.extname = 'eventsource'
+ ORDER BY c.oid::regclass::text;
+SELECT c.oid::regclass AS not_dumped
+  FROM pg_class c
+ WHERE c.relnamespace = 'eventsource'::regnamespace AND c.relkind IN ('r', 'S', 'p')
+   AND c.oid <> ALL ((SELECT extconfig FROM pg_extension WHERE extname = 'eventsource')::oid[]);
+
+-- The roles exist and cannot log in.
+SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE 'eventsource\_%' ORDER BY 1;
+
+-- No function is executable by PUBLIC; which role may run what.
+SELECT p.oid::regprocedure AS function,
+       has_function_privilege('eventsource_reader', p.oid, 'EXECUTE') AS reader,
+       has_function_privilege('eventsource_writer', p.oid, 'EXECUTE') AS writer,
+       has_function_privilege('eventsource_admin', p.oid, 'EXECUTE') AS admin,
+       p.proacl IS NULL OR EXISTS (SELECT FROM aclexplode(p.proacl) AS a
+                                    WHERE a.grantee = 0 AND a.privilege_type = 'EXECUTE') AS public
+  FROM pg_proc p
+ WHERE p.pronamespace = 'eventsource'::regnamespace
+ ORDER BY p.oid::regprocedure::text;
+
+-- Tables: readers may SELECT; nobody but the owner may write directly.
+SELECT c.oid::regclass AS relation, r.rolname,
+       has_table_privilege(r.rolname, c.oid, 'SELECT') AS can_select,
+       has_table_privilege(r.rolname, c.oid, 'INSERT,UPDATE,DELETE,TRUNCATE') AS can_write
+  FROM pg_class c, pg_roles r
+ WHERE c.relnamespace = 'eventsource'::regnamespace AND c.relkind IN ('r', 'S')
+   AND r.rolname LIKE 'eventsource\_%'
+ ORDER BY c.oid::regclass::text, r.rolname;
+
+-- The log's indexes: position, (stream, version), event id, and the two log orders.
+SELECT indexrelid::regclass AS index, indisunique AS is_unique, pg_get_indexdef(indexrelid) AS definition
+  FROM pg_index WHERE indrelid = 'eventsource.events'::regclass ORDER BY indexrelid::regclass::text;
+
+-- The extension cannot be moved to another schema.
+ALTER EXTENSION eventsource SET SCHEMA public;

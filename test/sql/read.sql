@@ -1,0 +1,99 @@
+-- read.sql: stream reads forwards and backwards, the global log and categories, keyset pages.
+-- Start from an empty store.
+DROP EXTENSION eventsource;
+CREATE EXTENSION eventsource;
+\set VERBOSITY default
+SELECT eventsource.append_events('shipment-1', jsonb_agg(jsonb_build_object('type', 'Scanned', 'data', jsonb_build_object('n', n))))
+  FROM generate_series(1, 10) AS n;
+SELECT eventsource.append('shipment-2', 'Created', '{}');
+SELECT eventsource.append('parcel-1', 'Created', '{}');
+SELECT eventsource.append('shipment-2', 'Delivered', '{}');
+
+-- A stream forwards, from a version, a page at a time.
+SELECT stream_version, data->>'n' AS n FROM eventsource.read_stream('shipment-1', max_count => 3);
+SELECT stream_version FROM eventsource.read_stream('shipment-1', 4, 3);
+SELECT stream_version FROM eventsource.read_stream('shipment-1', 10, 3);
+SELECT stream_version FROM eventsource.read_stream('shipment-1', 11, 3);
+SELECT stream_version FROM eventsource.read_stream('shipment-1', 0, 2);
+-- Backwards: from the end by default, or from a version.
+SELECT stream_version FROM eventsource.read_stream('shipment-1', direction => 'backward', max_count => 3);
+SELECT stream_version FROM eventsource.read_stream('shipment-1', 2, 5, 'backward');
+SELECT stream_version FROM eventsource.read_stream('shipment-1', 0, 5, 'backward');
+SELECT stream_version FROM eventsource.read_stream('shipment-1', 1000, 2, 'backward');
+-- A stream that does not exist reads as empty.
+SELECT count(*) FROM eventsource.read_stream('shipment-404');
+
+-- The global log: every event once, in commit-safe order, each with its checkpoint.
+SELECT stream_id, stream_version, checkpoint = ROW(transaction_id, global_position)::eventsource.checkpoint AS checkpoint_matches
+  FROM eventsource.read_all();
+-- Keyset pages: pass the last row's checkpoint back as after.
+CREATE TEMP TABLE pages (page int, stream_id text, stream_version bigint);
+DO $$
+DECLARE
+    last eventsource.checkpoint;
+    page int := 0;
+    row eventsource.event;
+    got int;
+BEGIN
+    LOOP
+        page := page + 1;
+        got := 0;
+        FOR row IN SELECT * FROM eventsource.read_all(last, 4) LOOP
+            INSERT INTO pages VALUES (page, row.stream_id, row.stream_version);
+            last := row.checkpoint;
+            got := got + 1;
+        END LOOP;
+        EXIT WHEN got = 0;
+    END LOOP;
+END
+$$;
+SELECT page, count(*) FROM pages GROUP BY page ORDER BY page;
+SELECT (SELECT count(*) FROM pages) = (SELECT count(*) FROM eventsource.events) AS every_event_once,
+       (SELECT count(DISTINCT (stream_id, stream_version)) FROM pages) = (SELECT count(*) FROM pages) AS no_duplicates;
+-- A checkpoint passed as text, as a client in any language would.
+SELECT checkpoint::text AS fifth FROM eventsource.read_all(max_count => 5) OFFSET 4 \gset
+SELECT stream_id, stream_version FROM eventsource.read_all(:'fifth', 3);
+
+-- Filters: one category, some event types.
+SELECT stream_id, stream_version FROM eventsource.read_all(category => 'shipment', event_types => '{Created,Delivered}');
+SELECT stream_id, event_type FROM eventsource.read_all(event_types => ARRAY['Created']);
+SELECT stream_id, stream_version FROM eventsource.read_category('shipment', max_count => 3);
+SELECT stream_id FROM eventsource.read_category('parcel');
+SELECT stream_id, event_type FROM eventsource.read_category('shipment', event_types => '{Delivered}');
+SELECT count(*) FROM eventsource.read_category('nothing');
+-- read_category resumes from a checkpoint like read_all.
+SELECT checkpoint::text AS third FROM eventsource.read_category('shipment', max_count => 3) OFFSET 2 \gset
+SELECT stream_id, stream_version FROM eventsource.read_category('shipment', :'third', 2);
+
+-- The log stops below the oldest running transaction: its events, and later ones, wait.
+BEGIN;
+SELECT eventsource.append('shipment-3', 'Created', '{}');
+SELECT count(*) AS visible_in_own_transaction FROM eventsource.read_all() WHERE stream_id = 'shipment-3';
+COMMIT;
+SELECT count(*) AS visible_after_commit FROM eventsource.read_all() WHERE stream_id = 'shipment-3';
+
+-- The streams table.
+SELECT stream_id, category, stream_version, created_at <= updated_at AS times_in_order
+  FROM eventsource.streams ORDER BY stream_id;
+
+-- Errors.
+SELECT * FROM eventsource.read_stream(NULL);
+SELECT * FROM eventsource.read_stream('');
+SELECT * FROM eventsource.read_stream(repeat('s', 501));
+SELECT * FROM eventsource.read_stream('shipment-1', -1);
+SELECT * FROM eventsource.read_stream('shipment-1', max_count => 0);
+SELECT * FROM eventsource.read_stream('shipment-1', max_count => 100001);
+SELECT * FROM eventsource.read_stream('shipment-1', max_count => NULL);
+SELECT * FROM eventsource.read_stream('shipment-1', direction => 'sideways');
+SELECT * FROM eventsource.read_stream('shipment-1', direction => NULL);
+SELECT * FROM eventsource.read_all(max_count => -1);
+SELECT * FROM eventsource.read_all('(,5)');
+SELECT * FROM eventsource.read_all('(5,)');
+SELECT * FROM eventsource.read_all('garbage');
+SELECT * FROM eventsource.read_all(event_types => '{}');
+SELECT * FROM eventsource.read_all(event_types => ARRAY['Created', NULL]);
+SELECT * FROM eventsource.read_all(category => '');
+SELECT * FROM eventsource.read_category(NULL);
+SELECT * FROM eventsource.read_category('');
+SELECT eventsource.stream_version(NULL);
+SELECT eventsource.stream_version('');
