@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# dump_restore.sh: pg_dump of a database with events, restored into a fresh database (custom format
+# through pg_restore, and plain SQL through psql), brings back every event, stream and the position
+# counter, and appends continue with the right versions and positions.
+# Runs against the cluster that PGHOST/PGPORT/PGUSER name (test/run starts a throwaway one).
+set -euo pipefail
+
+psql_quiet() { psql -X -q -v ON_ERROR_STOP=1 -At "$@"; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+for db in es_dump_source es_restored_custom es_restored_plain; do
+  dropdb --if-exists "$db"
+done
+createdb es_dump_source
+psql_quiet -d es_dump_source > /dev/null <<'SQL'
+CREATE EXTENSION eventsource;
+SELECT eventsource.append('order-' || n % 7, 'OrderEvent', jsonb_build_object('n', n, 'text', 'grüße ' || n),
+                          CASE WHEN n % 3 = 0 THEN jsonb_build_object('trace', n) END)
+  FROM generate_series(1, 500) AS n;
+SELECT eventsource.append_events('cart-1', '[{"type": "A", "data": {}}, {"type": "B", "data": {"x": [1, 2]}, "id": "5b2f3a4e-0000-4000-8000-000000000001"}]');
+-- A rolled-back append leaves a gap in global positions; the restore must keep it.
+BEGIN;
+SELECT eventsource.append('order-1', 'Lost', '{}');
+ROLLBACK;
+SELECT eventsource.append('order-1', 'AfterGap', '{}');
+SQL
+
+snapshot() {
+  psql_quiet -d "$1" <<'SQL'
+SELECT global_position, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at, transaction_id
+  FROM eventsource.events ORDER BY global_position;
+SELECT stream_id, category, stream_version, created_at, updated_at FROM eventsource.streams ORDER BY stream_id;
+SELECT last_value FROM eventsource.events_global_position_seq;
+SQL
+}
+snapshot es_dump_source > "$work/source.txt"
+
+pg_dump -Fc -d es_dump_source -f "$work/dump.custom"
+createdb es_restored_custom
+pg_restore --exit-on-error -d es_restored_custom "$work/dump.custom"
+
+pg_dump -Fp -d es_dump_source -f "$work/dump.sql"
+createdb es_restored_plain
+psql_quiet -d es_restored_plain -f "$work/dump.sql" > /dev/null
+
+passes=0
+failures=0
+check() {
+  if [ "$2" = "$3" ]; then
+    echo "ok - $1"
+    passes=$((passes + 1))
+  else
+    echo "not ok - $1: expected '$3', got '$2'"
+    failures=$((failures + 1))
+  fi
+}
+
+events=$(psql_quiet -d es_dump_source -c "SELECT count(*) FROM eventsource.events")
+last_position=$(psql_quiet -d es_dump_source -c "SELECT max(global_position) FROM eventsource.events")
+check "the source holds events" "$([ "$events" -gt 500 ] && echo yes)" yes
+for db in es_restored_custom es_restored_plain; do
+  snapshot "$db" > "$work/$db.txt"
+  check "$db: events, streams and the position counter are identical" \
+    "$(cmp -s "$work/source.txt" "$work/$db.txt" && echo identical || echo different)" identical
+  check "$db: appends continue the stream's numbering" \
+    "$(psql_quiet -d "$db" -c "SELECT eventsource.append('order-1', 'AfterRestore', '{}')")" \
+    "$(($(psql_quiet -d es_dump_source -c "SELECT eventsource.stream_version('order-1')") + 1))"
+  check "$db: new events take positions after every restored one" \
+    "$(psql_quiet -d "$db" -c "SELECT global_position > $last_position FROM eventsource.events WHERE event_type = 'AfterRestore'")" t
+  check "$db: retries of restored events stay idempotent" \
+    "$(psql_quiet -d "$db" -c "SELECT stream_version FROM eventsource.append_events('cart-1', '[{\"type\": \"B\", \"data\": {\"x\": [1, 2]}, \"id\": \"5b2f3a4e-0000-4000-8000-000000000001\"}]')")" 2
+  check "$db: the log is still append-only" \
+    "$(psql_quiet -d "$db" -c "DELETE FROM eventsource.events" 2>&1 | grep -c 'append-only')" 1
+done
+
+for db in es_dump_source es_restored_custom es_restored_plain; do
+  dropdb "$db"
+done
+echo "dump_restore: $passes passed, $failures failed"
+[ "$failures" -eq 0 ]

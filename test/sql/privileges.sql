@@ -1,0 +1,74 @@
+-- privileges.sql: who may append, read and change the log; SECURITY DEFINER under a hostile search_path.
+-- Start from an empty store.
+DROP EXTENSION eventsource;
+CREATE EXTENSION eventsource;
+\set VERBOSITY default
+
+CREATE ROLE test_nobody;
+CREATE ROLE test_reader IN ROLE eventsource_reader;
+CREATE ROLE test_writer IN ROLE eventsource_writer;
+CREATE ROLE test_admin IN ROLE eventsource_admin;
+SELECT eventsource.append('ledger-1', 'Opened', '{}');
+
+-- PUBLIC (a role in none of the eventsource roles) can do nothing.
+SET ROLE test_nobody;
+SELECT eventsource.append('ledger-1', 'Credited', '{}');
+SELECT * FROM eventsource.append_events('ledger-1', '[{"type": "Credited", "data": {}}]');
+SELECT count(*) FROM eventsource.read_stream('ledger-1');
+SELECT count(*) FROM eventsource.read_all();
+SELECT count(*) FROM eventsource.read_category('ledger');
+SELECT eventsource.stream_version('ledger-1');
+SELECT count(*) FROM eventsource.events;
+RESET ROLE;
+
+-- A reader reads but cannot append.
+SET ROLE test_reader;
+SELECT count(*) FROM eventsource.read_stream('ledger-1');
+SELECT count(*) FROM eventsource.read_all();
+SELECT count(*) FROM eventsource.read_category('ledger');
+SELECT eventsource.stream_version('ledger-1');
+SELECT count(*) FROM eventsource.events;
+SELECT count(*) FROM eventsource.streams;
+SELECT eventsource.append('ledger-1', 'Credited', '{}');
+RESET ROLE;
+
+-- A writer appends and reads, but cannot write the tables directly.
+SET ROLE test_writer;
+SELECT eventsource.append('ledger-1', 'Credited', '{"amount": 5}');
+SELECT stream_version FROM eventsource.append_events('ledger-1', '[{"type": "Debited", "data": {"amount": 2}}]');
+SELECT count(*) FROM eventsource.read_stream('ledger-1');
+INSERT INTO eventsource.events (stream_id, stream_version, event_id, event_type, data)
+VALUES ('ledger-1', 99, gen_random_uuid(), 'Forged', '{}');
+UPDATE eventsource.streams SET stream_version = 0;
+UPDATE eventsource.events SET data = '{}';
+DELETE FROM eventsource.events;
+TRUNCATE eventsource.events;
+SELECT nextval('eventsource.events_global_position_seq');
+RESET ROLE;
+
+-- An admin has what a writer has; nobody changes recorded events.
+SET ROLE test_admin;
+SELECT eventsource.append('ledger-1', 'Audited', '{}');
+UPDATE eventsource.events SET data = '{}';
+DELETE FROM eventsource.events;
+RESET ROLE;
+
+-- The append functions run as their owner with a pinned search_path: a writer's hostile search_path
+-- (a shadowing table, and operators in a schema searched before pg_catalog) changes nothing.
+CREATE SCHEMA hostile;
+GRANT USAGE, CREATE ON SCHEMA hostile TO test_writer;
+SET ROLE test_writer;
+CREATE TABLE hostile.streams (stream_id text, category text, stream_version bigint, created_at timestamptz, updated_at timestamptz);
+CREATE FUNCTION hostile.always_true(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+CREATE OPERATOR hostile.= (LEFTARG = text, RIGHTARG = text, FUNCTION = hostile.always_true);
+SET search_path = hostile, pg_catalog, eventsource;
+SELECT eventsource.append('ledger-2', 'Opened', '{}');
+SELECT eventsource.append('ledger-1', 'Credited', '{}', expected_version => 4);
+RESET search_path;
+RESET ROLE;
+SELECT count(*) AS rows_in_shadow_table FROM hostile.streams;
+SELECT stream_id, stream_version FROM eventsource.streams ORDER BY stream_id;
+SELECT stream_id, stream_version, event_type FROM eventsource.events ORDER BY global_position;
+
+DROP SCHEMA hostile CASCADE;
+DROP ROLE test_nobody, test_reader, test_writer, test_admin;
