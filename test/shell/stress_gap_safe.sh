@@ -27,57 +27,44 @@ CREATE TABLE received (
 
 -- A subscriber: read a batch after the stored checkpoint, record it and the new checkpoint in one
 -- transaction, repeat; stop once the writers are done and a read finds nothing more.
-CREATE PROCEDURE subscribe(reader text, batch_size int, only_category text DEFAULT NULL)
+-- by_position reads the unsafe way, for contrast: everything after the last global position seen.
+CREATE PROCEDURE subscribe(reader text, batch_size int, only_category text DEFAULT NULL,
+                           by_position boolean DEFAULT false)
 LANGUAGE plpgsql AS $$
 DECLARE
     writers_done boolean;
     got int;
     last eventsource.checkpoint;
-    event eventsource.event;
+    seen_position bigint;
+    item record;
+    batch refcursor;
 BEGIN
     INSERT INTO checkpoints (reader) VALUES (reader);
     COMMIT;
     LOOP
         writers_done := (SELECT done FROM writers);
-        last := (SELECT c.checkpoint FROM checkpoints c WHERE c.reader = subscribe.reader);
-        got := 0;
-        FOR event IN SELECT * FROM eventsource.read_all(last, batch_size, only_category) LOOP
-            INSERT INTO received (reader, global_position, checkpoint) VALUES (reader, event.global_position, event.checkpoint);
-            last := event.checkpoint;
-            got := got + 1;
-        END LOOP;
-        UPDATE checkpoints c SET checkpoint = last WHERE c.reader = subscribe.reader;
-        COMMIT;
-        EXIT WHEN writers_done AND got = 0;
-        IF got < batch_size THEN
-            PERFORM pg_sleep(0.002);
+        SELECT c.checkpoint, c.last_position INTO item FROM checkpoints c WHERE c.reader = subscribe.reader;
+        last := item.checkpoint;
+        seen_position := item.last_position;
+        IF by_position THEN
+            OPEN batch FOR SELECT e.global_position, NULL::eventsource.checkpoint AS checkpoint FROM eventsource.events e
+                            WHERE e.global_position > seen_position ORDER BY e.global_position LIMIT batch_size;
+        ELSE
+            OPEN batch FOR SELECT e.global_position, e.checkpoint
+                             FROM eventsource.read_all(last, batch_size, only_category) e;
         END IF;
-    END LOOP;
-END
-$$;
-
--- The unsafe way, for contrast: everything after the last global position seen.
-CREATE PROCEDURE subscribe_by_position(reader text, batch_size int)
-LANGUAGE plpgsql AS $$
-DECLARE
-    writers_done boolean;
-    got int;
-    last bigint;
-    position bigint;
-BEGIN
-    INSERT INTO checkpoints (reader) VALUES (reader);
-    COMMIT;
-    LOOP
-        writers_done := (SELECT done FROM writers);
-        last := (SELECT c.last_position FROM checkpoints c WHERE c.reader = subscribe_by_position.reader);
         got := 0;
-        FOR position IN SELECT global_position FROM eventsource.events WHERE global_position > last
-                         ORDER BY global_position LIMIT batch_size LOOP
-            INSERT INTO received (reader, global_position) VALUES (reader, position);
-            last := position;
+        LOOP
+            FETCH batch INTO item;
+            EXIT WHEN NOT FOUND;
+            INSERT INTO received (reader, global_position, checkpoint) VALUES (reader, item.global_position, item.checkpoint);
+            last := item.checkpoint;
+            seen_position := item.global_position;
             got := got + 1;
         END LOOP;
-        UPDATE checkpoints c SET last_position = last WHERE c.reader = subscribe_by_position.reader;
+        CLOSE batch;
+        UPDATE checkpoints c SET checkpoint = last, last_position = seen_position
+         WHERE c.reader = subscribe.reader AND got > 0;
         COMMIT;
         EXIT WHEN writers_done AND got = 0;
         IF got < batch_size THEN
@@ -94,7 +81,7 @@ psql_db -c "CALL subscribe('all, pages of 500', 500)" &
 readers+=($!)
 psql_db -c "CALL subscribe('category stress1, pages of 20', 20, 'stress1')" &
 readers+=($!)
-psql_db -c "CALL subscribe_by_position('by position alone, pages of 7', 7)" &
+psql_db -c "CALL subscribe('by position alone, pages of 7', 7, by_position => true)" &
 readers+=($!)
 
 echo "# $writers writers for ${seconds}s; 4 readers"
