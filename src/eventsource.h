@@ -52,6 +52,18 @@ extern SPIPlanPtr kept_plan(KeptPlan *kept);
 extern uint64 run_kept_plan(KeptPlan *kept, Datum *values, const char *nulls,
 							bool read_only);
 
+/*
+ * eventsource.checkpoint (checkpoint.c): a place in the global log, ordered
+ * by transaction id, then global position.
+ */
+typedef struct Checkpoint
+{
+	uint64		transaction_id; /* an xid8 */
+	int64		global_position;
+} Checkpoint;
+
+#define PG_GETARG_CHECKPOINT(n) ((Checkpoint *) PG_GETARG_POINTER(n))
+
 /* Validation shared by append and read (eventsource.c). */
 extern void check_not_null(FunctionCallInfo fcinfo, int argno, const char *name);
 extern text *checked_stream_id(FunctionCallInfo fcinfo, int argno, bool for_append);

@@ -38,7 +38,7 @@ PG_FUNCTION_INFO_V1(eventsource_read_category);
 #define EVENT_COLUMNS \
 	"SELECT e.global_position, e.transaction_id, e.stream_id, e.stream_version," \
 	"       e.event_id, e.event_type, e.data, e.metadata, e.recorded_at," \
-	"       ROW(e.transaction_id, e.global_position)::eventsource.checkpoint" \
+	"       eventsource.checkpoint(e.transaction_id, e.global_position)" \
 	"  FROM eventsource.events e"
 
 /* The gap-safe part of every log read: after $1/$2, below the horizon. */
@@ -238,17 +238,10 @@ read_log(FunctionCallInfo fcinfo, int after_argno, int max_count_argno,
 	values[1] = Int64GetDatum(0);
 	if (!PG_ARGISNULL(after_argno))
 	{
-		HeapTupleHeader after = PG_GETARG_HEAPTUPLEHEADER(after_argno);
-		bool		transaction_id_null;
-		bool		global_position_null;
+		Checkpoint *after = PG_GETARG_CHECKPOINT(after_argno);
 
-		values[0] = GetAttributeByNum(after, 1, &transaction_id_null);
-		values[1] = GetAttributeByNum(after, 2, &global_position_null);
-		if (transaction_id_null || global_position_null)
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("checkpoint fields must not be null"),
-					 errdetail("Pass a checkpoint column that a read returned, or NULL to read from the start.")));
+		values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(after->transaction_id));
+		values[1] = Int64GetDatum(after->global_position);
 	}
 	values[2] = Int32GetDatum(max_count);
 

@@ -94,7 +94,7 @@ SELECT throws_ok($$SELECT eventsource.append_events('tap-5', '[{"type": "A", "da
 SELECT throws_ok($$SELECT eventsource.append_events('tap-5', '[{"type": "A", "data": {}, "id": "zz"}]')$$, '22P02', 'event 1: id "zz" is not a valid uuid');
 SELECT throws_ok($$SELECT * FROM eventsource.read_stream('tap-1', max_count => 0)$$, '22023', 'max_count must be between 1 and 100000');
 SELECT throws_ok($$SELECT * FROM eventsource.read_stream('tap-1', direction => 'up')$$, '22023', 'invalid direction "up"');
-SELECT throws_ok($$SELECT * FROM eventsource.read_all('(1,)')$$, '22004', 'checkpoint fields must not be null');
+SELECT throws_ok($$SELECT * FROM eventsource.read_all('(1,)')$$, '22P02', 'invalid input syntax for type eventsource.checkpoint: "(1,)"');
 SELECT throws_ok($$DELETE FROM eventsource.events$$, 'SE003', 'eventsource.events is append-only');
 SELECT throws_ok($$UPDATE eventsource.events SET data = '{}'$$, 'SE003', 'eventsource.events is append-only');
 SELECT throws_ok($$TRUNCATE eventsource.events$$, 'SE003', 'eventsource.events is append-only');

@@ -97,6 +97,7 @@ for pid in "${readers[@]}"; do
 done
 
 results=$(psql_db <<'SQL'
+SET search_path = public, eventsource;
 \echo # events committed, streams, positions spanned:
 SELECT '# ' || count(*) || ' events in ' || count(DISTINCT stream_id) || ' streams; positions 1..' || max(global_position)
   FROM eventsource.events;

@@ -24,7 +24,9 @@ SELECT stream_version FROM eventsource.read_stream('shipment-1', 1000, 2, 'backw
 SELECT count(*) FROM eventsource.read_stream('shipment-404');
 
 -- The global log: every event once, in commit-safe order, each with its checkpoint.
-SELECT stream_id, stream_version, checkpoint = ROW(transaction_id, global_position)::eventsource.checkpoint AS checkpoint_matches
+SELECT stream_id, stream_version,
+       eventsource.checkpoint_transaction_id(checkpoint) = transaction_id
+       AND eventsource.checkpoint_global_position(checkpoint) = global_position AS checkpoint_matches
   FROM eventsource.read_all();
 -- Keyset pages: pass the last row's checkpoint back as after.
 CREATE TEMP TABLE pages (page int, stream_id text, stream_version bigint);
@@ -53,6 +55,22 @@ SELECT (SELECT count(*) FROM pages) = (SELECT count(*) FROM eventsource.events) 
 -- A checkpoint passed as text, as a client in any language would.
 SELECT checkpoint::text AS fifth FROM eventsource.read_all(max_count => 5) OFFSET 4 \gset
 SELECT stream_id, stream_version FROM eventsource.read_all(:'fifth', 3);
+
+-- The checkpoint type: text form, constructor, parts, order (operators need eventsource on the search_path).
+SELECT '( 742 , 15 )'::eventsource.checkpoint AS parsed, eventsource.checkpoint('742', 15) AS made,
+       eventsource.checkpoint_transaction_id('(742,15)'), eventsource.checkpoint_global_position('(742,15)');
+SET search_path = public, eventsource;
+SELECT '(742,15)'::checkpoint < '(742,16)', '(742,15)'::checkpoint < '(743,1)', '(743,1)'::checkpoint > '(742,99)',
+       '(742,15)'::checkpoint = '(742,15)', '(742,15)'::checkpoint <> '(742,16)', '(742,15)'::checkpoint >= '(742,15)',
+       '(742,15)'::checkpoint <= '(742,14)';
+RESET search_path;
+SELECT c FROM (VALUES ('(9,1)'::eventsource.checkpoint), ('(2,30)'), ('(2,4)'), ('(10,0)')) AS v(c) ORDER BY c;
+-- Every checkpoint a read returns is greater than the one before it.
+SELECT bool_and(eventsource.checkpoint_cmp(previous, checkpoint) < 0) AS increasing
+  FROM (SELECT checkpoint, lag(checkpoint) OVER (ORDER BY returned) AS previous
+          FROM eventsource.read_all() WITH ORDINALITY AS r(global_position, transaction_id, stream_id, stream_version,
+               event_id, event_type, data, metadata, recorded_at, checkpoint, returned)) AS pairs
+ WHERE previous IS NOT NULL;
 
 -- Filters: one category, some event types.
 SELECT stream_id, stream_version FROM eventsource.read_all(category => 'shipment', event_types => '{Created,Delivered}');
@@ -90,6 +108,9 @@ SELECT * FROM eventsource.read_all(max_count => -1);
 SELECT * FROM eventsource.read_all('(,5)');
 SELECT * FROM eventsource.read_all('(5,)');
 SELECT * FROM eventsource.read_all('garbage');
+SELECT * FROM eventsource.read_all('(-1,5)');
+SELECT * FROM eventsource.read_all('(18446744073709551616,5)');
+SELECT * FROM eventsource.read_all('(1,2) trailing');
 SELECT * FROM eventsource.read_all(event_types => '{}');
 SELECT * FROM eventsource.read_all(event_types => ARRAY['Created', NULL]);
 SELECT * FROM eventsource.read_all(category => '');
