@@ -3,7 +3,7 @@
 #   make                  build (warnings are errors)
 #   make install          install into the PostgreSQL that pg_config names
 #   make installcheck     pg_regress and isolation tests against a running server
-#   bash test/run         everything, on a throwaway cluster (the README's test command)
+#   ./test/run            everything, on a throwaway cluster (the README's test command)
 
 EXTENSION = eventsource
 MODULE_big = eventsource

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# examples/demo.sh: the README's demo command. Installs what it needs, builds and installs
+# examples/demo.sh: the README's demo command (./examples/demo.sh). Installs what it needs, builds and installs
 # eventsource, starts a throwaway PostgreSQL 15 cluster and tells a short story on it: a stock of
 # widgets that two customers race to reserve (it must never oversell), and an order that is placed,
 # paid and shipped; then reads of a stream, a category and the global log.

@@ -1,0 +1,81 @@
+-- bench/setup.sql: the baselines and helpers the benchmark compares eventsource against.
+--
+-- bench.raw_events has the columns, defaults and indexes of eventsource.events: a raw INSERT into
+-- it, with no version check, is the physical limit an append can approach. bench.plpgsql_append is
+-- a reference append written in PL/pgSQL (stream row compare-and-set, then INSERT) on copies of the
+-- same tables, so the gain of the C path is visible.
+CREATE EXTENSION eventsource;
+CREATE SCHEMA bench;
+
+CREATE SEQUENCE bench.raw_events_global_position_seq;
+CREATE TABLE bench.raw_events (LIKE eventsource.events INCLUDING DEFAULTS INCLUDING INDEXES);
+ALTER TABLE bench.raw_events
+    ALTER global_position SET DEFAULT nextval('bench.raw_events_global_position_seq');
+
+CREATE SEQUENCE bench.plpgsql_events_global_position_seq;
+CREATE TABLE bench.plpgsql_events (LIKE eventsource.events INCLUDING DEFAULTS INCLUDING INDEXES);
+ALTER TABLE bench.plpgsql_events
+    ALTER global_position SET DEFAULT nextval('bench.plpgsql_events_global_position_seq');
+CREATE TABLE bench.plpgsql_streams (LIKE eventsource.streams INCLUDING INDEXES);
+
+-- The reference append: the same semantics as eventsource.append for the cases benchmarked.
+CREATE FUNCTION bench.plpgsql_append(stream_id text, event_type text, data jsonb,
+                                     metadata jsonb DEFAULT NULL, expected_version bigint DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    new_version bigint;
+BEGIN
+    UPDATE bench.plpgsql_streams s SET stream_version = s.stream_version + 1, updated_at = now()
+     WHERE s.stream_id = plpgsql_append.stream_id
+       AND (plpgsql_append.expected_version IS NULL OR s.stream_version = plpgsql_append.expected_version)
+    RETURNING s.stream_version INTO new_version;
+    IF NOT FOUND THEN
+        IF coalesce(plpgsql_append.expected_version, 0) <> 0 THEN
+            RAISE EXCEPTION 'version conflict on stream "%"', stream_id USING ERRCODE = 'SE001';
+        END IF;
+        INSERT INTO bench.plpgsql_streams VALUES (stream_id, split_part(stream_id, '-', 1), 1, now(), now())
+            ON CONFLICT DO NOTHING RETURNING 1 INTO new_version;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'version conflict on stream "%"', stream_id USING ERRCODE = 'SE001';
+        END IF;
+    END IF;
+    INSERT INTO bench.plpgsql_events (stream_id, stream_version, event_id, event_type, data, metadata)
+    VALUES (stream_id, new_version, gen_random_uuid(), event_type, data, metadata);
+    RETURN new_version;
+END
+$$;
+
+-- An append with an exact expected version that reports a conflict instead of raising it.
+CREATE FUNCTION bench.try_append(stream_id text, expected_version bigint) RETURNS boolean
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM eventsource.append(stream_id, 'Ticked', '{"n": 1}', expected_version => expected_version);
+    RETURN true;
+EXCEPTION WHEN SQLSTATE 'SE001' THEN
+    RETURN false;
+END
+$$;
+
+-- Batch payloads: the same JSON array goes to append_events and to the raw multi-row INSERT.
+CREATE TABLE bench.batches (size int PRIMARY KEY, events jsonb NOT NULL);
+INSERT INTO bench.batches
+SELECT size, jsonb_agg(jsonb_build_object('type', 'ItemAdded', 'data', jsonb_build_object('sku', 'A-' || n, 'quantity', n)))
+  FROM (VALUES (10), (100)) AS sizes(size), generate_series(1, size) AS n
+ GROUP BY size;
+
+-- Pages of the log for the read workloads: where page n starts, as a checkpoint and a position.
+CREATE TABLE bench.pages (page int PRIMARY KEY, after eventsource.checkpoint NOT NULL, after_position bigint NOT NULL);
+
+CREATE TABLE bench.results (
+    workload            text NOT NULL,
+    variant             text NOT NULL,
+    clients             int NOT NULL,
+    synchronous_commit  text NOT NULL,
+    round               int NOT NULL,
+    seconds             numeric NOT NULL,
+    transactions        bigint NOT NULL,
+    events              bigint NOT NULL,
+    latency_ms          numeric,
+    p99_ms              numeric,
+    wal_bytes           numeric,
+    conflicts           bigint);
