@@ -13,10 +13,7 @@
  */
 #include "postgres.h"
 
-#include <limits.h>
-
 #include "libpq/pqformat.h"
-#include "utils/builtins.h"
 #include "utils/xid8.h"
 
 #include "eventsource.h"

@@ -24,7 +24,6 @@
 #include "nodes/parsenodes.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
-#include "utils/lsyscache.h"
 #include "utils/xid8.h"
 
 #include "eventsource.h"
