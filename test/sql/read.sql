@@ -65,6 +65,14 @@ SELECT '(742,15)'::checkpoint < '(742,16)', '(742,15)'::checkpoint < '(743,1)', 
        '(742,15)'::checkpoint <= '(742,14)';
 RESET search_path;
 SELECT c FROM (VALUES ('(9,1)'::eventsource.checkpoint), ('(2,30)'), ('(2,4)'), ('(10,0)')) AS v(c) ORDER BY c;
+-- Binary form: two big-endian 8-byte integers, read back by COPY's binary format.
+SELECT eventsource.checkpoint_send('(742,15)');
+CREATE TEMP TABLE checkpoint_copy (c eventsource.checkpoint);
+INSERT INTO checkpoint_copy VALUES ('(742,15)'), ('(18446744073709551615,9223372036854775807)');
+COPY checkpoint_copy TO '/tmp/eventsource_checkpoint_copy.bin' (FORMAT binary);
+TRUNCATE checkpoint_copy;
+COPY checkpoint_copy FROM '/tmp/eventsource_checkpoint_copy.bin' (FORMAT binary);
+SELECT c FROM checkpoint_copy ORDER BY c;
 -- Every checkpoint a read returns is greater than the one before it.
 SELECT bool_and(eventsource.checkpoint_cmp(previous, checkpoint) < 0) AS increasing
   FROM (SELECT checkpoint, lag(checkpoint) OVER (ORDER BY returned) AS previous
