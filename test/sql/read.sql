@@ -65,13 +65,20 @@ SELECT '(742,15)'::checkpoint < '(742,16)', '(742,15)'::checkpoint < '(743,1)', 
        '(742,15)'::checkpoint <= '(742,14)';
 RESET search_path;
 SELECT c FROM (VALUES ('(9,1)'::eventsource.checkpoint), ('(2,30)'), ('(2,4)'), ('(10,0)')) AS v(c) ORDER BY c;
--- Binary form: two big-endian 8-byte integers, read back by COPY's binary format.
+-- Binary form: two big-endian 8-byte integers, read back by COPY's binary format (the file is in the
+-- data directory of the cluster under test).
 SELECT eventsource.checkpoint_send('(742,15)');
 CREATE TEMP TABLE checkpoint_copy (c eventsource.checkpoint);
 INSERT INTO checkpoint_copy VALUES ('(742,15)'), ('(18446744073709551615,9223372036854775807)');
-COPY checkpoint_copy TO '/tmp/eventsource_checkpoint_copy.bin' (FORMAT binary);
-TRUNCATE checkpoint_copy;
-COPY checkpoint_copy FROM '/tmp/eventsource_checkpoint_copy.bin' (FORMAT binary);
+DO $$
+DECLARE
+    file text := current_setting('data_directory') || '/eventsource_checkpoint_copy.bin';
+BEGIN
+    EXECUTE format('COPY checkpoint_copy TO %L (FORMAT binary)', file);
+    TRUNCATE checkpoint_copy;
+    EXECUTE format('COPY checkpoint_copy FROM %L (FORMAT binary)', file);
+END
+$$;
 SELECT c FROM checkpoint_copy ORDER BY c;
 -- Every checkpoint a read returns is greater than the one before it.
 SELECT bool_and(eventsource.checkpoint_cmp(previous, checkpoint) < 0) AS increasing
