@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * eventsource.c
- *	  Module entry point of the eventsource extension and the small helpers
- *	  every other file uses: kept SPI plans and argument validation.
+ *	  Module entry point of the eventsource extension (its settings) and the
+ *	  small helpers every other file uses: kept SPI plans and argument
+ *	  validation.
  *
  *-------------------------------------------------------------------------
  */
@@ -10,10 +11,32 @@
 
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 
 #include "eventsource.h"
 
 PG_MODULE_MAGIC;
+
+/* eventsource.snapshots_to_keep: the newest snapshots kept per stream, 0 all. */
+int			eventsource_snapshots_to_keep = 3;
+
+void		_PG_init(void);
+
+/*
+ * Defines the extension's settings when the library is loaded.
+ */
+void
+_PG_init(void)
+{
+	DefineCustomIntVariable("eventsource.snapshots_to_keep",
+							"How many snapshots save_snapshot keeps per stream, the newest ones.",
+							"0 keeps every snapshot.",
+							&eventsource_snapshots_to_keep,
+							3, 0, INT_MAX,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+	MarkGUCPrefixReserved("eventsource");
+}
 
 /*
  * Returns the plan for kept->sql, preparing it on first use in this backend
@@ -64,6 +87,26 @@ check_not_null(FunctionCallInfo fcinfo, int argno, const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("%s must not be null", name)));
+}
+
+/*
+ * A stream version argument that may be NULL (then if_null is returned) but
+ * not negative; name is the argument's name for the error.
+ */
+int64
+optional_stream_version(FunctionCallInfo fcinfo, int argno, const char *name, int64 if_null)
+{
+	int64		version;
+
+	if (PG_ARGISNULL(argno))
+		return if_null;
+	version = PG_GETARG_INT64(argno);
+	if (version < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be negative", name),
+				 errdetail("%s was " INT64_FORMAT ".", name, version)));
+	return version;
 }
 
 /*

@@ -22,6 +22,7 @@
 #define ERRCODE_EVENTSOURCE_VERSION_CONFLICT	MAKE_SQLSTATE('S','E','0','0','1')
 #define ERRCODE_EVENTSOURCE_DUPLICATE_EVENT_ID	MAKE_SQLSTATE('S','E','0','0','2')
 #define ERRCODE_EVENTSOURCE_APPEND_ONLY			MAKE_SQLSTATE('S','E','0','0','3')
+#define ERRCODE_EVENTSOURCE_SNAPSHOT_VERSION	MAKE_SQLSTATE('S','E','0','0','4')
 
 /* Input limits, documented in README.md. */
 #define EVENTSOURCE_MAX_STREAM_ID_BYTES		500
@@ -68,8 +69,22 @@ typedef struct Checkpoint
 extern void check_not_null(FunctionCallInfo fcinfo, int argno, const char *name);
 extern text *checked_stream_id(FunctionCallInfo fcinfo, int argno, bool for_append);
 extern text *category_of(text *stream_id);
+extern int64 optional_stream_version(FunctionCallInfo fcinfo, int argno, const char *name,
+									 int64 if_null);
 
 /* Stream state (read.c); call while connected to SPI. */
 extern int64 current_stream_version(text *stream_id);
+
+/*
+ * Run kept read plans with their rows going straight into the set-returning
+ * function's result (read.c); they connect to SPI themselves.
+ */
+extern void materialize_reads(FunctionCallInfo fcinfo, KeptPlan **plans, int plan_count,
+							  Datum *values, const bool *nulls);
+extern void materialize_read(FunctionCallInfo fcinfo, KeptPlan *kept,
+							 Datum *values, const bool *nulls);
+
+/* GUCs (eventsource.c). */
+extern int	eventsource_snapshots_to_keep;
 
 #endif							/* EVENTSOURCE_H */

@@ -102,17 +102,19 @@ current_stream_version(text *stream_id)
 }
 
 /*
- * Runs a kept read plan with its rows going straight into the set-returning
- * function's result.
+ * Runs kept read plans one after the other, all with the same parameters,
+ * with their rows going straight into the set-returning function's result.
+ * The plans run read-only, so they all see the snapshot of the calling query.
  */
-static void
-materialize_read(FunctionCallInfo fcinfo, KeptPlan *kept, Datum *values, const bool *nulls)
+void
+materialize_reads(FunctionCallInfo fcinfo, KeptPlan **plans, int plan_count,
+				  Datum *values, const bool *nulls)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			nargs = plans[0]->nargs;
 	ParamListInfo params;
 	SPIExecuteOptions options;
 	DestReceiver *receiver;
-	int			rc;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	receiver = CreateDestReceiver(DestTuplestore);
@@ -120,14 +122,14 @@ materialize_read(FunctionCallInfo fcinfo, KeptPlan *kept, Datum *values, const b
 									rsinfo->econtext->ecxt_per_query_memory,
 									false, NULL, NULL);
 
-	params = makeParamList(kept->nargs);
-	params->numParams = kept->nargs;
-	for (int i = 0; i < kept->nargs; i++)
+	params = makeParamList(nargs);
+	params->numParams = nargs;
+	for (int i = 0; i < nargs; i++)
 	{
 		params->params[i].value = values[i];
 		params->params[i].isnull = nulls[i];
 		params->params[i].pflags = PARAM_FLAG_CONST;
-		params->params[i].ptype = kept->argtypes[i];
+		params->params[i].ptype = plans[0]->argtypes[i];
 	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -136,12 +138,25 @@ materialize_read(FunctionCallInfo fcinfo, KeptPlan *kept, Datum *values, const b
 	options.params = params;
 	options.read_only = true;
 	options.dest = receiver;
-	rc = SPI_execute_plan_extended(kept_plan(kept), &options);
-	if (rc < 0)
-		elog(ERROR, "SPI_execute_plan_extended failed for \"%s\": %s",
-			 kept->sql, SPI_result_code_string(rc));
+	for (int i = 0; i < plan_count; i++)
+	{
+		int			rc = SPI_execute_plan_extended(kept_plan(plans[i]), &options);
+
+		if (rc < 0)
+			elog(ERROR, "SPI_execute_plan_extended failed for \"%s\": %s",
+				 plans[i]->sql, SPI_result_code_string(rc));
+	}
 	SPI_finish();
 	receiver->rDestroy(receiver);
+}
+
+/*
+ * materialize_reads for a single plan.
+ */
+void
+materialize_read(FunctionCallInfo fcinfo, KeptPlan *kept, Datum *values, const bool *nulls)
+{
+	materialize_reads(fcinfo, &kept, 1, values, nulls);
 }
 
 static int32
@@ -186,7 +201,6 @@ eventsource_read_stream(PG_FUNCTION_ARGS)
 	int32		max_count = checked_max_count(fcinfo, 2);
 	char	   *direction;
 	bool		forward;
-	int64		from_version;
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 
@@ -202,20 +216,9 @@ eventsource_read_stream(PG_FUNCTION_ARGS)
 				 errmsg("invalid direction \"%s\"", direction),
 				 errhint("Use 'forward' or 'backward'.")));
 
-	if (PG_ARGISNULL(1))
-		from_version = forward ? 1 : PG_INT64_MAX;
-	else
-	{
-		from_version = PG_GETARG_INT64(1);
-		if (from_version < 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("from_version must not be negative"),
-					 errdetail("from_version was " INT64_FORMAT ".", from_version)));
-	}
-
 	values[0] = PointerGetDatum(stream_id);
-	values[1] = Int64GetDatum(from_version);
+	values[1] = Int64GetDatum(optional_stream_version(fcinfo, 1, "from_version",
+													  forward ? 1 : PG_INT64_MAX));
 	values[2] = Int32GetDatum(max_count);
 	materialize_read(fcinfo, forward ? &read_forward_plan : &read_backward_plan, values, nulls);
 	return (Datum) 0;

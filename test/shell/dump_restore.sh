@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# dump_restore.sh: pg_dump of a database with events, restored into a fresh database (custom format
-# through pg_restore, and plain SQL through psql), brings back every event, stream and the position
-# counter, and appends continue with the right versions and positions.
+# dump_restore.sh: pg_dump of a database with events and snapshots, restored into a fresh database
+# (custom format through pg_restore, and plain SQL through psql), brings back every event, stream,
+# snapshot and the position counter, and appends continue with the right versions and positions.
 # Runs against the cluster that PGHOST/PGPORT/PGUSER name (test/run starts a throwaway one).
 set -euo pipefail
 
@@ -24,6 +24,8 @@ BEGIN;
 SELECT eventsource.append('order-1', 'Lost', '{}');
 ROLLBACK;
 SELECT eventsource.append('order-1', 'AfterGap', '{}');
+SELECT eventsource.save_snapshot('order-' || n, 10, jsonb_build_object('seen', 10, 'name', 'grüße')) FROM generate_series(0, 6) AS n;
+SELECT eventsource.save_snapshot('order-1', 20, '{"seen": 20}', schema_version => 2);
 SQL
 
 snapshot() {
@@ -32,6 +34,7 @@ SELECT global_position, stream_id, stream_version, event_id, event_type, data, m
   FROM eventsource.events ORDER BY global_position;
 SELECT stream_id, category, stream_version, created_at, updated_at FROM eventsource.streams ORDER BY stream_id;
 SELECT last_value FROM eventsource.events_global_position_seq;
+SELECT stream_id, stream_version, schema_version, state, created_at FROM eventsource.snapshots ORDER BY 1, 2, 3;
 SQL
 }
 snapshot es_dump_source > "$work/source.txt"
@@ -59,9 +62,10 @@ check() {
 events=$(psql_quiet -d es_dump_source -c "SELECT count(*) FROM eventsource.events")
 last_position=$(psql_quiet -d es_dump_source -c "SELECT max(global_position) FROM eventsource.events")
 check "the source holds events" "$([ "$events" -gt 500 ] && echo yes)" yes
+check "the source holds snapshots" "$(psql_quiet -d es_dump_source -c "SELECT count(*) FROM eventsource.snapshots")" 8
 for db in es_restored_custom es_restored_plain; do
   snapshot "$db" > "$work/$db.txt"
-  check "$db: events, streams and the position counter are identical" \
+  check "$db: events, streams, snapshots and the position counter are identical" \
     "$(cmp -s "$work/source.txt" "$work/$db.txt" && echo identical || echo different)" identical
   check "$db: appends continue the stream's numbering" \
     "$(psql_quiet -d "$db" -c "SELECT eventsource.append('order-1', 'AfterRestore', '{}')")" \
@@ -70,6 +74,9 @@ for db in es_restored_custom es_restored_plain; do
     "$(psql_quiet -d "$db" -c "SELECT global_position > $last_position FROM eventsource.events WHERE event_type = 'AfterRestore'")" t
   check "$db: retries of restored events stay idempotent" \
     "$(psql_quiet -d "$db" -c "SELECT stream_version FROM eventsource.append_events('cart-1', '[{\"type\": \"B\", \"data\": {\"x\": [1, 2]}, \"id\": \"5b2f3a4e-0000-4000-8000-000000000001\"}]')")" 2
+  check "$db: snapshots load with the events after them" \
+    "$(psql_quiet -d "$db" -c "SELECT string_agg(kind || ':' || stream_version, ',') FROM eventsource.load_stream('order-1', 22, 2)")" \
+    "snapshot:20,event:21,event:22"
   check "$db: the log is still append-only" \
     "$(psql_quiet -d "$db" -c "DELETE FROM eventsource.events" 2>&1 | grep -c 'append-only')" 1
 done

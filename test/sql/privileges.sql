@@ -9,6 +9,7 @@ CREATE ROLE test_reader IN ROLE eventsource_reader;
 CREATE ROLE test_writer IN ROLE eventsource_writer;
 CREATE ROLE test_admin IN ROLE eventsource_admin;
 SELECT eventsource.append('ledger-1', 'Opened', '{}');
+SELECT eventsource.save_snapshot('ledger-1', 1, '{"balance": 0}');
 
 -- PUBLIC (a role in none of the eventsource roles) can do nothing.
 SET ROLE test_nobody;
@@ -19,6 +20,11 @@ SELECT count(*) FROM eventsource.read_all();
 SELECT count(*) FROM eventsource.read_category('ledger');
 SELECT eventsource.stream_version('ledger-1');
 SELECT count(*) FROM eventsource.events;
+SELECT count(*) FROM eventsource.load_snapshot('ledger-1');
+SELECT count(*) FROM eventsource.load_stream('ledger-1');
+SELECT eventsource.save_snapshot('ledger-1', 1, '{}');
+SELECT eventsource.delete_snapshots();
+SELECT count(*) FROM eventsource.snapshots;
 RESET ROLE;
 
 -- A reader reads but cannot append.
@@ -29,7 +35,12 @@ SELECT count(*) FROM eventsource.read_category('ledger');
 SELECT eventsource.stream_version('ledger-1');
 SELECT count(*) FROM eventsource.events;
 SELECT count(*) FROM eventsource.streams;
+SELECT count(*) FROM eventsource.snapshots;
+SELECT state FROM eventsource.load_snapshot('ledger-1');
+SELECT kind, stream_version FROM eventsource.load_stream('ledger-1');
 SELECT eventsource.append('ledger-1', 'Credited', '{}');
+SELECT eventsource.save_snapshot('ledger-1', 1, '{}');
+SELECT eventsource.delete_snapshots();
 RESET ROLE;
 
 -- A writer appends and reads, but cannot write the tables directly.
@@ -44,6 +55,10 @@ UPDATE eventsource.events SET data = '{}';
 DELETE FROM eventsource.events;
 TRUNCATE eventsource.events;
 SELECT nextval('eventsource.events_global_position_seq');
+SELECT eventsource.save_snapshot('ledger-1', 3, '{"balance": 3}');
+SELECT eventsource.delete_snapshots();
+UPDATE eventsource.snapshots SET state = '{}';
+DELETE FROM eventsource.snapshots;
 RESET ROLE;
 
 -- An admin has what a writer has; nobody changes recorded events.
@@ -51,6 +66,10 @@ SET ROLE test_admin;
 SELECT eventsource.append('ledger-1', 'Audited', '{}');
 UPDATE eventsource.events SET data = '{}';
 DELETE FROM eventsource.events;
+-- Only an admin deletes snapshots, and only through delete_snapshots.
+DELETE FROM eventsource.snapshots;
+SELECT eventsource.delete_snapshots('ledger-1', below_schema_version => 2);
+SELECT stream_id, stream_version FROM eventsource.snapshots;
 RESET ROLE;
 
 -- The append functions run as their owner with a pinned search_path: a writer's hostile search_path
@@ -59,14 +78,18 @@ CREATE SCHEMA hostile;
 GRANT USAGE, CREATE ON SCHEMA hostile TO test_writer;
 SET ROLE test_writer;
 CREATE TABLE hostile.streams (stream_id text, category text, stream_version bigint, created_at timestamptz, updated_at timestamptz);
+CREATE TABLE hostile.snapshots (stream_id text, stream_version bigint, schema_version integer, state jsonb, created_at timestamptz);
 CREATE FUNCTION hostile.always_true(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
 CREATE OPERATOR hostile.= (LEFTARG = text, RIGHTARG = text, FUNCTION = hostile.always_true);
 SET search_path = hostile, pg_catalog, eventsource;
 SELECT eventsource.append('ledger-2', 'Opened', '{}');
 SELECT eventsource.append('ledger-1', 'Credited', '{}', expected_version => 4);
+SELECT eventsource.save_snapshot('ledger-1', 5, '{"balance": 5}');
 RESET search_path;
 RESET ROLE;
 SELECT count(*) AS rows_in_shadow_table FROM hostile.streams;
+SELECT count(*) AS rows_in_shadow_table FROM hostile.snapshots;
+SELECT stream_id, stream_version, state FROM eventsource.snapshots ORDER BY stream_id, stream_version;
 SELECT stream_id, stream_version FROM eventsource.streams ORDER BY stream_id;
 SELECT stream_id, stream_version, event_type FROM eventsource.events ORDER BY global_position;
 

@@ -1,0 +1,55 @@
+-- upgrade.sql: walks every released version up to the current one with ALTER EXTENSION ... UPDATE,
+-- with data in the store: the data survives, the new features work, and the upgraded extension has
+-- exactly the objects, definitions, comments and grants of a fresh install.
+DROP EXTENSION eventsource;
+
+-- The installed extension's objects, with their definitions, grants and comments.
+CREATE TEMP VIEW extension_objects AS
+SELECT pg_describe_object(d.classid, d.objid, 0) AS object,
+       CASE WHEN d.classid = 'pg_proc'::regclass THEN pg_get_functiondef(d.objid) END AS definition,
+       CASE WHEN d.classid = 'pg_proc'::regclass THEN (SELECT proacl::text FROM pg_proc WHERE oid = d.objid)
+            WHEN d.classid = 'pg_class'::regclass THEN (SELECT relacl::text FROM pg_class WHERE oid = d.objid) END AS grants,
+       obj_description(d.objid, d.classid::regclass::name) AS comment
+  FROM pg_depend d
+ WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'eventsource');
+
+-- What a fresh install of the current version consists of.
+CREATE EXTENSION eventsource;
+CREATE TEMP TABLE fresh_install AS SELECT * FROM extension_objects;
+SELECT extversion AS current_version FROM pg_extension WHERE extname = 'eventsource';
+DROP EXTENSION eventsource;
+
+-- 0.1.0, with data.
+CREATE EXTENSION eventsource VERSION '0.1.0';
+SELECT eventsource.append_events('loan-1', '[{"type": "Requested", "data": {"amount": 100}}, {"type": "Approved", "data": {}}]');
+SELECT eventsource.append('loan-2', 'Requested', '{"amount": 50}', event_id => 'c0ffee00-0000-4000-8000-000000000001');
+CREATE TEMP TABLE events_before AS SELECT * FROM eventsource.events;
+CREATE TEMP TABLE streams_before AS SELECT * FROM eventsource.streams;
+
+-- 0.1.0 -> 0.2.0: snapshots.
+ALTER EXTENSION eventsource UPDATE TO '0.2.0';
+SELECT extversion FROM pg_extension WHERE extname = 'eventsource';
+SELECT count(*) AS changed_events
+  FROM ((SELECT * FROM eventsource.events EXCEPT SELECT * FROM events_before)
+        UNION ALL (SELECT * FROM events_before EXCEPT SELECT * FROM eventsource.events)) AS difference;
+SELECT count(*) AS changed_streams
+  FROM ((SELECT * FROM eventsource.streams EXCEPT SELECT * FROM streams_before)
+        UNION ALL (SELECT * FROM streams_before EXCEPT SELECT * FROM eventsource.streams)) AS difference;
+SELECT eventsource.append('loan-1', 'Paid', '{}', expected_version => 2);
+SELECT eventsource.append('loan-2', 'Requested', '{"amount": 50}', event_id => 'c0ffee00-0000-4000-8000-000000000001') AS idempotent_retry;
+SELECT eventsource.save_snapshot('loan-1', 2, '{"owed": 100}');
+SELECT kind, stream_version, data FROM eventsource.load_stream('loan-1');
+
+-- The upgraded extension is the fresh install: nothing missing, nothing extra, nothing different.
+CREATE TEMP TABLE upgraded AS SELECT * FROM extension_objects;
+SELECT 'missing after upgrade' AS problem, object FROM (SELECT * FROM fresh_install EXCEPT SELECT * FROM upgraded) AS f
+UNION ALL
+SELECT 'only after upgrade', object FROM (SELECT * FROM upgraded EXCEPT SELECT * FROM fresh_install) AS u
+ORDER BY 1, 2;
+SELECT count(*) AS objects_compared FROM upgraded;
+SELECT (SELECT extconfig FROM pg_extension WHERE extname = 'eventsource')::regclass[] AS dumped_with_data;
+
+-- Back to a fresh install for the tests that follow.
+DROP EXTENSION eventsource;
+CREATE EXTENSION eventsource;
