@@ -69,6 +69,17 @@ SELECT format('| %s | %s | %s | %s | **%sx** |', workload, clients, round(baseli
  WHERE workload LIKE 'read%'
  ORDER BY workload, clients;
 \echo
+\echo '## Loading an aggregate: a 10,000-event stream, loads per second against its full replay'
+\echo
+\echo '| variant | clients | loads per second | against read_stream, full replay |'
+\echo '|---|---:|---:|---:|'
+SELECT format('| %s | %s | %s | **%sx** |', l.variant, l.clients, round(l.transactions_per_second, 1),
+              round(l.transactions_per_second / f.transactions_per_second, 2))
+  FROM measured l
+  JOIN measured f ON f.workload = l.workload AND f.clients = l.clients AND f.variant = 'read_stream, full replay'
+ WHERE l.workload = 'load a 10,000-event aggregate'
+ ORDER BY l.clients, l.variant DESC;
+\echo
 -- Growth: each variant on the large log against itself on the small log, and eventsource against
 -- the raw INSERT at each size.
 CREATE TEMP VIEW growth AS
@@ -111,6 +122,12 @@ WITH targets (target, measured, threshold) AS (
     UNION ALL
     SELECT format('read_all, %s clients: at least 0.9x a plain SELECT', clients), ratio, 0.9
       FROM compared WHERE workload = 'read_all, pages of 1,000'
+    UNION ALL
+    SELECT format('load_stream from a snapshot at 9,990 of 10,000, %s clients: at least 10x the full replay', l.clients),
+           l.transactions_per_second / f.transactions_per_second, 10
+      FROM measured l
+      JOIN measured f ON f.workload = l.workload AND f.clients = l.clients AND f.variant = 'read_stream, full replay'
+     WHERE l.workload = 'load a 10,000-event aggregate' AND l.variant = 'load_stream, snapshot at 9,990'
     UNION ALL
     SELECT format('growth: %s on a log of 10,000,000 events at least 0.9x on a small log', variant),
            ratio_to_small_log, 0.9
