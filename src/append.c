@@ -23,14 +23,20 @@
  */
 #include "postgres.h"
 
+#include "access/transam.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
+#include "utils/xid8.h"
 
 #include "eventsource.h"
 
@@ -69,6 +75,12 @@ typedef struct AppendResult
 	int64		stream_version;
 	int64	   *global_positions;	/* batch->count entries */
 } AppendResult;
+
+/* The transaction that appended version $2 of stream $1. */
+static KeptPlan previous_transaction_plan = {
+	"SELECT e.transaction_id FROM eventsource.events e WHERE e.stream_id = $1 AND e.stream_version = $2",
+	2, {TEXTOID, INT8OID}
+};
 
 static KeptPlan probe_plan = {
 	"SELECT (SELECT s.stream_version FROM eventsource.streams s WHERE s.stream_id = $1),"
@@ -640,13 +652,79 @@ write_append(text *stream_id, EventBatch *batch, StreamChange change,
 	return inserted;
 }
 
+/*
+ * Orders the appenders of one stream the way the global log orders their
+ * events.  The log is read in (transaction_id, global_position) order, so the
+ * events of one stream must come from transactions whose ids grow with the
+ * stream version.  A transaction id is assigned at a transaction's first
+ * write, which for an append would be while it waits for the stream's row:
+ * ids would then follow the order writers arrived in, not the order they got
+ * the stream.
+ *
+ * So an append in a transaction without an id yet first takes a
+ * transaction-scoped lock on the stream (an advisory lock on a hash of its
+ * id, which assigns no id) and writes only once it holds it: every earlier
+ * appender of the stream has committed by then, with a smaller id.  A
+ * transaction that already has an id takes no such lock (a transaction
+ * appending to many streams would fill the lock table); after its append,
+ * check_stream_log_order makes sure no newer transaction appended to the
+ * stream before it.
+ */
+static void
+lock_stream_in_log_order(text *stream_id)
+{
+	uint64		hash;
+	LOCKTAG		tag;
+
+	if (FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()))
+		return;
+	hash = hash_bytes_extended((const unsigned char *) VARDATA_ANY(stream_id),
+							   VARSIZE_ANY_EXHDR(stream_id), 0);
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (hash >> 32), (uint32) hash,
+						 EVENTSOURCE_STREAM_LOCK_CLASS);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/*
+ * For a transaction that had an id before it appended: the event before its
+ * first one in the stream must come from an older transaction (it has
+ * committed: the append waited for the stream's row).  If it does not, this
+ * transaction's events would come first in the global log: a serialization
+ * failure, to be retried.
+ */
+static void
+check_stream_log_order(text *stream_id, int64 previous_version)
+{
+	Datum		values[2] = {PointerGetDatum(stream_id), Int64GetDatum(previous_version)};
+	FullTransactionId own = GetTopFullTransactionId();
+	FullTransactionId previous;
+	bool		isnull;
+
+	if (previous_version == 0 || run_kept_plan(&previous_transaction_plan, values, NULL, false) == 0)
+		return;
+	previous = DatumGetFullTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (FullTransactionIdPrecedes(own, previous))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not append to stream \"%s\" in log order", text_to_cstring(stream_id)),
+				 errdetail("This transaction (%llu) wrote before transaction %llu appended to the stream, so its events would come first in the global log.",
+						   (unsigned long long) U64FromFullTransactionId(own),
+						   (unsigned long long) U64FromFullTransactionId(previous)),
+				 errhint("Retry the transaction. A transaction that appends before its other writes never gets this error.")));
+}
+
 static void
 append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, AppendResult *result)
 {
+	bool		had_transaction_id;
+	bool		written = false;
+
 	result->global_positions = palloc(batch->count * sizeof(int64));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	had_transaction_id = FullTransactionIdIsValid(GetTopFullTransactionIdIfAny());
+	lock_stream_in_log_order(stream_id);
 
 	for (;;)
 	{
@@ -678,7 +756,10 @@ append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, Appen
 			any_version = true;
 
 		if (write_append(stream_id, batch, change, any_version, cas_version, result) > 0)
+		{
+			written = true;
 			break;
+		}
 		if (batch->ids_supplied)
 			continue;
 		if (expected.kind != EXPECT_ANY)
@@ -686,10 +767,15 @@ append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, Appen
 
 		/* Any version, and the stream does not exist: create it. */
 		if (write_append(stream_id, batch, CREATE_STREAM, false, 0, result) > 0)
+		{
+			written = true;
 			break;
+		}
 		/* Another writer created it first: go round and advance it. */
 	}
 
+	if (written && had_transaction_id)
+		check_stream_log_order(stream_id, result->stream_version - batch->count);
 	SPI_finish();
 }
 
@@ -737,6 +823,7 @@ eventsource_append(PG_FUNCTION_ARGS)
 	batch->event_ids[0] = batch->ids_supplied ? PG_GETARG_DATUM(5) : generate_event_id();
 
 	append_batch(stream_id, batch, expected, &result);
+	notifier_wake_at_commit();
 	PG_RETURN_INT64(result.stream_version);
 }
 
@@ -764,6 +851,7 @@ eventsource_append_events(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 
 	append_batch(stream_id, batch, expected, &result);
+	notifier_wake_at_commit();
 
 	positions = palloc(batch->count * sizeof(Datum));
 	for (int i = 0; i < batch->count; i++)

@@ -43,6 +43,16 @@ make_checkpoint(uint64 transaction_id, int64 global_position)
 	return checkpoint;
 }
 
+/*
+ * The text form of a checkpoint: (transaction_id,global_position).
+ */
+char *
+checkpoint_to_cstring(const Checkpoint *checkpoint)
+{
+	return psprintf("(" UINT64_FORMAT "," INT64_FORMAT ")",
+					checkpoint->transaction_id, checkpoint->global_position);
+}
+
 Datum
 eventsource_checkpoint_in(PG_FUNCTION_ARGS)
 {
@@ -65,10 +75,7 @@ eventsource_checkpoint_in(PG_FUNCTION_ARGS)
 Datum
 eventsource_checkpoint_out(PG_FUNCTION_ARGS)
 {
-	Checkpoint *checkpoint = PG_GETARG_CHECKPOINT(0);
-
-	PG_RETURN_CSTRING(psprintf("(" UINT64_FORMAT "," INT64_FORMAT ")",
-							   checkpoint->transaction_id, checkpoint->global_position));
+	PG_RETURN_CSTRING(checkpoint_to_cstring(PG_GETARG_CHECKPOINT(0)));
 }
 
 Datum
@@ -117,7 +124,7 @@ eventsource_checkpoint_global_position(PG_FUNCTION_ARGS)
 	PG_RETURN_INT64(PG_GETARG_CHECKPOINT(0)->global_position);
 }
 
-static int
+int
 compare_checkpoints(const Checkpoint *a, const Checkpoint *b)
 {
 	if (a->transaction_id != b->transaction_id)

@@ -10,6 +10,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
@@ -17,13 +18,17 @@
 
 PG_MODULE_MAGIC;
 
-/* eventsource.snapshots_to_keep: the newest snapshots kept per stream, 0 all. */
+/* Settings: README.md documents each. */
 int			eventsource_snapshots_to_keep = 3;
+bool		eventsource_notify = true;
+char	   *eventsource_notify_databases = NULL;
+int			eventsource_notify_max_delay = 50;
 
 void		_PG_init(void);
 
 /*
- * Defines the extension's settings when the library is loaded.
+ * Defines the extension's settings when the library is loaded; loaded by
+ * shared_preload_libraries, it also sets up the notifier (notifier.c).
  */
 void
 _PG_init(void)
@@ -35,7 +40,31 @@ _PG_init(void)
 							3, 0, INT_MAX,
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("eventsource.notify",
+							 "Whether the notifier sends NOTIFY on channel eventsource for new events.",
+							 "Needs eventsource in shared_preload_libraries.",
+							 &eventsource_notify,
+							 true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomStringVariable("eventsource.notify_databases",
+							   "The databases whose new events the notifier announces, comma-separated.",
+							   "Needs eventsource in shared_preload_libraries.",
+							   &eventsource_notify_databases,
+							   "",
+							   PGC_SIGHUP, GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
+	DefineCustomIntVariable("eventsource.notify_max_delay",
+							"The longest the notifier waits before announcing events that became visible without waking it.",
+							"Events of an append are announced when it commits; events held back by an older running transaction become visible when it ends, and the notifier looks for them this often.",
+							&eventsource_notify_max_delay,
+							50, 1, 10000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("eventsource");
+
+	if (process_shared_preload_libraries_in_progress)
+		notifier_preload_init();
 }
 
 /*

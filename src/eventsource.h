@@ -14,6 +14,8 @@
 
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "tcop/dest.h"
+#include "utils/array.h"
 
 /*
  * Error codes of class SE ("stream/event"), a class PostgreSQL does not use.
@@ -23,6 +25,12 @@
 #define ERRCODE_EVENTSOURCE_DUPLICATE_EVENT_ID	MAKE_SQLSTATE('S','E','0','0','2')
 #define ERRCODE_EVENTSOURCE_APPEND_ONLY			MAKE_SQLSTATE('S','E','0','0','3')
 #define ERRCODE_EVENTSOURCE_SNAPSHOT_VERSION	MAKE_SQLSTATE('S','E','0','0','4')
+
+/*
+ * The class (the fourth field) of the advisory locks append takes on streams:
+ * PostgreSQL's pg_advisory_* functions use 1 and 2.
+ */
+#define EVENTSOURCE_STREAM_LOCK_CLASS	0x4553
 
 /* Input limits, documented in README.md. */
 #define EVENTSOURCE_MAX_STREAM_ID_BYTES		500
@@ -65,6 +73,9 @@ typedef struct Checkpoint
 
 #define PG_GETARG_CHECKPOINT(n) ((Checkpoint *) PG_GETARG_POINTER(n))
 
+extern int	compare_checkpoints(const Checkpoint *a, const Checkpoint *b);
+extern char *checkpoint_to_cstring(const Checkpoint *checkpoint);
+
 /* Validation shared by append and read (eventsource.c). */
 extern void check_not_null(FunctionCallInfo fcinfo, int argno, const char *name);
 extern text *checked_stream_id(FunctionCallInfo fcinfo, int argno, bool for_append);
@@ -72,19 +83,53 @@ extern text *category_of(text *stream_id);
 extern int64 optional_stream_version(FunctionCallInfo fcinfo, int argno, const char *name,
 									 int64 if_null);
 
+/* The columns of eventsource.event, in order, from events e. */
+#define EVENT_COLUMNS \
+	"SELECT e.global_position, e.transaction_id, e.stream_id, e.stream_version," \
+	"       e.event_id, e.event_type, e.data, e.metadata, e.recorded_at," \
+	"       eventsource.checkpoint(e.transaction_id, e.global_position)" \
+	"  FROM eventsource.events e"
+
+/*
+ * The gap-safe part of every log read: after the checkpoint ($1, $2), below
+ * the horizon, of the event types $4 (NULL: all).  $3 is the row limit.
+ */
+#define LOG_CONDITIONS \
+	" WHERE (e.transaction_id, e.global_position) > ($1, $2)" \
+	"   AND e.transaction_id < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())" \
+	"   AND ($4::text[] IS NULL OR e.event_type = ANY ($4))"
+
+/* Argument validation shared by the reads (read.c). */
+extern int32 checked_max_count(FunctionCallInfo fcinfo, int argno);
+extern text *checked_category(FunctionCallInfo fcinfo, int argno);
+extern ArrayType *checked_event_types(FunctionCallInfo fcinfo, int argno);
+
 /* Stream state (read.c); call while connected to SPI. */
 extern int64 current_stream_version(text *stream_id);
+extern Checkpoint visible_head(void);
+extern Checkpoint checkpoint_from_row(HeapTuple row, TupleDesc description, int first_column);
 
 /*
  * Run kept read plans with their rows going straight into the set-returning
  * function's result (read.c); they connect to SPI themselves.
  */
+extern DestReceiver *materialized_result(FunctionCallInfo fcinfo);
+extern uint64 run_kept_plan_into(KeptPlan *kept, Datum *values, const bool *nulls,
+								 DestReceiver *receiver, bool read_only);
 extern void materialize_reads(FunctionCallInfo fcinfo, KeptPlan **plans, int plan_count,
 							  Datum *values, const bool *nulls);
 extern void materialize_read(FunctionCallInfo fcinfo, KeptPlan *kept,
 							 Datum *values, const bool *nulls);
 
-/* GUCs (eventsource.c). */
+/* Settings (defined by eventsource.c). */
 extern int	eventsource_snapshots_to_keep;
+extern bool eventsource_notify;
+extern char *eventsource_notify_databases;
+extern int	eventsource_notify_max_delay;
+
+/* The bus (notifier.c). */
+extern void notifier_preload_init(void);
+extern void notifier_wake_at_commit(void);
+extern void require_preloaded_library(const char *function_name);
 
 #endif							/* EVENTSOURCE_H */

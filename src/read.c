@@ -33,18 +33,13 @@ PG_FUNCTION_INFO_V1(eventsource_read_stream);
 PG_FUNCTION_INFO_V1(eventsource_read_all);
 PG_FUNCTION_INFO_V1(eventsource_read_category);
 
-/* The columns of eventsource.event, in order, from events e. */
-#define EVENT_COLUMNS \
-	"SELECT e.global_position, e.transaction_id, e.stream_id, e.stream_version," \
-	"       e.event_id, e.event_type, e.data, e.metadata, e.recorded_at," \
-	"       eventsource.checkpoint(e.transaction_id, e.global_position)" \
-	"  FROM eventsource.events e"
-
-/* The gap-safe part of every log read: after $1/$2, below the horizon. */
-#define LOG_CONDITIONS \
-	" WHERE (e.transaction_id, e.global_position) > ($1, $2)" \
-	"   AND e.transaction_id < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())" \
-	"   AND ($4::text[] IS NULL OR e.event_type = ANY ($4))"
+/* The newest event below the horizon: the head of the gap-safe log. */
+static KeptPlan visible_head_plan = {
+	"SELECT e.transaction_id, e.global_position FROM eventsource.events e"
+	" WHERE e.transaction_id < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())"
+	" ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1",
+	0, {InvalidOid}
+};
 
 static KeptPlan current_version_plan = {
 	"SELECT s.stream_version FROM eventsource.streams s WHERE s.stream_id = $1",
@@ -102,6 +97,56 @@ current_stream_version(text *stream_id)
 }
 
 /*
+ * Makes the set-returning function's result a tuplestore and returns a
+ * receiver that puts rows into it.
+ */
+DestReceiver *
+materialized_result(FunctionCallInfo fcinfo)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	DestReceiver *receiver;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	receiver = CreateDestReceiver(DestTuplestore);
+	SetTuplestoreDestReceiverParams(receiver, rsinfo->setResult,
+									rsinfo->econtext->ecxt_per_query_memory,
+									false, NULL, NULL);
+	return receiver;
+}
+
+/*
+ * Runs a kept plan with its rows going to receiver; returns their number.
+ * Call while connected to SPI.
+ */
+uint64
+run_kept_plan_into(KeptPlan *kept, Datum *values, const bool *nulls,
+				   DestReceiver *receiver, bool read_only)
+{
+	ParamListInfo params = makeParamList(kept->nargs);
+	SPIExecuteOptions options;
+	int			rc;
+
+	params->numParams = kept->nargs;
+	for (int i = 0; i < kept->nargs; i++)
+	{
+		params->params[i].value = values[i];
+		params->params[i].isnull = nulls[i];
+		params->params[i].pflags = PARAM_FLAG_CONST;
+		params->params[i].ptype = kept->argtypes[i];
+	}
+
+	memset(&options, 0, sizeof(options));
+	options.params = params;
+	options.read_only = read_only;
+	options.dest = receiver;
+	rc = SPI_execute_plan_extended(kept_plan(kept), &options);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan_extended failed for \"%s\": %s",
+			 kept->sql, SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/*
  * Runs kept read plans one after the other, all with the same parameters,
  * with their rows going straight into the set-returning function's result.
  * The plans run read-only, so they all see the snapshot of the calling query.
@@ -110,42 +155,12 @@ void
 materialize_reads(FunctionCallInfo fcinfo, KeptPlan **plans, int plan_count,
 				  Datum *values, const bool *nulls)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	int			nargs = plans[0]->nargs;
-	ParamListInfo params;
-	SPIExecuteOptions options;
-	DestReceiver *receiver;
-
-	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	receiver = CreateDestReceiver(DestTuplestore);
-	SetTuplestoreDestReceiverParams(receiver, rsinfo->setResult,
-									rsinfo->econtext->ecxt_per_query_memory,
-									false, NULL, NULL);
-
-	params = makeParamList(nargs);
-	params->numParams = nargs;
-	for (int i = 0; i < nargs; i++)
-	{
-		params->params[i].value = values[i];
-		params->params[i].isnull = nulls[i];
-		params->params[i].pflags = PARAM_FLAG_CONST;
-		params->params[i].ptype = plans[0]->argtypes[i];
-	}
+	DestReceiver *receiver = materialized_result(fcinfo);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	memset(&options, 0, sizeof(options));
-	options.params = params;
-	options.read_only = true;
-	options.dest = receiver;
 	for (int i = 0; i < plan_count; i++)
-	{
-		int			rc = SPI_execute_plan_extended(kept_plan(plans[i]), &options);
-
-		if (rc < 0)
-			elog(ERROR, "SPI_execute_plan_extended failed for \"%s\": %s",
-				 plans[i]->sql, SPI_result_code_string(rc));
-	}
+		run_kept_plan_into(plans[i], values, nulls, receiver, true);
 	SPI_finish();
 	receiver->rDestroy(receiver);
 }
@@ -159,7 +174,37 @@ materialize_read(FunctionCallInfo fcinfo, KeptPlan *kept, Datum *values, const b
 	materialize_reads(fcinfo, &kept, 1, values, nulls);
 }
 
-static int32
+/*
+ * The checkpoint of the newest event of the gap-safe log, (0,0) when it has
+ * none.  Call while connected to SPI.
+ */
+Checkpoint
+visible_head(void)
+{
+	Checkpoint	head = {0, 0};
+
+	if (run_kept_plan(&visible_head_plan, NULL, NULL, true) > 0)
+		head = checkpoint_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	return head;
+}
+
+/*
+ * The checkpoint in columns first_column (an xid8) and first_column + 1 (a
+ * bigint) of an SPI result row.
+ */
+Checkpoint
+checkpoint_from_row(HeapTuple row, TupleDesc description, int first_column)
+{
+	Checkpoint	checkpoint;
+	bool		isnull;
+
+	checkpoint.transaction_id =
+		U64FromFullTransactionId(DatumGetFullTransactionId(SPI_getbinval(row, description, first_column, &isnull)));
+	checkpoint.global_position = DatumGetInt64(SPI_getbinval(row, description, first_column + 1, &isnull));
+	return checkpoint;
+}
+
+int32
 checked_max_count(FunctionCallInfo fcinfo, int argno)
 {
 	int32		max_count;
@@ -225,6 +270,30 @@ eventsource_read_stream(PG_FUNCTION_ARGS)
 }
 
 /*
+ * An event_types argument: NULL (every type, returned as NULL) or a
+ * non-empty array without nulls.
+ */
+ArrayType *
+checked_event_types(FunctionCallInfo fcinfo, int argno)
+{
+	ArrayType  *event_types;
+
+	if (PG_ARGISNULL(argno))
+		return NULL;
+	event_types = PG_GETARG_ARRAYTYPE_P(argno);
+	if (ArrayGetNItems(ARR_NDIM(event_types), ARR_DIMS(event_types)) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("event_types must not be an empty array"),
+				 errhint("Pass NULL for events of every type.")));
+	if (array_contains_nulls(event_types))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("event_types must not contain nulls")));
+	return event_types;
+}
+
+/*
  * The shared body of read_all and read_category: the log after a checkpoint,
  * of one category or all, of some event types or all.
  */
@@ -247,22 +316,8 @@ read_log(FunctionCallInfo fcinfo, int after_argno, int max_count_argno,
 	}
 	values[2] = Int32GetDatum(max_count);
 
-	nulls[3] = PG_ARGISNULL(event_types_argno);
-	if (!nulls[3])
-	{
-		ArrayType  *event_types = PG_GETARG_ARRAYTYPE_P(event_types_argno);
-
-		if (ArrayGetNItems(ARR_NDIM(event_types), ARR_DIMS(event_types)) == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("event_types must not be an empty array"),
-					 errhint("Pass NULL to read events of every type.")));
-		if (array_contains_nulls(event_types))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("event_types must not contain nulls")));
-		values[3] = PointerGetDatum(event_types);
-	}
+	values[3] = PointerGetDatum(checked_event_types(fcinfo, event_types_argno));
+	nulls[3] = values[3] == (Datum) 0;
 
 	if (category == NULL)
 		materialize_read(fcinfo, &read_all_plan, values, nulls);
@@ -274,7 +329,7 @@ read_log(FunctionCallInfo fcinfo, int after_argno, int max_count_argno,
 	return (Datum) 0;
 }
 
-static text *
+text *
 checked_category(FunctionCallInfo fcinfo, int argno)
 {
 	text	   *category = PG_GETARG_TEXT_PP(argno);

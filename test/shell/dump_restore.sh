@@ -47,17 +47,7 @@ pg_dump -Fp -d es_dump_source -f "$work/dump.sql"
 createdb es_restored_plain
 psql_quiet -d es_restored_plain -f "$work/dump.sql" > /dev/null
 
-passes=0
-failures=0
-check() {
-  if [ "$2" = "$3" ]; then
-    echo "ok - $1"
-    passes=$((passes + 1))
-  else
-    echo "not ok - $1: expected '$3', got '$2'"
-    failures=$((failures + 1))
-  fi
-}
+source "$(dirname "$0")/lib/check.sh"
 
 events=$(psql_quiet -d es_dump_source -c "SELECT count(*) FROM eventsource.events")
 last_position=$(psql_quiet -d es_dump_source -c "SELECT max(global_position) FROM eventsource.events")
@@ -84,5 +74,4 @@ done
 for db in es_dump_source es_restored_custom es_restored_plain; do
   dropdb "$db"
 done
-echo "dump_restore: $passes passed, $failures failed"
-[ "$failures" -eq 0 ]
+finish dump_restore

@@ -85,10 +85,10 @@ psql_db -c "CALL subscribe('by position alone, pages of 7', 7, by_position => tr
 readers+=($!)
 
 echo "# $writers writers for ${seconds}s; 4 readers"
-pgbench -n -d "$db" -c "$writers" -j 2 -T "$seconds" \
+pgbench -n -c "$writers" -j 2 -T "$seconds" \
   -f "$here/stress/append_one.pgbench@5" \
   -f "$here/stress/append_batch.pgbench@3" \
-  -f "$here/stress/append_rolled_back.pgbench@1" > "${TMPDIR:-/tmp}/es_stress_pgbench.log" 2>&1 \
+  -f "$here/stress/append_rolled_back.pgbench@1" "$db" > "${TMPDIR:-/tmp}/es_stress_pgbench.log" 2>&1 \
   || { cat "${TMPDIR:-/tmp}/es_stress_pgbench.log"; exit 1; }
 grep -E "^number of (transactions|failed)" "${TMPDIR:-/tmp}/es_stress_pgbench.log" | sed 's/^/# /'
 psql_db -c "UPDATE writers SET done = true"

@@ -132,3 +132,8 @@ SELECT data->>'text' AS text, length(data->>'blob') AS blob_length FROM eventsou
 
 -- The category is the part of the stream id before its first '-'.
 SELECT eventsource.category('order-1'), eventsource.category('order-1-a'), eventsource.category('plain');
+
+-- One transaction may append to more streams than the lock table holds locks (a bulk import): only
+-- an append before the transaction's first write takes a lock on its stream.
+SELECT count(eventsource.append('bulk-' || n, 'Imported', '{}')) AS imported FROM generate_series(1, 10000) AS n;
+SELECT count(*) AS bulk_streams FROM eventsource.streams WHERE stream_id LIKE 'bulk-%';

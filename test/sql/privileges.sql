@@ -10,6 +10,7 @@ CREATE ROLE test_writer IN ROLE eventsource_writer;
 CREATE ROLE test_admin IN ROLE eventsource_admin;
 SELECT eventsource.append('ledger-1', 'Opened', '{}');
 SELECT eventsource.save_snapshot('ledger-1', 1, '{"balance": 0}');
+SELECT eventsource.create_subscription('ledger-feed');
 
 -- PUBLIC (a role in none of the eventsource roles) can do nothing.
 SET ROLE test_nobody;
@@ -25,6 +26,9 @@ SELECT count(*) FROM eventsource.load_stream('ledger-1');
 SELECT eventsource.save_snapshot('ledger-1', 1, '{}');
 SELECT eventsource.delete_snapshots();
 SELECT count(*) FROM eventsource.snapshots;
+SELECT count(*) FROM eventsource.poll('ledger-feed');
+SELECT eventsource.create_subscription('mine');
+SELECT count(*) FROM eventsource.subscription_status;
 RESET ROLE;
 
 -- A reader reads but cannot append.
@@ -41,6 +45,13 @@ SELECT kind, stream_version FROM eventsource.load_stream('ledger-1');
 SELECT eventsource.append('ledger-1', 'Credited', '{}');
 SELECT eventsource.save_snapshot('ledger-1', 1, '{}');
 SELECT eventsource.delete_snapshots();
+-- Readers consume subscriptions; creating and dropping them is for admins.
+SELECT stream_id, stream_version FROM eventsource.poll('ledger-feed');
+SELECT eventsource.ack('ledger-feed', checkpoint) FROM eventsource.read_all() ORDER BY global_position DESC LIMIT 1;
+SELECT name, events_behind FROM eventsource.subscription_status;
+SELECT eventsource.create_subscription('mine');
+SELECT eventsource.drop_subscription('ledger-feed');
+UPDATE eventsource.subscription_members SET checkpoint = NULL;
 RESET ROLE;
 
 -- A writer appends and reads, but cannot write the tables directly.
@@ -66,6 +77,9 @@ SET ROLE test_admin;
 SELECT eventsource.append('ledger-1', 'Audited', '{}');
 UPDATE eventsource.events SET data = '{}';
 DELETE FROM eventsource.events;
+SELECT eventsource.create_subscription('audit-feed', start_from => 'end');
+SELECT eventsource.drop_subscription('audit-feed');
+DELETE FROM eventsource.subscriptions;
 -- Only an admin deletes snapshots, and only through delete_snapshots.
 DELETE FROM eventsource.snapshots;
 SELECT eventsource.delete_snapshots('ledger-1', below_schema_version => 2);
@@ -79,16 +93,20 @@ GRANT USAGE, CREATE ON SCHEMA hostile TO test_writer;
 SET ROLE test_writer;
 CREATE TABLE hostile.streams (stream_id text, category text, stream_version bigint, created_at timestamptz, updated_at timestamptz);
 CREATE TABLE hostile.snapshots (stream_id text, stream_version bigint, schema_version integer, state jsonb, created_at timestamptz);
+CREATE TABLE hostile.subscription_members (subscription_name text, consumer_group_member integer);
 CREATE FUNCTION hostile.always_true(text, text) RETURNS boolean LANGUAGE sql AS 'SELECT true';
 CREATE OPERATOR hostile.= (LEFTARG = text, RIGHTARG = text, FUNCTION = hostile.always_true);
 SET search_path = hostile, pg_catalog, eventsource;
 SELECT eventsource.append('ledger-2', 'Opened', '{}');
 SELECT eventsource.append('ledger-1', 'Credited', '{}', expected_version => 4);
 SELECT eventsource.save_snapshot('ledger-1', 5, '{"balance": 5}');
+SELECT count(*) AS polled FROM eventsource.poll('ledger-feed');
 RESET search_path;
 RESET ROLE;
 SELECT count(*) AS rows_in_shadow_table FROM hostile.streams;
 SELECT count(*) AS rows_in_shadow_table FROM hostile.snapshots;
+SELECT count(*) AS rows_in_shadow_table FROM hostile.subscription_members;
+SELECT subscription_name, leased_until IS NOT NULL AS leased FROM eventsource.subscription_members;
 SELECT stream_id, stream_version, state FROM eventsource.snapshots ORDER BY stream_id, stream_version;
 SELECT stream_id, stream_version FROM eventsource.streams ORDER BY stream_id;
 SELECT stream_id, stream_version, event_type FROM eventsource.events ORDER BY global_position;

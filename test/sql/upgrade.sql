@@ -40,6 +40,15 @@ SELECT eventsource.append('loan-1', 'Paid', '{}', expected_version => 2);
 SELECT eventsource.append('loan-2', 'Requested', '{"amount": 50}', event_id => 'c0ffee00-0000-4000-8000-000000000001') AS idempotent_retry;
 SELECT eventsource.save_snapshot('loan-1', 2, '{"owed": 100}');
 SELECT kind, stream_version, data FROM eventsource.load_stream('loan-1');
+CREATE TEMP TABLE snapshots_before AS SELECT * FROM eventsource.snapshots;
+
+-- 0.2.0 -> 0.3.0: the bus (subscriptions).
+ALTER EXTENSION eventsource UPDATE TO '0.3.0';
+SELECT extversion FROM pg_extension WHERE extname = 'eventsource';
+SELECT (SELECT count(*) FROM eventsource.events) = (SELECT count(*) + 1 FROM events_before) AS events_kept,
+       (SELECT count(*) FROM eventsource.snapshots) = (SELECT count(*) FROM snapshots_before) AS snapshots_kept;
+SELECT eventsource.create_subscription('loans', category => 'loan');
+SELECT stream_id, stream_version FROM eventsource.poll('loans');
 
 -- The upgraded extension is the fresh install: nothing missing, nothing extra, nothing different.
 CREATE TEMP TABLE upgraded AS SELECT * FROM extension_objects;

@@ -1,0 +1,896 @@
+/*-------------------------------------------------------------------------
+ *
+ * notifier.c
+ *	  The bus: background workers that tell LISTEN subscribers about new
+ *	  events without any appending transaction sending NOTIFY itself.
+ *
+ * PostgreSQL's NOTIFY takes a cluster-wide lock at commit and holds it
+ * across the commit's WAL flush, so notifying transactions commit one at a
+ * time.  Appends therefore never notify.  Instead, with the library in
+ * shared_preload_libraries:
+ *
+ * - a launcher (connected to no database) keeps one notifier worker running
+ *	 for each database named in eventsource.notify_databases;
+ * - an appending backend, after its transaction commits, sets the latch of
+ *	 its database's notifier (a shared memory slot, no lock);
+ * - the notifier wakes, finds the events that became visible in the gap-safe
+ *	 log since its last notification, and sends one NOTIFY on channel
+ *	 "eventsource" and one per category ("eventsource.order") whose payload
+ *	 is the checkpoint of the newest such event.  Many commits coalesce into
+ *	 one notification, and only the notifier ever holds the NOTIFY lock.
+ *
+ * An event becomes visible in the gap-safe log when every older transaction
+ * has ended, which may be a transaction that appended nothing and wakes no
+ * one: while committed events are held back that way, the notifier looks
+ * again every eventsource.notify_max_delay milliseconds.
+ *
+ * Statements that need a database without connections (DROP DATABASE,
+ * renaming it, moving it, using it as a template) first stop its notifier;
+ * the launcher starts it again afterwards if the database still exists.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "catalog/pg_type.h"
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+#include "utils/xid8.h"
+
+#include "eventsource.h"
+
+PG_FUNCTION_INFO_V1(eventsource_notifier_status);
+
+/* At most this many databases are served. */
+#define NOTIFIER_MAX_DATABASES	64
+
+/* The launcher looks at the configured databases at least this often. */
+#define LAUNCHER_CYCLE_MS		5000
+/* A notifier that stopped is not started again sooner than this. */
+#define RESTART_DELAY_MS		5000
+/* A notifier with nothing pending still looks this often (events written by other means). */
+#define IDLE_TIMEOUT_MS			1000
+/*
+ * After a round that notified, the notifier lets commits gather this long
+ * before the next round: at most 200 rounds a second, whatever the append
+ * rate, for at most this much more latency.
+ */
+#define COALESCE_MS				5
+
+/* One database's notifier. */
+typedef struct NotifierSlot
+{
+	Oid			database_oid;	/* InvalidOid: the slot is free */
+	char		database_name[NAMEDATALEN];
+	pid_t		pid;			/* the running notifier, 0 when none */
+	int			procno;			/* its PGPROC number, for its latch */
+	bool		paused;			/* a statement needs the database to itself */
+	uint64		wakeups;
+	uint64		notifications;
+	bool		has_notified;
+	Checkpoint	last_checkpoint;
+	TimestampTz last_notified_at;
+} NotifierSlot;
+
+typedef struct NotifierShared
+{
+	slock_t		mutex;			/* protects everything below */
+	pid_t		launcher_pid;
+	int			launcher_procno;
+	NotifierSlot slots[NOTIFIER_MAX_DATABASES];
+} NotifierShared;
+
+static NotifierShared *notifier_shared = NULL;
+static shmem_request_hook_type previous_shmem_request_hook = NULL;
+static shmem_startup_hook_type previous_shmem_startup_hook = NULL;
+static ProcessUtility_hook_type previous_process_utility_hook = NULL;
+
+/* What to wake when this backend's transaction ends (see at_transaction_end). */
+static bool wake_notifier_at_commit = false;
+static bool wake_launcher_at_end = false;
+static bool transaction_callback_registered = false;
+
+static void at_transaction_end(bool notifier_at_commit, bool launcher_at_end);
+
+void		eventsource_launcher_main(Datum main_arg);
+void		eventsource_notifier_main(Datum main_arg);
+
+static Size
+notifier_shared_size(void)
+{
+	return sizeof(NotifierShared);
+}
+
+static void
+notifier_shmem_request(void)
+{
+	if (previous_shmem_request_hook)
+		previous_shmem_request_hook();
+	RequestAddinShmemSpace(notifier_shared_size());
+}
+
+static void
+notifier_shmem_startup(void)
+{
+	bool		found;
+
+	if (previous_shmem_startup_hook)
+		previous_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	notifier_shared = ShmemInitStruct("eventsource notifier", notifier_shared_size(), &found);
+	if (!found)
+	{
+		memset(notifier_shared, 0, notifier_shared_size());
+		SpinLockInit(&notifier_shared->mutex);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+static void
+set_latch_of(int procno)
+{
+	SetLatch(&ProcGlobal->allProcs[procno].procLatch);
+}
+
+/*
+ * Stops the notifier of a database and keeps it stopped while a statement
+ * that needs the database without connections runs.  Returns the slot, or
+ * NULL when no notifier serves the database.
+ */
+static NotifierSlot *
+pause_notifier(const char *database_name)
+{
+	Oid			database_oid = get_database_oid(database_name, true);
+	NotifierSlot *paused = NULL;
+	pid_t		pid = 0;
+
+	if (!OidIsValid(database_oid))
+		return NULL;
+
+	SpinLockAcquire(&notifier_shared->mutex);
+	for (int i = 0; i < NOTIFIER_MAX_DATABASES; i++)
+	{
+		NotifierSlot *slot = &notifier_shared->slots[i];
+
+		if (slot->database_oid == database_oid)
+		{
+			slot->paused = true;
+			pid = slot->pid;
+			paused = slot;
+		}
+	}
+	SpinLockRelease(&notifier_shared->mutex);
+
+	if (pid != 0)
+	{
+		/* SIGTERM ends it at once; wait up to 10 s for it to be gone. */
+		kill(pid, SIGTERM);
+		for (int waited = 0; waited < 1000; waited++)
+		{
+			bool		running;
+
+			SpinLockAcquire(&notifier_shared->mutex);
+			running = paused->pid != 0;
+			SpinLockRelease(&notifier_shared->mutex);
+			if (!running)
+				break;
+			CHECK_FOR_INTERRUPTS();
+			pg_usleep(10000L);
+		}
+	}
+	return paused;
+}
+
+static void
+wake_launcher(void)
+{
+	int			launcher_procno = -1;
+
+	SpinLockAcquire(&notifier_shared->mutex);
+	if (notifier_shared->launcher_pid != 0)
+		launcher_procno = notifier_shared->launcher_procno;
+	SpinLockRelease(&notifier_shared->mutex);
+	if (launcher_procno >= 0)
+		set_latch_of(launcher_procno);
+}
+
+static void
+resume_notifier(NotifierSlot *slot)
+{
+	SpinLockAcquire(&notifier_shared->mutex);
+	slot->paused = false;
+	SpinLockRelease(&notifier_shared->mutex);
+}
+
+/*
+ * The name of the database a statement needs without other connections, or
+ * NULL.
+ */
+static const char *
+database_needed_alone(Node *statement)
+{
+	if (IsA(statement, DropdbStmt))
+		return ((DropdbStmt *) statement)->dbname;
+	if (IsA(statement, RenameStmt) && ((RenameStmt *) statement)->renameType == OBJECT_DATABASE)
+		return ((RenameStmt *) statement)->subname;
+	if (IsA(statement, AlterDatabaseStmt))
+		return ((AlterDatabaseStmt *) statement)->dbname;
+	if (IsA(statement, CreatedbStmt))
+	{
+		ListCell   *option;
+
+		foreach(option, ((CreatedbStmt *) statement)->options)
+		{
+			DefElem    *element = lfirst_node(DefElem, option);
+
+			if (strcmp(element->defname, "template") == 0 && element->arg != NULL)
+				return defGetString(element);
+		}
+	}
+	return NULL;
+}
+
+static void
+notifier_process_utility(PlannedStmt *planned, const char *query_string, bool read_only_tree,
+						 ProcessUtilityContext context, ParamListInfo params,
+						 QueryEnvironment *query_environment, DestReceiver *dest,
+						 QueryCompletion *completion)
+{
+	const char *database_name = database_needed_alone(planned->utilityStmt);
+	NotifierSlot *volatile paused = database_name ? pause_notifier(database_name) : NULL;
+
+	PG_TRY();
+	{
+		if (previous_process_utility_hook)
+			previous_process_utility_hook(planned, query_string, read_only_tree, context,
+										  params, query_environment, dest, completion);
+		else
+			standard_ProcessUtility(planned, query_string, read_only_tree, context,
+									params, query_environment, dest, completion);
+	}
+	PG_FINALLY();
+	{
+		if (paused)
+			resume_notifier(paused);
+		/* When the statement's transaction ends, the launcher looks again: a database may be new. */
+		if (database_name || IsA(planned->utilityStmt, CreatedbStmt))
+			at_transaction_end(false, true);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Called by _PG_init while shared_preload_libraries is processed: reserves
+ * the shared memory, installs the hooks and registers the launcher.
+ */
+void
+notifier_preload_init(void)
+{
+	BackgroundWorker worker;
+
+	previous_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = notifier_shmem_request;
+	previous_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = notifier_shmem_startup;
+	previous_process_utility_hook = ProcessUtility_hook;
+	ProcessUtility_hook = notifier_process_utility;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "eventsource");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "eventsource_launcher_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "eventsource launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "eventsource launcher");
+	RegisterBackgroundWorker(&worker);
+}
+
+/* ------------------------------------------------------------------------
+ * Waking the notifier after an append commits
+ * ------------------------------------------------------------------------
+ */
+
+static void
+wake_at_transaction_end(XactEvent event, void *arg)
+{
+	bool		commit = event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT;
+	bool		abort = event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT;
+
+	if (!commit && !abort)
+		return;
+	if (commit && wake_notifier_at_commit)
+	{
+		for (int i = 0; i < NOTIFIER_MAX_DATABASES; i++)
+		{
+			NotifierSlot *slot = &notifier_shared->slots[i];
+
+			/* Unlocked reads: at worst a spurious or a missed wake-up of a notifier starting up. */
+			if (slot->database_oid == MyDatabaseId && slot->pid != 0)
+				set_latch_of(slot->procno);
+		}
+	}
+	if (wake_launcher_at_end)
+		wake_launcher();
+	wake_notifier_at_commit = wake_launcher_at_end = false;
+}
+
+/*
+ * Asks for the database's notifier to be woken if this transaction commits,
+ * or the launcher when it ends either way.
+ */
+static void
+at_transaction_end(bool notifier_at_commit, bool launcher_at_end)
+{
+	if (!transaction_callback_registered)
+	{
+		RegisterXactCallback(wake_at_transaction_end, NULL);
+		transaction_callback_registered = true;
+	}
+	wake_notifier_at_commit |= notifier_at_commit;
+	wake_launcher_at_end |= launcher_at_end;
+}
+
+/*
+ * Called by the append functions: the notifier of this database is woken when
+ * the transaction commits.  Without the preloaded library it does nothing.
+ */
+void
+notifier_wake_at_commit(void)
+{
+	if (notifier_shared != NULL)
+		at_transaction_end(true, false);
+}
+
+/* ------------------------------------------------------------------------
+ * The launcher
+ * ------------------------------------------------------------------------
+ */
+
+/* The launcher's own view of each slot's worker. */
+static BackgroundWorkerHandle *worker_handles[NOTIFIER_MAX_DATABASES];
+static TimestampTz worker_started_at[NOTIFIER_MAX_DATABASES];
+
+static void
+clear_launcher_pid(int code, Datum arg)
+{
+	SpinLockAcquire(&notifier_shared->mutex);
+	notifier_shared->launcher_pid = 0;
+	SpinLockRelease(&notifier_shared->mutex);
+}
+
+static bool
+worker_running(int slot_index)
+{
+	pid_t		pid;
+
+	if (worker_handles[slot_index] == NULL)
+		return false;
+	switch (GetBackgroundWorkerPid(worker_handles[slot_index], &pid))
+	{
+		case BGWH_STARTED:
+		case BGWH_NOT_YET_STARTED:
+			return true;
+		default:
+			pfree(worker_handles[slot_index]);
+			worker_handles[slot_index] = NULL;
+			return false;
+	}
+}
+
+static void
+start_worker(int slot_index)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+	MemoryContext old_context;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;	/* the launcher restarts it */
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "eventsource");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "eventsource_notifier_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "eventsource notifier for database %s",
+			 notifier_shared->slots[slot_index].database_name);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "eventsource notifier");
+	worker.bgw_main_arg = Int32GetDatum(slot_index);
+	worker.bgw_notify_pid = MyProcPid;
+
+	old_context = MemoryContextSwitchTo(TopMemoryContext);
+	if (RegisterDynamicBackgroundWorker(&worker, &handle))
+	{
+		worker_handles[slot_index] = handle;
+		worker_started_at[slot_index] = GetCurrentTimestamp();
+	}
+	else
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start the eventsource notifier for database \"%s\"",
+						notifier_shared->slots[slot_index].database_name),
+				 errhint("Raise max_worker_processes.")));
+	MemoryContextSwitchTo(old_context);
+}
+
+/*
+ * The OID of a database, InvalidOid when there is none.  The launcher is
+ * connected to no database, so it scans the shared catalog pg_database as
+ * the autovacuum launcher does (no index, no relation cache of pg_class).
+ */
+static Oid
+database_oid_by_scan(const char *name)
+{
+	Relation	pg_database = table_open(DatabaseRelationId, AccessShareLock);
+	TableScanDesc scan = table_beginscan_catalog(pg_database, 0, NULL);
+	HeapTuple	tuple;
+	Oid			database_oid = InvalidOid;
+
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database database = (Form_pg_database) GETSTRUCT(tuple);
+
+		if (strcmp(NameStr(database->datname), name) == 0)
+		{
+			database_oid = database->oid;
+			break;
+		}
+	}
+	table_endscan(scan);
+	table_close(pg_database, AccessShareLock);
+	return database_oid;
+}
+
+/*
+ * Makes the running notifiers match eventsource.notify and
+ * eventsource.notify_databases: starts the missing ones, stops those no
+ * longer wanted.
+ */
+static void
+synchronize_workers(void)
+{
+	Oid			wanted[NOTIFIER_MAX_DATABASES];
+	char	   *wanted_names[NOTIFIER_MAX_DATABASES];
+	int			wanted_count = 0;
+	List	   *names = NIL;
+	char	   *list_copy = pstrdup(eventsource_notify_databases ? eventsource_notify_databases : "");
+	ListCell   *cell;
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (!SplitGUCList(list_copy, ',', &names))
+	{
+		ereport(LOG,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid list syntax in eventsource.notify_databases")));
+		names = NIL;
+	}
+	if (!eventsource_notify)
+		names = NIL;
+
+	StartTransactionCommand();
+	foreach(cell, names)
+	{
+		char	   *name = lfirst(cell);
+		Oid			database_oid = database_oid_by_scan(name);
+
+		if (!OidIsValid(database_oid))
+			continue;
+		if (wanted_count == NOTIFIER_MAX_DATABASES)
+		{
+			ereport(LOG,
+					(errmsg("eventsource serves at most %d databases; ignoring \"%s\"",
+							NOTIFIER_MAX_DATABASES, name)));
+			continue;
+		}
+		wanted_names[wanted_count] = MemoryContextStrdup(TopMemoryContext, name);
+		wanted[wanted_count++] = database_oid;
+	}
+	CommitTransactionCommand();
+
+	/* Stop the notifiers of databases no longer wanted; free their slots once stopped. */
+	for (int i = 0; i < NOTIFIER_MAX_DATABASES; i++)
+	{
+		NotifierSlot *slot = &notifier_shared->slots[i];
+		bool		keep = false;
+
+		if (!OidIsValid(slot->database_oid))
+			continue;
+		for (int w = 0; w < wanted_count; w++)
+			keep |= wanted[w] == slot->database_oid;
+		if (keep)
+			continue;
+		if (worker_running(i))
+			TerminateBackgroundWorker(worker_handles[i]);
+		else
+		{
+			SpinLockAcquire(&notifier_shared->mutex);
+			slot->database_oid = InvalidOid;
+			SpinLockRelease(&notifier_shared->mutex);
+		}
+	}
+
+	/* Start the missing ones. */
+	for (int w = 0; w < wanted_count; w++)
+	{
+		int			slot_index = -1;
+		int			free_index = -1;
+		bool		paused;
+
+		for (int i = 0; i < NOTIFIER_MAX_DATABASES; i++)
+		{
+			if (notifier_shared->slots[i].database_oid == wanted[w])
+				slot_index = i;
+			else if (free_index < 0 && !OidIsValid(notifier_shared->slots[i].database_oid) &&
+					 !worker_running(i))
+				free_index = i;
+		}
+		if (slot_index < 0)
+		{
+			NotifierSlot *slot;
+
+			if (free_index < 0)
+				continue;		/* slots still held by stopping notifiers */
+			slot_index = free_index;
+			slot = &notifier_shared->slots[slot_index];
+			SpinLockAcquire(&notifier_shared->mutex);
+			memset(slot, 0, sizeof(NotifierSlot));
+			slot->database_oid = wanted[w];
+			strlcpy(slot->database_name, wanted_names[w], NAMEDATALEN);
+			SpinLockRelease(&notifier_shared->mutex);
+			worker_started_at[slot_index] = 0;
+		}
+
+		SpinLockAcquire(&notifier_shared->mutex);
+		paused = notifier_shared->slots[slot_index].paused;
+		SpinLockRelease(&notifier_shared->mutex);
+		if (!paused && !worker_running(slot_index) &&
+			TimestampDifferenceExceeds(worker_started_at[slot_index], now, RESTART_DELAY_MS))
+			start_worker(slot_index);
+	}
+
+	for (int w = 0; w < wanted_count; w++)
+		pfree(wanted_names[w]);
+	list_free(names);
+	pfree(list_copy);
+}
+
+/*
+ * Entry point of the launcher: connected to no database, it reads the
+ * shared catalog pg_database to find the databases to serve.
+ */
+void
+eventsource_launcher_main(Datum main_arg)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+
+	SpinLockAcquire(&notifier_shared->mutex);
+	notifier_shared->launcher_pid = MyProcPid;
+	notifier_shared->launcher_procno = MyProc->pgprocno;
+	SpinLockRelease(&notifier_shared->mutex);
+	before_shmem_exit(clear_launcher_pid, (Datum) 0);
+
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		synchronize_workers();
+		/* Woken by worker exits (bgw_notify_pid), reloads and resumed databases. */
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 LAUNCHER_CYCLE_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * A database's notifier
+ * ------------------------------------------------------------------------
+ */
+
+static NotifierSlot *my_slot = NULL;
+
+static KeptPlan extension_installed_plan = {
+	"SELECT FROM pg_catalog.pg_extension WHERE extname = 'eventsource'",
+	0, {InvalidOid}
+};
+
+/* The newest event of each category that became visible after ($1, $2). */
+static KeptPlan newly_visible_plan = {
+	"SELECT DISTINCT ON (category) pg_catalog.split_part(e.stream_id, '-', 1) AS category,"
+	"       e.transaction_id, e.global_position"
+	"  FROM eventsource.events e"
+	" WHERE (e.transaction_id, e.global_position) > ($1, $2)"
+	"   AND e.transaction_id < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())"
+	" ORDER BY category, e.transaction_id DESC, e.global_position DESC",
+	2, {XID8OID, INT8OID}
+};
+
+/* Whether committed events wait behind a transaction still running. */
+static KeptPlan held_back_plan = {
+	"SELECT EXISTS (SELECT FROM eventsource.events e"
+	"  WHERE e.transaction_id >= pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()))",
+	0, {InvalidOid}
+};
+
+static KeptPlan notify_plan = {
+	"SELECT pg_catalog.pg_notify($1, $2)",
+	2, {TEXTOID, TEXTOID}
+};
+
+static void
+clear_notifier_pid(int code, Datum arg)
+{
+	SpinLockAcquire(&notifier_shared->mutex);
+	my_slot->pid = 0;
+	SpinLockRelease(&notifier_shared->mutex);
+}
+
+static void
+notify(const char *channel, const Checkpoint *checkpoint)
+{
+	Datum		values[2];
+
+	values[0] = CStringGetTextDatum(channel);
+	values[1] = CStringGetTextDatum(checkpoint_to_cstring(checkpoint));
+	run_kept_plan(&notify_plan, values, NULL, false);
+}
+
+/*
+ * Notifies each category's channel of its newest event visible after
+ * position, and returns the newest of them all (position when none).
+ */
+static Checkpoint
+notify_categories(const Checkpoint *position)
+{
+	Checkpoint	newest = *position;
+	Datum		values[2];
+	uint64		categories;
+	SPITupleTable *rows;
+
+	values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(position->transaction_id));
+	values[1] = Int64GetDatum(position->global_position);
+	categories = run_kept_plan(&newly_visible_plan, values, NULL, true);
+	rows = SPI_tuptable;
+	for (uint64 i = 0; i < categories; i++)
+	{
+		Checkpoint	checkpoint = checkpoint_from_row(rows->vals[i], rows->tupdesc, 2);
+		char	   *channel = psprintf("eventsource.%s", SPI_getvalue(rows->vals[i], rows->tupdesc, 1));
+
+		/* A channel name is at most NAMEDATALEN - 1 bytes: long categories share "eventsource" only. */
+		if (strlen(channel) < NAMEDATALEN)
+			notify(channel, &checkpoint);
+		if (compare_checkpoints(&checkpoint, &newest) > 0)
+			newest = checkpoint;
+	}
+	return newest;
+}
+
+/*
+ * One round: notifies what became visible since the last notification.
+ * Returns how long to sleep before looking again without being woken.
+ */
+static long
+notify_newly_visible(bool *has_position, Checkpoint *position)
+{
+	long		timeout = IDLE_TIMEOUT_MS;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "eventsource notifier: looking for new events");
+
+	if (run_kept_plan(&extension_installed_plan, NULL, NULL, true) == 0)
+	{
+		/*
+		 * Not installed (or dropped): nothing to notify.  Every event of a
+		 * log created later is new, so start from its beginning.
+		 */
+		*has_position = true;
+		position->transaction_id = 0;
+		position->global_position = 0;
+	}
+	else
+	{
+		Checkpoint	newest = *position;
+		bool		isnull;
+
+		if (!*has_position)
+		{
+			/*
+			 * The first notifier of the database (since the server started)
+			 * starts at the head, and announces it on "eventsource": an append
+			 * may have committed before this first look.  Subscribers read
+			 * from their own checkpoints, so one notification too many costs
+			 * them one empty poll.
+			 */
+			newest = visible_head();
+			*has_position = true;
+		}
+		else
+			newest = notify_categories(position);
+
+		if (compare_checkpoints(&newest, position) != 0 && newest.transaction_id != 0)
+		{
+			notify("eventsource", &newest);
+			*position = newest;
+			SpinLockAcquire(&notifier_shared->mutex);
+			my_slot->notifications++;
+			my_slot->has_notified = true;
+			my_slot->last_checkpoint = newest;
+			my_slot->last_notified_at = GetCurrentTimestamp();
+			SpinLockRelease(&notifier_shared->mutex);
+		}
+
+		run_kept_plan(&held_back_plan, NULL, NULL, true);
+		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+			timeout = eventsource_notify_max_delay;
+	}
+
+	SPI_finish();
+	PopActiveSnapshot();
+	/* The notifications go out when this transaction commits. */
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return timeout;
+}
+
+/*
+ * Entry point of a notifier: main_arg is its slot in shared memory.
+ * An error ends the process; the launcher starts it again.
+ */
+void
+eventsource_notifier_main(Datum main_arg)
+{
+	bool		has_position = false;
+	Checkpoint	position = {0, 0};
+	long		timeout = 0;
+	uint64		notifications;
+
+	my_slot = &notifier_shared->slots[DatumGetInt32(main_arg)];
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(my_slot->database_oid, InvalidOid, 0);
+
+	SpinLockAcquire(&notifier_shared->mutex);
+	my_slot->pid = MyProcPid;
+	my_slot->procno = MyProc->pgprocno;
+	SpinLockRelease(&notifier_shared->mutex);
+	before_shmem_exit(clear_notifier_pid, (Datum) 0);
+
+	/* Nothing a user defines may run with the notifier's (superuser) rights. */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	pgstat_report_appname("eventsource notifier");
+
+	/*
+	 * A notifier that ended (an error, a reload) resumes after what the last
+	 * one announced, so events appended meanwhile are announced on their
+	 * category channels too.
+	 */
+	SpinLockAcquire(&notifier_shared->mutex);
+	has_position = my_slot->has_notified;
+	position = my_slot->last_checkpoint;
+	SpinLockRelease(&notifier_shared->mutex);
+
+	ereport(LOG,
+			(errmsg("eventsource notifier started for database \"%s\"", my_slot->database_name)));
+
+	for (;;)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		SpinLockAcquire(&notifier_shared->mutex);
+		my_slot->wakeups++;
+		SpinLockRelease(&notifier_shared->mutex);
+
+		notifications = my_slot->notifications;
+		timeout = notify_newly_visible(&has_position, &position);
+		if (my_slot->notifications != notifications)
+			(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, COALESCE_MS, PG_WAIT_EXTENSION);
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * eventsource.notifier_status()
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * Raises the error for a bus function called without the preloaded library.
+ */
+void
+require_preloaded_library(const char *function_name)
+{
+	if (notifier_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s requires eventsource in shared_preload_libraries", function_name),
+				 errdetail("The notifier runs as a background worker, which only a preloaded library can start."),
+				 errhint("Add eventsource to shared_preload_libraries in postgresql.conf, set eventsource.notify_databases, and restart the server.")));
+}
+
+/*
+ * eventsource.notifier_status() returns one row per served database.
+ */
+Datum
+eventsource_notifier_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	require_preloaded_library("eventsource.notifier_status()");
+	InitMaterializedSRF(fcinfo, 0);
+
+	for (int i = 0; i < NOTIFIER_MAX_DATABASES; i++)
+	{
+		NotifierSlot slot;
+		Datum		values[7];
+		bool		nulls[7] = {false, false, false, false, false, false, false};
+
+		SpinLockAcquire(&notifier_shared->mutex);
+		slot = notifier_shared->slots[i];
+		SpinLockRelease(&notifier_shared->mutex);
+		if (!OidIsValid(slot.database_oid))
+			continue;
+
+		values[0] = CStringGetTextDatum(slot.database_name);
+		values[1] = Int32GetDatum(slot.pid);
+		nulls[1] = slot.pid == 0;
+		values[2] = BoolGetDatum(slot.paused);
+		values[3] = Int64GetDatum((int64) slot.wakeups);
+		values[4] = Int64GetDatum((int64) slot.notifications);
+		nulls[5] = nulls[6] = !slot.has_notified;
+		if (slot.has_notified)
+		{
+			Checkpoint *checkpoint = palloc(sizeof(Checkpoint));
+
+			*checkpoint = slot.last_checkpoint;
+			values[5] = PointerGetDatum(checkpoint);
+			values[6] = TimestampTzGetDatum(slot.last_notified_at);
+		}
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}

@@ -1,0 +1,397 @@
+/*-------------------------------------------------------------------------
+ *
+ * subscription.c
+ *	  Durable subscriptions: create_subscription, drop_subscription, poll
+ *	  and ack.
+ *
+ * A subscription reads the gap-safe global log (of one category and some
+ * event types, or all) from a checkpoint it keeps per consumer group
+ * member.  poll returns the next batch after the member's checkpoint and
+ * leases it: until the batch is acknowledged or the lease runs out, other
+ * consumers polling the same member get nothing, and one whose lease ran
+ * out gets the batch again (at-least-once delivery).  The member's row is
+ * locked with SKIP LOCKED while a poll decides, so two consumers polling at
+ * once never both get the batch.  In a consumer group of n, member i
+ * receives the streams whose id hashes to i: every event of a stream goes
+ * to the same member, in order.
+ *
+ * Nothing here needs LISTEN or the preloaded library: NOTIFY only tells a
+ * consumer when to poll.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/xid8.h"
+
+#include "eventsource.h"
+
+PG_FUNCTION_INFO_V1(eventsource_create_subscription);
+PG_FUNCTION_INFO_V1(eventsource_drop_subscription);
+PG_FUNCTION_INFO_V1(eventsource_poll);
+PG_FUNCTION_INFO_V1(eventsource_ack);
+
+#define MAX_SUBSCRIPTION_NAME_BYTES	255
+#define MAX_CONSUMER_GROUP_SIZE		1000
+#define MAX_LEASE_SECONDS			86400
+
+static KeptPlan create_plan = {
+	"WITH subscription AS ("
+	"  INSERT INTO eventsource.subscriptions (name, category, event_types, consumer_group_size)"
+	"  VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING RETURNING name)"
+	" INSERT INTO eventsource.subscription_members (subscription_name, consumer_group_member, checkpoint)"
+	" SELECT s.name, member, eventsource.checkpoint($5, $6)"
+	"   FROM subscription s, pg_catalog.generate_series(0, $4 - 1) AS member",
+	6, {TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, XID8OID, INT8OID}
+};
+
+static KeptPlan drop_plan = {
+	"DELETE FROM eventsource.subscriptions s WHERE s.name = $1",
+	1, {TEXTOID}
+};
+
+static KeptPlan subscription_plan = {
+	"SELECT s.category, s.event_types, s.consumer_group_size"
+	"  FROM eventsource.subscriptions s WHERE s.name = $1",
+	1, {TEXTOID}
+};
+
+/* The member's row, unless another poll holds it; whether it is leased. */
+static KeptPlan lock_member_plan = {
+	"SELECT eventsource.checkpoint_transaction_id(m.checkpoint),"
+	"       eventsource.checkpoint_global_position(m.checkpoint),"
+	"       COALESCE(m.leased_until > pg_catalog.now(), false)"
+	"  FROM eventsource.subscription_members m"
+	" WHERE m.subscription_name = $1 AND m.consumer_group_member = $2"
+	"   FOR UPDATE SKIP LOCKED",
+	2, {TEXTOID, INT4OID}
+};
+
+/* The consumer group part of a poll: $6 members, this is member $7. */
+#define GROUP_CONDITION \
+	"   AND ($6 = 1 OR eventsource.consumer_group_member(e.stream_id, $6) = $7)"
+
+static KeptPlan poll_all_plan = {
+	EVENT_COLUMNS
+	LOG_CONDITIONS
+	GROUP_CONDITION
+	" ORDER BY e.transaction_id, e.global_position LIMIT $3",
+	7, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID}
+};
+
+static KeptPlan poll_category_plan = {
+	EVENT_COLUMNS
+	LOG_CONDITIONS
+	"   AND pg_catalog.split_part(e.stream_id, '-', 1) = $5"
+	GROUP_CONDITION
+	" ORDER BY e.transaction_id, e.global_position LIMIT $3",
+	7, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID},
+	CURSOR_OPT_CUSTOM_PLAN
+};
+
+/* Leases a delivered batch, whose last event is at checkpoint ($4, $5). */
+static KeptPlan lease_plan = {
+	"UPDATE eventsource.subscription_members m"
+	"   SET leased_until = pg_catalog.now() + pg_catalog.make_interval(secs => $3),"
+	"       delivered_through = eventsource.checkpoint($4, $5)"
+	" WHERE m.subscription_name = $1 AND m.consumer_group_member = $2",
+	5, {TEXTOID, INT4OID, FLOAT8OID, XID8OID, INT8OID}
+};
+
+/*
+ * Acknowledges up to checkpoint ($3, $4) unless that is beyond what poll
+ * delivered; the lease ends only when the whole leased batch is acknowledged
+ * (a late ack of an earlier batch leaves the current lease alone).  Returns
+ * the row when it was beyond, for the error.
+ */
+static KeptPlan ack_plan = {
+	"WITH acknowledged AS ("
+	"  UPDATE eventsource.subscription_members m"
+	"     SET checkpoint = GREATEST(m.checkpoint, eventsource.checkpoint($3, $4)),"
+	"         leased_until = CASE WHEN eventsource.checkpoint($3, $4) OPERATOR(eventsource.>=) m.delivered_through"
+	"                             THEN NULL ELSE m.leased_until END,"
+	"         acknowledged_at = pg_catalog.now()"
+	"   WHERE m.subscription_name = $1 AND m.consumer_group_member = $2"
+	"     AND eventsource.checkpoint($3, $4) OPERATOR(eventsource.<=) m.delivered_through"
+	"  RETURNING 1)"
+	" SELECT m.delivered_through::text FROM eventsource.subscription_members m"
+	"  WHERE m.subscription_name = $1 AND m.consumer_group_member = $2"
+	"    AND NOT EXISTS (SELECT FROM acknowledged)",
+	4, {TEXTOID, INT4OID, XID8OID, INT8OID}
+};
+
+/* A subscription's definition, valid until SPI_finish. */
+typedef struct Subscription
+{
+	Datum		category;		/* text */
+	bool		category_null;
+	Datum		event_types;	/* text[] */
+	bool		event_types_null;
+	int32		consumer_group_size;
+} Subscription;
+
+static text *
+checked_subscription_name(FunctionCallInfo fcinfo, int argno)
+{
+	text	   *name;
+	int			length;
+
+	check_not_null(fcinfo, argno, "name");
+	name = PG_GETARG_TEXT_PP(argno);
+	length = VARSIZE_ANY_EXHDR(name);
+	if (length == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("subscription name must not be empty")));
+	if (length > MAX_SUBSCRIPTION_NAME_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("subscription name is too long"),
+				 errdetail("A subscription name is at most %d bytes; this one is %d.",
+						   MAX_SUBSCRIPTION_NAME_BYTES, length)));
+	return name;
+}
+
+static int32
+checked_integer(FunctionCallInfo fcinfo, int argno, const char *name, int32 minimum, int32 maximum)
+{
+	int32		value;
+
+	check_not_null(fcinfo, argno, name);
+	value = PG_GETARG_INT32(argno);
+	if (value < minimum || value > maximum)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be between %d and %d", name, minimum, maximum),
+				 errdetail("%s was %d.", name, value)));
+	return value;
+}
+
+static void
+raise_unknown_subscription(text *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("subscription \"%s\" does not exist", text_to_cstring(name))));
+}
+
+/*
+ * Looks up a subscription and checks the consumer group member argument
+ * against its group size; returns the member.  Connected to SPI.
+ */
+static int32
+subscription_member(FunctionCallInfo fcinfo, text *name, int member_argno, Subscription *subscription)
+{
+	Datum		values[1] = {PointerGetDatum(name)};
+	HeapTuple	row;
+	TupleDesc	description;
+	bool		isnull;
+	int32		group_size;
+	int32		member;
+
+	if (run_kept_plan(&subscription_plan, values, NULL, false) == 0)
+		raise_unknown_subscription(name);
+	row = SPI_tuptable->vals[0];
+	description = SPI_tuptable->tupdesc;
+	subscription->category = SPI_getbinval(row, description, 1, &subscription->category_null);
+	subscription->event_types = SPI_getbinval(row, description, 2, &subscription->event_types_null);
+	group_size = DatumGetInt32(SPI_getbinval(row, description, 3, &isnull));
+	subscription->consumer_group_size = group_size;
+
+	check_not_null(fcinfo, member_argno, "consumer_group_member");
+	member = PG_GETARG_INT32(member_argno);
+	if (member < 0 || member >= group_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("subscription \"%s\" has no consumer group member %d",
+						text_to_cstring(name), member),
+				 errdetail("Its consumer group has %d member%s, numbered from 0.",
+						   group_size, group_size == 1 ? "" : "s")));
+	return member;
+}
+
+/*
+ * eventsource.create_subscription(name, category, event_types, start_from,
+ * consumer_group_size) returns void.
+ */
+Datum
+eventsource_create_subscription(PG_FUNCTION_ARGS)
+{
+	text	   *name = checked_subscription_name(fcinfo, 0);
+	ArrayType  *event_types = checked_event_types(fcinfo, 2);
+	int32		group_size;
+	char	   *start_from;
+	bool		from_end;
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	Checkpoint	start;
+
+	check_not_null(fcinfo, 3, "start_from");
+	start_from = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	if (strcmp(start_from, "beginning") == 0)
+		from_end = false;
+	else if (strcmp(start_from, "end") == 0)
+		from_end = true;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid start_from \"%s\"", start_from),
+				 errhint("Use 'beginning' or 'end'.")));
+	group_size = checked_integer(fcinfo, 4, "consumer_group_size", 1, MAX_CONSUMER_GROUP_SIZE);
+
+	values[0] = PointerGetDatum(name);
+	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PointerGetDatum(checked_category(fcinfo, 1));
+	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	values[2] = PointerGetDatum(event_types);
+	nulls[2] = event_types == NULL ? 'n' : ' ';
+	values[3] = Int32GetDatum(group_size);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	start = visible_head();
+	values[4] = FullTransactionIdGetDatum(FullTransactionIdFromU64(start.transaction_id));
+	values[5] = Int64GetDatum(start.global_position);
+	/* From the beginning: before every event (NULL); from the end: after the newest visible one. */
+	if (!from_end || start.transaction_id == 0)
+		nulls[4] = nulls[5] = 'n';
+	if (run_kept_plan(&create_plan, values, nulls, false) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("subscription \"%s\" already exists", text_to_cstring(name))));
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * eventsource.drop_subscription(name) returns void.
+ */
+Datum
+eventsource_drop_subscription(PG_FUNCTION_ARGS)
+{
+	text	   *name = checked_subscription_name(fcinfo, 0);
+	Datum		values[1] = {PointerGetDatum(name)};
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (run_kept_plan(&drop_plan, values, NULL, false) == 0)
+		raise_unknown_subscription(name);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * eventsource.poll(name, max_count, consumer_group_member, lease_seconds)
+ * returns setof eventsource.event.
+ */
+Datum
+eventsource_poll(PG_FUNCTION_ARGS)
+{
+	text	   *name = checked_subscription_name(fcinfo, 0);
+	int32		max_count = checked_max_count(fcinfo, 1);
+	int32		lease_seconds = checked_integer(fcinfo, 3, "lease_seconds", 1, MAX_LEASE_SECONDS);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Subscription subscription;
+	int32		member;
+	uint64		batch_size;
+	Datum		member_key[5];
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	member = subscription_member(fcinfo, name, 2, &subscription);
+
+	member_key[0] = PointerGetDatum(name);
+	member_key[1] = Int32GetDatum(member);
+
+	/* Another consumer is deciding, or holds the lease: nothing for this one. */
+	if (run_kept_plan(&lock_member_plan, member_key, NULL, false) == 0 ||
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)))
+	{
+		SPI_finish();
+		return (Datum) 0;
+	}
+
+	values[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(0));
+	values[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (isnull)
+		values[1] = Int64GetDatum(0);
+	values[2] = Int32GetDatum(max_count);
+	values[3] = subscription.event_types;
+	nulls[3] = subscription.event_types_null ? 'n' : ' ';
+	values[4] = subscription.category;
+	nulls[4] = subscription.category_null ? 'n' : ' ';
+	values[5] = Int32GetDatum(subscription.consumer_group_size);
+	values[6] = Int32GetDatum(member);
+
+	/* Into the result; the last row's checkpoint is where the lease ends. */
+	batch_size = run_kept_plan(subscription.category_null ? &poll_all_plan : &poll_category_plan,
+							   values, nulls, false);
+	if (batch_size > 0)
+	{
+		SPITupleTable *rows = SPI_tuptable;
+		Checkpoint *last;
+
+		for (uint64 i = 0; i < batch_size; i++)
+			tuplestore_puttuple(rsinfo->setResult, rows->vals[i]);
+		/* The checkpoint column, the last of eventsource.event. */
+		last = (Checkpoint *) DatumGetPointer(SPI_getbinval(rows->vals[batch_size - 1], rows->tupdesc,
+															rows->tupdesc->natts, &isnull));
+
+		member_key[2] = Float8GetDatum((double) lease_seconds);
+		member_key[3] = FullTransactionIdGetDatum(FullTransactionIdFromU64(last->transaction_id));
+		member_key[4] = Int64GetDatum(last->global_position);
+		run_kept_plan(&lease_plan, member_key, NULL, false);
+	}
+
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/*
+ * eventsource.ack(name, checkpoint, consumer_group_member) returns void.
+ */
+Datum
+eventsource_ack(PG_FUNCTION_ARGS)
+{
+	text	   *name = checked_subscription_name(fcinfo, 0);
+	Checkpoint *checkpoint;
+	Subscription subscription;
+	Datum		values[4];
+
+	check_not_null(fcinfo, 1, "checkpoint");
+	checkpoint = PG_GETARG_CHECKPOINT(1);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	values[0] = PointerGetDatum(name);
+	values[1] = Int32GetDatum(subscription_member(fcinfo, name, 2, &subscription));
+	values[2] = FullTransactionIdGetDatum(FullTransactionIdFromU64(checkpoint->transaction_id));
+	values[3] = Int64GetDatum(checkpoint->global_position);
+
+	/* Acknowledging beyond what was delivered would skip events no one received. */
+	if (run_kept_plan(&ack_plan, values, NULL, false) > 0)
+	{
+		char	   *delivered = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("checkpoint %s is beyond what subscription \"%s\" delivered",
+						checkpoint_to_cstring(checkpoint), text_to_cstring(name)),
+				 delivered ?
+				 errdetail("The last event poll delivered to consumer group member %d has checkpoint %s.",
+						   DatumGetInt32(values[1]), delivered) :
+				 errdetail("poll has delivered nothing to consumer group member %d yet.",
+						   DatumGetInt32(values[1])),
+				 errhint("Acknowledge the checkpoint column of the last event of a batch that poll returned.")));
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
+}

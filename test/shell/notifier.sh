@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# notifier.sh: the bus's notifier, on a cluster of its own with eventsource preloaded. LISTEN
+# subscribers hear about new events after commit, on "eventsource" and per category, with the
+# checkpoint of the newest event as payload; commits coalesce; events held back by an older
+# transaction are announced when it ends even if it wakes no one; the notifier survives errors,
+# settings reloads, restarts and clean shutdowns, and never blocks DROP DATABASE or CREATE DATABASE
+# ... TEMPLATE of the database it serves.
+# Starts its cluster with pg_virtualenv on the port after the one PGPORT names (test/run's cluster).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+
+if [ -z "${EVENTSOURCE_NOTIFIER_CLUSTER:-}" ]; then
+  EVENTSOURCE_NOTIFIER_CLUSTER=1 exec pg_virtualenv -t -c "-p $((${PGPORT:-5432} + 11))" -v 15 \
+    -o shared_preload_libraries=eventsource -o eventsource.notify_databases=es_bus,es_bus_dropped \
+    -o eventsource.notify_max_delay=20 "$0"
+fi
+
+db=es_bus
+listen() { /usr/bin/python3 "$here/bus/listen.py" --dbname "$db" "$@"; }
+psql_db() { psql -X -q -v ON_ERROR_STOP=1 -At -d "$db" "$@"; }
+log_file() { ls "$(dirname "$PG_CLUSTER_CONF_ROOT")"/log/*.log | head -1; }
+source "$(dirname "$0")/lib/check.sh"
+# notifier_pid DB: the pid of DB's notifier once it runs (waits up to 20 s), or "none".
+notifier_pid() {
+  for _ in $(seq 200); do
+    pid=$(psql -X -At -d postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'eventsource notifier' AND datname = '$1'")
+    [ -n "$pid" ] && { echo "$pid"; return; }
+    sleep 0.1
+  done
+  echo none
+}
+# with_listener COMMAND...: starts a listener (arguments in listener_args), waits until it
+# listens, runs COMMAND, and leaves the listener's output in $work/heard.
+with_listener() {
+  listen "${listener_args[@]}" > "$work/heard" &
+  local listener=$!
+  for _ in $(seq 100); do grep -q ready "$work/heard" && break; sleep 0.05; done
+  "$@"
+  wait "$listener"
+}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+createdb "$db"
+psql_db -c "CREATE EXTENSION eventsource"
+first_pid=$(notifier_pid "$db")
+check "the launcher starts a notifier for a database of eventsource.notify_databases" "$([ "$first_pid" != none ] && echo running)" running
+check "notifier_status shows it" "$(psql_db -c "SELECT database_name, pid = $first_pid, paused FROM eventsource.notifier_status()")" "es_bus|t|f"
+
+# One append: a notification on "eventsource" and on its category, whose payload is its checkpoint.
+append_at() { psql_db -c "SELECT eventsource.append('$1', 'OrderPlaced', '{}')" > /dev/null; date +%s.%N > "$work/appended_at"; }
+listener_args=(--channel eventsource --channel eventsource.order --count 2 --timeout 10)
+with_listener append_at order-1
+checkpoint=$(psql_db -c "SELECT checkpoint FROM eventsource.read_all() ORDER BY global_position DESC LIMIT 1")
+check "an append is announced on eventsource with its checkpoint" "$(grep -c "^eventsource $checkpoint " "$work/heard")" 1
+check "and on its category's channel" "$(grep -c "^eventsource.order $checkpoint " "$work/heard")" 1
+check "within half a second of the append's return" \
+  "$(awk -v t="$(cat "$work/appended_at")" '$1 == "eventsource" && $3 - t < 0.5 {n++} END {print n + 0}' "$work/heard")" 1
+
+# 300 commits in a burst: fewer notifications than commits, the last one names the newest event.
+listener_args=(--channel eventsource --count 1000 --timeout 4)
+with_listener psql_db -c "SELECT eventsource.append('order-' || n, 'OrderPlaced', '{}') FROM generate_series(2, 301) AS n" -c "COMMIT" > /dev/null
+for n in $(seq 2 100); do echo "SELECT eventsource.append('cart-$n', 'ItemAdded', '{}');"; done > "$work/burst.sql"
+with_listener psql_db -f "$work/burst.sql" > /dev/null
+notifications=$(grep -c '^eventsource ' "$work/heard" || true)
+check "99 commits in a burst coalesce into fewer notifications ($notifications)" "$([ "$notifications" -ge 1 ] && [ "$notifications" -lt 99 ] && echo fewer)" fewer
+newest=$(psql_db -c "SELECT checkpoint FROM eventsource.read_all(max_count => 100000) ORDER BY global_position DESC LIMIT 1")
+check "the last notification names the newest event" "$(grep '^eventsource ' "$work/heard" | tail -1 | cut -d' ' -f2)" "$newest"
+
+# An older transaction holds an event back; it rolls back without waking anyone, and the held-back
+# event is announced within eventsource.notify_max_delay (20 ms here) plus a round trip.
+{ psql_db > /dev/null <<'SQL'; date +%s.%N > "$work/holder_ended_at"; } &
+BEGIN;
+SELECT eventsource.append('order-old', 'OrderPlaced', '{}');
+SELECT pg_sleep(2);
+ROLLBACK;
+SQL
+holder=$!
+for _ in $(seq 100); do
+  [ "$(psql_db -c "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(2);'")" = 1 ] && break; sleep 0.05
+done
+listener_args=(--channel eventsource --count 1 --timeout 8)
+with_listener append_at order-new
+wait "$holder"
+heard_at=$(awk '{print $3}' "$work/heard" | tail -1)
+ended_at=$(cat "$work/holder_ended_at")
+check "an event held back by an older transaction is not announced before it ends" \
+  "$(awk -v h="$heard_at" -v e="$ended_at" 'BEGIN {print (h != "" && h > e - 0.1) ? "held" : "early"}')" held
+check "and is announced soon after it ends, though that transaction woke no one" \
+  "$(awk -v h="$heard_at" -v e="$ended_at" 'BEGIN {print (h != "" && h < e + 0.5) ? "announced" : "late"}')" announced
+
+# Settings: notify off stops the notifier, on starts it again.
+psql_db -c "ALTER SYSTEM SET eventsource.notify = off" -c "SELECT pg_reload_conf()" > /dev/null
+for _ in $(seq 100); do
+  [ -z "$(psql_db -c "SELECT pid FROM eventsource.notifier_status() WHERE pid IS NOT NULL")" ] && break; sleep 0.1
+done
+check "eventsource.notify = off stops the notifier" "$(psql_db -c "SELECT count(pid) FROM eventsource.notifier_status()")" 0
+psql_db -c "ALTER SYSTEM RESET eventsource.notify" -c "SELECT pg_reload_conf()" > /dev/null
+check "on again, it restarts" "$([ "$(notifier_pid "$db")" != none ] && echo running)" running
+
+# An error ends the notifier; it is logged and the launcher starts it again.
+# (With its table renamed away, the notifier's next look, within a second, fails.)
+before=$(notifier_pid "$db")
+psql_db -c "ALTER TABLE eventsource.events RENAME TO events_away" -c "SELECT pg_sleep(1.5)" \
+        -c "ALTER TABLE eventsource.events_away RENAME TO events" > /dev/null
+check "the notifier's error ends it, and the server log says so" \
+  "$(grep -c "background worker \"eventsource notifier\" (PID $before) exited with exit code 1" "$(log_file)")" 1
+after=$(notifier_pid "$db")
+check "the launcher starts a new notifier" "$([ "$after" != none ] && [ "$after" != "$before" ] && echo restarted)" restarted
+listener_args=(--channel eventsource --count 1 --timeout 15)
+with_listener psql_db -c "SELECT eventsource.append('order-after-error', 'OrderPlaced', '{}')" > /dev/null
+check "and announces new events" "$(grep -c '^eventsource ' "$work/heard")" 1
+
+# Statements that need the served database without connections do not wait for the notifier.
+createdb es_bus_dropped
+psql -X -q -d es_bus_dropped -c "CREATE EXTENSION eventsource"
+check "a second database gets a notifier of its own" "$([ "$(notifier_pid es_bus_dropped)" != none ] && echo running)" running
+start=$(date +%s%N)
+createdb -T es_bus_dropped es_bus_copy
+check "CREATE DATABASE ... TEMPLATE a served database succeeds" "$(psql -X -At -d es_bus_copy -c "SELECT count(*) FROM eventsource.events")" 0
+dropdb es_bus_copy
+dropdb es_bus_dropped
+elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+check "DROP DATABASE of a served database succeeds without waiting out its notifier ($elapsed_ms ms)" "$([ "$elapsed_ms" -lt 4000 ] && echo fast)" fast
+check "the dropped database's notifier is gone" \
+  "$(psql -X -At -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'eventsource notifier' AND datname IS DISTINCT FROM '$db'")" 0
+check "the other database's notifier was not disturbed" "$(notifier_pid "$db")" "$after"
+
+# A restart: the notifier comes back and announces again.
+pg_ctlcluster 15 regress stop -m fast
+pg_ctlcluster 15 regress start
+check "after a restart the notifier runs again" "$([ "$(notifier_pid "$db")" != none ] && echo running)" running
+listener_args=(--channel eventsource --count 1 --timeout 15)
+with_listener psql_db -c "SELECT eventsource.append('order-after-restart', 'OrderPlaced', '{}')" > /dev/null
+check "and announces new events" "$(grep -c '^eventsource ' "$work/heard")" 1
+
+# A clean shutdown stops the launcher and notifiers without errors.
+log=$(log_file)
+lines_before=$(wc -l < "$log")
+pg_ctlcluster 15 regress stop -m fast
+check "a fast shutdown completes" "$(pg_lsclusters -h | awk '$2 == "regress" {print $4}')" down
+check "with no errors from eventsource's processes" \
+  "$(tail -n +"$((lines_before + 1))" "$log" | grep -E 'ERROR|PANIC|exited with exit code [^01]|terminated by signal' | grep -c . || true)" 0
+
+finish notifier
