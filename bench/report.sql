@@ -1,5 +1,7 @@
--- bench/report.sql: turns bench.results into the markdown report: throughput of every variant,
--- its ratio to the baseline measured in the same run, WAL bytes per event, and the targets.
+-- bench/report.sql: turns bench.results and bench.latency into the markdown report: throughput of
+-- every variant, its ratio to the baseline measured in the same run, WAL bytes per event, the bus
+-- (appends with the notifier, latency to a subscriber), and the targets. With -v bus_only=1 (the
+-- --bus mode of bench/run) only the bus sections and their targets.
 
 CREATE TEMP VIEW measured AS
 SELECT workload, variant, clients, synchronous_commit,
@@ -26,6 +28,8 @@ SELECT c.workload, c.clients, c.synchronous_commit, c.variant,
    AND b.variant IN ('raw INSERT', 'raw multi-row INSERT', 'plain SELECT')
  WHERE c.variant IN ('eventsource', 'PL/pgSQL reference');
 
+\if :{?bus_only}
+\else
 \echo '## Appends: events per second against a raw INSERT into the same table shape'
 \echo
 \echo '| workload | clients | synchronous_commit | raw INSERT | eventsource | ratio | PL/pgSQL reference | ratio | eventsource / PL/pgSQL | WAL bytes per event (raw, eventsource) |'
@@ -80,6 +84,7 @@ SELECT format('| %s | %s | %s | **%sx** |', l.variant, l.clients, round(l.transa
  WHERE l.workload = 'load a 10,000-event aggregate'
  ORDER BY l.clients, l.variant DESC;
 \echo
+\endif
 -- Growth: each variant on the large log against itself on the small log, and eventsource against
 -- the raw INSERT at each size.
 CREATE TEMP VIEW growth AS
@@ -101,11 +106,59 @@ SELECT CASE WHEN count(*) > 0 THEN
        END
   FROM growth g JOIN growth r ON r.log = g.log AND r.variant = 'raw INSERT';
 
+-- The bus: one-event appends at 16 clients with the notifier off and on (a LISTEN subscriber reading
+-- every new event with read_all), beside a raw INSERT with and without a NOTIFY in its transaction.
+CREATE TEMP VIEW bus AS
+SELECT clients, synchronous_commit,
+       max(events_per_second) FILTER (WHERE variant = 'notifier off') AS notifier_off,
+       max(events_per_second) FILTER (WHERE variant = 'notifier on, subscriber listening') AS notifier_on,
+       max(events_per_second) FILTER (WHERE variant = 'raw INSERT') AS raw,
+       max(events_per_second) FILTER (WHERE variant = 'raw INSERT + NOTIFY') AS raw_notify
+  FROM measured
+ WHERE workload = 'bus: append one event'
+ GROUP BY clients, synchronous_commit;
+
+\echo '## Bus: appends with the notifier'
+\echo
+\echo 'One-event appends (events per second) with the notifier off, and on with a subscriber that LISTENs and reads every new event with read_all; beside them a raw INSERT, and a raw INSERT with a NOTIFY in the same transaction (heard by a listener): what a NOTIFY per transaction costs.'
+\echo
+\echo '| clients | synchronous_commit | notifier off | notifier on, subscriber listening | on / off | raw INSERT | raw INSERT + NOTIFY | raw + NOTIFY / raw | notifier on / raw + NOTIFY |'
+\echo '|---:|---|---:|---:|---:|---:|---:|---:|---:|'
+SELECT format('| %s | %s | %s | %s | **%sx** | %s | %s | %sx | %sx |', clients, synchronous_commit,
+              round(notifier_off), round(notifier_on), round(notifier_on / notifier_off, 2),
+              round(raw), round(raw_notify), round(raw_notify / raw, 2), round(notifier_on / raw_notify, 2))
+  FROM bus ORDER BY clients, synchronous_commit DESC;
+\echo
+
+-- Latency: means over the rounds of each round's percentiles; the worst of the maxima.
+CREATE TEMP VIEW latency AS
+SELECT target_rate, clients, synchronous_commit,
+       avg(transactions / seconds) AS achieved_rate,
+       sum(timed_events) AS timed_events, sum(transactions) AS transactions, sum(unnotified) AS unnotified,
+       avg(notifications / seconds) AS notifications_per_second,
+       avg(p50_ms) AS p50_ms, avg(p99_ms) AS p99_ms, max(max_ms) AS max_ms,
+       avg(read_p50_ms) AS read_p50_ms, avg(read_p99_ms) AS read_p99_ms
+  FROM bench.latency
+ GROUP BY target_rate, clients, synchronous_commit;
+
+\echo '## Bus: latency from append to subscriber'
+\echo
+\echo 'pgbench --rate appends one timed event a transaction from 16 clients; a subscriber LISTENs on eventsource and on each notification reads the new events with read_all after its checkpoint. Latency: the time read_all returned an event minus the writer''s clock_timestamp() taken in the append statement, before the commit: it includes the commit and its WAL flush (synchronous_commit on), the notifier''s wake-up, the NOTIFY and the read. Of which the subscriber: from the notification arriving to read_all returning the event. Unnotified: appended events no notification led to (read by a last read when the run ended).'
+\echo
+\echo '| target appends/s | synchronous_commit | achieved appends/s | events read / appended | notifications/s | p50 (ms) | p99 (ms) | max (ms) | of which the subscriber, p50 / p99 (ms) | unnotified |'
+\echo '|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|'
+SELECT format('| %s | %s | %s | %s / %s | %s | %s | **%s** | %s | %s / %s | %s |', target_rate, synchronous_commit,
+              round(achieved_rate), timed_events, transactions, round(notifications_per_second),
+              round(p50_ms, 2), round(p99_ms, 2), round(max_ms, 2), round(read_p50_ms, 2), round(read_p99_ms, 2),
+              unnotified)
+  FROM latency ORDER BY target_rate, synchronous_commit DESC;
+\echo
+
 \echo '## Targets'
 \echo
 \echo '| target | measured | met |'
 \echo '|---|---:|---|'
-WITH targets (target, measured, threshold) AS (
+WITH ratio_targets (target, measured, threshold) AS (
     SELECT format('one-event append, 16 clients, synchronous_commit %s: at least 0.95x raw INSERT', synchronous_commit),
            ratio, 0.95
       FROM compared
@@ -132,6 +185,18 @@ WITH targets (target, measured, threshold) AS (
     SELECT format('growth: %s on a log of 10,000,000 events at least 0.9x on a small log', variant),
            ratio_to_small_log, 0.9
       FROM growth WHERE NOT small
+    UNION ALL
+    SELECT format('bus: one-event append, %s clients, synchronous_commit %s: notifier on with a subscriber at least 0.95x notifier off',
+                  clients, synchronous_commit),
+           notifier_on / notifier_off, 0.95
+      FROM bus WHERE clients = 16
+), targets (target, measured, shown, met) AS (
+    SELECT target, measured, round(measured, 2) || 'x', measured >= threshold FROM ratio_targets
+    UNION ALL
+    SELECT format('bus: latency from append to subscriber at %s appends/s (%s achieved), synchronous_commit %s: p99 under 20 ms',
+                  target_rate, round(achieved_rate), synchronous_commit),
+           p99_ms, round(p99_ms, 2) || ' ms', p99_ms < 20
+      FROM latency
 )
-SELECT format('| %s | %sx | %s |', target, round(measured, 2), CASE WHEN measured >= threshold THEN 'yes' ELSE '**no**' END)
+SELECT format('| %s | %s | %s |', target, shown, CASE WHEN met THEN 'yes' ELSE '**no**' END)
   FROM targets ORDER BY target;

@@ -79,3 +79,23 @@ CREATE TABLE bench.results (
     p99_ms              numeric,
     wal_bytes           numeric,
     conflicts           bigint);
+
+-- The bus latency runs: timed appends at a target rate while bench/latency_subscriber.py LISTENs and
+-- reads them with read_all; latencies run from the writer's clock in the append statement (before
+-- the commit) to read_all returning the event to the subscriber.
+CREATE TABLE bench.latency (
+    target_rate         int NOT NULL,       -- pgbench --rate, appends per second
+    clients             int NOT NULL,
+    synchronous_commit  text NOT NULL,
+    round               int NOT NULL,
+    seconds             numeric NOT NULL,
+    transactions        bigint NOT NULL,    -- appends pgbench committed
+    timed_events        bigint NOT NULL,    -- of them, read by the subscriber on a notification
+    unnotified          bigint NOT NULL,    -- read by its last read, which no notification prompted
+    notifications       bigint NOT NULL,
+    reads               bigint NOT NULL,    -- read_all calls
+    p50_ms              numeric,
+    p99_ms              numeric,
+    max_ms              numeric,
+    read_p50_ms         numeric,            -- the subscriber's share: notification arrived -> read returned
+    read_p99_ms         numeric);
