@@ -41,6 +41,7 @@
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -620,19 +621,24 @@ eventsource_launcher_main(Datum main_arg)
 
 static NotifierSlot *my_slot = NULL;
 
-static KeptPlan extension_installed_plan = {
-	"SELECT FROM pg_catalog.pg_extension WHERE extname = 'eventsource'",
-	0, {InvalidOid}
-};
-
-/* The newest event of each category that became visible after ($1, $2). */
+/*
+ * Of the next ROUND_EVENTS events that became visible after ($1, $2), the
+ * newest of each category, and how many there were.  The limit keeps the
+ * plan an index scan in log order (without it the generic plan scans the
+ * whole log); a round that reaches it is followed at once by another.
+ */
+#define ROUND_EVENTS 1000
 static KeptPlan newly_visible_plan = {
-	"SELECT DISTINCT ON (category) pg_catalog.split_part(e.stream_id, '-', 1) AS category,"
-	"       e.transaction_id, e.global_position"
-	"  FROM eventsource.events e"
-	" WHERE (e.transaction_id, e.global_position) > ($1, $2)"
-	"   AND e.transaction_id < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())"
-	" ORDER BY category, e.transaction_id DESC, e.global_position DESC",
+	"SELECT DISTINCT ON (category) category, transaction_id, global_position,"
+	"       pg_catalog.count(*) OVER () AS events"
+	"  FROM (SELECT pg_catalog.split_part(e.stream_id, '-', 1) AS category,"
+	"               e.transaction_id, e.global_position"
+	"          FROM eventsource.events e"
+	"         WHERE (e.transaction_id, e.global_position) > ($1, $2)"
+	"           AND e.transaction_id < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())"
+	"         ORDER BY e.transaction_id, e.global_position"
+	"         LIMIT " CppAsString2(ROUND_EVENTS) ") AS visible"
+	" ORDER BY category, transaction_id DESC, global_position DESC",
 	2, {XID8OID, INT8OID}
 };
 
@@ -668,10 +674,11 @@ notify(const char *channel, const Checkpoint *checkpoint)
 
 /*
  * Notifies each category's channel of its newest event visible after
- * position, and returns the newest of them all (position when none).
+ * position, and returns the newest of them all (position when none).  Sets
+ * *more when there may be more to announce at once.
  */
 static Checkpoint
-notify_categories(const Checkpoint *position)
+notify_categories(const Checkpoint *position, bool *more)
 {
 	Checkpoint	newest = *position;
 	Datum		values[2];
@@ -682,6 +689,13 @@ notify_categories(const Checkpoint *position)
 	values[1] = Int64GetDatum(position->global_position);
 	categories = run_kept_plan(&newly_visible_plan, values, NULL, true);
 	rows = SPI_tuptable;
+	*more = false;
+	if (categories > 0)
+	{
+		bool		isnull;
+
+		*more = DatumGetInt64(SPI_getbinval(rows->vals[0], rows->tupdesc, 4, &isnull)) >= ROUND_EVENTS;
+	}
 	for (uint64 i = 0; i < categories; i++)
 	{
 		Checkpoint	checkpoint = checkpoint_from_row(rows->vals[i], rows->tupdesc, 2);
@@ -712,7 +726,7 @@ notify_newly_visible(bool *has_position, Checkpoint *position)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "eventsource notifier: looking for new events");
 
-	if (run_kept_plan(&extension_installed_plan, NULL, NULL, true) == 0)
+	if (!OidIsValid(get_extension_oid("eventsource", true)))
 	{
 		/*
 		 * Not installed (or dropped): nothing to notify.  Every event of a
@@ -726,6 +740,7 @@ notify_newly_visible(bool *has_position, Checkpoint *position)
 	{
 		Checkpoint	newest = *position;
 		bool		isnull;
+		bool		more = false;
 
 		if (!*has_position)
 		{
@@ -740,7 +755,7 @@ notify_newly_visible(bool *has_position, Checkpoint *position)
 			*has_position = true;
 		}
 		else
-			newest = notify_categories(position);
+			newest = notify_categories(position, &more);
 
 		if (compare_checkpoints(&newest, position) != 0 && newest.transaction_id != 0)
 		{
@@ -755,7 +770,9 @@ notify_newly_visible(bool *has_position, Checkpoint *position)
 		}
 
 		run_kept_plan(&held_back_plan, NULL, NULL, true);
-		if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		if (more)
+			timeout = 0;
+		else if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 			timeout = eventsource_notify_max_delay;
 	}
 
