@@ -139,6 +139,32 @@ optional_stream_version(FunctionCallInfo fcinfo, int argno, const char *name, in
 }
 
 /*
+ * The name argument of a subscription or projection (what): present, 1 to
+ * EVENTSOURCE_MAX_NAME_BYTES bytes.
+ */
+text *
+checked_object_name(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	text	   *name;
+	int			length;
+
+	check_not_null(fcinfo, argno, "name");
+	name = PG_GETARG_TEXT_PP(argno);
+	length = VARSIZE_ANY_EXHDR(name);
+	if (length == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s name must not be empty", what)));
+	if (length > EVENTSOURCE_MAX_NAME_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("%s name is too long", what),
+				 errdetail("A %s name is at most %d bytes; this one is %d.",
+						   what, EVENTSOURCE_MAX_NAME_BYTES, length)));
+	return name;
+}
+
+/*
  * Returns the stream id argument after checking it is present, not empty,
  * within the length limit and has a non-empty category.  Ids that start with
  * '$' are reserved for streams the extension writes itself: for_append

@@ -36,6 +36,7 @@
 #define EVENTSOURCE_MAX_STREAM_ID_BYTES		500
 #define EVENTSOURCE_MAX_EVENT_TYPE_BYTES	255
 #define EVENTSOURCE_MAX_READ_COUNT			100000
+#define EVENTSOURCE_MAX_NAME_BYTES			255	/* subscriptions, projections */
 
 /* expected_version values with a meaning of their own (NULL means "any"). */
 #define EXPECTED_VERSION_NO_STREAM		0
@@ -52,7 +53,7 @@ typedef struct KeptPlan
 {
 	const char *sql;
 	int			nargs;
-	Oid			argtypes[8];
+	Oid			argtypes[10];
 	int			cursor_options;
 	SPIPlanPtr	plan;
 } KeptPlan;
@@ -79,6 +80,7 @@ extern char *checkpoint_to_cstring(const Checkpoint *checkpoint);
 /* Validation shared by append and read (eventsource.c). */
 extern void check_not_null(FunctionCallInfo fcinfo, int argno, const char *name);
 extern text *checked_stream_id(FunctionCallInfo fcinfo, int argno, bool for_append);
+extern text *checked_object_name(FunctionCallInfo fcinfo, int argno, const char *what);
 extern text *category_of(text *stream_id);
 extern int64 optional_stream_version(FunctionCallInfo fcinfo, int argno, const char *name,
 									 int64 if_null);
@@ -131,5 +133,9 @@ extern int	eventsource_notify_max_delay;
 extern void notifier_preload_init(void);
 extern void notifier_wake_at_commit(void);
 extern void require_preloaded_library(const char *function_name);
+extern bool notifier_serves_this_database(void);
+
+/* Async projections, run by the notifier (projection.c). */
+extern long run_async_projections(void);
 
 #endif							/* EVENTSOURCE_H */

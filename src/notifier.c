@@ -359,6 +359,21 @@ at_transaction_end(bool notifier_at_commit, bool launcher_at_end)
 }
 
 /*
+ * Whether a notifier serves this database (and so runs its async
+ * projections).
+ */
+bool
+notifier_serves_this_database(void)
+{
+	if (notifier_shared == NULL)
+		return false;
+	for (int i = 0; i < NOTIFIER_MAX_DATABASES; i++)
+		if (notifier_shared->slots[i].database_oid == MyDatabaseId)
+			return true;
+	return false;
+}
+
+/*
  * Called by the append functions: the notifier of this database is woken when
  * the transaction commits.  Without the preloaded library it does nothing.
  */
@@ -845,7 +860,15 @@ eventsource_notifier_main(Datum main_arg)
 
 		notifications = my_slot->notifications;
 		timeout = notify_newly_visible(&has_position, &position);
-		if (my_slot->notifications != notifications)
+		/* Async projections (projection.c), each batch in a transaction of its own. */
+		if (has_position && position.transaction_id != 0)
+		{
+			long		projections_sleep = run_async_projections();
+
+			if (projections_sleep >= 0 && projections_sleep < timeout)
+				timeout = projections_sleep;
+		}
+		if (my_slot->notifications != notifications && timeout != 0)
 			(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, COALESCE_MS, PG_WAIT_EXTENSION);
 	}
 }

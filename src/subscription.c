@@ -34,7 +34,6 @@ PG_FUNCTION_INFO_V1(eventsource_drop_subscription);
 PG_FUNCTION_INFO_V1(eventsource_poll);
 PG_FUNCTION_INFO_V1(eventsource_ack);
 
-#define MAX_SUBSCRIPTION_NAME_BYTES	255
 #define MAX_CONSUMER_GROUP_SIZE		1000
 #define MAX_LEASE_SECONDS			86400
 
@@ -133,28 +132,6 @@ typedef struct Subscription
 	int32		consumer_group_size;
 } Subscription;
 
-static text *
-checked_subscription_name(FunctionCallInfo fcinfo, int argno)
-{
-	text	   *name;
-	int			length;
-
-	check_not_null(fcinfo, argno, "name");
-	name = PG_GETARG_TEXT_PP(argno);
-	length = VARSIZE_ANY_EXHDR(name);
-	if (length == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("subscription name must not be empty")));
-	if (length > MAX_SUBSCRIPTION_NAME_BYTES)
-		ereport(ERROR,
-				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
-				 errmsg("subscription name is too long"),
-				 errdetail("A subscription name is at most %d bytes; this one is %d.",
-						   MAX_SUBSCRIPTION_NAME_BYTES, length)));
-	return name;
-}
-
 static int32
 checked_integer(FunctionCallInfo fcinfo, int argno, const char *name, int32 minimum, int32 maximum)
 {
@@ -220,7 +197,7 @@ subscription_member(FunctionCallInfo fcinfo, text *name, int member_argno, Subsc
 Datum
 eventsource_create_subscription(PG_FUNCTION_ARGS)
 {
-	text	   *name = checked_subscription_name(fcinfo, 0);
+	text	   *name = checked_object_name(fcinfo, 0, "subscription");
 	ArrayType  *event_types = checked_event_types(fcinfo, 2);
 	int32		group_size;
 	char	   *start_from;
@@ -271,7 +248,7 @@ eventsource_create_subscription(PG_FUNCTION_ARGS)
 Datum
 eventsource_drop_subscription(PG_FUNCTION_ARGS)
 {
-	text	   *name = checked_subscription_name(fcinfo, 0);
+	text	   *name = checked_object_name(fcinfo, 0, "subscription");
 	Datum		values[1] = {PointerGetDatum(name)};
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -289,7 +266,7 @@ eventsource_drop_subscription(PG_FUNCTION_ARGS)
 Datum
 eventsource_poll(PG_FUNCTION_ARGS)
 {
-	text	   *name = checked_subscription_name(fcinfo, 0);
+	text	   *name = checked_object_name(fcinfo, 0, "subscription");
 	int32		max_count = checked_max_count(fcinfo, 1);
 	int32		lease_seconds = checked_integer(fcinfo, 3, "lease_seconds", 1, MAX_LEASE_SECONDS);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
@@ -361,7 +338,7 @@ eventsource_poll(PG_FUNCTION_ARGS)
 Datum
 eventsource_ack(PG_FUNCTION_ARGS)
 {
-	text	   *name = checked_subscription_name(fcinfo, 0);
+	text	   *name = checked_object_name(fcinfo, 0, "subscription");
 	Checkpoint *checkpoint;
 	Subscription subscription;
 	Datum		values[4];

@@ -26,6 +26,14 @@ ROLLBACK;
 SELECT eventsource.append('order-1', 'AfterGap', '{}');
 SELECT eventsource.save_snapshot('order-' || n, 10, jsonb_build_object('seen', 10, 'name', 'grüße')) FROM generate_series(0, 6) AS n;
 SELECT eventsource.save_snapshot('order-1', 20, '{"seen": 20}', schema_version => 2);
+SELECT eventsource.create_subscription('billing', category => 'order', consumer_group_size => 2);
+SELECT count(*) FROM eventsource.poll('billing', 10);
+CREATE SCHEMA model;
+CREATE TABLE model.order_counts (order_id text PRIMARY KEY, events int NOT NULL);
+CREATE FUNCTION model.count_order(e eventsource.event) RETURNS void LANGUAGE sql AS
+  'INSERT INTO model.order_counts AS c VALUES (e.stream_id, 1) ON CONFLICT (order_id) DO UPDATE SET events = c.events + 1';
+SELECT eventsource.create_projection('order-counts', 'model.count_order(eventsource.event)', category => 'order');
+SELECT eventsource.rebuild_projection('order-counts');
 SQL
 
 snapshot() {
@@ -35,6 +43,9 @@ SELECT global_position, stream_id, stream_version, event_id, event_type, data, m
 SELECT stream_id, category, stream_version, created_at, updated_at FROM eventsource.streams ORDER BY stream_id;
 SELECT last_value FROM eventsource.events_global_position_seq;
 SELECT stream_id, stream_version, schema_version, state, created_at FROM eventsource.snapshots ORDER BY 1, 2, 3;
+SELECT subscription_name, consumer_group_member, checkpoint, delivered_through, leased_until FROM eventsource.subscription_members ORDER BY 1, 2;
+SELECT name, handler, mode, status, category FROM eventsource.projections ORDER BY 1;
+SELECT order_id, events FROM model.order_counts ORDER BY 1;
 SQL
 }
 snapshot es_dump_source > "$work/source.txt"
@@ -55,7 +66,7 @@ check "the source holds events" "$([ "$events" -gt 500 ] && echo yes)" yes
 check "the source holds snapshots" "$(psql_quiet -d es_dump_source -c "SELECT count(*) FROM eventsource.snapshots")" 8
 for db in es_restored_custom es_restored_plain; do
   snapshot "$db" > "$work/$db.txt"
-  check "$db: events, streams, snapshots and the position counter are identical" \
+  check "$db: events, streams, snapshots, subscriptions, projections and the position counter are identical" \
     "$(cmp -s "$work/source.txt" "$work/$db.txt" && echo identical || echo different)" identical
   check "$db: appends continue the stream's numbering" \
     "$(psql_quiet -d "$db" -c "SELECT eventsource.append('order-1', 'AfterRestore', '{}')")" \
@@ -67,6 +78,9 @@ for db in es_restored_custom es_restored_plain; do
   check "$db: snapshots load with the events after them" \
     "$(psql_quiet -d "$db" -c "SELECT string_agg(kind || ':' || stream_version, ',') FROM eventsource.load_stream('order-1', 22, 2)")" \
     "snapshot:20,event:21,event:22"
+  check "$db: the inline projection still projects (its trigger is enabled)" \
+    "$(psql_quiet -d "$db" -c "SELECT events FROM model.order_counts WHERE order_id = 'order-1'")" \
+    "$(psql_quiet -d "$db" -c "SELECT count(*) FROM eventsource.events WHERE stream_id = 'order-1'")"
   check "$db: the log is still append-only" \
     "$(psql_quiet -d "$db" -c "DELETE FROM eventsource.events" 2>&1 | grep -c 'append-only')" 1
 done

@@ -31,13 +31,7 @@ dropdb --if-exists "$db"
 createdb "$db"
 psql_quiet -c "CREATE EXTENSION eventsource"
 # The launcher starts the database's notifier within a few seconds.
-notifier=f
-for _ in $(seq 30); do
-  notifier=$(psql_quiet -c "SELECT pid IS NOT NULL FROM eventsource.notifier_status() WHERE database_name = '$db'")
-  [ "$notifier" = t ] && break
-  sleep 0.5
-done
-check "the notifier serves $db" "$notifier" t
+check "the notifier serves $db" "$(notifier_serves "$db")" t
 
 # The psql walk-through, in the fresh database; the notifier's NOTIFY reaches its LISTEN.
 if psql -X -v ON_ERROR_STOP=1 -f "$root/examples/bus.sql" > "$work/bus.out" 2>&1; then status=0; else status=$?; fi

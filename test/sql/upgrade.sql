@@ -50,6 +50,21 @@ SELECT (SELECT count(*) FROM eventsource.events) = (SELECT count(*) + 1 FROM eve
 SELECT eventsource.create_subscription('loans', category => 'loan');
 SELECT stream_id, stream_version FROM eventsource.poll('loans');
 
+-- 0.3.0 -> 0.4.0: projections.
+ALTER EXTENSION eventsource UPDATE TO '0.4.0';
+SELECT extversion FROM pg_extension WHERE extname = 'eventsource';
+SELECT name, consumer_group_member, events_behind FROM eventsource.subscription_status;
+CREATE TABLE loan_totals (loan_id text PRIMARY KEY, events int NOT NULL);
+CREATE FUNCTION count_loan_event(e eventsource.event) RETURNS void LANGUAGE sql
+    AS 'INSERT INTO public.loan_totals VALUES (e.stream_id, 1) ON CONFLICT (loan_id) DO UPDATE SET events = public.loan_totals.events + 1';
+SELECT eventsource.create_projection('loan-totals', 'count_loan_event(eventsource.event)');
+SELECT eventsource.rebuild_projection('loan-totals') AS replayed;
+SELECT eventsource.append('loan-2', 'Approved', '{}');
+SELECT * FROM loan_totals ORDER BY loan_id;
+SELECT eventsource.drop_projection('loan-totals');
+DROP TABLE loan_totals;
+DROP FUNCTION count_loan_event(eventsource.event);
+
 -- The upgraded extension is the fresh install: nothing missing, nothing extra, nothing different.
 CREATE TEMP TABLE upgraded AS SELECT * FROM extension_objects;
 SELECT 'missing after upgrade' AS problem, object FROM (SELECT * FROM fresh_install EXCEPT SELECT * FROM upgraded) AS f

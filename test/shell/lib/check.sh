@@ -1,5 +1,6 @@
 # check.sh: sourced by the shell tests. check NAME GOT EXPECTED prints "ok - NAME" or "not ok -
-# NAME: ..." and counts it; finish TEST prints "TEST: N passed, M failed" and fails if any did.
+# NAME: ..." and counts it; finish TEST prints "TEST: N passed, M failed" and fails if any did;
+# notifier_serves DB prints t once a notifier serves DB (waiting up to 20 s), f otherwise.
 passes=0
 failures=0
 
@@ -16,4 +17,14 @@ check() {
 finish() {
   echo "$1: $passes passed, $failures failed"
   [ "$failures" -eq 0 ]
+}
+
+notifier_serves() {
+  local serves=f
+  for _ in $(seq 200); do
+    serves=$(psql -X -At -d "$1" -c "SELECT pid IS NOT NULL FROM eventsource.notifier_status() WHERE database_name = '$1'")
+    [ "$serves" = t ] && break
+    sleep 0.1
+  done
+  echo "${serves:-f}"
 }
