@@ -73,6 +73,8 @@ typedef struct Projection
 	Oid			owner;
 	ArrayType  *event_types;	/* NULL: every type */
 	char	   *category;		/* NULL: every category */
+	FmgrInfo	handler_info;	/* looked up on first call: a SQL function keeps its plan in it */
+	bool		handler_info_ready;
 } Projection;
 
 /* ------------------------------------------------------------------------
@@ -96,22 +98,29 @@ handler_call_context(void *arg)
 }
 
 /*
- * Calls a projection's handler (or reset handler) as the projection's owner;
- * event may be (Datum) 0 for a reset handler, which takes no argument.
+ * Calls a function of a projection as the projection's owner: its handler
+ * with an event (flinfo NULL), or the reset handler flinfo with no argument
+ * (event (Datum) 0).
  */
 static void
-call_as_owner(const Projection *projection, Oid function, Datum event, int64 global_position)
+call_as_owner(Projection *projection, FmgrInfo *flinfo, Datum event, int64 global_position)
 {
 	Oid			saved_user;
 	int			saved_security_context;
 	HandlerCall call = {projection, global_position};
 	ErrorContextCallback context = {error_context_stack, handler_call_context, &call};
-
-	FmgrInfo	flinfo;
 	LOCAL_FCINFO(call_info, 1);
 
-	fmgr_info(function, &flinfo);
-	InitFunctionCallInfoData(*call_info, &flinfo, event == (Datum) 0 ? 0 : 1, InvalidOid, NULL, NULL);
+	if (flinfo == NULL)
+	{
+		if (!projection->handler_info_ready)
+		{
+			fmgr_info(projection->handler, &projection->handler_info);
+			projection->handler_info_ready = true;
+		}
+		flinfo = &projection->handler_info;
+	}
+	InitFunctionCallInfoData(*call_info, flinfo, event == (Datum) 0 ? 0 : 1, InvalidOid, NULL, NULL);
 	call_info->args[0].value = event;
 	call_info->args[0].isnull = false;
 
@@ -124,14 +133,26 @@ call_as_owner(const Projection *projection, Oid function, Datum event, int64 glo
 	SetUserIdAndSecContext(saved_user, saved_security_context);
 }
 
-/* The row type eventsource.event; looked up once per call of a function here. */
+/*
+ * The type eventsource.event, looked up by name once per backend (and again
+ * if the extension was dropped and created since).
+ */
+static Oid
+event_type(void)
+{
+	static Oid	type = InvalidOid;
+
+	if (!OidIsValid(type) || get_typtype(type) != TYPTYPE_COMPOSITE)
+		type = typenameTypeId(NULL, makeTypeNameFromNameList(list_make2(makeString("eventsource"),
+																		makeString("event"))));
+	return type;
+}
+
+/* The row type eventsource.event, from the type cache. */
 static TupleDesc
 event_descriptor(void)
 {
-	Oid			type = typenameTypeId(NULL, makeTypeNameFromNameList(list_make2(makeString("eventsource"),
-																			   makeString("event"))));
-
-	return lookup_rowtype_tupdesc_copy(type, -1);
+	return lookup_rowtype_tupdesc_copy(event_type(), -1);
 }
 
 /*
@@ -250,7 +271,7 @@ eventsource_run_inline_projections(PG_FUNCTION_ARGS)
 		{
 			if (!projection_wants(projections[i], DatumGetTextPP(values[2]), DatumGetTextPP(values[5])))
 				continue;
-			call_as_owner(projections[i], projections[i]->handler, event, checkpoint->global_position);
+			call_as_owner(projections[i], NULL, event, checkpoint->global_position);
 		}
 	}
 	ExecDropSingleTupleTableSlot(slot);
@@ -292,7 +313,7 @@ static KeptPlan replay_all_plan = {
  * the last one handled and returns how many.  Connected to SPI.
  */
 static uint64
-replay_batch(const Projection *projection, Checkpoint *after, int limit, bool visible_only,
+replay_batch(Projection *projection, Checkpoint *after, int limit, bool visible_only,
 			 TupleDesc event_description)
 {
 	Datum		values[5];
@@ -320,7 +341,7 @@ replay_batch(const Projection *projection, Checkpoint *after, int limit, bool vi
 		/* The SPI row has eventsource.event's columns: give it the type. */
 		event = heap_copy_tuple_as_datum(row, event_description);
 		checkpoint = (Checkpoint *) DatumGetPointer(SPI_getbinval(row, rows->tupdesc, rows->tupdesc->natts, &isnull));
-		call_as_owner(projection, projection->handler, event, checkpoint->global_position);
+		call_as_owner(projection, NULL, event, checkpoint->global_position);
 		*after = *checkpoint;
 	}
 	return count;
@@ -341,8 +362,7 @@ check_handler(Oid function, int expected_arguments, const char *what)
 	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(function));
 	Form_pg_proc procedure;
 	bool		matches;
-	Oid			event_type = typenameTypeId(NULL, makeTypeNameFromNameList(list_make2(makeString("eventsource"),
-																					makeString("event"))));
+	Oid			argument_type = event_type();
 
 	if (!HeapTupleIsValid(tuple))
 		ereport(ERROR,
@@ -351,7 +371,7 @@ check_handler(Oid function, int expected_arguments, const char *what)
 	procedure = (Form_pg_proc) GETSTRUCT(tuple);
 	matches = procedure->prokind == PROKIND_FUNCTION && !procedure->proretset &&
 		procedure->pronargs == expected_arguments &&
-		(expected_arguments == 0 || procedure->proargtypes.values[0] == event_type);
+		(expected_arguments == 0 || procedure->proargtypes.values[0] == argument_type);
 	ReleaseSysCache(tuple);
 	if (!matches)
 		ereport(ERROR,
@@ -493,6 +513,7 @@ eventsource_create_projection(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("projection \"%s\" already exists", text_to_cstring(name))));
 	SPI_finish();
+	notifier_wake_at_commit();
 	if (strcmp(mode, "async") == 0 && !notifier_serves_this_database())
 		ereport(WARNING,
 				(errmsg("async projection \"%s\" will not run until a notifier serves this database",
@@ -533,6 +554,7 @@ change_projection(FunctionCallInfo fcinfo, KeptPlan *plan, const char *status)
 	if (run_kept_plan(plan, values, NULL, false) == 0)
 		raise_unknown_projection(name);
 	SPI_finish();
+	notifier_wake_at_commit();
 	PG_RETURN_VOID();
 }
 
@@ -594,7 +616,12 @@ eventsource_rebuild_projection(PG_FUNCTION_ARGS)
 	reset_handler = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7, &isnull);
 
 	if (!isnull)
-		call_as_owner(projection, DatumGetObjectId(reset_handler), (Datum) 0, 0);
+	{
+		FmgrInfo	reset_info;
+
+		fmgr_info(DatumGetObjectId(reset_handler), &reset_info);
+		call_as_owner(projection, &reset_info, (Datum) 0, 0);
+	}
 
 	if (is_inline)
 	{
@@ -608,6 +635,7 @@ eventsource_rebuild_projection(PG_FUNCTION_ARGS)
 	key[1] = Int64GetDatum(replayed);
 	run_kept_plan(&restart_projection_plan, key, NULL, false);
 	SPI_finish();
+	notifier_wake_at_commit();
 	PG_RETURN_INT64(replayed);
 }
 
@@ -669,7 +697,7 @@ static KeptPlan next_event_plan = {
  * with everything the batch did undone.
  */
 static ErrorData *
-replay_in_subtransaction(const Projection *projection, Checkpoint *after, int limit,
+replay_in_subtransaction(Projection *projection, Checkpoint *after, int limit,
 						 TupleDesc event_description, uint64 *count)
 {
 	MemoryContext caller_context = CurrentMemoryContext;
