@@ -1,7 +1,9 @@
 -- bench/report.sql: turns bench.results and bench.latency into the markdown report: throughput of
 -- every variant, its ratio to the baseline measured in the same run, WAL bytes per event, the bus
--- (appends with the notifier, latency to a subscriber), and the targets. With -v bus_only=1 (the
--- --bus mode of bench/run) only the bus sections and their targets.
+-- (appends with the notifier, latency to a subscriber), projections (appends with an inline one,
+-- async ones catching up), and the targets. With -v bus_only=1 (the --bus mode of bench/run) only
+-- the bus sections and their targets; with -v projections_only=1 (--projections) only the
+-- projections sections and their targets.
 
 CREATE TEMP VIEW measured AS
 SELECT workload, variant, clients, synchronous_commit,
@@ -29,6 +31,7 @@ SELECT c.workload, c.clients, c.synchronous_commit, c.variant,
  WHERE c.variant IN ('eventsource', 'PL/pgSQL reference');
 
 \if :{?bus_only}
+\elif :{?projections_only}
 \else
 \echo '## Appends: events per second against a raw INSERT into the same table shape'
 \echo
@@ -118,6 +121,43 @@ SELECT clients, synchronous_commit,
  WHERE workload = 'bus: append one event'
  GROUP BY clients, synchronous_commit;
 
+-- Latency: means over the rounds of each round's percentiles; the worst of the maxima.
+CREATE TEMP VIEW latency AS
+SELECT target_rate, clients, synchronous_commit,
+       avg(transactions / seconds) AS achieved_rate,
+       sum(timed_events) AS timed_events, sum(transactions) AS transactions, sum(unnotified) AS unnotified,
+       avg(notifications / seconds) AS notifications_per_second,
+       avg(p50_ms) AS p50_ms, avg(p99_ms) AS p99_ms, max(max_ms) AS max_ms,
+       avg(read_p50_ms) AS read_p50_ms, avg(read_p99_ms) AS read_p99_ms
+  FROM bench.latency
+ GROUP BY target_rate, clients, synchronous_commit;
+
+-- Projections: appends at 16 clients with no projection (the log's trigger disabled) and with one
+-- inline projection; the events its handler counted against those appended.
+CREATE TEMP VIEW inline_projection AS
+SELECT m.workload, m.synchronous_commit,
+       max(m.events_per_second) FILTER (WHERE m.variant = 'no projection') AS none,
+       max(m.events_per_second) FILTER (WHERE m.variant = 'one inline projection, handler doing nothing') AS noop,
+       max(m.events_per_second) FILTER (WHERE m.variant = 'one inline projection, PL/pgSQL handler') AS plpgsql,
+       max(m.events_per_second) FILTER (WHERE m.variant = 'one inline projection, SQL handler') AS sql,
+       max(m.wal_bytes_per_event) FILTER (WHERE m.variant = 'no projection') AS none_wal,
+       max(m.wal_bytes_per_event) FILTER (WHERE m.variant = 'one inline projection, PL/pgSQL handler') AS plpgsql_wal,
+       max(h.handled) FILTER (WHERE m.variant = 'no projection') AS none_handled,
+       max(h.handled) FILTER (WHERE m.variant = 'one inline projection, PL/pgSQL handler') AS plpgsql_handled,
+       max(h.handled) FILTER (WHERE m.variant = 'one inline projection, SQL handler') AS sql_handled
+  FROM measured m
+  JOIN (SELECT workload, variant, clients, synchronous_commit, sum(projected) || ' / ' || sum(events) AS handled
+          FROM bench.results GROUP BY workload, variant, clients, synchronous_commit) h
+ USING (workload, variant, clients, synchronous_commit)
+ WHERE m.workload LIKE 'projections: %' AND m.clients = 16
+ GROUP BY m.workload, m.synchronous_commit;
+
+-- Async projections: events per second from create_projection until caught up.
+CREATE TEMP VIEW catchup AS
+SELECT *, events_processed / nullif(seconds, 0) AS events_per_second FROM bench.projection_catchup;
+
+\if :{?projections_only}
+\else
 \echo '## Bus: appends with the notifier'
 \echo
 \echo 'One-event appends (events per second) with the notifier off, and on with a subscriber that LISTENs and reads every new event with read_all; beside them a raw INSERT, and a raw INSERT with a NOTIFY in the same transaction (heard by a listener): what a NOTIFY per transaction costs.'
@@ -129,17 +169,6 @@ SELECT format('| %s | %s | %s | %s | **%sx** | %s | %s | %sx | %sx |', clients, 
               round(raw), round(raw_notify), round(raw_notify / raw, 2), round(notifier_on / raw_notify, 2))
   FROM bus ORDER BY clients, synchronous_commit DESC;
 \echo
-
--- Latency: means over the rounds of each round's percentiles; the worst of the maxima.
-CREATE TEMP VIEW latency AS
-SELECT target_rate, clients, synchronous_commit,
-       avg(transactions / seconds) AS achieved_rate,
-       sum(timed_events) AS timed_events, sum(transactions) AS transactions, sum(unnotified) AS unnotified,
-       avg(notifications / seconds) AS notifications_per_second,
-       avg(p50_ms) AS p50_ms, avg(p99_ms) AS p99_ms, max(max_ms) AS max_ms,
-       avg(read_p50_ms) AS read_p50_ms, avg(read_p99_ms) AS read_p99_ms
-  FROM bench.latency
- GROUP BY target_rate, clients, synchronous_commit;
 
 \echo '## Bus: latency from append to subscriber'
 \echo
@@ -154,6 +183,45 @@ SELECT format('| %s | %s | %s | %s / %s | %s | %s | **%s** | %s | %s / %s | %s |
   FROM latency ORDER BY target_rate, synchronous_commit DESC;
 \echo
 
+\endif
+\if :{?bus_only}
+\else
+\echo '## Projections: appends with one inline projection'
+\echo
+\echo 'Appends (events per second) at 16 clients to one of 100,000 streams, with no projection (the log''s trigger `events_inline_projections` disabled) and with one inline projection, called in the appending transaction: a handler that does nothing (the trigger''s own cost), one that upserts a summary row per stream (events, last type, last position) in PL/pgSQL, and the same upsert as a SQL function (the summary rows exist beforehand, so the handler updates one; a warm-up run precedes the measured ones). Handled / appended: the events the upserting handler counted during the runs against the events appended (0 without a projection).'
+\echo
+\echo '| workload | clients | synchronous_commit | no projection | inline, handler doing nothing | ratio | inline, PL/pgSQL handler | ratio | inline, SQL handler | ratio | WAL bytes per event (none, PL/pgSQL) | handled / appended (none; PL/pgSQL; SQL) |'
+\echo '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|---|'
+SELECT format('| %s | 16 | %s | %s | %s | %s | %s | **%sx** | %s | %s | %s, %s | %s; %s; %s |', substr(workload, 14), synchronous_commit,
+              round(none), round(noop), round(noop / none, 2) || 'x', round(plpgsql), round(plpgsql / none, 2),
+              round(sql), round(sql / none, 2) || 'x',
+              round(none_wal), round(plpgsql_wal), none_handled, plpgsql_handled, sql_handled)
+  FROM inline_projection ORDER BY workload DESC, synchronous_commit DESC;
+\echo
+\echo '## Projections: async catch-up'
+\echo
+\echo 'An async projection created on the log as it stands, whose handler upserts a summary row per stream (a PL/pgSQL function, or the same upsert as a SQL function); the notifier feeds it from the start of the log, 500 events a transaction. Seconds: from the create_projection call until projection_status showed it caught up (events_behind 0, events_processed the number of matching events; polled every 0.5 s); the worker''s span: its created_at to its last batch''s updated_at; first events after: from the create_projection call to the first events processed (polled every 0.05 s). Read model: the events the summary rows count at the end. Beside them, the same handlers called directly over the same category''s events (read_category, at most 100,000) in one SELECT: the handler''s own cost, without the worker''s batches and checkpoints. projection_status query: one query of the view right after the projection was created, every matching event behind.'
+\echo
+\echo '| projection | variant | handler | log events | matching events | events processed | read model counts | seconds | events per second | the worker''s span (s) | first events after (s) | projection_status query (ms) | caught up |'
+\echo '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|'
+SELECT format('| %s | %s | %s | %s | %s | %s | %s | %s | **%s** | %s | %s | %s | %s |', projection, variant, handler, log_events,
+              matching_events, events_processed, projected_events, round(seconds, 1), round(events_per_second),
+              coalesce(round(worker_seconds, 1)::text, ''), coalesce(round(first_seconds, 2)::text, ''),
+              coalesce(round(status_query_ms)::text, ''),
+              CASE WHEN caught_up THEN 'yes' ELSE '**no**' END)
+  FROM catchup ORDER BY projection DESC, variant, handler;
+\echo
+SELECT format('- The async projection of %s, %s handler: **%sx** the handler called directly.',
+              a.projection, a.handler, round(a.events_per_second / nullif(d.events_per_second, 0), 2))
+  FROM catchup a JOIN catchup d ON d.projection = a.projection AND d.handler = a.handler AND d.variant <> a.variant
+ WHERE a.variant = 'async projection'
+ ORDER BY a.projection DESC, a.handler;
+SELECT format('- %s, SQL handler against PL/pgSQL: %sx.', s.variant, round(s.events_per_second / nullif(p.events_per_second, 0), 2))
+  FROM catchup s JOIN catchup p ON p.projection = s.projection AND p.variant = s.variant AND p.handler = 'PL/pgSQL'
+ WHERE s.handler = 'SQL'
+ ORDER BY s.variant;
+\echo
+\endif
 \echo '## Targets'
 \echo
 \echo '| target | measured | met |'
@@ -190,6 +258,11 @@ WITH ratio_targets (target, measured, threshold) AS (
                   clients, synchronous_commit),
            notifier_on / notifier_off, 0.95
       FROM bus WHERE clients = 16
+    UNION ALL
+    SELECT format('projections: one-event append, 16 clients, synchronous_commit %s: one inline projection (PL/pgSQL upsert) at least 0.8x no projection (our own target)',
+                  synchronous_commit),
+           plpgsql / none, 0.8
+      FROM inline_projection WHERE workload = 'projections: append one event'
 ), targets (target, measured, shown, met) AS (
     SELECT target, measured, round(measured, 2) || 'x', measured >= threshold FROM ratio_targets
     UNION ALL

@@ -78,7 +78,81 @@ CREATE TABLE bench.results (
     latency_ms          numeric,
     p99_ms              numeric,
     wal_bytes           numeric,
-    conflicts           bigint);
+    conflicts           bigint,
+    projected           bigint);            -- events the inline projection handled during the run
+
+-- Projections. The read model: a summary row per stream, upserted by the handler for each event
+-- (events counted, the last event's type and position). Handlers run with search_path
+-- pg_catalog, pg_temp, so they name their tables in full. Each is a PL/pgSQL function, or the same
+-- upsert as a SQL function. bench.stream_summary is the inline projection's; bench.async_summary
+-- the async projection's (and the handler's when called directly, the baseline).
+CREATE TABLE bench.stream_summary (
+    stream_id           text PRIMARY KEY,
+    events              bigint NOT NULL,
+    last_type           text NOT NULL,
+    last_position       bigint NOT NULL);
+CREATE TABLE bench.async_summary (LIKE bench.stream_summary INCLUDING ALL);
+
+CREATE FUNCTION bench.summarize_inline_plpgsql(event eventsource.event) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO bench.stream_summary AS s (stream_id, events, last_type, last_position)
+    VALUES (event.stream_id, 1, event.event_type, event.global_position)
+    ON CONFLICT (stream_id) DO UPDATE
+       SET events = s.events + 1, last_type = excluded.last_type, last_position = excluded.last_position;
+END
+$$;
+
+CREATE FUNCTION bench.summarize_inline_sql(event eventsource.event) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO bench.stream_summary AS s (stream_id, events, last_type, last_position)
+    VALUES (event.stream_id, 1, event.event_type, event.global_position)
+    ON CONFLICT (stream_id) DO UPDATE
+       SET events = s.events + 1, last_type = excluded.last_type, last_position = excluded.last_position
+$$;
+
+-- A handler that does nothing: what the inline projection's trigger costs by itself.
+CREATE FUNCTION bench.ignore_event(event eventsource.event) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+END
+$$;
+
+CREATE FUNCTION bench.summarize_async_plpgsql(event eventsource.event) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO bench.async_summary AS s (stream_id, events, last_type, last_position)
+    VALUES (event.stream_id, 1, event.event_type, event.global_position)
+    ON CONFLICT (stream_id) DO UPDATE
+       SET events = s.events + 1, last_type = excluded.last_type, last_position = excluded.last_position;
+END
+$$;
+
+CREATE FUNCTION bench.summarize_async_sql(event eventsource.event) RETURNS void
+LANGUAGE sql AS $$
+    INSERT INTO bench.async_summary AS s (stream_id, events, last_type, last_position)
+    VALUES (event.stream_id, 1, event.event_type, event.global_position)
+    ON CONFLICT (stream_id) DO UPDATE
+       SET events = s.events + 1, last_type = excluded.last_type, last_position = excluded.last_position
+$$;
+
+-- The async runs: a projection created on the loaded log, timed from the create_projection call
+-- until projection_status shows it caught up (events_behind 0, events_processed the number of
+-- matching events); and the baseline, the same handler called directly over the same events in one
+-- SELECT (one transaction, no checkpoints).
+CREATE TABLE bench.projection_catchup (
+    projection          text NOT NULL,      -- what it projects: 'every event', 'category c3'
+    variant             text NOT NULL,      -- 'async projection' or 'handler called directly in one SELECT'
+    handler             text NOT NULL,      -- 'PL/pgSQL' or 'SQL'
+    log_events          bigint NOT NULL,    -- events in the log
+    matching_events     bigint NOT NULL,    -- of them, the projection's
+    events_processed    bigint NOT NULL,    -- projection_status.events_processed at the end
+    projected_events    bigint NOT NULL,    -- events the read model counts at the end
+    seconds             numeric NOT NULL,   -- async: from create_projection to the poll that saw it caught up
+    worker_seconds      numeric,            -- async: created_at to the start of its last batch (updated_at)
+    first_seconds       numeric,            -- async: from create_projection to the first events processed
+    status_query_ms     numeric,            -- async: one query of projection_status just after creation
+    caught_up           boolean NOT NULL);
 
 -- The bus latency runs: timed appends at a target rate while bench/latency_subscriber.py LISTENs and
 -- reads them with read_all; latencies run from the writer's clock in the append statement (before
