@@ -1,0 +1,96 @@
+-- role_matrix.sql: who may do what, as a matrix: PUBLIC (a role in none of the eventsource roles),
+-- reader, writer, admin, and a non-superuser role that owns the event log. Each cell is "ok" or the
+-- SQLSTATE of the error; each statement runs in a subtransaction that is rolled back, so the cells
+-- do not depend on each other.
+DROP EXTENSION eventsource;
+CREATE EXTENSION eventsource;
+SELECT eventsource.append('ledger-1', 'Opened', '{}');
+SELECT eventsource.save_snapshot('ledger-1', 1, '{}');
+SELECT eventsource.create_subscription('feed');
+CREATE SCHEMA matrix;
+CREATE FUNCTION matrix.handler(e eventsource.event) RETURNS void LANGUAGE sql AS 'SELECT';
+GRANT USAGE ON SCHEMA matrix TO PUBLIC;
+SELECT eventsource.create_projection('existing', 'matrix.handler(eventsource.event)', mode => 'async');
+
+CREATE ROLE matrix_public;
+CREATE ROLE matrix_reader IN ROLE eventsource_reader;
+CREATE ROLE matrix_writer IN ROLE eventsource_writer;
+CREATE ROLE matrix_admin IN ROLE eventsource_admin;
+CREATE ROLE matrix_owner;
+GRANT USAGE ON SCHEMA eventsource TO matrix_owner;
+ALTER TABLE eventsource.events OWNER TO matrix_owner;
+
+CREATE TABLE matrix.operations (operation text PRIMARY KEY, statement text NOT NULL, ordinal serial);
+INSERT INTO matrix.operations (operation, statement) VALUES
+    ('append',                 $$SELECT eventsource.append('ledger-1', 'Credited', '{}')$$),
+    ('append_events',          $$SELECT eventsource.append_events('ledger-2', '[{"type": "Opened", "data": {}}]')$$),
+    ('read_stream',            $$SELECT count(*) FROM eventsource.read_stream('ledger-1')$$),
+    ('read_all',               $$SELECT count(*) FROM eventsource.read_all()$$),
+    ('read_category',          $$SELECT count(*) FROM eventsource.read_category('ledger')$$),
+    ('select events',          $$SELECT count(*) FROM eventsource.events$$),
+    ('insert events',          $$INSERT INTO eventsource.events (stream_id, stream_version, event_id, event_type, data) VALUES ('x-1', 1, gen_random_uuid(), 'X', '{}')$$),
+    ('update events',          $$UPDATE eventsource.events SET data = '{}'$$),
+    ('delete events',          $$DELETE FROM eventsource.events$$),
+    ('truncate events',        $$TRUNCATE eventsource.events$$),
+    ('update streams',         $$UPDATE eventsource.streams SET stream_version = 0$$),
+    ('save_snapshot',          $$SELECT eventsource.save_snapshot('ledger-1', 1, '{"again": true}')$$),
+    ('load_stream',            $$SELECT count(*) FROM eventsource.load_stream('ledger-1')$$),
+    ('delete_snapshots',       $$SELECT eventsource.delete_snapshots()$$),
+    ('delete from snapshots',  $$DELETE FROM eventsource.snapshots$$),
+    ('create_subscription',    $$SELECT eventsource.create_subscription('another')$$),
+    ('poll',                   $$SELECT count(*) FROM eventsource.poll('feed')$$),
+    ('poll and ack',           $$SELECT eventsource.ack('feed', checkpoint) FROM eventsource.poll('feed') LIMIT 1$$),
+    ('drop_subscription',      $$SELECT eventsource.drop_subscription('feed')$$),
+    ('update subscription',    $$UPDATE eventsource.subscription_members SET checkpoint = NULL$$),
+    ('subscription_status',    $$SELECT count(*) FROM eventsource.subscription_status$$),
+    ('create_projection',      $$SELECT eventsource.create_projection('new', 'matrix.handler(eventsource.event)', mode => 'async')$$),
+    ('pause_projection',       $$SELECT eventsource.pause_projection('existing')$$),
+    ('rebuild_projection',     $$SELECT eventsource.rebuild_projection('existing')$$),
+    ('drop_projection',        $$SELECT eventsource.drop_projection('existing')$$),
+    ('update projections',     $$UPDATE eventsource.projections SET status = 'paused'$$),
+    ('projection_status',      $$SELECT count(*) FROM eventsource.projection_status$$);
+
+-- Runs a statement as a role in a subtransaction that is always undone; "ok" or the SQLSTATE.
+CREATE FUNCTION matrix.try(role_name text, statement text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    outcome text;
+BEGIN
+    BEGIN
+        EXECUTE format('SET LOCAL ROLE %I', role_name);
+        EXECUTE statement;
+        outcome := 'ok';
+        RAISE SQLSTATE 'MX000';
+    EXCEPTION
+        WHEN SQLSTATE 'MX000' THEN NULL;
+        WHEN OTHERS THEN outcome := SQLSTATE;
+    END;
+    RETURN outcome;
+END
+$$;
+GRANT USAGE ON SCHEMA matrix TO matrix_public, matrix_reader, matrix_writer, matrix_admin, matrix_owner;
+SET client_min_messages = error;
+
+-- ok: allowed; 42501: no privilege; SE003: the log is append-only, even for its owner (who, owning
+-- the table, may INSERT into it directly: ownership of the log is a superuser's matter).
+SELECT o.operation,
+       matrix.try('matrix_public', o.statement) AS public,
+       matrix.try('matrix_reader', o.statement) AS reader,
+       matrix.try('matrix_writer', o.statement) AS writer,
+       matrix.try('matrix_admin', o.statement) AS admin,
+       matrix.try('matrix_owner', o.statement) AS log_owner
+  FROM matrix.operations o
+ ORDER BY o.ordinal;
+RESET client_min_messages;
+
+-- Nothing was changed by any of it.
+SELECT count(*) AS events, (SELECT count(*) FROM eventsource.subscriptions) AS subscriptions,
+       (SELECT count(*) FROM eventsource.projections) AS projections FROM eventsource.events;
+
+ALTER TABLE eventsource.events OWNER TO CURRENT_USER;
+REVOKE USAGE ON SCHEMA eventsource FROM matrix_owner;
+SET client_min_messages = warning;
+DROP SCHEMA matrix CASCADE;
+RESET client_min_messages;
+DROP ROLE matrix_public, matrix_reader, matrix_writer, matrix_admin, matrix_owner;
+DROP EXTENSION eventsource CASCADE;
+CREATE EXTENSION eventsource;
