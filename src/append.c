@@ -30,6 +30,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
+#include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
@@ -720,6 +721,9 @@ append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, Appen
 	bool		written = false;
 
 	result->global_positions = palloc(batch->count * sizeof(int64));
+
+	/* On a standby, or in a read-only transaction: say so before anything else. */
+	PreventCommandIfReadOnly("eventsource.append()");
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
