@@ -45,9 +45,8 @@ SELECT pg_catalog.pg_extension_config_dump('eventsource.subscription_members', '
 
 CREATE FUNCTION eventsource.consumer_group_member(stream_id text, consumer_group_size integer)
 RETURNS integer
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-RETURN pg_catalog.mod(pg_catalog.hashtextextended(stream_id, 0) OPERATOR(pg_catalog.&) 9223372036854775807,
-                      consumer_group_size)::integer;
+LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'eventsource_consumer_group_member';
 
 COMMENT ON FUNCTION eventsource.consumer_group_member(text, integer) IS
     'The member (0 to consumer_group_size - 1) of a consumer group that receives the events of a stream.';

@@ -22,6 +22,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
@@ -33,6 +34,7 @@ PG_FUNCTION_INFO_V1(eventsource_create_subscription);
 PG_FUNCTION_INFO_V1(eventsource_drop_subscription);
 PG_FUNCTION_INFO_V1(eventsource_poll);
 PG_FUNCTION_INFO_V1(eventsource_ack);
+PG_FUNCTION_INFO_V1(eventsource_consumer_group_member);
 
 #define MAX_CONSUMER_GROUP_SIZE		1000
 #define MAX_LEASE_SECONDS			86400
@@ -188,6 +190,27 @@ subscription_member(FunctionCallInfo fcinfo, text *name, int member_argno, Subsc
 				 errdetail("Its consumer group has %d member%s, numbered from 0.",
 						   group_size, group_size == 1 ? "" : "s")));
 	return member;
+}
+
+/*
+ * eventsource.consumer_group_member(stream_id, consumer_group_size) returns
+ * the member (0 to size - 1) that receives the stream's events: a stable
+ * 64-bit hash of the stream id, modulo the group size.
+ */
+Datum
+eventsource_consumer_group_member(PG_FUNCTION_ARGS)
+{
+	int32		group_size = PG_GETARG_INT32(1);
+	uint64		hash;
+
+	if (group_size < 1 || group_size > MAX_CONSUMER_GROUP_SIZE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("consumer_group_size must be between 1 and %d", MAX_CONSUMER_GROUP_SIZE),
+				 errdetail("consumer_group_size was %d.", group_size)));
+	hash = DatumGetUInt64(DirectFunctionCall2Coll(hashtextextended, C_COLLATION_OID,
+												  PG_GETARG_DATUM(0), Int64GetDatum(0)));
+	PG_RETURN_INT32((int32) ((hash & PG_INT64_MAX) % (uint64) group_size));
 }
 
 /*

@@ -28,12 +28,16 @@ CREATE FUNCTION tap_model.inline_handler(e eventsource.event) RETURNS void LANGU
 CREATE FUNCTION tap_model.async_handler(e eventsource.event) RETURNS void LANGUAGE sql AS $$ SELECT tap_model.add_to('async_totals', e) $$;
 CREATE FUNCTION tap_model.reset_inline() RETURNS void LANGUAGE sql AS 'TRUNCATE tap_model.inline_totals';
 CREATE FUNCTION tap_model.reset_async() RETURNS void LANGUAGE sql AS 'TRUNCATE tap_model.async_totals';
--- Waits (up to 30 s) until an async projection has nothing left to do or has failed.
+-- Waits (up to 60 s) until an async projection has nothing left to do or has failed.
 CREATE FUNCTION tap_model.settled(projection text) RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
-    FOR i IN 1..300 LOOP
+    FOR i IN 1..600 LOOP
+        -- (events_behind counts only visible events: nothing may be held back by a running transaction)
         IF EXISTS (SELECT FROM eventsource.projection_status s
-                    WHERE s.name = projection AND (s.status = 'failed' OR (s.events_behind = 0 AND s.attempts = 0))) THEN
+                    WHERE s.name = projection
+                      AND (s.status = 'failed' OR (s.events_behind = 0 AND s.attempts = 0))
+                      AND NOT EXISTS (SELECT FROM eventsource.events e
+                                       WHERE e.transaction_id >= pg_snapshot_xmin(pg_current_snapshot()))) THEN
             RETURN true;
         END IF;
         PERFORM pg_sleep(0.1);
