@@ -309,17 +309,14 @@ static KeptPlan replay_all_plan = {
 };
 
 /*
- * Feeds up to limit events after *after to the handler; advances *after to
- * the last one handled and returns how many.  Connected to SPI.
+ * Reads up to limit of the projection's events after `after` into
+ * SPI_tuptable (eventsource.event rows) and returns how many.
  */
 static uint64
-replay_batch(Projection *projection, Checkpoint *after, int limit, bool visible_only,
-			 TupleDesc event_description)
+read_projection_events(const Projection *projection, const Checkpoint *after, int limit, bool visible_only)
 {
 	Datum		values[5];
 	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
-	uint64		count;
-	SPITupleTable *rows;
 
 	values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(after->transaction_id));
 	values[1] = Int64GetDatum(after->global_position);
@@ -328,8 +325,20 @@ replay_batch(Projection *projection, Checkpoint *after, int limit, bool visible_
 	nulls[3] = projection->event_types ? ' ' : 'n';
 	values[4] = projection->category ? CStringGetTextDatum(projection->category) : (Datum) 0;
 	nulls[4] = projection->category ? ' ' : 'n';
+	return run_kept_plan(visible_only ? &replay_visible_plan : &replay_all_plan, values, nulls, false);
+}
 
-	count = run_kept_plan(visible_only ? &replay_visible_plan : &replay_all_plan, values, nulls, false);
+/*
+ * Feeds up to limit events after *after to the handler; advances *after to
+ * the last one handled and returns how many.  Connected to SPI.
+ */
+static uint64
+replay_batch(Projection *projection, Checkpoint *after, int limit, bool visible_only,
+			 TupleDesc event_description)
+{
+	uint64		count = read_projection_events(projection, after, limit, visible_only);
+	SPITupleTable *rows;
+
 	rows = SPI_tuptable;
 	for (uint64 i = 0; i < count; i++)
 	{
@@ -682,16 +691,6 @@ static KeptPlan dead_letter_plan = {
 	4, {TEXTOID, INT8OID, TEXTOID, INT4OID}
 };
 
-/* The checkpoint of the event right after `after`, for a dead letter. */
-static KeptPlan next_event_plan = {
-	"SELECT e.transaction_id, e.global_position FROM eventsource.events e"
-	" WHERE (e.transaction_id, e.global_position) > ($1, $2)"
-	"   AND ($3::text[] IS NULL OR e.event_type = ANY ($3))"
-	"   AND ($4::text IS NULL OR pg_catalog.split_part(e.stream_id, '-', 1) = $4)"
-	" ORDER BY e.transaction_id, e.global_position LIMIT 1",
-	4, {XID8OID, INT8OID, TEXTARRAYOID, TEXTOID}
-};
-
 /*
  * replay_batch in a subtransaction: returns NULL and the count, or the error
  * with everything the batch did undone.
@@ -749,20 +748,18 @@ record_failure(const Projection *projection, Checkpoint checkpoint, int attempts
 			   bool dead_letter, const ErrorData *error)
 {
 	Datum		values[6];
-	Datum		next[4];
-	char		next_nulls[4] = {' ', ' ', ' ', ' '};
 	Checkpoint	failed = checkpoint;
 	bool		exhausted = attempts >= max_attempts;
 	long		delay_ms = Min((long) FIRST_RETRY_MS << Min(attempts - 1, 20), LONGEST_RETRY_MS);
 
-	next[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(checkpoint.transaction_id));
-	next[1] = Int64GetDatum(checkpoint.global_position);
-	next[2] = PointerGetDatum(projection->event_types);
-	next_nulls[2] = projection->event_types ? ' ' : 'n';
-	next[3] = projection->category ? CStringGetTextDatum(projection->category) : (Datum) 0;
-	next_nulls[3] = projection->category ? ' ' : 'n';
-	if (run_kept_plan(&next_event_plan, next, next_nulls, false) > 0)
-		failed = checkpoint_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	/* The failing event: the projection's next one after the checkpoint. */
+	if (read_projection_events(projection, &checkpoint, 1, true) > 0)
+	{
+		bool		isnull;
+
+		failed = *(Checkpoint *) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+															   SPI_tuptable->tupdesc->natts, &isnull));
+	}
 
 	ereport(LOG,
 			(errmsg("projection \"%s\" failed on the event at global position " INT64_FORMAT " (attempt %d of %d): %s",
