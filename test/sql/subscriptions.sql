@@ -108,6 +108,8 @@ SELECT eventsource.ack('fresh', checkpoint) FROM eventsource.read_all() WHERE st
 \set VERBOSITY default
 SELECT eventsource.ack('grouped', (SELECT checkpoint FROM eventsource.read_all(max_count => 1)), 3);
 SELECT eventsource.drop_subscription('nobody');
+SELECT eventsource.consumer_group_member('order-1', 0);
+SELECT eventsource.consumer_group_member('order-1', 1001);
 SELECT eventsource.drop_subscription(NULL);
 SELECT count(*) AS changed_rows
   FROM ((SELECT * FROM eventsource.subscription_members EXCEPT SELECT * FROM members_before)
