@@ -6,7 +6,9 @@
 # the version (and positions) it was told, no batch is half there, stream versions are 1..n with no
 # gaps or duplicates and match eventsource.streams, the inline projection matches the log, the
 # subscription's checkpoint is not behind its last acknowledgement, and appends, reads and the
-# global position counter work again. This is done CRASH_ROUNDS times (2 by default).
+# global position counter work again. One round per fault in CRASH_FAULTS (by default: the
+# postmaster, one backend in the middle of an append, the notifier and the postmaster again; a
+# backend or the notifier killed with SIGKILL makes the postmaster reset every backend and recover).
 # Restart: a subscription's checkpoint, an inline and an async projection survive a clean restart;
 # poll continues after the checkpoint, the inline projection still projects and the async one
 # catches up to the same read model.
@@ -20,7 +22,7 @@ if [ -z "${EVENTSOURCE_CRASH_CLUSTER:-}" ]; then
 fi
 
 db=es_crash
-rounds=${CRASH_ROUNDS:-2}
+faults_to_inject=${CRASH_FAULTS:-postmaster backend notifier postmaster}
 load_seconds=${CRASH_LOAD_SECONDS:-3}
 writers=${CRASH_WRITERS:-4}
 source "$here/lib/check.sh"
@@ -76,9 +78,24 @@ cluster_processes() {
   return 0
 }
 
+# kill_target FAULT: kills (SIGKILL) the process FAULT names; prints its pid.
+kill_target() {
+  local pid=
+  case $1 in
+    postmaster) pid=$(head -1 "$data_directory/postmaster.pid") ;;
+    backend) pid=$(psql_db -c "SELECT pid FROM pg_stat_activity WHERE datname = '$db' AND state = 'active'
+                                  AND query LIKE '%eventsource.append%' AND pid <> pg_backend_pid() LIMIT 1") ;;
+    notifier) pid=$(psql_db -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'eventsource notifier'") ;;
+  esac
+  [ -n "$pid" ] && kill -9 "$pid"
+  echo "${pid:-none}"
+}
+
 faults=0
 acked_total=0
-for round in $(seq "$rounds"); do
+round=0
+for fault in $faults_to_inject; do
+  round=$((round + 1))
   # The load: writers and a consumer, until the server is killed under them.
   client_pids=()
   for w in $(seq "$writers"); do
@@ -89,9 +106,11 @@ for round in $(seq "$rounds"); do
   client_pids+=($!)
   sleep "$load_seconds"
   postmaster=$(head -1 "$data_directory/postmaster.pid")
-  kill -9 "$postmaster"
+  victim=$(kill_target "$fault")
+  check "round $round: a $fault process was killed" "$([ "$victim" != none ] && echo killed)" killed
   faults=$((faults + 1))
-  # The clients fail once their backends notice the postmaster is gone.
+  # The clients fail once their backends notice the postmaster is gone, or are terminated by its
+  # reset after a child's crash.
   stuck=0
   for pid in "${client_pids[@]}"; do
     for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -99,13 +118,21 @@ for round in $(seq "$rounds"); do
     wait "$pid" || true
   done
   client_pids=()
-  check "round $round: every client fails within 20 s of the postmaster's SIGKILL" "$stuck" 0
-  # (The postmaster itself counts until it is reaped: as a zombie it still holds its lock files.)
-  for _ in $(seq 200); do [ -z "$(cluster_processes)" ] && [ ! -e "/proc/$postmaster" ] && break; sleep 0.1; done
-  left=$({ cluster_processes; [ ! -e "/proc/$postmaster" ] || echo "$postmaster"; } | tr '\n' ' ')
-  check "round $round: no process of the killed cluster lingers after 20 s" "$left" ""
-  [ -z "$left" ] || { echo "# lingering: $(ps -o pid,args -p "${left// /,}" 2>/dev/null | tail -n +2)"; break; }
-  pg_ctlcluster 15 regress start
+  check "round $round: every client fails within 20 s of the $fault's SIGKILL" "$stuck" 0
+  if [ "$fault" = postmaster ]; then
+    # (The postmaster itself counts until it is reaped: as a zombie it still holds its lock files.)
+    for _ in $(seq 200); do [ -z "$(cluster_processes)" ] && [ ! -e "/proc/$postmaster" ] && break; sleep 0.1; done
+    left=$({ cluster_processes; [ ! -e "/proc/$postmaster" ] || echo "$postmaster"; } | tr '\n' ' ')
+    check "round $round: no process of the killed cluster lingers after 20 s" "$left" ""
+    [ -z "$left" ] || { echo "# lingering: $(ps -o pid,args -p "${left// /,}" 2>/dev/null | tail -n +2)"; break; }
+    pg_ctlcluster 15 regress start
+  else
+    for _ in $(seq 200); do psql_db -c "SELECT 1" > /dev/null 2>&1 && break; sleep 0.1; done
+    check "round $round: the same postmaster recovered and accepts connections" \
+      "$(psql_db -c "SELECT pg_postmaster_start_time() IS NOT NULL" 2>&1)|$(head -1 "$data_directory/postmaster.pid")" "t|$postmaster"
+  fi
+
+  check "round $round: a notifier serves the database again" "$(notifier_serves "$db")" t
 
   # What the clients saw.
   cat "$work"/writer-"$round"-*.log | awk -F'\t' '$1 == "try" {print $2 "\t" $3 "\t{" $4 "}"}' > "$work/tried"
@@ -178,7 +205,7 @@ SQL
   check "round $round: read_all reads the whole log" \
     "$(psql_db -c "SELECT (SELECT count(*) FROM eventsource.read_all(max_count => 100000)) = (SELECT count(*) FROM eventsource.events)")" t
 done
-echo "# $faults faults injected (postmaster SIGKILL), $acked_total acknowledged appends checked"
+echo "# $faults faults injected (SIGKILL of: $faults_to_inject), $acked_total acknowledged appends checked"
 
 # Clean restart: poll and ack some events; keep the checkpoint and the read models.
 # (A poll the killed consumer did not ack holds a lease of 2 s.)
