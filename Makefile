@@ -7,12 +7,12 @@
 
 EXTENSION = eventsource
 MODULE_big = eventsource
-OBJS = src/eventsource.o src/append.o src/read.o src/checkpoint.o src/guard.o src/snapshot.o src/notifier.o src/subscription.o src/projection.o
+OBJS = src/eventsource.o src/append.o src/read.o src/checkpoint.o src/guard.o src/snapshot.o src/notifier.o src/subscription.o src/projection.o src/lifecycle.o src/statistics.o
 DATA = $(wildcard sql/eventsource--*.sql)
 
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 
-REGRESS = install append append_errors read plans privileges role_matrix snapshots subscriptions projections upgrade
+REGRESS = install append append_errors read plans privileges role_matrix snapshots subscriptions projections lifecycle statistics upgrade
 REGRESS_OPTS = --inputdir=test --outputdir=. --load-extension=eventsource
 ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test --outputdir=.

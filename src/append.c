@@ -33,6 +33,7 @@
 #include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -56,20 +57,6 @@ typedef struct EventBatch
 	bool		ids_supplied;	/* did the caller give any event id? */
 } EventBatch;
 
-/* What the caller expects of the stream (expected_version). */
-typedef enum Expectation
-{
-	EXPECT_ANY,					/* NULL */
-	EXPECT_STREAM_EXISTS,		/* -1 */
-	EXPECT_VERSION				/* 0 (no stream) or N */
-} Expectation;
-
-typedef struct ExpectedVersion
-{
-	Expectation kind;
-	int64		version;		/* for EXPECT_VERSION */
-} ExpectedVersion;
-
 /* The outcome of an append: the stream's new version and the positions. */
 typedef struct AppendResult
 {
@@ -90,6 +77,12 @@ static KeptPlan probe_plan = {
 	"  LEFT JOIN eventsource.events e ON e.event_id = i.event_id"
 	" ORDER BY i.ordinal",
 	2, {TEXTOID, UUIDARRAYOID}
+};
+
+static KeptPlan tombstone_plan = {
+	"SELECT FROM eventsource.streams s"
+	" WHERE s.stream_id = $1 AND s.tombstoned_at IS NOT NULL",
+	1, {TEXTOID}
 };
 
 /*
@@ -114,14 +107,17 @@ static const char *const stream_change_sql[] = {
 	[ADVANCE_STREAM] =
 	"UPDATE eventsource.streams"
 	"   SET stream_version = stream_version + $2, updated_at = now()"
-	" WHERE stream_id = $1 AND ($3::bigint IS NULL OR stream_version = $3)"
-	" RETURNING stream_version - $2 AS from_version",
+	" WHERE stream_id = $1 AND ($3::bigint IS NULL OR stream_version = $3)",
 	[CREATE_STREAM] =
 	"INSERT INTO eventsource.streams"
 	"       (stream_id, category, stream_version, created_at, updated_at)"
 	"VALUES ($1, $4, $2, now(), now())"
 	"    ON CONFLICT (stream_id) DO NOTHING"
-	" RETURNING 0::bigint AS from_version"
+};
+
+static const char *const stream_change_returning_sql[] = {
+	[ADVANCE_STREAM] = " RETURNING stream_version - $2 AS from_version",
+	[CREATE_STREAM] = " RETURNING 0::bigint AS from_version"
 };
 
 static const char *const events_sql[] = {
@@ -141,12 +137,15 @@ static const char *const events_sql[] = {
  */
 static const char *const skip_taken_ids_sql = " ON CONFLICT (event_id) DO NOTHING";
 
+/* With the stream lifecycle (0.5.0 on), a tombstoned stream does not advance. */
+static const char *const not_tombstoned_sql = " AND tombstoned_at IS NULL";
+
 /* The kept plan of one variant of the append statement, composed on first use. */
 static KeptPlan *
-append_plan(StreamChange change, bool many, bool ids_supplied)
+append_plan(StreamChange change, bool many, bool ids_supplied, bool lifecycle)
 {
-	static KeptPlan plans[2][2][2];
-	KeptPlan   *kept = &plans[change][many][ids_supplied];
+	static KeptPlan plans[2][2][2][2];
+	KeptPlan   *kept = &plans[change][many][ids_supplied][lifecycle];
 
 	if (kept->sql == NULL)
 	{
@@ -157,11 +156,14 @@ append_plan(StreamChange change, bool many, bool ids_supplied)
 		kept->nargs = 8;
 		memcpy(kept->argtypes, argtypes, sizeof(argtypes));
 		kept->sql = MemoryContextStrdup(TopMemoryContext,
-										psprintf("WITH stream AS (%s)"
+										psprintf("WITH stream AS (%s%s%s)"
 												 " INSERT INTO eventsource.events"
 												 " (stream_id, stream_version, event_id, event_type, data, metadata)"
 												 " %s%s RETURNING global_position, stream_version",
-												 stream_change_sql[change], events_sql[many],
+												 stream_change_sql[change],
+												 lifecycle && change == ADVANCE_STREAM ? not_tombstoned_sql : "",
+												 stream_change_returning_sql[change],
+												 events_sql[many],
 												 ids_supplied ? skip_taken_ids_sql : ""));
 	}
 	return kept;
@@ -172,7 +174,7 @@ append_plan(StreamChange change, bool many, bool ids_supplied)
  * ------------------------------------------------------------------------
  */
 
-static ExpectedVersion
+ExpectedVersion
 expected_version_argument(FunctionCallInfo fcinfo, int argno)
 {
 	ExpectedVersion expected = {EXPECT_ANY, 0};
@@ -467,9 +469,33 @@ expected_version_text(ExpectedVersion expected)
 	return psprintf(INT64_FORMAT, expected.version);
 }
 
-static void
+/*
+ * Raises SE005 if the stream is tombstoned.  Call while connected to SPI.
+ */
+void
+reject_if_tombstoned(text *stream_id)
+{
+	Datum		values[1] = {PointerGetDatum(stream_id)};
+
+	if (!stream_lifecycle_installed() || run_kept_plan(&tombstone_plan, values, NULL, false) == 0)
+		return;
+	count_statistic(STATISTIC_TOMBSTONE_REJECTIONS, 1);
+	ereport(ERROR,
+			(errcode(ERRCODE_EVENTSOURCE_STREAM_TOMBSTONED),
+			 errmsg("stream \"%s\" is tombstoned", text_to_cstring(stream_id)),
+			 errdetail("A tombstoned stream can never be written again (eventsource.stream_status shows when it was tombstoned).")));
+}
+
+/*
+ * Raises SE001 for a stream at version actual that was expected otherwise
+ * (or SE005 if the stream is tombstoned: then no version would do).  Call
+ * while connected to SPI.
+ */
+void
 raise_version_conflict(text *stream_id, ExpectedVersion expected, int64 actual)
 {
+	reject_if_tombstoned(stream_id);
+	count_statistic(STATISTIC_VERSION_CONFLICTS, 1);
 	ereport(ERROR,
 			(errcode(ERRCODE_EVENTSOURCE_VERSION_CONFLICT),
 			 errmsg("version conflict on stream \"%s\"", text_to_cstring(stream_id)),
@@ -478,7 +504,7 @@ raise_version_conflict(text *stream_id, ExpectedVersion expected, int64 actual)
 			 errhint("Read the stream again, then retry with its current version.")));
 }
 
-static bool
+bool
 expectation_met(ExpectedVersion expected, bool exists, int64 version)
 {
 	switch (expected.kind)
@@ -630,7 +656,9 @@ write_append(text *stream_id, EventBatch *batch, StreamChange change,
 													   JSONBOID, -1, false, TYPALIGN_INT));
 	}
 
-	inserted = run_kept_plan(append_plan(change, many, batch->ids_supplied), values, nulls, false);
+	inserted = run_kept_plan(append_plan(change, many, batch->ids_supplied,
+										 stream_lifecycle_installed()),
+							 values, nulls, false);
 	if (inserted == 0)
 		return 0;
 	if (inserted != (uint64) batch->count)
@@ -671,7 +699,7 @@ write_append(text *stream_id, EventBatch *batch, StreamChange change,
  * check_stream_log_order makes sure no newer transaction appended to the
  * stream before it.
  */
-static void
+void
 lock_stream_in_log_order(text *stream_id)
 {
 	uint64		hash;
@@ -744,6 +772,7 @@ append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, Appen
 			if (probe_event_ids(stream_id, batch, &exists, &current))
 			{
 				resolve_retry(stream_id, batch, expected, exists, current, result);
+				count_statistic(STATISTIC_IDEMPOTENT_RETRIES, 1);
 				break;
 			}
 			if (!expectation_met(expected, exists, current))
@@ -764,6 +793,7 @@ append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, Appen
 			written = true;
 			break;
 		}
+		reject_if_tombstoned(stream_id);
 		if (batch->ids_supplied)
 			continue;
 		if (expected.kind != EXPECT_ANY)
@@ -781,6 +811,41 @@ append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, Appen
 	if (written && had_transaction_id)
 		check_stream_log_order(stream_id, result->stream_version - batch->count);
 	SPI_finish();
+	if (written)
+	{
+		count_statistic(STATISTIC_APPENDS, 1);
+		count_statistic(STATISTIC_EVENTS_APPENDED, batch->count);
+	}
+}
+
+/*
+ * Appends one event to a stream the extension writes itself (its id starts
+ * with '$') at any version: the audit stream, for one.  data_json is a JSON
+ * object's text; the event's metadata names the role and the session user
+ * that caused it (the role outside any SECURITY DEFINER function).
+ */
+void
+append_system_event(const char *stream, const char *event_type, const char *data_json)
+{
+	EventBatch *batch = new_batch(1);
+	AppendResult result;
+	StringInfoData metadata;
+
+	initStringInfo(&metadata);
+	appendStringInfoString(&metadata, "{\"role\": ");
+	escape_json(&metadata, GetUserNameFromId(GetOuterUserId(), false));
+	appendStringInfoString(&metadata, ", \"session_user\": ");
+	escape_json(&metadata, GetUserNameFromId(GetSessionUserId(), false));
+	appendStringInfoChar(&metadata, '}');
+
+	batch->event_ids[0] = generate_event_id();
+	batch->event_types[0] = CStringGetTextDatum(event_type);
+	batch->data[0] = DirectFunctionCall1(jsonb_in, CStringGetDatum(data_json));
+	batch->metadata[0] = DirectFunctionCall1(jsonb_in, CStringGetDatum(metadata.data));
+	batch->metadata_nulls[0] = false;
+	batch->ids_supplied = false;
+	append_batch(cstring_to_text(stream), batch, (ExpectedVersion) {EXPECT_ANY, 0}, &result);
+	notifier_wake_at_commit();
 }
 
 /* ------------------------------------------------------------------------

@@ -9,10 +9,12 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 
 #include "eventsource.h"
 
@@ -23,6 +25,10 @@ int			eventsource_snapshots_to_keep = 3;
 bool		eventsource_notify = true;
 char	   *eventsource_notify_databases = NULL;
 int			eventsource_notify_max_delay = 50;
+int			eventsource_scavenge_interval = 60;
+
+/* Whether shared_preload_libraries loaded the library (its shared memory and workers exist). */
+static bool preloaded = false;
 
 void		_PG_init(void);
 
@@ -61,10 +67,53 @@ _PG_init(void)
 							50, 1, 10000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomIntVariable("eventsource.scavenge_interval",
+							"How often the notifier runs scavenge in the databases it serves.",
+							"0 turns it off. Each round removes hidden events in batches of 1000, a transaction each, until none is left.",
+							&eventsource_scavenge_interval,
+							60, 0, INT_MAX / 1000,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("eventsource");
 
 	if (process_shared_preload_libraries_in_progress)
+	{
+		preloaded = true;
 		notifier_preload_init();
+		statistics_preload_init();
+	}
+}
+
+/*
+ * Whether this database's extension is 0.5.0 or newer (it has the stream
+ * lifecycle: eventsource.streams.tombstoned_at and first_visible_version).
+ * The library serves every version its scripts install, so that appends and
+ * reads go on between installing a new library and ALTER EXTENSION UPDATE.
+ * Three syscache lookups: cheap enough to ask on every call, which keeps the
+ * answer right across an ALTER EXTENSION in the same session.
+ */
+bool
+stream_lifecycle_installed(void)
+{
+	Oid			schema = get_namespace_oid("eventsource", true);
+	Oid			streams = OidIsValid(schema) ? get_relname_relid("streams", schema) : InvalidOid;
+
+	return OidIsValid(streams) && get_attnum(streams, "tombstoned_at") != InvalidAttrNumber;
+}
+
+/*
+ * Raises the error for a function that needs the library preloaded (its
+ * shared memory or background workers); detail says what for.
+ */
+void
+require_preloaded_library(const char *function_name, const char *detail, const char *hint)
+{
+	if (!preloaded)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s requires eventsource in shared_preload_libraries", function_name),
+				 errdetail_internal("%s", detail),
+				 errhint("%s", hint)));
 }
 
 /*

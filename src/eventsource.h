@@ -25,6 +25,7 @@
 #define ERRCODE_EVENTSOURCE_DUPLICATE_EVENT_ID	MAKE_SQLSTATE('S','E','0','0','2')
 #define ERRCODE_EVENTSOURCE_APPEND_ONLY			MAKE_SQLSTATE('S','E','0','0','3')
 #define ERRCODE_EVENTSOURCE_SNAPSHOT_VERSION	MAKE_SQLSTATE('S','E','0','0','4')
+#define ERRCODE_EVENTSOURCE_STREAM_TOMBSTONED	MAKE_SQLSTATE('S','E','0','0','5')
 
 /*
  * The class (the fourth field) of the advisory locks append takes on streams:
@@ -41,6 +42,57 @@
 /* expected_version values with a meaning of their own (NULL means "any"). */
 #define EXPECTED_VERSION_NO_STREAM		0
 #define EXPECTED_VERSION_STREAM_EXISTS	(-1)
+
+/* The audit stream: delete_stream, tombstone_stream and set_stream_metadata record events in it. */
+#define EVENTSOURCE_AUDIT_STREAM		"$streams"
+
+/* What the caller expects of the stream (expected_version). */
+typedef enum Expectation
+{
+	EXPECT_ANY,					/* NULL */
+	EXPECT_STREAM_EXISTS,		/* -1 */
+	EXPECT_VERSION				/* 0 (no stream) or N */
+} Expectation;
+
+typedef struct ExpectedVersion
+{
+	Expectation kind;
+	int64		version;		/* for EXPECT_VERSION */
+} ExpectedVersion;
+
+/* Appends and their rules (append.c); the last four run while connected to SPI. */
+extern ExpectedVersion expected_version_argument(FunctionCallInfo fcinfo, int argno);
+extern bool expectation_met(ExpectedVersion expected, bool exists, int64 version);
+extern void raise_version_conflict(text *stream_id, ExpectedVersion expected, int64 actual);
+extern void reject_if_tombstoned(text *stream_id);
+extern void lock_stream_in_log_order(text *stream_id);
+extern void append_system_event(const char *stream, const char *event_type, const char *data_json);
+
+/*
+ * The lowest stream version that stream reads of stream $1 show (NULL when
+ * the stream does not exist): an uncorrelated subquery, which the executor
+ * runs once and an index scan can use as a bound.
+ */
+#define FIRST_VISIBLE_VERSION_OF_STREAM_1 \
+	"(SELECT eventsource.first_visible_version(v) FROM eventsource.streams v WHERE v.stream_id = $1)"
+
+/* Counters in shared memory (statistics.c); without the preload they count nothing. */
+typedef enum StatisticKind
+{
+	STATISTIC_APPENDS,
+	STATISTIC_EVENTS_APPENDED,
+	STATISTIC_VERSION_CONFLICTS,
+	STATISTIC_IDEMPOTENT_RETRIES,
+	STATISTIC_TOMBSTONE_REJECTIONS,
+	STATISTIC_EVENTS_SCAVENGED,
+	STATISTIC_KINDS				/* their number */
+} StatisticKind;
+
+extern void statistics_preload_init(void);
+extern void count_statistic(StatisticKind kind, uint64 amount);
+
+/* Set while scavenge deletes events: the append-only guard lets it (lifecycle.c). */
+extern bool eventsource_scavenging;
 
 /*
  * A statement prepared on first use in a backend and kept for its lifetime.
@@ -77,7 +129,12 @@ typedef struct Checkpoint
 extern int	compare_checkpoints(const Checkpoint *a, const Checkpoint *b);
 extern char *checkpoint_to_cstring(const Checkpoint *checkpoint);
 
+/* Whether the database's extension has the stream lifecycle (0.5.0 on; eventsource.c). */
+extern bool stream_lifecycle_installed(void);
+
 /* Validation shared by append and read (eventsource.c). */
+extern void require_preloaded_library(const char *function_name, const char *detail,
+									  const char *hint);
 extern void check_not_null(FunctionCallInfo fcinfo, int argno, const char *name);
 extern text *checked_stream_id(FunctionCallInfo fcinfo, int argno, bool for_append);
 extern text *checked_object_name(FunctionCallInfo fcinfo, int argno, const char *what);
@@ -128,14 +185,17 @@ extern int	eventsource_snapshots_to_keep;
 extern bool eventsource_notify;
 extern char *eventsource_notify_databases;
 extern int	eventsource_notify_max_delay;
+extern int	eventsource_scavenge_interval;
 
 /* The bus (notifier.c). */
 extern void notifier_preload_init(void);
 extern void notifier_wake_at_commit(void);
-extern void require_preloaded_library(const char *function_name);
 extern bool notifier_serves_this_database(void);
 
 /* Async projections, run by the notifier (projection.c). */
 extern long run_async_projections(void);
+
+/* Scavenging by the notifier (lifecycle.c). */
+extern void run_scavenge_batches(void);
 
 #endif							/* EVENTSOURCE_H */

@@ -2,7 +2,9 @@
  *
  * guard.c
  *	  The trigger that keeps eventsource.events append-only: any UPDATE,
- *	  DELETE or TRUNCATE of the log is an error, whoever runs it.
+ *	  DELETE or TRUNCATE of the log is an error, whoever runs it, except the
+ *	  DELETE that eventsource.scavenge runs (lifecycle.c) of events that
+ *	  deletes and retention settings hide.
  *
  *-------------------------------------------------------------------------
  */
@@ -22,6 +24,9 @@ eventsource_reject_event_change(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "eventsource_reject_event_change: not called by the trigger manager");
+
+	if (TRIGGER_FIRED_BY_DELETE(trigger_data->tg_event) && eventsource_scavenging)
+		return PointerGetDatum(trigger_data->tg_trigtuple);
 
 	if (TRIGGER_FIRED_BY_UPDATE(trigger_data->tg_event))
 		command = "UPDATE";

@@ -811,6 +811,7 @@ eventsource_notifier_main(Datum main_arg)
 	Checkpoint	position = {0, 0};
 	long		timeout = 0;
 	uint64		notifications;
+	TimestampTz last_scavenge = GetCurrentTimestamp();
 
 	my_slot = &notifier_shared->slots[DatumGetInt32(main_arg)];
 
@@ -868,6 +869,20 @@ eventsource_notifier_main(Datum main_arg)
 			if (projections_sleep >= 0 && projections_sleep < timeout)
 				timeout = projections_sleep;
 		}
+		/* Scavenging (lifecycle.c), every eventsource.scavenge_interval. */
+		if (eventsource_scavenge_interval > 0)
+		{
+			long		interval_ms = eventsource_scavenge_interval * 1000L;
+			long		since_ms = (long) ((GetCurrentTimestamp() - last_scavenge) / 1000);
+
+			if (since_ms >= interval_ms)
+			{
+				run_scavenge_batches();
+				last_scavenge = GetCurrentTimestamp();
+				since_ms = 0;
+			}
+			timeout = Min(timeout, interval_ms - since_ms);
+		}
 		if (my_slot->notifications != notifications && timeout != 0)
 			(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, COALESCE_MS, PG_WAIT_EXTENSION);
 	}
@@ -879,20 +894,6 @@ eventsource_notifier_main(Datum main_arg)
  */
 
 /*
- * Raises the error for a bus function called without the preloaded library.
- */
-void
-require_preloaded_library(const char *function_name)
-{
-	if (notifier_shared == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("%s requires eventsource in shared_preload_libraries", function_name),
-				 errdetail("The notifier runs as a background worker, which only a preloaded library can start."),
-				 errhint("Add eventsource to shared_preload_libraries in postgresql.conf, set eventsource.notify_databases, and restart the server.")));
-}
-
-/*
  * eventsource.notifier_status() returns one row per served database.
  */
 Datum
@@ -900,7 +901,9 @@ eventsource_notifier_status(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
-	require_preloaded_library("eventsource.notifier_status()");
+	require_preloaded_library("eventsource.notifier_status()",
+							  "The notifier runs as a background worker, which only a preloaded library can start.",
+							  "Add eventsource to shared_preload_libraries in postgresql.conf, set eventsource.notify_databases, and restart the server.");
 	InitMaterializedSRF(fcinfo, 0);
 
 	for (int i = 0; i < NOTIFIER_MAX_DATABASES; i++)

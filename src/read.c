@@ -46,18 +46,28 @@ static KeptPlan current_version_plan = {
 	1, {TEXTOID}
 };
 
-static KeptPlan read_forward_plan = {
-	EVENT_COLUMNS
-	" WHERE e.stream_id = $1 AND e.stream_version >= $2"
-	" ORDER BY e.stream_version LIMIT $3",
-	3, {TEXTOID, INT8OID, INT4OID}
+/*
+ * Stream reads, forward and backward, from $2, at most $3 events.  With the
+ * stream lifecycle (0.5.0 on) they show the versions from the first visible
+ * one (lifecycle.c): [1] of each pair.
+ */
+#define READ_FORWARD(lowest) \
+	EVENT_COLUMNS \
+	" WHERE e.stream_id = $1 AND e.stream_version >= " lowest \
+	" ORDER BY e.stream_version LIMIT $3"
+#define READ_BACKWARD(visible) \
+	EVENT_COLUMNS \
+	" WHERE e.stream_id = $1 AND e.stream_version <= $2" visible \
+	" ORDER BY e.stream_version DESC LIMIT $3"
+
+static KeptPlan read_forward_plans[2] = {
+	{READ_FORWARD("$2"), 3, {TEXTOID, INT8OID, INT4OID}},
+	{READ_FORWARD("GREATEST($2, " FIRST_VISIBLE_VERSION_OF_STREAM_1 ")"), 3, {TEXTOID, INT8OID, INT4OID}}
 };
 
-static KeptPlan read_backward_plan = {
-	EVENT_COLUMNS
-	" WHERE e.stream_id = $1 AND e.stream_version <= $2"
-	" ORDER BY e.stream_version DESC LIMIT $3",
-	3, {TEXTOID, INT8OID, INT4OID}
+static KeptPlan read_backward_plans[2] = {
+	{READ_BACKWARD(""), 3, {TEXTOID, INT8OID, INT4OID}},
+	{READ_BACKWARD(" AND e.stream_version >= " FIRST_VISIBLE_VERSION_OF_STREAM_1), 3, {TEXTOID, INT8OID, INT4OID}}
 };
 
 static KeptPlan read_all_plan = {
@@ -265,7 +275,9 @@ eventsource_read_stream(PG_FUNCTION_ARGS)
 	values[1] = Int64GetDatum(optional_stream_version(fcinfo, 1, "from_version",
 													  forward ? 1 : PG_INT64_MAX));
 	values[2] = Int32GetDatum(max_count);
-	materialize_read(fcinfo, forward ? &read_forward_plan : &read_backward_plan, values, nulls);
+	materialize_read(fcinfo,
+					 &(forward ? read_forward_plans : read_backward_plans)[stream_lifecycle_installed()],
+					 values, nulls);
 	return (Datum) 0;
 }
 

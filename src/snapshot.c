@@ -65,21 +65,35 @@ static KeptPlan load_snapshot_plan = {
  * then the events after it.  Each is an ordered index scan; one statement
  * with UNION ALL would have to sort the whole stream to guarantee the order.
  */
-static KeptPlan load_stream_snapshot_plan = {
-	"SELECT 'snapshot'::text, n.stream_version, n.schema_version, NULL::text,"
-	"       n.state, NULL::jsonb, NULL::uuid, NULL::bigint, n.created_at"
-	"  FROM (" NEWEST_SNAPSHOT ") n",
-	3, {TEXTOID, INT8OID, INT4OID}
+/*
+ * With the stream lifecycle (0.5.0 on), both honour deletes and retention:
+ * only a snapshot from just before the first visible version on is used (an
+ * older one would leave a gap), and the events after it are visible ones.
+ * [0] of each pair is for older versions of the extension.
+ */
+#define VISIBLE_SNAPSHOT " WHERE n.stream_version >= " FIRST_VISIBLE_VERSION_OF_STREAM_1 " - 1"
+#define VISIBLE_EVENTS "   AND e.stream_version >= " FIRST_VISIBLE_VERSION_OF_STREAM_1
+#define LOAD_STREAM_SNAPSHOT(visible) \
+	"SELECT 'snapshot'::text, n.stream_version, n.schema_version, NULL::text," \
+	"       n.state, NULL::jsonb, NULL::uuid, NULL::bigint, n.created_at" \
+	"  FROM (" NEWEST_SNAPSHOT ") n" visible
+#define LOAD_STREAM_EVENTS(visible_snapshot, visible_events) \
+	"SELECT 'event'::text, e.stream_version, NULL::integer, e.event_type," \
+	"       e.data, e.metadata, e.event_id, e.global_position, e.recorded_at" \
+	"  FROM eventsource.events e" \
+	" WHERE e.stream_id = $1 AND e.stream_version <= $2" \
+	"   AND e.stream_version > COALESCE((SELECT n.stream_version FROM (" NEWEST_SNAPSHOT ") n" \
+	visible_snapshot "), 0)" visible_events \
+	" ORDER BY e.stream_version"
+
+static KeptPlan load_stream_snapshot_plans[2] = {
+	{LOAD_STREAM_SNAPSHOT(""), 3, {TEXTOID, INT8OID, INT4OID}},
+	{LOAD_STREAM_SNAPSHOT(VISIBLE_SNAPSHOT), 3, {TEXTOID, INT8OID, INT4OID}}
 };
 
-static KeptPlan load_stream_events_plan = {
-	"SELECT 'event'::text, e.stream_version, NULL::integer, e.event_type,"
-	"       e.data, e.metadata, e.event_id, e.global_position, e.recorded_at"
-	"  FROM eventsource.events e"
-	" WHERE e.stream_id = $1 AND e.stream_version <= $2"
-	"   AND e.stream_version > COALESCE((SELECT n.stream_version FROM (" NEWEST_SNAPSHOT ") n), 0)"
-	" ORDER BY e.stream_version",
-	3, {TEXTOID, INT8OID, INT4OID}
+static KeptPlan load_stream_events_plans[2] = {
+	{LOAD_STREAM_EVENTS("", ""), 3, {TEXTOID, INT8OID, INT4OID}},
+	{LOAD_STREAM_EVENTS(VISIBLE_SNAPSHOT, VISIBLE_EVENTS), 3, {TEXTOID, INT8OID, INT4OID}}
 };
 
 static KeptPlan delete_plan = {
@@ -200,7 +214,8 @@ eventsource_load_snapshot(PG_FUNCTION_ARGS)
 Datum
 eventsource_load_stream(PG_FUNCTION_ARGS)
 {
-	KeptPlan   *plans[2] = {&load_stream_snapshot_plan, &load_stream_events_plan};
+	bool		lifecycle = stream_lifecycle_installed();
+	KeptPlan   *plans[2] = {&load_stream_snapshot_plans[lifecycle], &load_stream_events_plans[lifecycle]};
 	Datum		values[3];
 	bool		nulls[3];
 

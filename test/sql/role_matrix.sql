@@ -48,7 +48,16 @@ INSERT INTO matrix.operations (operation, statement) VALUES
     ('rebuild_projection',     $$SELECT eventsource.rebuild_projection('existing')$$),
     ('drop_projection',        $$SELECT eventsource.drop_projection('existing')$$),
     ('update projections',     $$UPDATE eventsource.projections SET status = 'paused'$$),
-    ('projection_status',      $$SELECT count(*) FROM eventsource.projection_status$$);
+    ('projection_status',      $$SELECT count(*) FROM eventsource.projection_status$$),
+    ('delete_stream',          $$SELECT eventsource.delete_stream('ledger-1')$$),
+    ('tombstone_stream',       $$SELECT eventsource.tombstone_stream('ledger-1')$$),
+    ('set_stream_metadata',    $$SELECT eventsource.set_stream_metadata('ledger-1', '{"max_count": 1}')$$),
+    ('stream_metadata',        $$SELECT eventsource.stream_metadata('ledger-1')$$),
+    ('update stream retention', $$UPDATE eventsource.streams SET truncate_before = 100$$),
+    ('scavenge',               $$SELECT eventsource.scavenge()$$),
+    ('stream_status',          $$SELECT count(*) FROM eventsource.stream_status$$),
+    ('statistics views',       $$SELECT (SELECT count(*) FROM eventsource.store_statistics) + (SELECT count(*) FROM eventsource.category_statistics) + (SELECT count(*) FROM eventsource.event_type_statistics) + (SELECT count(*) FROM eventsource.snapshot_statistics) + (SELECT count(*) FROM eventsource.visibility_horizon)$$),
+    ('reset_statistics',       $$SELECT eventsource.reset_statistics()$$);
 
 -- Runs a statement as a role in a subtransaction that is always undone; "ok" or the SQLSTATE.
 CREATE FUNCTION matrix.try(role_name text, statement text) RETURNS text LANGUAGE plpgsql AS $$
@@ -84,7 +93,10 @@ RESET client_min_messages;
 
 -- Nothing was changed by any of it.
 SELECT count(*) AS events, (SELECT count(*) FROM eventsource.subscriptions) AS subscriptions,
-       (SELECT count(*) FROM eventsource.projections) AS projections FROM eventsource.events;
+       (SELECT count(*) FROM eventsource.projections) AS projections,
+       (SELECT count(*) FROM eventsource.streams
+         WHERE truncate_before IS NOT NULL OR max_count IS NOT NULL OR tombstoned_at IS NOT NULL) AS streams_with_lifecycle_changes
+  FROM eventsource.events;
 
 ALTER TABLE eventsource.events OWNER TO CURRENT_USER;
 REVOKE USAGE ON SCHEMA eventsource FROM matrix_owner;

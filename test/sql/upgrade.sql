@@ -65,6 +65,24 @@ SELECT eventsource.drop_projection('loan-totals');
 DROP TABLE loan_totals;
 DROP FUNCTION count_loan_event(eventsource.event);
 
+-- 0.4.0 -> 0.5.0: the stream lifecycle and statistics. The streams keep their rows, with no
+-- retention; delete, metadata and scavenge work on streams written before the upgrade.
+CREATE TEMP TABLE streams_at_0_4 AS SELECT * FROM eventsource.streams;
+ALTER EXTENSION eventsource UPDATE TO '0.5.0';
+SELECT extversion FROM pg_extension WHERE extname = 'eventsource';
+SELECT count(*) AS changed_streams
+  FROM ((SELECT stream_id, category, stream_version, created_at, updated_at FROM eventsource.streams
+         EXCEPT SELECT * FROM streams_at_0_4)
+        UNION ALL (SELECT * FROM streams_at_0_4
+         EXCEPT SELECT stream_id, category, stream_version, created_at, updated_at FROM eventsource.streams)) AS difference;
+SELECT stream_id, state, first_visible_version, visible_events FROM eventsource.stream_status ORDER BY stream_id;
+SELECT eventsource.set_stream_metadata('loan-1', '{"max_count": 1}');
+SELECT stream_version, event_type FROM eventsource.read_stream('loan-1');
+SELECT eventsource.delete_stream('loan-2');
+SELECT eventsource.drop_subscription('loans');
+SELECT eventsource.scavenge();
+SELECT stream_id, stream_version FROM eventsource.events ORDER BY global_position;
+
 -- The upgraded extension is the fresh install: nothing missing, nothing extra, nothing different.
 CREATE TEMP TABLE upgraded AS SELECT * FROM extension_objects;
 SELECT 'missing after upgrade' AS problem, object FROM (SELECT * FROM fresh_install EXCEPT SELECT * FROM upgraded) AS f

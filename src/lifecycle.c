@@ -1,0 +1,532 @@
+/*-------------------------------------------------------------------------
+ *
+ * lifecycle.c
+ *	  The stream lifecycle: delete_stream (soft delete), tombstone_stream,
+ *	  set_stream_metadata (truncate_before, max_count, max_age), the rule
+ *	  that decides which events stream reads show (first_visible_version),
+ *	  and scavenge, which removes the events nothing shows any more.
+ *
+ * Deletes and retention settings hide events from stream reads at once.
+ * The global log keeps them, as it was written, until scavenge removes
+ * them; scavenge leaves every event that a subscription (a consumer group
+ * member's checkpoint) or an async projection whose filter takes it has not
+ * passed yet, so no consumer ever skips an event it was owed.  Consumers
+ * learn of deletes and metadata changes from the audit events in the
+ * $streams stream.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/datum.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "eventsource.h"
+
+PG_FUNCTION_INFO_V1(eventsource_first_visible_version);
+PG_FUNCTION_INFO_V1(eventsource_delete_stream);
+PG_FUNCTION_INFO_V1(eventsource_tombstone_stream);
+PG_FUNCTION_INFO_V1(eventsource_set_stream_metadata);
+PG_FUNCTION_INFO_V1(eventsource_scavenge);
+
+bool		eventsource_scavenging = false;
+
+/* The largest truncate_before or max_count (a stream never has more versions). */
+#define EVENTSOURCE_MAX_METADATA_NUMBER	INT64CONST(1000000000000000)
+
+/* The background worker's batch size, and the most one scavenge call removes. */
+#define SCAVENGE_BATCH_EVENTS	1000
+#define SCAVENGE_MAX_EVENTS		100000
+
+/* The first event of stream $1 from version $2 on recorded at or after $3. */
+static KeptPlan max_age_boundary_plan = {
+	"SELECT e.stream_version FROM eventsource.events e"
+	" WHERE e.stream_id = $1 AND e.stream_version >= $2 AND e.recorded_at >= $3"
+	" ORDER BY e.stream_version LIMIT 1",
+	3, {TEXTOID, INT8OID, TIMESTAMPTZOID}
+};
+
+static KeptPlan lock_stream_plan = {
+	"SELECT s.stream_version, s.tombstoned_at IS NOT NULL"
+	"  FROM eventsource.streams s WHERE s.stream_id = $1 FOR UPDATE",
+	1, {TEXTOID}
+};
+
+/* Hides every event of stream $1; $2: tombstones it too. */
+static KeptPlan end_stream_plan = {
+	"UPDATE eventsource.streams"
+	"   SET truncate_before = stream_version + 1,"
+	"       tombstoned_at = CASE WHEN $2 THEN pg_catalog.now() END"
+	" WHERE stream_id = $1",
+	2, {TEXTOID, BOOLOID}
+};
+
+/* A tombstone for a stream id never written: it may never be. */
+static KeptPlan tombstone_new_stream_plan = {
+	"INSERT INTO eventsource.streams"
+	"       (stream_id, category, stream_version, created_at, updated_at, truncate_before, tombstoned_at)"
+	"VALUES ($1, $2, 0, pg_catalog.now(), pg_catalog.now(), 1, pg_catalog.now())"
+	"    ON CONFLICT (stream_id) DO NOTHING",
+	2, {TEXTOID, TEXTOID}
+};
+
+static KeptPlan delete_stream_snapshots_plan = {
+	"DELETE FROM eventsource.snapshots s WHERE s.stream_id = $1",
+	1, {TEXTOID}
+};
+
+static KeptPlan set_metadata_plan = {
+	"UPDATE eventsource.streams SET truncate_before = $2, max_count = $3, max_age = $4"
+	" WHERE stream_id = $1",
+	4, {TEXTOID, INT8OID, INT8OID, INTERVALOID}
+};
+
+static KeptPlan metadata_plan = {
+	"SELECT eventsource.stream_metadata($1)",
+	1, {TEXTOID}
+};
+
+/*
+ * Up to $1 events hidden from stream reads that no consumer still needs: of
+ * a stream with something that hides events (the partial index), below its
+ * first visible version, and past the checkpoint of every subscription
+ * member and async projection whose filter takes the event.
+ */
+static KeptPlan scavenge_plan = {
+	"WITH removable AS ("
+	"  SELECT e.global_position"
+	"    FROM eventsource.streams s"
+	"    JOIN eventsource.events e ON e.stream_id = s.stream_id"
+	"   WHERE (s.truncate_before IS NOT NULL OR s.max_count IS NOT NULL OR s.max_age IS NOT NULL)"
+	"     AND e.stream_version < eventsource.first_visible_version(s)"
+	"     AND NOT EXISTS ("
+	"         SELECT FROM eventsource.subscriptions b"
+	"           JOIN eventsource.subscription_members m ON m.subscription_name = b.name"
+	"          WHERE (b.category IS NULL OR b.category = s.category)"
+	"            AND (b.event_types IS NULL OR e.event_type = ANY (b.event_types))"
+	"            AND (b.consumer_group_size = 1"
+	"                 OR eventsource.consumer_group_member(e.stream_id, b.consumer_group_size) = m.consumer_group_member)"
+	"            AND (m.checkpoint IS NULL OR m.checkpoint OPERATOR(eventsource.<)"
+	"                 eventsource.checkpoint(e.transaction_id, e.global_position)))"
+	"     AND NOT EXISTS ("
+	"         SELECT FROM eventsource.projections p"
+	"          WHERE p.mode = 'async'"
+	"            AND (p.category IS NULL OR p.category = s.category)"
+	"            AND (p.event_types IS NULL OR e.event_type = ANY (p.event_types))"
+	"            AND (p.checkpoint IS NULL OR p.checkpoint OPERATOR(eventsource.<)"
+	"                 eventsource.checkpoint(e.transaction_id, e.global_position)))"
+	"   LIMIT $1)"
+	" DELETE FROM eventsource.events e USING removable r WHERE e.global_position = r.global_position",
+	1, {INT4OID}
+};
+
+/* ------------------------------------------------------------------------
+ * Which events stream reads show
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * eventsource.first_visible_version(stream eventsource.streams) returns
+ * bigint: the greatest of 1, truncate_before, the first of the newest
+ * max_count versions, and the first version recorded within max_age (the
+ * version after the last one when none is).
+ */
+Datum
+eventsource_first_visible_version(PG_FUNCTION_ARGS)
+{
+	HeapTupleHeader stream = PG_GETARG_HEAPTUPLEHEADER(0);
+	bool		isnull;
+	int64		stream_version;
+	int64		first = 1;
+	Datum		value;
+
+	stream_version = DatumGetInt64(GetAttributeByName(stream, "stream_version", &isnull));
+	value = GetAttributeByName(stream, "truncate_before", &isnull);
+	if (!isnull)
+		first = Max(first, DatumGetInt64(value));
+	value = GetAttributeByName(stream, "max_count", &isnull);
+	if (!isnull)
+		first = Max(first, stream_version - DatumGetInt64(value) + 1);
+
+	value = GetAttributeByName(stream, "max_age", &isnull);
+	if (!isnull && first <= stream_version)
+	{
+		Datum		values[3];
+		Datum		stream_id = GetAttributeByName(stream, "stream_id", &isnull);
+
+		values[0] = stream_id;
+		values[1] = Int64GetDatum(first);
+		values[2] = DirectFunctionCall2(timestamptz_mi_interval,
+										TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+										value);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (run_kept_plan(&max_age_boundary_plan, values, NULL, true) > 0)
+			first = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		else
+			first = stream_version + 1;
+		SPI_finish();
+	}
+	PG_RETURN_INT64(first);
+}
+
+/* ------------------------------------------------------------------------
+ * Delete, tombstone, metadata
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * Starts an operation that writes an audit event: refuses to run read-only,
+ * connects to SPI, and takes the audit stream's turn before any write, so
+ * that the audit event lands in log order (see lock_stream_in_log_order).
+ */
+static void
+begin_audited_change(const char *function_name)
+{
+	PreventCommandIfReadOnly(function_name);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	lock_stream_in_log_order(cstring_to_text(EVENTSOURCE_AUDIT_STREAM));
+}
+
+/*
+ * Locks the row of an existing stream; returns false when there is none.
+ */
+static bool
+lock_stream(text *stream_id, int64 *stream_version, bool *tombstoned)
+{
+	Datum		values[1] = {PointerGetDatum(stream_id)};
+	bool		isnull;
+
+	if (run_kept_plan(&lock_stream_plan, values, NULL, false) == 0)
+		return false;
+	*stream_version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	*tombstoned = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	return true;
+}
+
+static void
+raise_no_such_stream(text *stream_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("stream \"%s\" does not exist", text_to_cstring(stream_id)),
+			 errdetail("Nothing was ever appended to it.")));
+}
+
+/* The JSON text of {"stream_id": stream_id, "stream_version": version}. */
+static char *
+stream_event_data(text *stream_id, int64 version)
+{
+	StringInfoData data;
+
+	initStringInfo(&data);
+	appendStringInfoString(&data, "{\"stream_id\": ");
+	escape_json(&data, text_to_cstring(stream_id));
+	appendStringInfo(&data, ", \"stream_version\": " INT64_FORMAT "}", version);
+	return data.data;
+}
+
+/*
+ * The body of delete_stream and tombstone_stream: hides every event of the
+ * stream, deletes its snapshots, records the audit event; returns the
+ * version deleted through.
+ */
+static int64
+end_stream(FunctionCallInfo fcinfo, bool tombstone)
+{
+	text	   *stream_id = checked_stream_id(fcinfo, 0, true);
+	ExpectedVersion expected = expected_version_argument(fcinfo, 1);
+	const char *function_name = tombstone ? "eventsource.tombstone_stream()" : "eventsource.delete_stream()";
+	Datum		values[2] = {PointerGetDatum(stream_id), BoolGetDatum(tombstone)};
+	Datum		new_stream[2] = {PointerGetDatum(stream_id), PointerGetDatum(category_of(stream_id))};
+	int64		version = 0;
+	bool		tombstoned = false;
+	bool		exists;
+
+	begin_audited_change(function_name);
+	for (;;)
+	{
+		exists = lock_stream(stream_id, &version, &tombstoned);
+		if (exists || !tombstone)
+			break;
+		/* A tombstone for an id never written, unless an append creates it meanwhile. */
+		if (!expectation_met(expected, false, 0))
+			raise_version_conflict(stream_id, expected, 0);
+		if (run_kept_plan(&tombstone_new_stream_plan, new_stream, NULL, false) > 0)
+			break;
+	}
+	if (exists)
+	{
+		if (tombstoned)
+			reject_if_tombstoned(stream_id);
+		if (!expectation_met(expected, true, version))
+			raise_version_conflict(stream_id, expected, version);
+		run_kept_plan(&end_stream_plan, values, NULL, false);
+	}
+	else if (!tombstone)
+		raise_no_such_stream(stream_id);
+
+	run_kept_plan(&delete_stream_snapshots_plan, values, NULL, false);
+	append_system_event(EVENTSOURCE_AUDIT_STREAM,
+						tombstone ? "$stream-tombstoned" : "$stream-deleted",
+						stream_event_data(stream_id, version));
+	SPI_finish();
+	return version;
+}
+
+/*
+ * eventsource.delete_stream(stream_id, expected_version) returns bigint.
+ */
+Datum
+eventsource_delete_stream(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(end_stream(fcinfo, false));
+}
+
+/*
+ * eventsource.tombstone_stream(stream_id, expected_version) returns bigint.
+ */
+Datum
+eventsource_tombstone_stream(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64(end_stream(fcinfo, true));
+}
+
+static void
+raise_bad_metadata(const char *message, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("%s", message),
+			 errdetail("%s", detail),
+			 errhint("Stream metadata is a JSON object with the keys truncate_before (a version), max_count (a number of events) and max_age (an interval such as \"30 days\", or seconds), each optional.")));
+}
+
+/*
+ * A metadata value that must be a whole number from minimum to
+ * EVENTSOURCE_MAX_METADATA_NUMBER.
+ */
+static int64
+metadata_integer(JsonbValue *value, const char *key, int64 minimum)
+{
+	Datum		number;
+	float8		approximate;
+
+	if (value->type != jbvNumeric)
+		raise_bad_metadata(psprintf("stream metadata %s must be a number", key),
+						   psprintf("%s was not a number.", key));
+	number = NumericGetDatum(value->val.numeric);
+	approximate = DatumGetFloat8(DirectFunctionCall1(numeric_float8, number));
+	if (!(approximate >= minimum && approximate <= EVENTSOURCE_MAX_METADATA_NUMBER) ||
+		DatumGetInt32(DirectFunctionCall2(numeric_cmp, number,
+										  DirectFunctionCall2(numeric_trunc, number, Int32GetDatum(0)))) != 0)
+		raise_bad_metadata(psprintf("stream metadata %s must be a whole number from " INT64_FORMAT " to " INT64_FORMAT,
+									key, minimum, (int64) EVENTSOURCE_MAX_METADATA_NUMBER),
+						   psprintf("%s was %s.", key,
+									DatumGetCString(DirectFunctionCall1(numeric_out, number))));
+	return DatumGetInt64(DirectFunctionCall1(numeric_int8, number));
+}
+
+/* max_age: an interval's text, or a number of seconds; positive. */
+static Datum
+metadata_interval(JsonbValue *value)
+{
+	Datum		interval;
+	Interval	zero = {0, 0, 0};
+
+	if (value->type == jbvString)
+		interval = DirectFunctionCall3(interval_in,
+									   CStringGetDatum(pnstrdup(value->val.string.val, value->val.string.len)),
+									   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+	else if (value->type == jbvNumeric)
+		interval = DirectFunctionCall2(interval_mul,
+									   DirectFunctionCall3(interval_in, CStringGetDatum("1 second"),
+														   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)),
+									   DirectFunctionCall1(numeric_float8, NumericGetDatum(value->val.numeric)));
+	else
+	{
+		raise_bad_metadata("stream metadata max_age must be an interval or a number of seconds",
+						   "max_age was neither a string nor a number.");
+		return (Datum) 0;
+	}
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, interval, PointerGetDatum(&zero))) <= 0)
+		raise_bad_metadata("stream metadata max_age must be positive",
+						   psprintf("max_age was %s.",
+									DatumGetCString(DirectFunctionCall1(interval_out, interval))));
+	return interval;
+}
+
+/*
+ * eventsource.set_stream_metadata(stream_id, metadata) returns jsonb: the
+ * stream's metadata as stream_metadata returns it.
+ */
+Datum
+eventsource_set_stream_metadata(PG_FUNCTION_ARGS)
+{
+	text	   *stream_id = checked_stream_id(fcinfo, 0, true);
+	Jsonb	   *metadata;
+	JsonbIterator *iterator;
+	JsonbIteratorToken token;
+	JsonbValue	key;
+	JsonbValue	value;
+	Datum		values[4] = {PointerGetDatum(stream_id), 0, 0, 0};
+	char		nulls[4] = {' ', 'n', 'n', 'n'};
+	Datum		previous;
+	Datum		result;
+	int64		version;
+	bool		tombstoned;
+	bool		isnull;
+	StringInfoData data;
+
+	check_not_null(fcinfo, 1, "metadata");
+	metadata = PG_GETARG_JSONB_P(1);
+	if (!JB_ROOT_IS_OBJECT(metadata) || JB_ROOT_IS_SCALAR(metadata))
+		raise_bad_metadata("stream metadata must be a JSON object",
+						   "The metadata given was not an object.");
+
+	iterator = JsonbIteratorInit(&metadata->root);
+	while ((token = JsonbIteratorNext(&iterator, &key, true)) != WJB_DONE)
+	{
+		char	   *name;
+
+		if (token != WJB_KEY)
+			continue;
+		name = pnstrdup(key.val.string.val, key.val.string.len);
+		token = JsonbIteratorNext(&iterator, &value, true);
+		if (strcmp(name, "truncate_before") == 0)
+		{
+			if ((nulls[1] = value.type == jbvNull ? 'n' : ' ') == ' ')
+				values[1] = Int64GetDatum(metadata_integer(&value, name, 0));
+		}
+		else if (strcmp(name, "max_count") == 0)
+		{
+			if ((nulls[2] = value.type == jbvNull ? 'n' : ' ') == ' ')
+				values[2] = Int64GetDatum(metadata_integer(&value, name, 1));
+		}
+		else if (strcmp(name, "max_age") == 0)
+		{
+			if ((nulls[3] = value.type == jbvNull ? 'n' : ' ') == ' ')
+				values[3] = metadata_interval(&value);
+		}
+		else
+			raise_bad_metadata(psprintf("unknown stream metadata key \"%s\"", name),
+							   "The keys are truncate_before, max_count and max_age.");
+	}
+
+	begin_audited_change("eventsource.set_stream_metadata()");
+	if (!lock_stream(stream_id, &version, &tombstoned))
+		raise_no_such_stream(stream_id);
+	if (tombstoned)
+		reject_if_tombstoned(stream_id);
+
+	run_kept_plan(&metadata_plan, values, NULL, false);
+	previous = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	previous = datumCopy(previous, false, -1);
+	run_kept_plan(&set_metadata_plan, values, nulls, false);
+	run_kept_plan(&metadata_plan, values, NULL, false);
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+	initStringInfo(&data);
+	appendStringInfoString(&data, "{\"stream_id\": ");
+	escape_json(&data, text_to_cstring(stream_id));
+	appendStringInfo(&data, ", \"metadata\": %s, \"previous\": %s}",
+					 JsonbToCString(NULL, &DatumGetJsonbP(result)->root, 0),
+					 JsonbToCString(NULL, &DatumGetJsonbP(previous)->root, 0));
+	append_system_event(EVENTSOURCE_AUDIT_STREAM, "$stream-metadata-set", data.data);
+	result = SPI_datumTransfer(result, false, -1);
+	SPI_finish();
+	PG_RETURN_DATUM(result);
+}
+
+/* ------------------------------------------------------------------------
+ * Scavenge
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * Removes up to max_events events scavenge_plan finds; returns how many.
+ * Call while connected to SPI.
+ */
+static uint64
+scavenge_batch(int max_events)
+{
+	Datum		values[1] = {Int32GetDatum(max_events)};
+	uint64		removed;
+
+	eventsource_scavenging = true;
+	PG_TRY();
+	{
+		removed = run_kept_plan(&scavenge_plan, values, NULL, false);
+	}
+	PG_FINALLY();
+	{
+		eventsource_scavenging = false;
+	}
+	PG_END_TRY();
+	count_statistic(STATISTIC_EVENTS_SCAVENGED, removed);
+	return removed;
+}
+
+/*
+ * eventsource.scavenge(max_events) returns bigint: the events removed.
+ */
+Datum
+eventsource_scavenge(PG_FUNCTION_ARGS)
+{
+	int32		max_events;
+	uint64		removed;
+
+	check_not_null(fcinfo, 0, "max_events");
+	max_events = PG_GETARG_INT32(0);
+	if (max_events < 1 || max_events > SCAVENGE_MAX_EVENTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_events must be between 1 and %d", SCAVENGE_MAX_EVENTS),
+				 errdetail("max_events was %d.", max_events)));
+	PreventCommandIfReadOnly("eventsource.scavenge()");
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	removed = scavenge_batch(max_events);
+	SPI_finish();
+	PG_RETURN_INT64((int64) removed);
+}
+
+/*
+ * Run by the notifier: scavenge batches, each in a transaction of its own,
+ * until a batch comes back short.  Does nothing in a database whose
+ * extension is older than 0.5.0.
+ */
+void
+run_scavenge_batches(void)
+{
+	uint64		removed;
+
+	do
+	{
+		removed = 0;
+		StartTransactionCommand();
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		PushActiveSnapshot(GetTransactionSnapshot());
+		if (stream_lifecycle_installed())
+			removed = scavenge_batch(SCAVENGE_BATCH_EVENTS);
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	} while (removed == SCAVENGE_BATCH_EVENTS);
+}
