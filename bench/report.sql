@@ -3,7 +3,8 @@
 -- (appends with the notifier, latency to a subscriber), projections (appends with an inline one,
 -- async ones catching up), and the targets. With -v bus_only=1 (the --bus mode of bench/run) only
 -- the bus sections and their targets; with -v projections_only=1 (--projections) only the
--- projections sections and their targets.
+-- projections sections and their targets; with -v lifecycle_only=1 (--lifecycle) only the stream
+-- lifecycle section.
 
 CREATE TEMP VIEW measured AS
 SELECT workload, variant, clients, synchronous_commit,
@@ -30,6 +31,33 @@ SELECT c.workload, c.clients, c.synchronous_commit, c.variant,
    AND b.variant IN ('raw INSERT', 'raw multi-row INSERT', 'plain SELECT')
  WHERE c.variant IN ('eventsource', 'PL/pgSQL reference');
 
+\if :{?lifecycle_only}
+\echo '## Stream lifecycle: its cost, against the same library serving a database at 0.4.0 and the baselines'
+\echo
+\echo '| workload | clients | synchronous_commit | variant | events per second | ratio to the baseline | 0.5.0 / 0.4.0 |'
+\echo '|---|---:|---|---|---:|---:|---:|'
+SELECT format('| %s | %s | %s | %s | %s | %s | %s |', m.workload, m.clients, m.synchronous_commit, m.variant,
+              round(m.events_per_second),
+              CASE WHEN m.variant = b.variant THEN 'baseline' ELSE '**' || round(m.events_per_second / b.events_per_second, 2) || 'x**' END,
+              COALESCE(round(m.events_per_second / o.events_per_second, 2) || 'x', ''))
+  FROM measured m
+  JOIN measured b
+    ON b.workload = m.workload AND b.clients = m.clients AND b.synchronous_commit = m.synchronous_commit
+   AND b.variant IN ('raw INSERT', 'plain SELECT', 'no scavenge running')
+  LEFT JOIN measured o
+    ON o.workload = m.workload AND o.clients = m.clients AND o.synchronous_commit = m.synchronous_commit
+   AND o.variant = 'eventsource 0.4.0' AND m.variant = 'eventsource 0.5.0'
+ WHERE m.workload LIKE 'lifecycle:%'
+ ORDER BY m.workload, m.clients, m.synchronous_commit DESC, m.variant = b.variant DESC, m.variant;
+\echo
+\echo '## Scavenge: removing the hidden events while appends run'
+\echo
+\echo '| round | events removed | seconds | events removed per second |'
+\echo '|---:|---:|---:|---:|'
+SELECT format('| %s | %s | %s | %s |', round, events, round(seconds, 1), round(events / seconds))
+  FROM bench.results WHERE workload = 'lifecycle: scavenge_all of the hidden events' ORDER BY round;
+\quit
+\endif
 \if :{?bus_only}
 \elif :{?projections_only}
 \else

@@ -18,20 +18,23 @@ ALTER TABLE eventsource.streams
     ADD COLUMN truncate_before bigint,
     ADD COLUMN max_count       bigint,
     ADD COLUMN max_age         interval,
+    ADD COLUMN deleted_through bigint,
     ADD COLUMN tombstoned_at   timestamptz;
 
 COMMENT ON COLUMN eventsource.streams.truncate_before IS
-    'Events below this stream version are hidden from stream reads (delete_stream sets it past the last one).';
+    'Events below this stream version are hidden from stream reads.';
 COMMENT ON COLUMN eventsource.streams.max_count IS
     'Stream reads show at most this many of the newest events.';
 COMMENT ON COLUMN eventsource.streams.max_age IS
     'Stream reads hide the events before the first one recorded within this interval.';
+COMMENT ON COLUMN eventsource.streams.deleted_through IS
+    'The stream version delete_stream or tombstone_stream deleted the stream at: events up to it are hidden from stream reads.';
 COMMENT ON COLUMN eventsource.streams.tombstoned_at IS
     'When tombstone_stream made the stream unwritable for ever (NULL: it is not).';
 
 -- The streams scavenge visits: those with something that hides events.
 CREATE INDEX streams_retention_idx ON eventsource.streams (stream_id)
- WHERE truncate_before IS NOT NULL OR max_count IS NOT NULL OR max_age IS NOT NULL;
+ WHERE truncate_before IS NOT NULL OR max_count IS NOT NULL OR max_age IS NOT NULL OR deleted_through IS NOT NULL;
 
 -- ---------------------------------------------------------------------------------------------
 -- Functions
@@ -43,7 +46,7 @@ LANGUAGE c STABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'eventsource_first_visible_version';
 
 COMMENT ON FUNCTION eventsource.first_visible_version(eventsource.streams) IS
-    'The lowest stream version stream reads show: above truncate_before, the newest max_count events, from the first event recorded within max_age.';
+    'The lowest stream version stream reads show: after a delete, from truncate_before, the newest max_count events, from the first event recorded within max_age.';
 
 -- max_age in ISO 8601 (P1DT2H), whatever the session's IntervalStyle: the same text everywhere.
 CREATE FUNCTION eventsource.stream_metadata(stream_id text)
@@ -142,7 +145,7 @@ COMMENT ON FUNCTION eventsource.reset_statistics() IS
 CREATE VIEW eventsource.stream_status AS
 SELECT s.stream_id, s.category,
        CASE WHEN s.tombstoned_at IS NOT NULL THEN 'tombstoned'
-            WHEN s.truncate_before OPERATOR(pg_catalog.>) s.stream_version THEN 'deleted'
+            WHEN s.deleted_through OPERATOR(pg_catalog.>=) s.stream_version THEN 'deleted'
             ELSE 'active' END AS state,
        s.stream_version, visible.first_visible_version,
        GREATEST(s.stream_version OPERATOR(pg_catalog.-) visible.first_visible_version
@@ -150,12 +153,12 @@ SELECT s.stream_id, s.category,
        (SELECT pg_catalog.count(*) FROM eventsource.events e
          WHERE e.stream_id OPERATOR(pg_catalog.=) s.stream_id
            AND e.stream_version OPERATOR(pg_catalog.<) visible.first_visible_version) AS events_to_scavenge,
-       s.truncate_before, s.max_count, s.max_age, s.tombstoned_at, s.created_at, s.updated_at
+       s.truncate_before, s.max_count, s.max_age, s.deleted_through, s.tombstoned_at, s.created_at, s.updated_at
   FROM eventsource.streams s
  CROSS JOIN LATERAL (SELECT eventsource.first_visible_version(s) AS first_visible_version) AS visible;
 
 COMMENT ON VIEW eventsource.stream_status IS
-    'Every stream with its state (active, deleted, tombstoned), versions, retention settings and the hidden events scavenge has yet to remove. Filter by stream_id: the counts are per stream.';
+    'Every stream with its state (active; deleted: nothing appended since delete_stream; tombstoned), versions, retention settings and the hidden events scavenge has yet to remove. Filter by stream_id: the counts are per stream.';
 
 CREATE VIEW eventsource.category_statistics AS
 SELECT category,
@@ -166,7 +169,7 @@ SELECT category,
        e.first_recorded_at, e.last_recorded_at
   FROM (SELECT st.category, pg_catalog.count(*) AS streams,
                pg_catalog.count(*) FILTER (WHERE st.tombstoned_at IS NULL
-                                             AND st.truncate_before OPERATOR(pg_catalog.>) st.stream_version) AS deleted_streams,
+                                             AND st.deleted_through OPERATOR(pg_catalog.>=) st.stream_version) AS deleted_streams,
                pg_catalog.count(*) FILTER (WHERE st.tombstoned_at IS NOT NULL) AS tombstoned_streams
           FROM eventsource.streams st GROUP BY st.category) AS s
   FULL JOIN

@@ -68,7 +68,7 @@ static KeptPlan lock_stream_plan = {
 /* Hides every event of stream $1; $2: tombstones it too. */
 static KeptPlan end_stream_plan = {
 	"UPDATE eventsource.streams"
-	"   SET truncate_before = stream_version + 1,"
+	"   SET deleted_through = stream_version,"
 	"       tombstoned_at = CASE WHEN $2 THEN pg_catalog.now() END"
 	" WHERE stream_id = $1",
 	2, {TEXTOID, BOOLOID}
@@ -77,8 +77,8 @@ static KeptPlan end_stream_plan = {
 /* A tombstone for a stream id never written: it may never be. */
 static KeptPlan tombstone_new_stream_plan = {
 	"INSERT INTO eventsource.streams"
-	"       (stream_id, category, stream_version, created_at, updated_at, truncate_before, tombstoned_at)"
-	"VALUES ($1, $2, 0, pg_catalog.now(), pg_catalog.now(), 1, pg_catalog.now())"
+	"       (stream_id, category, stream_version, created_at, updated_at, deleted_through, tombstoned_at)"
+	"VALUES ($1, $2, 0, pg_catalog.now(), pg_catalog.now(), 0, pg_catalog.now())"
 	"    ON CONFLICT (stream_id) DO NOTHING",
 	2, {TEXTOID, TEXTOID}
 };
@@ -103,31 +103,39 @@ static KeptPlan metadata_plan = {
  * Up to $1 events hidden from stream reads that no consumer still needs: of
  * a stream with something that hides events (the partial index), below its
  * first visible version, and past the checkpoint of every subscription
- * member and async projection whose filter takes the event.
+ * member and async projection whose filter takes the event.  The lateral
+ * subquery makes the first visible version a bound of an index scan,
+ * computed once per stream rather than once per event; it skips held events
+ * before its limit, so events held for one event type do not hide free ones
+ * after them.
  */
 static KeptPlan scavenge_plan = {
 	"WITH removable AS ("
 	"  SELECT e.global_position"
 	"    FROM eventsource.streams s"
-	"    JOIN eventsource.events e ON e.stream_id = s.stream_id"
-	"   WHERE (s.truncate_before IS NOT NULL OR s.max_count IS NOT NULL OR s.max_age IS NOT NULL)"
-	"     AND e.stream_version < eventsource.first_visible_version(s)"
-	"     AND NOT EXISTS ("
-	"         SELECT FROM eventsource.subscriptions b"
-	"           JOIN eventsource.subscription_members m ON m.subscription_name = b.name"
-	"          WHERE (b.category IS NULL OR b.category = s.category)"
-	"            AND (b.event_types IS NULL OR e.event_type = ANY (b.event_types))"
-	"            AND (b.consumer_group_size = 1"
-	"                 OR eventsource.consumer_group_member(e.stream_id, b.consumer_group_size) = m.consumer_group_member)"
-	"            AND (m.checkpoint IS NULL OR m.checkpoint OPERATOR(eventsource.<)"
-	"                 eventsource.checkpoint(e.transaction_id, e.global_position)))"
-	"     AND NOT EXISTS ("
-	"         SELECT FROM eventsource.projections p"
-	"          WHERE p.mode = 'async'"
-	"            AND (p.category IS NULL OR p.category = s.category)"
-	"            AND (p.event_types IS NULL OR e.event_type = ANY (p.event_types))"
-	"            AND (p.checkpoint IS NULL OR p.checkpoint OPERATOR(eventsource.<)"
-	"                 eventsource.checkpoint(e.transaction_id, e.global_position)))"
+	"   CROSS JOIN LATERAL ("
+	"         SELECT e.global_position"
+	"           FROM eventsource.events e"
+	"          WHERE e.stream_id = s.stream_id AND e.stream_version < eventsource.first_visible_version(s)"
+	"            AND NOT EXISTS ("
+	"                SELECT FROM eventsource.subscriptions b"
+	"                  JOIN eventsource.subscription_members m ON m.subscription_name = b.name"
+	"                 WHERE (b.category IS NULL OR b.category = s.category)"
+	"                   AND (b.event_types IS NULL OR e.event_type = ANY (b.event_types))"
+	"                   AND (b.consumer_group_size = 1"
+	"                        OR eventsource.consumer_group_member(e.stream_id, b.consumer_group_size) = m.consumer_group_member)"
+	"                   AND (m.checkpoint IS NULL OR m.checkpoint OPERATOR(eventsource.<)"
+	"                        eventsource.checkpoint(e.transaction_id, e.global_position)))"
+	"            AND NOT EXISTS ("
+	"                SELECT FROM eventsource.projections p"
+	"                 WHERE p.mode = 'async'"
+	"                   AND (p.category IS NULL OR p.category = s.category)"
+	"                   AND (p.event_types IS NULL OR e.event_type = ANY (p.event_types))"
+	"                   AND (p.checkpoint IS NULL OR p.checkpoint OPERATOR(eventsource.<)"
+	"                        eventsource.checkpoint(e.transaction_id, e.global_position)))"
+	"          ORDER BY e.stream_version LIMIT $1) e"
+	"   WHERE (s.truncate_before IS NOT NULL OR s.max_count IS NOT NULL OR s.max_age IS NOT NULL"
+	"          OR s.deleted_through IS NOT NULL)"
 	"   LIMIT $1)"
 	" DELETE FROM eventsource.events e USING removable r WHERE e.global_position = r.global_position",
 	1, {INT4OID}
@@ -140,9 +148,10 @@ static KeptPlan scavenge_plan = {
 
 /*
  * eventsource.first_visible_version(stream eventsource.streams) returns
- * bigint: the greatest of 1, truncate_before, the first of the newest
- * max_count versions, and the first version recorded within max_age (the
- * version after the last one when none is).
+ * bigint: the greatest of 1, the version after deleted_through,
+ * truncate_before, the first of the newest max_count versions, and the first
+ * version recorded within max_age (the version after the last one when none
+ * is).
  */
 Datum
 eventsource_first_visible_version(PG_FUNCTION_ARGS)
@@ -154,6 +163,9 @@ eventsource_first_visible_version(PG_FUNCTION_ARGS)
 	Datum		value;
 
 	stream_version = DatumGetInt64(GetAttributeByName(stream, "stream_version", &isnull));
+	value = GetAttributeByName(stream, "deleted_through", &isnull);
+	if (!isnull)
+		first = Max(first, DatumGetInt64(value) + 1);
 	value = GetAttributeByName(stream, "truncate_before", &isnull);
 	if (!isnull)
 		first = Max(first, DatumGetInt64(value));

@@ -14,8 +14,8 @@ CREATE ROLE lifecycle_operator IN ROLE eventsource_admin;
 -- The log and the streams as they are; every failed call below must leave them so.
 CREATE TEMP VIEW store AS
 SELECT (SELECT count(*) FROM eventsource.events) AS events,
-       (SELECT string_agg(format('%s:%s:%s:%s:%s:%s', stream_id, stream_version, truncate_before, max_count, max_age,
-                                 tombstoned_at IS NOT NULL), ' ' ORDER BY stream_id)
+       (SELECT string_agg(format('%s:%s:%s:%s:%s:%s:%s', stream_id, stream_version, truncate_before, max_count, max_age,
+                                 deleted_through, tombstoned_at IS NOT NULL), ' ' ORDER BY stream_id)
           FROM eventsource.streams) AS streams,
        (SELECT count(*) FROM eventsource.snapshots) AS snapshots;
 SELECT * FROM store;
@@ -97,6 +97,10 @@ SELECT count(*) AS read_stream, (SELECT count(*) FROM eventsource.load_stream('o
   FROM eventsource.read_stream('order-2');
 SELECT stream_id, state, stream_version, first_visible_version, visible_events, events_to_scavenge
   FROM eventsource.stream_status WHERE stream_id = 'order-2';
+-- A later change of the retention settings leaves the delete as it is.
+SELECT eventsource.set_stream_metadata('order-2', '{"max_count": 10}');
+SELECT count(*) AS still_deleted FROM eventsource.read_stream('order-2');
+SELECT eventsource.set_stream_metadata('order-2', '{}');
 -- Appending again continues the version numbering; expected versions are checked against it.
 SELECT eventsource.append('order-2', 'Reopened', '{}', expected_version => 0);
 SELECT eventsource.append('order-2', 'Reopened', '{}', expected_version => 4);

@@ -95,7 +95,7 @@ RESET client_min_messages;
 SELECT count(*) AS events, (SELECT count(*) FROM eventsource.subscriptions) AS subscriptions,
        (SELECT count(*) FROM eventsource.projections) AS projections,
        (SELECT count(*) FROM eventsource.streams
-         WHERE truncate_before IS NOT NULL OR max_count IS NOT NULL OR tombstoned_at IS NOT NULL) AS streams_with_lifecycle_changes
+         WHERE truncate_before IS NOT NULL OR max_count IS NOT NULL OR deleted_through IS NOT NULL) AS streams_with_lifecycle_changes
   FROM eventsource.events;
 
 ALTER TABLE eventsource.events OWNER TO CURRENT_USER;
