@@ -47,6 +47,9 @@ bool		eventsource_scavenging = false;
 /* The largest truncate_before or max_count (a stream never has more versions). */
 #define EVENTSOURCE_MAX_METADATA_NUMBER	INT64CONST(1000000000000000)
 
+/* The longest max_age. */
+#define EVENTSOURCE_MAX_AGE_YEARS		1000
+
 /* The background worker's batch size, and the most one scavenge call removes. */
 #define SCAVENGE_BATCH_EVENTS	1000
 #define SCAVENGE_MAX_EVENTS		100000
@@ -353,12 +356,16 @@ metadata_integer(JsonbValue *value, const char *key, int64 minimum)
 	return DatumGetInt64(DirectFunctionCall1(numeric_int8, number));
 }
 
-/* max_age: an interval's text, or a number of seconds; positive. */
+/*
+ * max_age: an interval's text, or a number of seconds; positive and at most
+ * EVENTSOURCE_MAX_AGE_YEARS (now() - max_age must be a timestamp).
+ */
 static Datum
 metadata_interval(JsonbValue *value)
 {
 	Datum		interval;
 	Interval	zero = {0, 0, 0};
+	Interval	longest = {0, 0, EVENTSOURCE_MAX_AGE_YEARS * MONTHS_PER_YEAR};
 
 	if (value->type == jbvString)
 		interval = DirectFunctionCall3(interval_in,
@@ -375,8 +382,10 @@ metadata_interval(JsonbValue *value)
 						   "max_age was neither a string nor a number.");
 		return (Datum) 0;
 	}
-	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, interval, PointerGetDatum(&zero))) <= 0)
-		raise_bad_metadata("stream metadata max_age must be positive",
+	if (DatumGetInt32(DirectFunctionCall2(interval_cmp, interval, PointerGetDatum(&zero))) <= 0 ||
+		DatumGetInt32(DirectFunctionCall2(interval_cmp, interval, PointerGetDatum(&longest))) > 0)
+		raise_bad_metadata(psprintf("stream metadata max_age must be positive and at most %d years",
+									EVENTSOURCE_MAX_AGE_YEARS),
 						   psprintf("max_age was %s.",
 									DatumGetCString(DirectFunctionCall1(interval_out, interval))));
 	return interval;

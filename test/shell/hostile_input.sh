@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # hostile_input.sh: a generated corpus of thousands of hostile calls to every public function
 # (malformed JSON, payloads up to and past the limits, NUL bytes and invalid UTF-8 via bytea casts,
-# extreme integers, NULL in every argument, SQL-injection strings in every text argument). Each is
+# extreme integers, NULL in every argument, SQL-injection strings in every text argument; and, for
+# the stream lifecycle, hostile metadata, stream ids and versions to set_stream_metadata,
+# delete_stream, tombstone_stream, stream_metadata and scavenge). Each is
 # rejected with a documented SQLSTATE (never class XX or 58) or accepted and read back byte for
 # byte; the server never crashes and the baseline store is unchanged.
 # Starts its cluster with pg_virtualenv on a port of its own, next to test/run's cluster.
@@ -140,7 +142,10 @@ SELECT c.id, c.kind, c.sql, c.expect, r.sqlstate, r.message, r.verified, c.verif
          WHEN r.sqlstate = 'ok' THEN 'good'
          WHEN r.sqlstate LIKE 'XX%' OR r.sqlstate LIKE '58%' OR r.sqlstate LIKE '53%' OR r.sqlstate LIKE '57%' THEN 'internal error'
          WHEN c.expect IS NOT NULL AND r.sqlstate <> c.expect AND NOT r.sqlstate = ANY (c.extra) THEN 'expected ' || c.expect
-         WHEN r.sqlstate IN ('SE001', 'SE002', 'SE004', '22004', '22023', '22001', '22P02', '42704', '42710', '42883', '42P13')
+         WHEN r.sqlstate IN ('SE001', 'SE002', 'SE004', '22004', '22023', '22001', '22P02', '42704', '42710', '42883', '42P13',
+                             -- the stream lifecycle (0.5.0): numbers and intervals out of range, bad intervals,
+                             -- tombstoned streams, read-only transactions
+                             '22003', '22007', '22008', 'SE005', '25006')
               OR r.sqlstate = ANY (c.extra) THEN 'good'
          ELSE 'undocumented SQLSTATE'
        END AS verdict

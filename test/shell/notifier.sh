@@ -4,7 +4,9 @@
 # checkpoint of the newest event as payload; commits coalesce; events held back by an older
 # transaction are announced when it ends even if it wakes no one; the notifier survives errors,
 # settings reloads, restarts and clean shutdowns, and never blocks DROP DATABASE or CREATE DATABASE
-# ... TEMPLATE of the database it serves.
+# ... TEMPLATE of the database it serves. It also scavenges every eventsource.scavenge_interval
+# (reloadable; 0 turns it off): events retention settings hide are removed with no one calling
+# scavenge, except those a subscription has not passed yet, and events_scavenged counts them.
 # Starts its cluster with pg_virtualenv on the port after the one PGPORT names (test/run's cluster).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -125,6 +127,54 @@ check "DROP DATABASE of a served database succeeds without waiting out its notif
 check "the dropped database's notifier is gone" \
   "$(psql -X -At -d postgres -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'eventsource notifier' AND datname IS DISTINCT FROM '$db'")" 0
 check "the other database's notifier was not disturbed" "$(notifier_pid "$db")" "$after"
+
+# Scavenging in the background, every eventsource.scavenge_interval (1 s here, set by a reload).
+scavenged() { psql_db -c "SELECT events_scavenged FROM eventsource.statistics()"; }
+# stored_after STREAM COUNT: waits up to 10 s until the log holds COUNT events of STREAM; prints how many it holds.
+stored_after() {
+  local n
+  for _ in $(seq 100); do
+    n=$(psql_db -c "SELECT count(*) FROM eventsource.events WHERE stream_id = '$1'")
+    [ "$n" = "$2" ] && break
+    sleep 0.1
+  done
+  echo "$n"
+}
+stored() { psql_db -c "SELECT count(*) FROM eventsource.events WHERE stream_id = '$1'"; }
+psql_db -c "ALTER SYSTEM SET eventsource.scavenge_interval = 0" -c "SELECT pg_reload_conf()" > /dev/null
+check "eventsource.scavenge_interval is reloadable" "$(sleep 0.5; psql_db -c "SHOW eventsource.scavenge_interval")" 0
+scavenged_before=$(scavenged)
+psql_db -c "SELECT eventsource.append('bin-1', 'Step', jsonb_build_object('n', n)) FROM generate_series(1, 10) AS n" \
+        -c "SELECT eventsource.set_stream_metadata('bin-1', '{\"max_count\": 3}')" > /dev/null
+check "stream reads hide what max_count hides at once" \
+  "$(psql_db -c "SELECT string_agg(stream_version::text, ',' ORDER BY stream_version) FROM eventsource.read_stream('bin-1')")" 8,9,10
+sleep 2.5
+check "with scavenge_interval = 0 the notifier removes nothing" "$(stored bin-1)" 10
+psql_db -c "ALTER SYSTEM SET eventsource.scavenge_interval = 1" -c "SELECT pg_reload_conf()" > /dev/null
+check "with scavenge_interval = 1 the notifier removes the hidden events within seconds, unasked" "$(stored_after bin-1 3)" 3
+check "the notifier still serves the database" "$(notifier_serves "$db")" t
+check "stream reads are unchanged by the removal" \
+  "$(psql_db -c "SELECT string_agg(stream_version::text, ',' ORDER BY stream_version) FROM eventsource.read_stream('bin-1')")" 8,9,10
+check "statistics() counts the events it scavenged" "$(( $(scavenged) - scavenged_before ))" 7
+
+# A subscription from the start that has not acknowledged them holds the hidden events back.
+psql_db -c "SELECT eventsource.create_subscription('held', category => 'held')" \
+        -c "SELECT eventsource.append('held-1', 'Step', jsonb_build_object('n', n)) FROM generate_series(1, 10) AS n" \
+        -c "SELECT eventsource.set_stream_metadata('held-1', '{\"max_count\": 2}')" > /dev/null
+sleep 3.5
+check "a subscription that has not passed the hidden events holds them back over several intervals" "$(stored held-1)" 10
+check "stream_status shows them as still to scavenge" \
+  "$(psql_db -c "SELECT visible_events, events_to_scavenge FROM eventsource.stream_status WHERE stream_id = 'held-1'")" "2|8"
+check "the counter did not move meanwhile" "$(( $(scavenged) - scavenged_before ))" 7
+psql_db -c "SELECT count(*) FROM eventsource.poll('held', 5)" \
+        -c "SELECT eventsource.ack('held', checkpoint) FROM eventsource.read_category('held', max_count => 5) ORDER BY global_position DESC LIMIT 1" > /dev/null
+check "once it acknowledges five of them, the notifier removes those five" "$(stored_after held-1 5)" 5
+check "and leaves the rest, which it has not passed" \
+  "$(sleep 2; psql_db -c "SELECT string_agg(stream_version::text, ',' ORDER BY stream_version) FROM eventsource.events WHERE stream_id = 'held-1'")" 6,7,8,9,10
+psql_db -c "SELECT eventsource.drop_subscription('held')" > /dev/null
+check "once the subscription is dropped, the notifier removes the rest of the hidden events" "$(stored_after held-1 2)" 2
+check "statistics() counted every scavenged event" "$(( $(scavenged) - scavenged_before ))" 15
+check "the notifier that scavenged is the one that served before" "$(notifier_pid "$db")" "$after"
 
 # A restart: the notifier comes back and announces again.
 pg_ctlcluster 15 regress stop -m fast

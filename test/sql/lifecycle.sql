@@ -76,6 +76,7 @@ SELECT eventsource.set_stream_metadata('order-1', '{"max_count": 1e30}');
 SELECT eventsource.set_stream_metadata('order-1', '{"truncate_before": -1}');
 SELECT eventsource.set_stream_metadata('order-1', '{"max_age": "-1 day"}');
 SELECT eventsource.set_stream_metadata('order-1', '{"max_age": 0}');
+SELECT eventsource.set_stream_metadata('order-1', '{"max_age": "1001 years"}');
 SELECT eventsource.set_stream_metadata('order-1', '{"max_age": "a fortnight"}');
 SELECT eventsource.set_stream_metadata('order-1', '{"max_age": true}');
 SELECT eventsource.set_stream_metadata('order-1', NULL);

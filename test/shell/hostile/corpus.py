@@ -428,6 +428,196 @@ for good in ("\\xc3a9", "\\xe697a5", "\\xf09f9880", "\\xf48fbfbf", "\\x7f", "\\x
         f"AND convert_to(event_type, 'UTF8') = '{good}'::bytea AND convert_to(data->>{expr}, 'UTF8') = '{good}'::bytea "
         f"AND convert_to(metadata->>'m', 'UTF8') = '{good}'::bytea", 1, "encoding:valid")
 
+# 10. The stream lifecycle (0.5.0): metadata, deletes, tombstones and scavenge with hostile input.
+# Every accepted delete, tombstone or metadata change appends one audit event to $streams. Scavenge
+# removes nothing here: the baseline's base-sub subscription (every category) has passed no event
+# but the first, which no retention setting hides.
+def status_ok(s):
+    """Stream reads agree with stream_status (and run the retention rule without error)."""
+    return (f"(SELECT count(*) FROM eventsource.read_stream({lit(s)}, max_count => 100000)) = "
+            f"(SELECT visible_events FROM eventsource.stream_status WHERE stream_id = {lit(s)}) "
+            f"AND (SELECT count(*) FROM eventsource.load_stream({lit(s)})) = "
+            f"(SELECT visible_events FROM eventsource.stream_status WHERE stream_id = {lit(s)})")
+
+
+META_STREAM = fresh("hm")
+add(f"SELECT (eventsource.append_events({lit(META_STREAM)}, (SELECT jsonb_agg(jsonb_build_object('type', 'T', 'data', jsonb_build_object('i', i))) FROM generate_series(1, 5) i))).stream_version",
+    "ok", (), None, 5, "lifecycle:setup")
+WHOLE_OK = [0, 1, 2, 5, 1000000000000000, 1.0, -0.0]
+WHOLE_BAD = [-1, -9223372036854775808, 9223372036854775807, 9223372036854775808, 1000000000000001, 1e15 + 0.5, 0.5, 2.5,
+             1e30, -1e30, 1e-30, "3", "NaN", "Infinity", "-Infinity", "1e400", "", True, False, [], [3], {}, {"n": 3},
+             "'; DROP TABLE eventsource.events; --"]
+metadata_cases = []
+for key in ("truncate_before", "max_count"):
+    for v in WHOLE_OK:
+        metadata_cases.append(({key: v}, "22023" if key == "max_count" and v <= 0 else "ok", ()))
+    for v in WHOLE_BAD:
+        metadata_cases.append(({key: v}, "22023", ()))
+    metadata_cases.append(({key: None}, "ok", ()))
+# Numbers JSON holds but float8 does not: numeric out of range.
+for raw in ('{"max_count": 1e400}', '{"truncate_before": -1e400}', '{"max_count": 1e-400}', '{"max_age": 1e400}', '{"max_age": -1e400}',
+            '{"max_age": 1e-400}'):
+    metadata_cases.append((raw, "22003", ()))
+AGE_OK = ["1 day", "30 days", "P1D", "PT1H", "1 second", "00:00:01", "1 microsecond", "1 month", "1 year 2 mons", "-1 day +25 hours",
+          "1 month -29 days", 1, 86400, 0.5, 2.5e-6, 31536000, "999 years", 900 * 365 * 86400]
+AGE_BAD = [("0", "22023"), ("-1 day", "22023"), ("1 month -30 days", "22023"), ("1 month -31 days", "22023"), (0, "22023"), (-1, "22023"),
+           (-0.0, "22023"), (1e-7, "22023"), (-1e300, "22008"), (1e300, "22008"), ("a fortnight", "22007"), ("NaN", "22007"),
+           ("Infinity", "22007"), ("-infinity", "22007"), ("", "22007"), (" ", "22007"), ("1 day; DROP TABLE eventsource.events; --", "22007"),
+           ("'; DROP TABLE eventsource.events; --", "22007"), ("\u0001", "22007"), ("x" * 10000, "22007"),
+           (True, "22023"), (False, "22023"), ([], "22023"), (["1 day"], "22023"), ({}, "22023"), ({"days": 1}, "22023")]
+for v in AGE_OK:
+    metadata_cases.append(({"max_age": v}, "ok", ()))
+for v, code in AGE_BAD:
+    metadata_cases.append(({"max_age": v}, code, ()))
+# Interval fields past what an interval holds: PostgreSQL's own interval input error (22015).
+# (Or, when PostgreSQL takes it, eventsource's own limit of 1000 years: 22023.)
+for v in ("99999999999 years", "2147483648 days", "999999999999999999999 seconds", "178000000 years 1 month"):
+    metadata_cases.append(({"max_age": v}, None, ("22007", "22008", "22015", "22023")))
+# PostgreSQL's interval input ignores a trailing quote: accepted as 1 day.
+metadata_cases.append(({"max_age": "1 day'"}, None, ()))
+# Past eventsource's limit of 1000 years (beyond some 6,700 years now() - max_age would not be a timestamp).
+for v in ("1001 years", "10000 years", "177999999 years", 1e12, 5e15):
+    metadata_cases.append(({"max_age": v}, None, ("22008", "22023")))
+metadata_cases.append(({"max_age": "1000 years"}, "ok", ()))
+metadata_cases += [
+    ({}, "ok", ()), ({"truncate_before": None, "max_count": None, "max_age": None}, "ok", ()),
+    ({"truncate_before": 2, "max_count": 2, "max_age": "1 day"}, "ok", ()),
+    ('{"max_count": 1, "max_count": 4}', "ok", ()), ('{"max_count": "x", "max_count": 4}', "ok", ()),
+    ({"maxCount": 3}, "22023", ()), ({"MAX_COUNT": 3}, "22023", ()), ({"max_count ": 3}, "22023", ()), ({"": 1}, "22023", ()),
+    ({"max_count": 3, "extra": 1}, "22023", ()), ({"max_count": {"max_count": 3}}, "22023", ()),
+    ({"nested": {"max_count": 3}}, "22023", ()), ({"max_age": {"max_age": "1 day"}}, "22023", ()),
+    ({"truncate_before": [1, 2]}, "22023", ()), ({"x" * 10000: 1}, "22023", ()),
+    ("[]", "22023", ()), ('[{"max_count": 3}]', "22023", ()), ("null", "22023", ()), ('"max_count"', "22023", ()), ("3", "22023", ()),
+    ("true", "22023", ()), ("{}", "ok", ()),
+]
+for h in HOSTILE:
+    metadata_cases.append(({h: 1}, "22023", ()))
+    metadata_cases.append(({"max_age": h}, None, ("22007", "22008", "22015")))
+    metadata_cases.append(({"max_count": h}, "22023", ()))
+for meta, exp, extra in metadata_cases:
+    meta_sql = (lit(meta) + "::jsonb") if isinstance(meta, str) else jlit(meta)
+    verify = None
+    if exp != "22023" and exp != "22003":
+        checks = [status_ok(META_STREAM)]
+        if isinstance(meta, dict):
+            for key in ("truncate_before", "max_count"):
+                v = meta.get(key)
+                checks.append(f"(eventsource.stream_metadata({lit(META_STREAM)})->{lit(key)}) IS NOT DISTINCT FROM "
+                              + ("NULL" if v is None else f"{lit(json.dumps(int(v)))}::jsonb"))
+            v = meta.get("max_age")
+            if v is None:
+                checks.append(f"NOT eventsource.stream_metadata({lit(META_STREAM)}) ? 'max_age'")
+            elif isinstance(v, str):
+                checks.append(f"(eventsource.stream_metadata({lit(META_STREAM)})->>'max_age')::interval = {lit(v)}::interval")
+            else:
+                checks.append(f"(eventsource.stream_metadata({lit(META_STREAM)})->>'max_age')::interval = {v!r}::float8 * interval '1 second'")
+        verify = "SELECT " + " AND ".join(checks)
+    add(f"SELECT eventsource.set_stream_metadata({lit(META_STREAM)}, {meta_sql})", exp, extra, verify,
+        1, "set_stream_metadata:metadata")
+add(f"SELECT eventsource.set_stream_metadata({lit(META_STREAM)}, NULL)", "22004", (), None, 0, "set_stream_metadata:null")
+add(f"SELECT eventsource.set_stream_metadata({lit(META_STREAM)}, '{{}}')", "ok", (), "SELECT " + status_ok(META_STREAM), 1, "set_stream_metadata:clear")
+add(f"SELECT eventsource.set_stream_metadata({lit(META_STREAM)}, '{{\"max_count\": 1e400}}'::text::jsonb)", "22003", (), None, 0, "set_stream_metadata:metadata")
+add(f"SELECT eventsource.set_stream_metadata({lit(META_STREAM)}, '{{\"max_count\": 3')", None, ("22P02",), None, 0, "set_stream_metadata:unparsable")
+add(f"SELECT eventsource.set_stream_metadata({lit(META_STREAM)}, '{{\"max_count\": NaN}}')", None, ("22P02",), None, 0, "set_stream_metadata:unparsable")
+add(f"SELECT eventsource.set_stream_metadata({lit(META_STREAM)}, '{{\"max_age\": \"\\u0000\"}}')", None, ("22P05",), None, 0, "set_stream_metadata:unparsable")
+add(f"SELECT eventsource.set_stream_metadata({lit(META_STREAM)}, jsonb_build_object('max_age', chr(1)))", "22007", (), None, 0, "set_stream_metadata:metadata")
+
+# Hostile stream ids: metadata, delete, append after the delete, tombstone, and everything after it.
+for h in HOSTILE:
+    e = stream_expect(h)
+    add(f"SELECT eventsource.stream_metadata({lit(h)})", "ok", (), None, 0, "stream_metadata:stream_id")
+    # Section 1 appended to every accepted id, so the stream exists.
+    add(f"SELECT eventsource.set_stream_metadata({lit(h)}, '{{\"max_count\": 1}}')", e, (),
+        f"SELECT eventsource.stream_metadata({lit(h)}) = '{{\"max_count\": 1}}' AND EXISTS (SELECT 1 FROM eventsource.streams WHERE stream_id = {lit(h)} "
+        f"AND convert_to(stream_id, 'UTF8') = convert_to({lit(h)}, 'UTF8')) AND (SELECT count(*) FROM eventsource.read_stream({lit(h)})) = 1 AND {status_ok(h)}",
+        1, "set_stream_metadata:stream_id")
+    add(f"SELECT eventsource.delete_stream({lit(h)}, -1)", e, (),
+        f"SELECT (SELECT state FROM eventsource.stream_status WHERE stream_id = {lit(h)}) = 'deleted' AND "
+        f"(SELECT count(*) FROM eventsource.read_stream({lit(h)})) = 0 AND {status_ok(h)} AND "
+        f"(SELECT data->>'stream_id' FROM eventsource.read_stream('$streams', direction => 'backward', max_count => 1)) = {lit(h)}",
+        1, "delete_stream:stream_id")
+    eid = new_uuid()
+    add(f"SELECT eventsource.append({lit(h)}, 'Reopened', '{{}}', NULL, -1, '{eid}')", e, (),
+        f"SELECT count(*) = 1 FROM eventsource.read_stream({lit(h)}) r WHERE r.event_id = '{eid}' AND r.stream_version = eventsource.stream_version({lit(h)}) AND r.stream_version > 1",
+        1, "delete_stream:append_after")
+    add(f"SELECT eventsource.tombstone_stream({lit(h)})", e, (),
+        f"SELECT (SELECT state FROM eventsource.stream_status WHERE stream_id = {lit(h)}) = 'tombstoned' AND (SELECT count(*) FROM eventsource.read_stream({lit(h)})) = 0",
+        1, "tombstone_stream:stream_id")
+    after = "SE005" if e == "ok" else e
+    add(f"SELECT eventsource.append({lit(h)}, 'T', '{{}}')", after, (), None, 0, "tombstone_stream:append_after")
+    add(f"SELECT * FROM eventsource.append_events({lit(h)}, '[{{\"type\": \"T\", \"data\": {{}}}}]', 0)", after, (), None, 0, "tombstone_stream:append_after")
+    add(f"SELECT eventsource.tombstone_stream({lit(h)}, 0)", after, (), None, 0, "tombstone_stream:again")
+    add(f"SELECT eventsource.delete_stream({lit(h)})", after, (), None, 0, "tombstone_stream:delete_after")
+    add(f"SELECT eventsource.set_stream_metadata({lit(h)}, '{{}}')", after, (), None, 0, "tombstone_stream:metadata_after")
+    # Ids never written: delete and metadata find no stream; a tombstone reserves the id.
+    n = "hn-" + h if h is not None else None
+    ne_ = stream_expect(n)
+    add(f"SELECT eventsource.delete_stream({lit(n)})", "42704" if ne_ == "ok" else ne_, (), None, 0, "delete_stream:never_written")
+    add(f"SELECT eventsource.set_stream_metadata({lit(n)}, '{{\"max_count\": 1}}')", "42704" if ne_ == "ok" else ne_, (), None, 0, "set_stream_metadata:never_written")
+    add(f"SELECT eventsource.tombstone_stream({lit(n)}, 0)", ne_, (),
+        f"SELECT count(*) = 1 FROM eventsource.stream_status WHERE stream_id = {lit(n)} AND state = 'tombstoned' AND stream_version = 0 "
+        f"AND category = eventsource.category({lit(n)})", 1, "tombstone_stream:never_written")
+    add(f"SELECT eventsource.append({lit(n)}, 'T', '{{}}')", "SE005" if ne_ == "ok" else ne_, (), None, 0, "tombstone_stream:never_written_append")
+for sql, exp in ((f"SELECT eventsource.delete_stream(NULL)", "22004"), ("SELECT eventsource.delete_stream(NULL, 1)", "22004"),
+                 ("SELECT eventsource.tombstone_stream(NULL)", "22004"), ("SELECT eventsource.tombstone_stream(NULL, NULL)", "22004"),
+                 ("SELECT eventsource.set_stream_metadata(NULL, '{}')", "22004"), ("SELECT eventsource.set_stream_metadata(NULL, NULL)", "22004"),
+                 ("SELECT eventsource.stream_metadata(NULL)", "ok"), ("SELECT eventsource.scavenge(NULL)", "22004"),
+                 ("SELECT eventsource.delete_stream('$streams')", "22023"), ("SELECT eventsource.tombstone_stream('$streams')", "22023"),
+                 ("SELECT eventsource.set_stream_metadata('$streams', '{\"max_count\": 1}')", "22023"),
+                 ("SELECT eventsource.delete_stream('$streams-x')", "22023"), ("SELECT eventsource.tombstone_stream('$new')", "22023"),
+                 ("SELECT eventsource.delete_stream(repeat('s', 1048576))", "22001"), ("SELECT eventsource.tombstone_stream(repeat('é', 251))", "22001"),
+                 ("SELECT eventsource.set_stream_metadata(repeat('s', 501), '{}')", "22001"),
+                 ("SELECT eventsource.delete_stream('base-1', 0)", "SE001"), ("SELECT eventsource.delete_stream('base-1', 3)", "SE001"),
+                 ("SELECT eventsource.tombstone_stream('base-1', 1)", "SE001"), ("SELECT eventsource.tombstone_stream('base-2', 0)", "SE001"),
+                 ("SELECT eventsource.set_stream_metadata('base-1', '{\"max_count\": 0}')", "22023"),
+                 ("SELECT eventsource.set_stream_metadata('base-1', '{\"max_age\": \"never\"}')", "22007"),
+                 ("SELECT eventsource.set_stream_metadata('base-2', '{\"truncate_before\": 1e400}')", "22003"),
+                 ("SELECT eventsource.stream_metadata('base-1')", "ok")):
+    add(sql, exp, (), None, 0, "lifecycle:null_reserved")
+for b in ("\\x00", "\\xc328", "\\xff", "\\xeda080"):
+    expr = f"convert_from('{b}'::bytea, 'UTF8')"
+    for sql in (f"SELECT eventsource.delete_stream({expr})", f"SELECT eventsource.tombstone_stream({expr})",
+                f"SELECT eventsource.set_stream_metadata({expr}, '{{}}')", f"SELECT eventsource.set_stream_metadata('h-1', jsonb_build_object({expr}, 1))",
+                f"SELECT eventsource.set_stream_metadata('h-1', jsonb_build_object('max_age', {expr}))", f"SELECT eventsource.stream_metadata({expr})"):
+        add(sql, None, ("22021",), None, 0, "lifecycle:encoding")
+
+# Extreme expected versions: delete of a stream at version 1, tombstone of an id never written.
+for v in BIG:
+    n = None if v == "NULL" else int(v)
+    if not fits_big(v):
+        de = te = None
+    elif n is not None and n < -1:
+        de = te = "22023"
+    else:
+        de = "ok" if n is None or n in (1, -1) else "SE001"
+        te = "ok" if n is None or n == 0 else "SE001"
+    s = fresh("hx")
+    append_case(s, "T", "'{}'::jsonb", expect="ok", kind="lifecycle:setup")
+    add(f"SELECT eventsource.delete_stream({lit(s)}, {v})", de, ("22003", "42883"),
+        f"SELECT count(*) = 0 FROM eventsource.read_stream({lit(s)})", 1, "delete_stream:expected_version")
+    add(f"SELECT eventsource.tombstone_stream({lit(fresh('hx'))}, {v})", te, ("22003", "42883"), None, 1, "tombstone_stream:expected_version")
+    add(f"SELECT eventsource.tombstone_stream({lit(s)}, {v})", "SE001" if de == "SE001" and n != 0 and v != "NULL" else None, ("22003", "42883", "22023", "SE005"),
+        None, 1, "tombstone_stream:expected_version")
+    # scavenge(max_events): 1 to 100000; removes nothing here (see above).
+    se = None if not fits_int(v) else ("22004" if n is None else ("ok" if 1 <= n <= 100000 else "22023"))
+    add(f"SELECT eventsource.scavenge({v})", se, ("22003", "42883"), None if se != "ok" else None, 0, "scavenge:max_events")
+for v in ("1", "100000", "2147483647", "0", "-1", "-2147483648", "NULL"):
+    add(f"CALL eventsource.scavenge_all({v})", None, ("22004", "22023"), None, 0, "scavenge_all:batch_size")
+add("SELECT eventsource.scavenge()", "ok", (), "SELECT true", 0, "scavenge")
+add("SELECT eventsource.scavenge(1) = 0", "ok", (), None, 0, "scavenge")
+# In a read-only transaction every lifecycle change is refused (25006); were one accepted, the
+# block would go on to raise XX000, which the summary reports as an internal error.
+for call in ("eventsource.scavenge()", "eventsource.scavenge(0)", f"eventsource.delete_stream({lit(META_STREAM)})",
+             f"eventsource.tombstone_stream({lit(META_STREAM)})", "eventsource.tombstone_stream('hro-never')",
+             f"eventsource.set_stream_metadata({lit(META_STREAM)}, '{{\"max_count\": 1}}')",
+             f"eventsource.set_stream_metadata({lit(META_STREAM)}, '{{\"max_count\": 0}}')"):
+    add(f"DO $ro$ BEGIN PERFORM pg_catalog.set_config('transaction_read_only', 'on', true); PERFORM {call}; "
+        f"RAISE EXCEPTION 'accepted in a read-only transaction' USING ERRCODE = 'XX000'; END $ro$",
+        "25006", ("22023",), None, 0, "lifecycle:read_only")
+add("SELECT count(*) FROM eventsource.stream_status", "ok", (), None, 0, "lifecycle:views")
+add("SELECT count(*) FROM eventsource.category_statistics", "ok", (), None, 0, "lifecycle:views")
+add("SELECT count(*) FROM eventsource.store_statistics WHERE appends IS NOT NULL", "ok", (), "SELECT count(*) = 1 FROM eventsource.store_statistics WHERE appends > 0", 0, "lifecycle:views")
+
 # 9. Payloads up to and past the limits (run last: the notifier and projections have gone).
 for size, label in ((1048576, "1MB"), (1048577, "1MB+1"), (8 * 1048576, "8MB")):
     append_case(fresh("hl"), "Big", f"jsonb_build_object('s', repeat('x', {size}))", f"jsonb_build_object('m', repeat('y', {size}))", expect="ok", kind=f"payload:{label}")
