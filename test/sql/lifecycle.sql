@@ -108,7 +108,9 @@ SELECT eventsource.append('order-2', 'Reopened', '{}', expected_version => 4);
 SELECT stream_version, event_type FROM eventsource.read_stream('order-2');
 SELECT state FROM eventsource.stream_status WHERE stream_id = 'order-2';
 -- Each delete, tombstone and metadata change is an event in the $streams audit stream, with who did it.
-SELECT stream_version, event_type, data, metadata->>'role' AS role, metadata ? 'session_user' AS has_session_user
+SELECT stream_version, event_type, data,
+       CASE metadata->>'role' WHEN current_user THEN 'the current user' ELSE metadata->>'role' END AS role,
+       metadata->>'session_user' = session_user AS session_user
   FROM eventsource.read_stream('$streams', from_version => 10);
 SELECT count(*) AS audit_events, count(DISTINCT event_type) AS kinds FROM eventsource.read_category('$streams');
 
