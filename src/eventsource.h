@@ -60,7 +60,10 @@ typedef struct ExpectedVersion
 	int64		version;		/* for EXPECT_VERSION */
 } ExpectedVersion;
 
-/* Appends and their rules (append.c); the last four run while connected to SPI. */
+/*
+ * Appends and their rules (append.c).  raise_version_conflict and
+ * reject_if_tombstoned run while connected to SPI.
+ */
 extern ExpectedVersion expected_version_argument(FunctionCallInfo fcinfo, int argno);
 extern bool expectation_met(ExpectedVersion expected, bool exists, int64 version);
 extern void raise_version_conflict(text *stream_id, ExpectedVersion expected, int64 actual);
