@@ -242,16 +242,32 @@ raise_no_such_stream(text *stream_id)
 			 errdetail("Nothing was ever appended to it.")));
 }
 
-/* The JSON text of {"stream_id": stream_id, "stream_version": version}. */
+/*
+ * The data of an audit event: the JSON text of {"stream_id": stream_id, ...}
+ * with the members the format and its arguments give after it.
+ */
+pg_attribute_printf(2, 3)
 static char *
-stream_event_data(text *stream_id, int64 version)
+audit_event_data(text *stream_id, const char *format,...)
 {
 	StringInfoData data;
 
 	initStringInfo(&data);
 	appendStringInfoString(&data, "{\"stream_id\": ");
 	escape_json(&data, text_to_cstring(stream_id));
-	appendStringInfo(&data, ", \"stream_version\": " INT64_FORMAT "}", version);
+	for (;;)
+	{
+		va_list		arguments;
+		int			needed;
+
+		va_start(arguments, format);
+		needed = appendStringInfoVA(&data, format, arguments);
+		va_end(arguments);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&data, needed);
+	}
+	appendStringInfoChar(&data, '}');
 	return data.data;
 }
 
@@ -298,7 +314,7 @@ end_stream(FunctionCallInfo fcinfo, bool tombstone)
 	run_kept_plan(&delete_stream_snapshots_plan, values, NULL, false);
 	append_system_event(EVENTSOURCE_AUDIT_STREAM,
 						tombstone ? "$stream-tombstoned" : "$stream-deleted",
-						stream_event_data(stream_id, version));
+						audit_event_data(stream_id, ", \"stream_version\": " INT64_FORMAT, version));
 	SPI_finish();
 	return version;
 }
@@ -411,7 +427,6 @@ eventsource_set_stream_metadata(PG_FUNCTION_ARGS)
 	int64		version;
 	bool		tombstoned;
 	bool		isnull;
-	StringInfoData data;
 
 	check_not_null(fcinfo, 1, "metadata");
 	metadata = PG_GETARG_JSONB_P(1);
@@ -461,13 +476,10 @@ eventsource_set_stream_metadata(PG_FUNCTION_ARGS)
 	run_kept_plan(&metadata_plan, values, NULL, false);
 	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 
-	initStringInfo(&data);
-	appendStringInfoString(&data, "{\"stream_id\": ");
-	escape_json(&data, text_to_cstring(stream_id));
-	appendStringInfo(&data, ", \"metadata\": %s, \"previous\": %s}",
-					 JsonbToCString(NULL, &DatumGetJsonbP(result)->root, 0),
-					 JsonbToCString(NULL, &DatumGetJsonbP(previous)->root, 0));
-	append_system_event(EVENTSOURCE_AUDIT_STREAM, "$stream-metadata-set", data.data);
+	append_system_event(EVENTSOURCE_AUDIT_STREAM, "$stream-metadata-set",
+						audit_event_data(stream_id, ", \"metadata\": %s, \"previous\": %s",
+										 JsonbToCString(NULL, &DatumGetJsonbP(result)->root, 0),
+										 JsonbToCString(NULL, &DatumGetJsonbP(previous)->root, 0)));
 	result = SPI_datumTransfer(result, false, -1);
 	SPI_finish();
 	PG_RETURN_DATUM(result);
