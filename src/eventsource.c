@@ -168,6 +168,25 @@ check_not_null(FunctionCallInfo fcinfo, int argno, const char *name)
 }
 
 /*
+ * An integer argument that must be present and between minimum and maximum;
+ * name is the argument's name for the errors.
+ */
+int32
+checked_integer(FunctionCallInfo fcinfo, int argno, const char *name, int32 minimum, int32 maximum)
+{
+	int32		value;
+
+	check_not_null(fcinfo, argno, name);
+	value = PG_GETARG_INT32(argno);
+	if (value < minimum || value > maximum)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be between %d and %d", name, minimum, maximum),
+				 errdetail("%s was %d.", name, value)));
+	return value;
+}
+
+/*
  * A stream version argument that may be NULL (then if_null is returned) but
  * not negative; name is the argument's name for the error.
  */

@@ -139,6 +139,8 @@ extern bool stream_lifecycle_installed(void);
 extern void require_preloaded_library(const char *function_name, const char *detail,
 									  const char *hint);
 extern void check_not_null(FunctionCallInfo fcinfo, int argno, const char *name);
+extern int32 checked_integer(FunctionCallInfo fcinfo, int argno, const char *name,
+							 int32 minimum, int32 maximum);
 extern text *checked_stream_id(FunctionCallInfo fcinfo, int argno, bool for_append);
 extern text *checked_object_name(FunctionCallInfo fcinfo, int argno, const char *what);
 extern text *category_of(text *stream_id);

@@ -520,16 +520,9 @@ scavenge_batch(int max_events)
 Datum
 eventsource_scavenge(PG_FUNCTION_ARGS)
 {
-	int32		max_events;
+	int32		max_events = checked_integer(fcinfo, 0, "max_events", 1, SCAVENGE_MAX_EVENTS);
 	uint64		removed;
 
-	check_not_null(fcinfo, 0, "max_events");
-	max_events = PG_GETARG_INT32(0);
-	if (max_events < 1 || max_events > SCAVENGE_MAX_EVENTS)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_events must be between 1 and %d", SCAVENGE_MAX_EVENTS),
-				 errdetail("max_events was %d.", max_events)));
 	PreventCommandIfReadOnly("eventsource.scavenge()");
 
 	if (SPI_connect() != SPI_OK_CONNECT)

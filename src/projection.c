@@ -494,13 +494,7 @@ eventsource_create_projection(PG_FUNCTION_ARGS)
 		check_handler(PG_GETARG_OID(5), 0, "reset handler");
 	mode = checked_choice(fcinfo, 4, "mode", "inline", "async");
 	on_failure = checked_choice(fcinfo, 6, "on_failure", "stop", "dead_letter");
-	check_not_null(fcinfo, 7, "max_attempts");
-	max_attempts = PG_GETARG_INT32(7);
-	if (max_attempts < 1 || max_attempts > MAX_ATTEMPTS_LIMIT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_attempts must be between 1 and %d", MAX_ATTEMPTS_LIMIT),
-				 errdetail("max_attempts was %d.", max_attempts)));
+	max_attempts = checked_integer(fcinfo, 7, "max_attempts", 1, MAX_ATTEMPTS_LIMIT);
 
 	values[0] = PointerGetDatum(name);
 	values[1] = PG_GETARG_DATUM(1);

@@ -217,16 +217,7 @@ checkpoint_from_row(HeapTuple row, TupleDesc description, int first_column)
 int32
 checked_max_count(FunctionCallInfo fcinfo, int argno)
 {
-	int32		max_count;
-
-	check_not_null(fcinfo, argno, "max_count");
-	max_count = PG_GETARG_INT32(argno);
-	if (max_count < 1 || max_count > EVENTSOURCE_MAX_READ_COUNT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_count must be between 1 and %d", EVENTSOURCE_MAX_READ_COUNT),
-				 errdetail("max_count was %d.", max_count)));
-	return max_count;
+	return checked_integer(fcinfo, argno, "max_count", 1, EVENTSOURCE_MAX_READ_COUNT);
 }
 
 /*

@@ -134,21 +134,6 @@ typedef struct Subscription
 	int32		consumer_group_size;
 } Subscription;
 
-static int32
-checked_integer(FunctionCallInfo fcinfo, int argno, const char *name, int32 minimum, int32 maximum)
-{
-	int32		value;
-
-	check_not_null(fcinfo, argno, name);
-	value = PG_GETARG_INT32(argno);
-	if (value < minimum || value > maximum)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be between %d and %d", name, minimum, maximum),
-				 errdetail("%s was %d.", name, value)));
-	return value;
-}
-
 static void
 raise_unknown_subscription(text *name)
 {
