@@ -9,12 +9,16 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "eventsource.h"
 
@@ -153,6 +157,65 @@ run_kept_plan(KeptPlan *kept, Datum *values, const char *nulls, bool read_only)
 		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
 			 kept->sql, SPI_result_code_string(rc));
 	return SPI_processed;
+}
+
+/*
+ * The value of the column called name of an SPI row, or NULL (*isnull) when
+ * the row has no such column.  Plans that select t.* see the columns of the
+ * installed version of the extension, so a column an older version lacks
+ * reads as NULL.
+ */
+Datum
+column_by_name(HeapTuple row, TupleDesc description, const char *name, bool *isnull)
+{
+	int			column = SPI_fnumber(description, name);
+
+	if (column <= 0)
+	{
+		*isnull = true;
+		return (Datum) 0;
+	}
+	return SPI_getbinval(row, description, column, isnull);
+}
+
+/*
+ * Notes the role that called the function of fcinfo, then acts as the
+ * function's owner (the extension's), as a SECURITY DEFINER function would.
+ * A function that is SECURITY DEFINER itself (as before 0.6.0) already acts
+ * as its owner, and its caller is known only as the role outside every
+ * SECURITY DEFINER function.  An error ends the acting with the
+ * (sub)transaction; otherwise stop_acting_as_owner ends it.
+ */
+void
+act_as_function_owner(FunctionCallInfo fcinfo, ActingAsOwner *acting)
+{
+	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
+	Form_pg_proc procedure;
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for function %u", fcinfo->flinfo->fn_oid);
+	procedure = (Form_pg_proc) GETSTRUCT(tuple);
+	owner = procedure->proowner;
+	GetUserIdAndSecContext(&acting->saved_user, &acting->saved_security_context);
+	acting->caller = procedure->prosecdef ? GetOuterUserId() : acting->saved_user;
+	ReleaseSysCache(tuple);
+	SetUserIdAndSecContext(owner, acting->saved_security_context | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+void
+stop_acting_as_owner(const ActingAsOwner *acting)
+{
+	SetUserIdAndSecContext(acting->saved_user, acting->saved_security_context);
+}
+
+/* Whether role has the rights of eventsource_admin (a superuser has). */
+bool
+may_administer(Oid role)
+{
+	Oid			admin = get_role_oid("eventsource_admin", true);
+
+	return superuser_arg(role) || (OidIsValid(admin) && has_privs_of_role(role, admin));
 }
 
 /*

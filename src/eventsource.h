@@ -116,6 +116,25 @@ typedef struct KeptPlan
 extern SPIPlanPtr kept_plan(KeptPlan *kept);
 extern uint64 run_kept_plan(KeptPlan *kept, Datum *values, const char *nulls,
 							bool read_only);
+extern Datum column_by_name(HeapTuple row, TupleDesc description, const char *name,
+							bool *isnull);
+
+/*
+ * Functions that must know their caller (the owner of what they create,
+ * whether it may use a subscription) are SECURITY INVOKER with a pinned
+ * search_path, and act as the function's owner themselves once they have
+ * noted the caller (eventsource.c).
+ */
+typedef struct ActingAsOwner
+{
+	Oid			caller;			/* the role that called the function */
+	Oid			saved_user;
+	int			saved_security_context;
+} ActingAsOwner;
+
+extern void act_as_function_owner(FunctionCallInfo fcinfo, ActingAsOwner *acting);
+extern void stop_acting_as_owner(const ActingAsOwner *acting);
+extern bool may_administer(Oid role);
 
 /*
  * eventsource.checkpoint (checkpoint.c): a place in the global log, ordered
@@ -196,6 +215,10 @@ extern int	eventsource_scavenge_interval;
 extern void notifier_preload_init(void);
 extern void notifier_wake_at_commit(void);
 extern bool notifier_serves_this_database(void);
+
+/* Owners of projections and subscriptions, from the utility hook (owners.c). */
+extern void before_role_statement(Node *statement);
+extern void after_role_statement(Node *statement);
 
 /* Async projections, run by the notifier (projection.c). */
 extern long run_async_projections(void);

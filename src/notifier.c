@@ -268,12 +268,14 @@ notifier_process_utility(PlannedStmt *planned, const char *query_string, bool re
 
 	PG_TRY();
 	{
+		before_role_statement(planned->utilityStmt);
 		if (previous_process_utility_hook)
 			previous_process_utility_hook(planned, query_string, read_only_tree, context,
 										  params, query_environment, dest, completion);
 		else
 			standard_ProcessUtility(planned, query_string, read_only_tree, context,
 									params, query_environment, dest, completion);
+		after_role_statement(planned->utilityStmt);
 	}
 	PG_FINALLY();
 	{

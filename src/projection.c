@@ -17,8 +17,12 @@
  * max_attempts failures of one event the projection stops as failed, or,
  * with on_failure = 'dead_letter', records the event and goes on.
  *
- * Handlers run as the role that created the projection, never as the
- * extension's owner, with search_path pg_catalog, pg_temp.
+ * Handlers are user code, and run sandboxed the way PostgreSQL runs index
+ * expressions and maintenance commands: as the role that created the
+ * projection (whose rights are checked again each time a batch of its
+ * events starts), in a security-restricted operation, inside a GUC nest
+ * level of their own that undoes every setting they change, with the search
+ * path in effect when the projection was created and pg_temp last.
  *
  *-------------------------------------------------------------------------
  */
@@ -38,6 +42,7 @@
 #include "parser/parse_type.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
@@ -46,6 +51,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
+#include "utils/varlena.h"
 #include "utils/xid8.h"
 
 #include "eventsource.h"
@@ -65,14 +71,24 @@ PG_FUNCTION_INFO_V1(eventsource_rebuild_projection);
 #define FIRST_RETRY_MS				100
 #define LONGEST_RETRY_MS			60000
 
-/* A projection, as the functions here need it. */
+/* The search path of handlers of projections created before 0.6.0. */
+#define DEFAULT_HANDLER_SEARCH_PATH	"pg_catalog, pg_temp"
+
+/* A projection: a row of eventsource.projections. */
 typedef struct Projection
 {
 	char	   *name;
 	Oid			handler;
+	Oid			reset_handler;	/* InvalidOid: none */
 	Oid			owner;
 	ArrayType  *event_types;	/* NULL: every type */
 	char	   *category;		/* NULL: every category */
+	char	   *search_path;	/* the handlers', pg_temp last */
+	bool		is_inline;
+	bool		dead_letter;	/* on_failure = 'dead_letter' */
+	int			attempts;
+	int			max_attempts;
+	Checkpoint	checkpoint;		/* {0, 0}: the start of the log */
 	FmgrInfo	handler_info;	/* looked up on first call: a SQL function keeps its plan in it */
 	bool		handler_info_ready;
 } Projection;
@@ -98,15 +114,63 @@ handler_call_context(void *arg)
 }
 
 /*
- * Calls a function of a projection as the projection's owner: its handler
- * with an event (flinfo NULL), or the reset handler flinfo with no argument
- * (event (Datum) 0).
+ * Why the projection's owner may no longer run function (its handler or
+ * reset handler), or NULL when it may: handlers run with their owner's
+ * rights, so those rights are checked when they run, not only when the
+ * projection is created.
+ */
+static char *
+owner_rights_problem(const Projection *projection, Oid function)
+{
+	char	   *owner_name = GetUserNameFromId(projection->owner, true);
+
+	if (owner_name == NULL)
+		return psprintf("Its owner, the role with OID %u, no longer exists.", projection->owner);
+	if (!may_administer(projection->owner))
+		return psprintf("Its owner, role \"%s\", is no longer a member of eventsource_admin.", owner_name);
+	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(function)))
+		return psprintf("Its function with OID %u no longer exists.", function);
+	if (pg_proc_aclcheck(function, projection->owner, ACL_EXECUTE) != ACLCHECK_OK)
+		return psprintf("Its owner, role \"%s\", may no longer execute %s.",
+						owner_name, format_procedure(function));
+	return NULL;
+}
+
+static void
+raise_owner_rights_problem(const Projection *projection, const char *problem)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied to run projection \"%s\"", projection->name),
+			 errdetail_internal("%s", problem),
+			 errhint("Give the owner its rights back, or drop the projection.")));
+}
+
+static void
+require_owner_rights(const Projection *projection, Oid function)
+{
+	char	   *problem = owner_rights_problem(projection, function);
+
+	if (problem != NULL)
+		raise_owner_rights_problem(projection, problem);
+}
+
+/*
+ * Calls a function of a projection, sandboxed: its handler with an event
+ * (flinfo NULL; the owner's rights are checked before its first call), or
+ * the reset handler flinfo with no argument (event (Datum) 0).  It runs as
+ * the projection's owner in a security-restricted operation (no role
+ * changes, temporary objects or deferred work left for later, which would
+ * run with the caller's rights), in a GUC nest level of its own whose
+ * settings, the projection's search path first, are all undone when it
+ * returns; an error undoes them with the (sub)transaction.
  */
 static void
 call_as_owner(Projection *projection, FmgrInfo *flinfo, Datum event, int64 global_position)
 {
 	Oid			saved_user;
 	int			saved_security_context;
+	int			nest_level;
 	HandlerCall call = {projection, global_position};
 	ErrorContextCallback context = {error_context_stack, handler_call_context, &call};
 	LOCAL_FCINFO(call_info, 1);
@@ -115,6 +179,7 @@ call_as_owner(Projection *projection, FmgrInfo *flinfo, Datum event, int64 globa
 	{
 		if (!projection->handler_info_ready)
 		{
+			require_owner_rights(projection, projection->handler);
 			fmgr_info(projection->handler, &projection->handler_info);
 			projection->handler_info_ready = true;
 		}
@@ -125,11 +190,17 @@ call_as_owner(Projection *projection, FmgrInfo *flinfo, Datum event, int64 globa
 	call_info->args[0].isnull = false;
 
 	GetUserIdAndSecContext(&saved_user, &saved_security_context);
-	SetUserIdAndSecContext(projection->owner, saved_security_context | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(projection->owner,
+						   saved_security_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	nest_level = NewGUCNestLevel();
+	(void) set_config_option("search_path", projection->search_path, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	error_context_stack = &context;
 	/* The result (void, or anything) is ignored. */
 	(void) FunctionCallInvoke(call_info);
 	error_context_stack = context.previous;
+	AtEOXact_GUC(false, nest_level);
 	SetUserIdAndSecContext(saved_user, saved_security_context);
 }
 
@@ -185,7 +256,11 @@ projection_wants(const Projection *projection, text *stream_id, text *event_type
 	return true;
 }
 
-/* Reads a projection from the columns name, handler, owner, event_types, category of a row. */
+/*
+ * Reads a projection from a row of eventsource.projections (all of its
+ * columns, p.*, by name: a column the installed version lacks reads as
+ * NULL).
+ */
 static Projection *
 projection_from_row(HeapTuple row, TupleDesc description)
 {
@@ -193,19 +268,30 @@ projection_from_row(HeapTuple row, TupleDesc description)
 	bool		isnull;
 	Datum		value;
 
-	projection->name = SPI_getvalue(row, description, 1);
-	projection->handler = DatumGetObjectId(SPI_getbinval(row, description, 2, &isnull));
-	projection->owner = DatumGetObjectId(SPI_getbinval(row, description, 3, &isnull));
-	value = SPI_getbinval(row, description, 4, &isnull);
+	projection->name = TextDatumGetCString(column_by_name(row, description, "name", &isnull));
+	projection->handler = DatumGetObjectId(column_by_name(row, description, "handler", &isnull));
+	value = column_by_name(row, description, "reset_handler", &isnull);
+	projection->reset_handler = isnull ? InvalidOid : DatumGetObjectId(value);
+	projection->owner = DatumGetObjectId(column_by_name(row, description, "owner", &isnull));
+	value = column_by_name(row, description, "event_types", &isnull);
 	if (!isnull)
 		projection->event_types = DatumGetArrayTypePCopy(value);
-	value = SPI_getbinval(row, description, 5, &isnull);
+	value = column_by_name(row, description, "category", &isnull);
 	if (!isnull)
 		projection->category = TextDatumGetCString(value);
+	value = column_by_name(row, description, "search_path", &isnull);
+	projection->search_path = isnull ? DEFAULT_HANDLER_SEARCH_PATH : TextDatumGetCString(value);
+	value = column_by_name(row, description, "mode", &isnull);
+	projection->is_inline = strcmp(TextDatumGetCString(value), "inline") == 0;
+	value = column_by_name(row, description, "on_failure", &isnull);
+	projection->dead_letter = strcmp(TextDatumGetCString(value), "dead_letter") == 0;
+	projection->attempts = DatumGetInt32(column_by_name(row, description, "attempts", &isnull));
+	projection->max_attempts = DatumGetInt32(column_by_name(row, description, "max_attempts", &isnull));
+	value = column_by_name(row, description, "checkpoint", &isnull);
+	if (!isnull)
+		projection->checkpoint = *(Checkpoint *) DatumGetPointer(value);
 	return projection;
 }
-
-#define PROJECTION_COLUMNS "p.name, p.handler::oid, p.owner::oid, p.event_types, p.category"
 
 /* ------------------------------------------------------------------------
  * Inline projections
@@ -213,8 +299,9 @@ projection_from_row(HeapTuple row, TupleDesc description)
  */
 
 static KeptPlan inline_projections_plan = {
-	"SELECT " PROJECTION_COLUMNS " FROM eventsource.projections p"
-	" WHERE p.mode = 'inline' AND p.status = 'running' ORDER BY p.name",
+	"SELECT p.* FROM eventsource.projections p"
+	" WHERE p.mode OPERATOR(pg_catalog.=) 'inline' AND p.status OPERATOR(pg_catalog.=) 'running'"
+	" ORDER BY p.name",
 	0, {InvalidOid}
 };
 
@@ -292,7 +379,8 @@ eventsource_run_inline_projections(PG_FUNCTION_ARGS)
  * the reset).
  */
 #define REPLAY_ORDER \
-	"   AND ($5::text IS NULL OR pg_catalog.split_part(e.stream_id, '-', 1) = $5)" \
+	"   AND ($5::pg_catalog.text IS NULL" \
+	"        OR pg_catalog.split_part(e.stream_id, '-', 1) OPERATOR(pg_catalog.=) $5)" \
 	" ORDER BY e.transaction_id, e.global_position LIMIT $3"
 
 static KeptPlan replay_visible_plan = {
@@ -302,8 +390,8 @@ static KeptPlan replay_visible_plan = {
 
 static KeptPlan replay_all_plan = {
 	EVENT_COLUMNS
-	" WHERE (e.transaction_id, e.global_position) > ($1, $2)"
-	"   AND ($4::text[] IS NULL OR e.event_type = ANY ($4))"
+	" WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>) ($1, $2)"
+	"   AND ($4::pg_catalog.text[] IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY ($4))"
 	REPLAY_ORDER,
 	5, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID}
 };
@@ -363,10 +451,11 @@ replay_batch(Projection *projection, Checkpoint *after, int limit, bool visible_
 
 /*
  * A handler must take exactly one eventsource.event (a reset handler no
- * argument), and the caller must be allowed to execute it.
+ * argument), and the caller, who will own the projection, must be allowed
+ * to execute it.
  */
 static void
-check_handler(Oid function, int expected_arguments, const char *what)
+check_handler(Oid function, int expected_arguments, const char *what, Oid caller)
 {
 	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(function));
 	Form_pg_proc procedure;
@@ -390,7 +479,7 @@ check_handler(Oid function, int expected_arguments, const char *what)
 						   "A reset handler is a function that takes no argument." :
 						   "A handler is a function that takes one argument of type eventsource.event."),
 				 errhint("Its return value is ignored: declare it RETURNS void.")));
-	if (pg_proc_aclcheck(function, GetOuterUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+	if (pg_proc_aclcheck(function, caller, ACL_EXECUTE) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for %s %s", what, format_procedure(function)),
@@ -412,19 +501,66 @@ checked_choice(FunctionCallInfo fcinfo, int argno, const char *name, const char 
 	return value;
 }
 
+/*
+ * The search path a projection's handlers run with: the one given (by
+ * default the creator's, as SET search_path FROM CURRENT would capture it)
+ * with pg_temp moved to its end, so that the temporary tables of a session
+ * that appends cannot capture a handler's unqualified names.
+ */
+static char *
+handler_search_path(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *given;
+	List	   *schemas;
+	ListCell   *cell;
+	StringInfoData path;
+
+	check_not_null(fcinfo, argno, "search_path");
+	given = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	if (!SplitIdentifierString(pstrdup(given), ',', &schemas))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid search_path \"%s\"", given),
+				 errdetail("A search path is a comma-separated list of schema names.")));
+	initStringInfo(&path);
+	foreach(cell, schemas)
+	{
+		const char *schema = lfirst(cell);
+
+		if (strcmp(schema, "pg_temp") != 0)
+			appendStringInfo(&path, "%s, ", quote_identifier(schema));
+	}
+	appendStringInfoString(&path, "pg_temp");
+	return path.data;
+}
+
+#define CREATE_PROJECTION(search_path_column, search_path_value) \
+	"INSERT INTO eventsource.projections" \
+	" (name, handler, reset_handler, owner, event_types, category, mode, on_failure, max_attempts" \
+	search_path_column ")" \
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9" search_path_value ") ON CONFLICT (name) DO NOTHING"
+
 static KeptPlan create_projection_plan = {
-	"INSERT INTO eventsource.projections"
-	" (name, handler, reset_handler, owner, event_types, category, mode, on_failure, max_attempts)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (name) DO NOTHING",
-	9, {TEXTOID, REGPROCEDUREOID, REGPROCEDUREOID, REGROLEOID, TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID, INT4OID}
+	CREATE_PROJECTION(", search_path", ", $10"),
+	10, {TEXTOID, REGPROCEDUREOID, REGPROCEDUREOID, REGROLEOID, TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID,
+	INT4OID, TEXTOID}
+};
+
+/* Before 0.6.0, projections have no search path of their own. */
+static KeptPlan create_projection_0_4_plan = {
+	CREATE_PROJECTION("", ""),
+	9, {TEXTOID, REGPROCEDUREOID, REGPROCEDUREOID, REGROLEOID, TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID,
+	INT4OID}
 };
 
 /* Whether the log's trigger is wrong: enabled without a running inline projection, or the reverse. */
 static KeptPlan inline_trigger_wrong_plan = {
-	"SELECT EXISTS (SELECT FROM eventsource.projections p WHERE p.mode = 'inline' AND p.status = 'running'),"
-	"       (SELECT t.tgenabled <> 'D' FROM pg_catalog.pg_trigger t"
-	"         WHERE t.tgrelid = 'eventsource.events'::pg_catalog.regclass"
-	"           AND t.tgname = 'events_inline_projections')",
+	"SELECT EXISTS (SELECT FROM eventsource.projections p"
+	"                WHERE p.mode OPERATOR(pg_catalog.=) 'inline'"
+	"                  AND p.status OPERATOR(pg_catalog.=) 'running'),"
+	"       (SELECT t.tgenabled OPERATOR(pg_catalog.<>) 'D' FROM pg_catalog.pg_trigger t"
+	"         WHERE t.tgrelid OPERATOR(pg_catalog.=) 'eventsource.events'::pg_catalog.regclass"
+	"           AND t.tgname OPERATOR(pg_catalog.=) 'events_inline_projections')",
 	0, {InvalidOid}
 };
 
@@ -452,9 +588,8 @@ synchronize_inline_trigger(void)
 	wanted = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	enabled = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	/* Altering the trigger locks the log against appends: only when it must change. */
-	if (wanted != enabled &&
-		SPI_execute(wanted ? enable_trigger_plan.sql : disable_trigger_plan.sql, false, 0) < 0)
-		elog(ERROR, "could not change the inline projection trigger");
+	if (wanted != enabled)
+		run_kept_plan(wanted ? &enable_trigger_plan : &disable_trigger_plan, NULL, NULL, false);
 }
 
 /*
@@ -475,23 +610,28 @@ eventsource_synchronize_inline_projections(PG_FUNCTION_ARGS)
 
 /*
  * eventsource.create_projection(name, handler, event_types, category, mode,
- * reset_handler, on_failure, max_attempts) returns void.
+ * reset_handler, on_failure, max_attempts, search_path) returns void.  The
+ * caller owns the projection: its handlers run as the caller.  (Before
+ * 0.6.0 the function has no search_path argument.)
  */
 Datum
 eventsource_create_projection(PG_FUNCTION_ARGS)
 {
 	text	   *name = checked_object_name(fcinfo, 0, "projection");
 	ArrayType  *event_types = checked_event_types(fcinfo, 2);
+	bool		has_search_path = PG_NARGS() > 8;
 	const char *mode;
 	const char *on_failure;
 	int32		max_attempts;
-	Datum		values[9];
-	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	ActingAsOwner acting;
+	Datum		values[10];
+	char		nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
+	act_as_function_owner(fcinfo, &acting);
 	check_not_null(fcinfo, 1, "handler");
-	check_handler(PG_GETARG_OID(1), 1, "handler");
+	check_handler(PG_GETARG_OID(1), 1, "handler", acting.caller);
 	if (!PG_ARGISNULL(5))
-		check_handler(PG_GETARG_OID(5), 0, "reset handler");
+		check_handler(PG_GETARG_OID(5), 0, "reset handler", acting.caller);
 	mode = checked_choice(fcinfo, 4, "mode", "inline", "async");
 	on_failure = checked_choice(fcinfo, 6, "on_failure", "stop", "dead_letter");
 	max_attempts = checked_integer(fcinfo, 7, "max_attempts", 1, MAX_ATTEMPTS_LIMIT);
@@ -500,7 +640,7 @@ eventsource_create_projection(PG_FUNCTION_ARGS)
 	values[1] = PG_GETARG_DATUM(1);
 	values[2] = PG_ARGISNULL(5) ? (Datum) 0 : PG_GETARG_DATUM(5);
 	nulls[2] = PG_ARGISNULL(5) ? 'n' : ' ';
-	values[3] = ObjectIdGetDatum(GetOuterUserId());
+	values[3] = ObjectIdGetDatum(acting.caller);
 	values[4] = PointerGetDatum(event_types);
 	nulls[4] = event_types ? ' ' : 'n';
 	values[5] = PG_ARGISNULL(3) ? (Datum) 0 : PointerGetDatum(checked_category(fcinfo, 3));
@@ -508,14 +648,18 @@ eventsource_create_projection(PG_FUNCTION_ARGS)
 	values[6] = CStringGetTextDatum(mode);
 	values[7] = CStringGetTextDatum(on_failure);
 	values[8] = Int32GetDatum(max_attempts);
+	if (has_search_path)
+		values[9] = CStringGetTextDatum(handler_search_path(fcinfo, 8));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (run_kept_plan(&create_projection_plan, values, nulls, false) == 0)
+	if (run_kept_plan(has_search_path ? &create_projection_plan : &create_projection_0_4_plan,
+					  values, nulls, false) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("projection \"%s\" already exists", text_to_cstring(name))));
 	SPI_finish();
+	stop_acting_as_owner(&acting);
 	notifier_wake_at_commit();
 	if (strcmp(mode, "async") == 0 && !notifier_serves_this_database())
 		ereport(WARNING,
@@ -527,13 +671,13 @@ eventsource_create_projection(PG_FUNCTION_ARGS)
 }
 
 static KeptPlan drop_projection_plan = {
-	"DELETE FROM eventsource.projections p WHERE p.name = $1", 1, {TEXTOID}
+	"DELETE FROM eventsource.projections p WHERE p.name OPERATOR(pg_catalog.=) $1", 1, {TEXTOID}
 };
 
 static KeptPlan set_status_plan = {
 	"UPDATE eventsource.projections p"
 	"   SET status = $2, attempts = 0, retry_at = NULL, updated_at = pg_catalog.now()"
-	" WHERE p.name = $1",
+	" WHERE p.name OPERATOR(pg_catalog.=) $1",
 	2, {TEXTOID, TEXTOID}
 };
 
@@ -580,17 +724,16 @@ eventsource_resume_projection(PG_FUNCTION_ARGS)
 }
 
 static KeptPlan lock_projection_plan = {
-	"SELECT " PROJECTION_COLUMNS ", p.mode, p.reset_handler::oid"
-	"  FROM eventsource.projections p WHERE p.name = $1 FOR UPDATE",
+	"SELECT p.* FROM eventsource.projections p WHERE p.name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 	1, {TEXTOID}
 };
 
 static KeptPlan restart_projection_plan = {
 	"UPDATE eventsource.projections p"
 	"   SET checkpoint = NULL, events_processed = $2, attempts = 0, retry_at = NULL,"
-	"       status = CASE WHEN p.status = 'failed' THEN 'running' ELSE p.status END,"
+	"       status = CASE WHEN p.status OPERATOR(pg_catalog.=) 'failed' THEN 'running' ELSE p.status END,"
 	"       updated_at = pg_catalog.now()"
-	" WHERE p.name = $1",
+	" WHERE p.name OPERATOR(pg_catalog.=) $1",
 	2, {TEXTOID, INT8OID}
 };
 
@@ -604,9 +747,6 @@ eventsource_rebuild_projection(PG_FUNCTION_ARGS)
 	text	   *name = checked_object_name(fcinfo, 0, "projection");
 	Datum		key[2] = {PointerGetDatum(name), Int64GetDatum(0)};
 	Projection *projection;
-	bool		isnull;
-	bool		is_inline;
-	Datum		reset_handler;
 	int64		replayed = 0;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -615,18 +755,17 @@ eventsource_rebuild_projection(PG_FUNCTION_ARGS)
 	if (run_kept_plan(&lock_projection_plan, key, NULL, false) == 0)
 		raise_unknown_projection(name);
 	projection = projection_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
-	is_inline = strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 6), "inline") == 0;
-	reset_handler = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7, &isnull);
 
-	if (!isnull)
+	if (OidIsValid(projection->reset_handler))
 	{
 		FmgrInfo	reset_info;
 
-		fmgr_info(DatumGetObjectId(reset_handler), &reset_info);
+		require_owner_rights(projection, projection->reset_handler);
+		fmgr_info(projection->reset_handler, &reset_info);
 		call_as_owner(projection, &reset_info, (Datum) 0, 0);
 	}
 
-	if (is_inline)
+	if (projection->is_inline)
 	{
 		TupleDesc	event_description = event_descriptor();
 		Checkpoint	after = {0, 0};
@@ -649,31 +788,29 @@ eventsource_rebuild_projection(PG_FUNCTION_ARGS)
 
 /* The async projections due now, each locked unless an administrator holds it. */
 static KeptPlan due_projections_plan = {
-	"SELECT " PROJECTION_COLUMNS ","
-	"       eventsource.checkpoint_transaction_id(p.checkpoint),"
-	"       eventsource.checkpoint_global_position(p.checkpoint),"
-	"       p.attempts, p.max_attempts, p.on_failure"
-	"  FROM eventsource.projections p"
-	" WHERE p.mode = 'async' AND p.status = 'running'"
-	"   AND (p.retry_at IS NULL OR p.retry_at <= pg_catalog.now())"
+	"SELECT p.* FROM eventsource.projections p"
+	" WHERE p.mode OPERATOR(pg_catalog.=) 'async' AND p.status OPERATOR(pg_catalog.=) 'running'"
+	"   AND (p.retry_at IS NULL OR p.retry_at OPERATOR(pg_catalog.<=) pg_catalog.now())"
 	" ORDER BY p.name FOR UPDATE SKIP LOCKED",
 	0, {InvalidOid}
 };
 
 static KeptPlan advance_plan = {
 	"UPDATE eventsource.projections p"
-	"   SET checkpoint = eventsource.checkpoint($2, $3), events_processed = events_processed + $4,"
+	"   SET checkpoint = eventsource.checkpoint($2, $3),"
+	"       events_processed = p.events_processed OPERATOR(pg_catalog.+) $4,"
 	"       attempts = 0, retry_at = NULL, updated_at = pg_catalog.now()"
-	" WHERE p.name = $1",
+	" WHERE p.name OPERATOR(pg_catalog.=) $1",
 	4, {TEXTOID, XID8OID, INT8OID, INT8OID}
 };
 
 static KeptPlan failure_plan = {
 	"UPDATE eventsource.projections p"
-	"   SET attempts = $2, retry_at = pg_catalog.now() + pg_catalog.make_interval(secs => $3),"
+	"   SET attempts = $2,"
+	"       retry_at = pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $3),"
 	"       status = $4, last_error = $5, last_error_at = pg_catalog.now(),"
 	"       last_error_position = $6, updated_at = pg_catalog.now()"
-	" WHERE p.name = $1",
+	" WHERE p.name OPERATOR(pg_catalog.=) $1",
 	6, {TEXTOID, INT4OID, FLOAT8OID, TEXTOID, TEXTOID, INT8OID}
 };
 
@@ -733,17 +870,37 @@ record_progress(const Projection *projection, Checkpoint after, uint64 count)
 }
 
 /*
+ * Records a failure of the projection: its attempts-th on the event at
+ * failed_position (NULL when no event failed), to be retried after
+ * delay_ms, or with the projection stopped as failed.
+ */
+static void
+record_failure_state(const Projection *projection, int attempts, long delay_ms, bool stopped,
+					 const char *message, const int64 *failed_position)
+{
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+
+	values[0] = CStringGetTextDatum(projection->name);
+	values[1] = Int32GetDatum(attempts);
+	values[2] = Float8GetDatum(delay_ms / 1000.0);
+	values[3] = CStringGetTextDatum(stopped ? "failed" : "running");
+	values[4] = CStringGetTextDatum(message);
+	values[5] = failed_position ? Int64GetDatum(*failed_position) : (Datum) 0;
+	nulls[5] = failed_position ? ' ' : 'n';
+	run_kept_plan(&failure_plan, values, nulls, false);
+}
+
+/*
  * Records the failure of the event right after checkpoint (its attempts-th):
  * a retry after a growing delay; once max_attempts is reached, the projection
  * stops as failed, or the event becomes a dead letter and is skipped.
  */
 static void
-record_failure(const Projection *projection, Checkpoint checkpoint, int attempts, int max_attempts,
-			   bool dead_letter, const ErrorData *error)
+record_failure(const Projection *projection, Checkpoint checkpoint, int attempts, const ErrorData *error)
 {
-	Datum		values[6];
 	Checkpoint	failed = checkpoint;
-	bool		exhausted = attempts >= max_attempts;
+	bool		exhausted = attempts >= projection->max_attempts;
 	long		delay_ms = Min((long) FIRST_RETRY_MS << Min(attempts - 1, 20), LONGEST_RETRY_MS);
 
 	/* The failing event: the projection's next one after the checkpoint. */
@@ -757,17 +914,13 @@ record_failure(const Projection *projection, Checkpoint checkpoint, int attempts
 
 	ereport(LOG,
 			(errmsg("projection \"%s\" failed on the event at global position " INT64_FORMAT " (attempt %d of %d): %s",
-					projection->name, failed.global_position, attempts, max_attempts, error->message)));
+					projection->name, failed.global_position, attempts, projection->max_attempts,
+					error->message)));
 
-	values[0] = CStringGetTextDatum(projection->name);
-	values[1] = Int32GetDatum(exhausted ? 0 : attempts);
-	values[2] = Float8GetDatum(delay_ms / 1000.0);
-	values[3] = CStringGetTextDatum(exhausted && !dead_letter ? "failed" : "running");
-	values[4] = CStringGetTextDatum(error->message);
-	values[5] = Int64GetDatum(failed.global_position);
-	run_kept_plan(&failure_plan, values, NULL, false);
+	record_failure_state(projection, exhausted ? 0 : attempts, delay_ms,
+						 exhausted && !projection->dead_letter, error->message, &failed.global_position);
 
-	if (exhausted && dead_letter)
+	if (exhausted && projection->dead_letter)
 	{
 		Datum		letter[4] = {CStringGetTextDatum(projection->name), Int64GetDatum(failed.global_position),
 		CStringGetTextDatum(error->message), Int32GetDatum(attempts)};
@@ -782,24 +935,36 @@ record_failure(const Projection *projection, Checkpoint checkpoint, int attempts
  * subtransaction (the handler's work and the new checkpoint, or nothing).
  * When the batch fails, its events are tried one at a time, each in a
  * subtransaction of its own, up to the one that fails, whose failure is
- * recorded.  An event that failed before is tried alone.  Returns true when
- * there may be more to do at once.
+ * recorded.  An event that failed before is tried alone.  A projection whose
+ * owner lost the rights to run its handler stops as failed at once.  Returns
+ * true when there may be more to do at once.
  */
 static bool
-project_batch(Projection *projection, Checkpoint checkpoint, int attempts, int max_attempts,
-			  bool dead_letter, TupleDesc event_description)
+project_batch(Projection *projection, TupleDesc event_description)
 {
-	int			limit = attempts > 0 ? 1 : ASYNC_BATCH;
-	Checkpoint	after = checkpoint;
+	int			limit = projection->attempts > 0 ? 1 : ASYNC_BATCH;
+	Checkpoint	after = projection->checkpoint;
 	uint64		count = 0;
-	ErrorData  *error = replay_in_subtransaction(projection, &after, limit, event_description, &count);
+	char	   *problem = owner_rights_problem(projection, projection->handler);
+	ErrorData  *error;
 
+	if (problem != NULL)
+	{
+		char	   *message = psprintf("permission denied to run projection \"%s\": %s",
+									   projection->name, problem);
+
+		ereport(LOG, (errmsg("%s", message)));
+		record_failure_state(projection, projection->attempts, 0, true, message, NULL);
+		return false;
+	}
+
+	error = replay_in_subtransaction(projection, &after, limit, event_description, &count);
 	if (error != NULL && limit > 1)
 	{
 		/* Find the failing event: the ones before it are projected, one by one. */
 		FreeErrorData(error);
 		error = NULL;
-		after = checkpoint;
+		after = projection->checkpoint;
 		count = 0;
 		for (int i = 0; i < limit && error == NULL; i++)
 		{
@@ -813,12 +978,12 @@ project_batch(Projection *projection, Checkpoint checkpoint, int attempts, int m
 		if (count > 0)
 			record_progress(projection, after, count);
 		if (error != NULL)
-			record_failure(projection, after, 1, max_attempts, dead_letter, error);
+			record_failure(projection, after, 1, error);
 		return false;
 	}
 	if (error != NULL)
 	{
-		record_failure(projection, checkpoint, attempts + 1, max_attempts, dead_letter, error);
+		record_failure(projection, projection->checkpoint, projection->attempts + 1, error);
 		return false;
 	}
 	if (count > 0)
@@ -828,9 +993,11 @@ project_batch(Projection *projection, Checkpoint checkpoint, int attempts, int m
 
 /* Milliseconds until the next retry of a failing async projection is due. */
 static KeptPlan next_retry_plan = {
-	"SELECT pg_catalog.ceil(EXTRACT(epoch FROM pg_catalog.min(p.retry_at) - pg_catalog.now()) * 1000)::bigint"
+	"SELECT pg_catalog.ceil(EXTRACT(epoch FROM pg_catalog.min(p.retry_at) OPERATOR(pg_catalog.-) pg_catalog.now())"
+	"                       OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8"
 	"  FROM eventsource.projections p"
-	" WHERE p.mode = 'async' AND p.status = 'running' AND p.retry_at IS NOT NULL",
+	" WHERE p.mode OPERATOR(pg_catalog.=) 'async' AND p.status OPERATOR(pg_catalog.=) 'running'"
+	"   AND p.retry_at IS NOT NULL",
 	0, {InvalidOid}
 };
 
@@ -867,24 +1034,7 @@ run_async_projections(void)
 		TupleDesc	event_description = event_descriptor();
 
 		for (uint64 i = 0; i < due; i++)
-		{
-			HeapTuple	row = rows->vals[i];
-			Projection *projection = projection_from_row(row, rows->tupdesc);
-			Checkpoint	checkpoint = {0, 0};
-			bool		isnull;
-			int			attempts;
-			int			max_attempts;
-			bool		dead_letter;
-
-			(void) SPI_getbinval(row, rows->tupdesc, 6, &isnull);
-			if (!isnull)
-				checkpoint = checkpoint_from_row(row, rows->tupdesc, 6);
-			attempts = DatumGetInt32(SPI_getbinval(row, rows->tupdesc, 8, &isnull));
-			max_attempts = DatumGetInt32(SPI_getbinval(row, rows->tupdesc, 9, &isnull));
-			dead_letter = strcmp(SPI_getvalue(row, rows->tupdesc, 10), "dead_letter") == 0;
-			more |= project_batch(projection, checkpoint, attempts, max_attempts, dead_letter,
-								  event_description);
-		}
+			more |= project_batch(projection_from_row(rows->vals[i], rows->tupdesc), event_description);
 	}
 
 	if (OidIsValid(schema) && OidIsValid(get_relname_relid("projections", schema)) &&

@@ -15,6 +15,12 @@
  * receives the streams whose id hashes to i: every event of a stream goes
  * to the same member, in order.
  *
+ * A subscription belongs to a role, its owner (its creator, or the role
+ * named at creation): only the owner's members and eventsource_admin may
+ * poll or acknowledge it.  poll, ack and create_subscription are SECURITY
+ * INVOKER, so that they know their caller, and act as the extension's owner
+ * once they have checked it.
+ *
  * Nothing here needs LISTEN or the preloaded library: NOTIFY only tells a
  * consumer when to poll.
  *
@@ -25,6 +31,8 @@
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/xid8.h"
 
@@ -35,45 +43,66 @@ PG_FUNCTION_INFO_V1(eventsource_drop_subscription);
 PG_FUNCTION_INFO_V1(eventsource_poll);
 PG_FUNCTION_INFO_V1(eventsource_ack);
 PG_FUNCTION_INFO_V1(eventsource_consumer_group_member);
+PG_FUNCTION_INFO_V1(eventsource_set_subscription_owner);
 
 #define MAX_CONSUMER_GROUP_SIZE		1000
 #define MAX_LEASE_SECONDS			86400
 
+#define CREATE_SUBSCRIPTION(owner_column, owner_value) \
+	"WITH subscription AS (" \
+	"  INSERT INTO eventsource.subscriptions (name, category, event_types, consumer_group_size" \
+	owner_column ")" \
+	"  VALUES ($1, $2, $3, $4" owner_value ") ON CONFLICT (name) DO NOTHING RETURNING name)" \
+	" INSERT INTO eventsource.subscription_members (subscription_name, consumer_group_member, checkpoint)" \
+	" SELECT s.name, member, eventsource.checkpoint($5, $6)" \
+	"   FROM subscription s, pg_catalog.generate_series(0, $4 OPERATOR(pg_catalog.-) 1) AS member"
+
 static KeptPlan create_plan = {
-	"WITH subscription AS ("
-	"  INSERT INTO eventsource.subscriptions (name, category, event_types, consumer_group_size)"
-	"  VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING RETURNING name)"
-	" INSERT INTO eventsource.subscription_members (subscription_name, consumer_group_member, checkpoint)"
-	" SELECT s.name, member, eventsource.checkpoint($5, $6)"
-	"   FROM subscription s, pg_catalog.generate_series(0, $4 - 1) AS member",
+	CREATE_SUBSCRIPTION(", owner", ", $7"),
+	7, {TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, XID8OID, INT8OID, REGROLEOID}
+};
+
+/* Before 0.6.0, subscriptions have no owner. */
+static KeptPlan create_0_3_plan = {
+	CREATE_SUBSCRIPTION("", ""),
 	6, {TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, XID8OID, INT8OID}
 };
 
 static KeptPlan drop_plan = {
-	"DELETE FROM eventsource.subscriptions s WHERE s.name = $1",
+	"DELETE FROM eventsource.subscriptions s WHERE s.name OPERATOR(pg_catalog.=) $1",
 	1, {TEXTOID}
 };
 
+/* All the columns, by name: a column the installed version lacks reads as NULL. */
 static KeptPlan subscription_plan = {
-	"SELECT s.category, s.event_types, s.consumer_group_size"
-	"  FROM eventsource.subscriptions s WHERE s.name = $1",
+	"SELECT s.* FROM eventsource.subscriptions s WHERE s.name OPERATOR(pg_catalog.=) $1",
 	1, {TEXTOID}
 };
+
+static KeptPlan set_owner_plan = {
+	"UPDATE eventsource.subscriptions s SET owner = $2 WHERE s.name OPERATOR(pg_catalog.=) $1",
+	2, {TEXTOID, REGROLEOID}
+};
+
+#define MEMBER_KEY \
+	" WHERE m.subscription_name OPERATOR(pg_catalog.=) $1" \
+	"   AND m.consumer_group_member OPERATOR(pg_catalog.=) $2"
 
 /* The member's row, unless another poll holds it; whether it is leased. */
 static KeptPlan lock_member_plan = {
 	"SELECT eventsource.checkpoint_transaction_id(m.checkpoint),"
 	"       eventsource.checkpoint_global_position(m.checkpoint),"
-	"       COALESCE(m.leased_until > pg_catalog.now(), false)"
+	"       COALESCE(m.leased_until OPERATOR(pg_catalog.>) pg_catalog.now(), false)"
 	"  FROM eventsource.subscription_members m"
-	" WHERE m.subscription_name = $1 AND m.consumer_group_member = $2"
+	MEMBER_KEY
 	"   FOR UPDATE SKIP LOCKED",
 	2, {TEXTOID, INT4OID}
 };
 
 /* The consumer group part of a poll: $6 members, this is member $7. */
 #define GROUP_CONDITION \
-	"   AND ($6 = 1 OR eventsource.consumer_group_member(e.stream_id, $6) = $7)"
+	"   AND ($6 OPERATOR(pg_catalog.=) 1" \
+	"        OR eventsource.consumer_group_member(e.stream_id, $6) OPERATOR(pg_catalog.=) $7)"
 
 static KeptPlan poll_all_plan = {
 	EVENT_COLUMNS
@@ -86,7 +115,7 @@ static KeptPlan poll_all_plan = {
 static KeptPlan poll_category_plan = {
 	EVENT_COLUMNS
 	LOG_CONDITIONS
-	"   AND pg_catalog.split_part(e.stream_id, '-', 1) = $5"
+	"   AND pg_catalog.split_part(e.stream_id, '-', 1) OPERATOR(pg_catalog.=) $5"
 	GROUP_CONDITION
 	" ORDER BY e.transaction_id, e.global_position LIMIT $3",
 	7, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID},
@@ -96,9 +125,9 @@ static KeptPlan poll_category_plan = {
 /* Leases a delivered batch, whose last event is at checkpoint ($4, $5). */
 static KeptPlan lease_plan = {
 	"UPDATE eventsource.subscription_members m"
-	"   SET leased_until = pg_catalog.now() + pg_catalog.make_interval(secs => $3),"
+	"   SET leased_until = pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $3),"
 	"       delivered_through = eventsource.checkpoint($4, $5)"
-	" WHERE m.subscription_name = $1 AND m.consumer_group_member = $2",
+	MEMBER_KEY,
 	5, {TEXTOID, INT4OID, FLOAT8OID, XID8OID, INT8OID}
 };
 
@@ -115,11 +144,11 @@ static KeptPlan ack_plan = {
 	"         leased_until = CASE WHEN eventsource.checkpoint($3, $4) OPERATOR(eventsource.>=) m.delivered_through"
 	"                             THEN NULL ELSE m.leased_until END,"
 	"         acknowledged_at = pg_catalog.now()"
-	"   WHERE m.subscription_name = $1 AND m.consumer_group_member = $2"
+	MEMBER_KEY
 	"     AND eventsource.checkpoint($3, $4) OPERATOR(eventsource.<=) m.delivered_through"
 	"  RETURNING 1)"
-	" SELECT m.delivered_through::text FROM eventsource.subscription_members m"
-	"  WHERE m.subscription_name = $1 AND m.consumer_group_member = $2"
+	" SELECT m.delivered_through::pg_catalog.text FROM eventsource.subscription_members m"
+	MEMBER_KEY
 	"    AND NOT EXISTS (SELECT FROM acknowledged)",
 	4, {TEXTOID, INT4OID, XID8OID, INT8OID}
 };
@@ -143,16 +172,20 @@ raise_unknown_subscription(text *name)
 }
 
 /*
- * Looks up a subscription and checks the consumer group member argument
+ * Looks up a subscription for its consumer caller, who must be a member of
+ * its owner or of eventsource_admin (before 0.6.0 subscriptions have no
+ * owner, and any reader may), and checks the consumer group member argument
  * against its group size; returns the member.  Connected to SPI.
  */
 static int32
-subscription_member(FunctionCallInfo fcinfo, text *name, int member_argno, Subscription *subscription)
+subscription_member(FunctionCallInfo fcinfo, text *name, int member_argno, Subscription *subscription,
+					Oid caller)
 {
 	Datum		values[1] = {PointerGetDatum(name)};
 	HeapTuple	row;
 	TupleDesc	description;
 	bool		isnull;
+	Datum		owner;
 	int32		group_size;
 	int32		member;
 
@@ -160,9 +193,17 @@ subscription_member(FunctionCallInfo fcinfo, text *name, int member_argno, Subsc
 		raise_unknown_subscription(name);
 	row = SPI_tuptable->vals[0];
 	description = SPI_tuptable->tupdesc;
-	subscription->category = SPI_getbinval(row, description, 1, &subscription->category_null);
-	subscription->event_types = SPI_getbinval(row, description, 2, &subscription->event_types_null);
-	group_size = DatumGetInt32(SPI_getbinval(row, description, 3, &isnull));
+	owner = column_by_name(row, description, "owner", &isnull);
+	if (!isnull && !has_privs_of_role(caller, DatumGetObjectId(owner)) && !may_administer(caller))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for subscription \"%s\"", text_to_cstring(name)),
+				 errdetail("The subscription belongs to role \"%s\": only its members and members of eventsource_admin may poll or acknowledge it.",
+						   GetUserNameFromId(DatumGetObjectId(owner), false))));
+	subscription->category = column_by_name(row, description, "category", &subscription->category_null);
+	subscription->event_types = column_by_name(row, description, "event_types",
+												&subscription->event_types_null);
+	group_size = DatumGetInt32(column_by_name(row, description, "consumer_group_size", &isnull));
 	subscription->consumer_group_size = group_size;
 
 	check_not_null(fcinfo, member_argno, "consumer_group_member");
@@ -200,7 +241,9 @@ eventsource_consumer_group_member(PG_FUNCTION_ARGS)
 
 /*
  * eventsource.create_subscription(name, category, event_types, start_from,
- * consumer_group_size) returns void.
+ * consumer_group_size, owner) returns void.  The subscription belongs to
+ * owner, or to the caller when owner is NULL.  (Before 0.6.0 the function
+ * has no owner argument.)
  */
 Datum
 eventsource_create_subscription(PG_FUNCTION_ARGS)
@@ -210,9 +253,13 @@ eventsource_create_subscription(PG_FUNCTION_ARGS)
 	int32		group_size;
 	char	   *start_from;
 	bool		from_end;
-	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	bool		has_owner = PG_NARGS() > 5;
+	ActingAsOwner acting;
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	Checkpoint	start;
+
+	act_as_function_owner(fcinfo, &acting);
 
 	check_not_null(fcinfo, 3, "start_from");
 	start_from = text_to_cstring(PG_GETARG_TEXT_PP(3));
@@ -233,6 +280,7 @@ eventsource_create_subscription(PG_FUNCTION_ARGS)
 	values[2] = PointerGetDatum(event_types);
 	nulls[2] = event_types == NULL ? 'n' : ' ';
 	values[3] = Int32GetDatum(group_size);
+	values[6] = has_owner && !PG_ARGISNULL(5) ? PG_GETARG_DATUM(5) : ObjectIdGetDatum(acting.caller);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -242,10 +290,33 @@ eventsource_create_subscription(PG_FUNCTION_ARGS)
 	/* From the beginning: before every event (NULL); from the end: after the newest visible one. */
 	if (!from_end || start.transaction_id == 0)
 		nulls[4] = nulls[5] = 'n';
-	if (run_kept_plan(&create_plan, values, nulls, false) == 0)
+	if (run_kept_plan(has_owner ? &create_plan : &create_0_3_plan, values, nulls, false) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("subscription \"%s\" already exists", text_to_cstring(name))));
+	SPI_finish();
+	stop_acting_as_owner(&acting);
+	PG_RETURN_VOID();
+}
+
+/*
+ * eventsource.set_subscription_owner(name, owner) returns void: hands a
+ * subscription to another role (for one created before 0.6.0, or a
+ * consumer that changed roles).
+ */
+Datum
+eventsource_set_subscription_owner(PG_FUNCTION_ARGS)
+{
+	text	   *name = checked_object_name(fcinfo, 0, "subscription");
+	Datum		values[2];
+
+	check_not_null(fcinfo, 1, "owner");
+	values[0] = PointerGetDatum(name);
+	values[1] = PG_GETARG_DATUM(1);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (run_kept_plan(&set_owner_plan, values, NULL, false) == 0)
+		raise_unknown_subscription(name);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -285,11 +356,13 @@ eventsource_poll(PG_FUNCTION_ARGS)
 	Datum		values[7];
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
+	ActingAsOwner acting;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	act_as_function_owner(fcinfo, &acting);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	member = subscription_member(fcinfo, name, 2, &subscription);
+	member = subscription_member(fcinfo, name, 2, &subscription, acting.caller);
 
 	member_key[0] = PointerGetDatum(name);
 	member_key[1] = Int32GetDatum(member);
@@ -299,6 +372,7 @@ eventsource_poll(PG_FUNCTION_ARGS)
 		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)))
 	{
 		SPI_finish();
+		stop_acting_as_owner(&acting);
 		return (Datum) 0;
 	}
 
@@ -337,6 +411,7 @@ eventsource_poll(PG_FUNCTION_ARGS)
 	}
 
 	SPI_finish();
+	stop_acting_as_owner(&acting);
 	return (Datum) 0;
 }
 
@@ -350,14 +425,16 @@ eventsource_ack(PG_FUNCTION_ARGS)
 	Checkpoint *checkpoint;
 	Subscription subscription;
 	Datum		values[4];
+	ActingAsOwner acting;
 
 	check_not_null(fcinfo, 1, "checkpoint");
 	checkpoint = PG_GETARG_CHECKPOINT(1);
 
+	act_as_function_owner(fcinfo, &acting);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	values[0] = PointerGetDatum(name);
-	values[1] = Int32GetDatum(subscription_member(fcinfo, name, 2, &subscription));
+	values[1] = Int32GetDatum(subscription_member(fcinfo, name, 2, &subscription, acting.caller));
 	values[2] = FullTransactionIdGetDatum(FullTransactionIdFromU64(checkpoint->transaction_id));
 	values[3] = Int64GetDatum(checkpoint->global_position);
 
@@ -378,5 +455,6 @@ eventsource_ack(PG_FUNCTION_ARGS)
 				 errhint("Acknowledge the checkpoint column of the last event of a batch that poll returned.")));
 	}
 	SPI_finish();
+	stop_acting_as_owner(&acting);
 	PG_RETURN_VOID();
 }

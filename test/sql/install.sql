@@ -6,10 +6,11 @@ SELECT p.oid::regprocedure AS function_without_comment
  WHERE p.pronamespace = 'eventsource'::regnamespace
    AND obj_description(p.oid, 'pg_proc') IS NULL;
 
--- SECURITY DEFINER functions pin their search_path.
-SELECT p.oid::regprocedure AS function, p.proconfig
+-- The functions that run as the extension's owner pin their search_path: the SECURITY DEFINER ones,
+-- and the SECURITY INVOKER ones that note their caller and then act as the owner themselves.
+SELECT p.oid::regprocedure AS function, p.prosecdef AS security_definer, p.proconfig
   FROM pg_proc p
- WHERE p.pronamespace = 'eventsource'::regnamespace AND p.prosecdef
+ WHERE p.pronamespace = 'eventsource'::regnamespace AND (p.prosecdef OR p.proconfig IS NOT NULL)
  ORDER BY p.oid::regprocedure::text;
 
 -- Every table and sequence that holds user data is dumped by pg_dump.

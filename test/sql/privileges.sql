@@ -10,7 +10,7 @@ CREATE ROLE test_writer IN ROLE eventsource_writer;
 CREATE ROLE test_admin IN ROLE eventsource_admin;
 SELECT eventsource.append('ledger-1', 'Opened', '{}');
 SELECT eventsource.save_snapshot('ledger-1', 1, '{"balance": 0}');
-SELECT eventsource.create_subscription('ledger-feed');
+SELECT eventsource.create_subscription('ledger-feed', owner => 'eventsource_reader');
 
 -- PUBLIC (a role in none of the eventsource roles) can do nothing.
 SET ROLE test_nobody;

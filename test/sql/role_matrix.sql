@@ -6,7 +6,8 @@ DROP EXTENSION eventsource;
 CREATE EXTENSION eventsource;
 SELECT eventsource.append('ledger-1', 'Opened', '{}');
 SELECT eventsource.save_snapshot('ledger-1', 1, '{}');
-SELECT eventsource.create_subscription('feed');
+SELECT eventsource.create_subscription('feed', owner => 'eventsource_reader');
+SELECT eventsource.create_subscription('billing', owner => 'pg_monitor');
 CREATE SCHEMA matrix;
 CREATE FUNCTION matrix.handler(e eventsource.event) RETURNS void LANGUAGE sql AS 'SELECT';
 GRANT USAGE ON SCHEMA matrix TO PUBLIC;
@@ -40,6 +41,9 @@ INSERT INTO matrix.operations (operation, statement) VALUES
     ('create_subscription',    $$SELECT eventsource.create_subscription('another')$$),
     ('poll',                   $$SELECT count(*) FROM eventsource.poll('feed')$$),
     ('poll and ack',           $$SELECT eventsource.ack('feed', checkpoint) FROM eventsource.poll('feed') LIMIT 1$$),
+    ('poll another''s',         $$SELECT count(*) FROM eventsource.poll('billing')$$),
+    ('ack another''s',          $$SELECT eventsource.ack('billing', checkpoint) FROM eventsource.read_all() LIMIT 1$$),
+    ('set_subscription_owner', $$SELECT eventsource.set_subscription_owner('feed', 'eventsource_writer')$$),
     ('drop_subscription',      $$SELECT eventsource.drop_subscription('feed')$$),
     ('update subscription',    $$UPDATE eventsource.subscription_members SET checkpoint = NULL$$),
     ('subscription_status',    $$SELECT count(*) FROM eventsource.subscription_status$$),

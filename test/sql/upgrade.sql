@@ -83,6 +83,40 @@ SELECT eventsource.drop_subscription('loans');
 SELECT eventsource.scavenge();
 SELECT stream_id, stream_version FROM eventsource.events ORDER BY global_position;
 
+-- 0.5.0 -> 0.6.0: security. A subscription and an inline projection made before the upgrade keep
+-- working: the subscription belongs to eventsource_reader (every reader may poll it, as before;
+-- the upgrade says so), the handler keeps its search path; new ones belong to their creator and
+-- capture the creator's search path.
+SELECT eventsource.create_subscription('ledger');
+CREATE TABLE public.ledger_totals (stream_id text PRIMARY KEY, events int NOT NULL);
+CREATE FUNCTION public.count_ledger_event(e eventsource.event) RETURNS void LANGUAGE sql
+    AS 'INSERT INTO public.ledger_totals VALUES (e.stream_id, 1) ON CONFLICT (stream_id) DO UPDATE SET events = public.ledger_totals.events + 1';
+SELECT eventsource.create_projection('ledger-totals', 'public.count_ledger_event(eventsource.event)');
+ALTER EXTENSION eventsource UPDATE TO '0.6.0';
+SELECT extversion FROM pg_extension WHERE extname = 'eventsource';
+SELECT name, owner FROM eventsource.subscriptions;
+SELECT name, search_path FROM eventsource.projections;
+CREATE ROLE upgrade_consumer IN ROLE eventsource_reader;
+SET ROLE upgrade_consumer;
+SELECT count(*) AS polled_by_a_reader FROM eventsource.poll('ledger');
+RESET ROLE;
+SELECT eventsource.append('loan-3', 'Requested', '{}');
+SELECT * FROM public.ledger_totals ORDER BY stream_id;
+SELECT eventsource.set_subscription_owner('ledger', 'postgres');
+SET ROLE upgrade_consumer;
+SELECT count(*) FROM eventsource.poll('ledger');
+RESET ROLE;
+SET search_path = public, pg_temp, pg_catalog;
+SELECT eventsource.create_projection('ledger-totals-2', 'public.count_ledger_event(eventsource.event)', mode => 'async');
+RESET search_path;
+SELECT name, search_path FROM eventsource.projections ORDER BY name;
+SELECT eventsource.drop_projection('ledger-totals');
+SELECT eventsource.drop_projection('ledger-totals-2');
+SELECT eventsource.drop_subscription('ledger');
+DROP ROLE upgrade_consumer;
+DROP TABLE public.ledger_totals;
+DROP FUNCTION public.count_ledger_event(eventsource.event);
+
 -- The upgraded extension is the fresh install: nothing missing, nothing extra, nothing different.
 CREATE TEMP TABLE upgraded AS SELECT * FROM extension_objects;
 SELECT 'missing after upgrade' AS problem, object FROM (SELECT * FROM fresh_install EXCEPT SELECT * FROM upgraded) AS f

@@ -1,0 +1,201 @@
+/*-------------------------------------------------------------------------
+ *
+ * owners.c
+ *	  The roles that own projections and subscriptions, as PostgreSQL treats
+ *	  the owners of its own objects: DROP ROLE of an owner fails naming what
+ *	  it owns, REASSIGN OWNED hands its projections and subscriptions to the
+ *	  new role, and DROP OWNED drops them.  Run from the utility hook
+ *	  (notifier.c), so only with the library preloaded, and like PostgreSQL's
+ *	  own checks only in the current database: elsewhere a projection whose
+ *	  owner is gone stops with an error naming it (projection.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/syscache.h"
+
+#include "eventsource.h"
+
+static KeptPlan owned_objects_plan = {
+	"SELECT pg_catalog.format('owner of projection %s', p.name) FROM eventsource.projections p"
+	" WHERE p.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)"
+	" UNION ALL"
+	" SELECT pg_catalog.format('owner of subscription %s', s.name) FROM eventsource.subscriptions s"
+	" WHERE s.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)"
+	" ORDER BY 1",
+	1, {OIDARRAYOID}
+};
+
+static KeptPlan reassign_projections_plan = {
+	"UPDATE eventsource.projections p SET owner = $2"
+	" WHERE p.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)",
+	2, {OIDARRAYOID, REGROLEOID}
+};
+
+static KeptPlan reassign_subscriptions_plan = {
+	"UPDATE eventsource.subscriptions s SET owner = $2"
+	" WHERE s.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)",
+	2, {OIDARRAYOID, REGROLEOID}
+};
+
+static KeptPlan drop_projections_plan = {
+	"DELETE FROM eventsource.projections p WHERE p.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)",
+	1, {OIDARRAYOID}
+};
+
+static KeptPlan drop_subscriptions_plan = {
+	"DELETE FROM eventsource.subscriptions s WHERE s.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)",
+	1, {OIDARRAYOID}
+};
+
+/*
+ * The owner of the extension's table eventsource.subscriptions when the
+ * extension is installed in this database with owned subscriptions (0.6.0
+ * on), InvalidOid otherwise.
+ */
+static Oid
+owners_table_owner(void)
+{
+	Oid			schema;
+	Oid			subscriptions;
+	HeapTuple	tuple;
+	Oid			owner;
+
+	/* The extension is not relocatable: its schema is eventsource. */
+	if (!OidIsValid(get_extension_oid("eventsource", true)))
+		return InvalidOid;
+	schema = get_namespace_oid("eventsource", false);
+	subscriptions = get_relname_relid("subscriptions", schema);
+	if (!OidIsValid(subscriptions) || get_attnum(subscriptions, "owner") == InvalidAttrNumber)
+		return InvalidOid;
+	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(subscriptions));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for relation %u", subscriptions);
+	owner = ((Form_pg_class) GETSTRUCT(tuple))->relowner;
+	ReleaseSysCache(tuple);
+	return owner;
+}
+
+/* The roles a list of RoleSpecs names, as an oid[]; those that do not exist are left out. */
+static Datum
+role_array(List *role_specs)
+{
+	Datum	   *roles = palloc(Max(list_length(role_specs), 1) * sizeof(Datum));
+	int			count = 0;
+	ListCell   *cell;
+
+	foreach(cell, role_specs)
+	{
+		Oid			role = get_rolespec_oid(lfirst(cell), true);
+
+		if (OidIsValid(role))
+			roles[count++] = ObjectIdGetDatum(role);
+	}
+	return PointerGetDatum(construct_array(roles, count, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+}
+
+/*
+ * Runs the plans (their first argument the roles, the second new_owner) as
+ * the owner of the extension's tables.  With owned, the first column of the
+ * last plan's rows, one a line, is appended to it.
+ */
+static void
+run_as_extension_owner(Oid table_owner, KeptPlan **plans, int plan_count, Datum roles, Oid new_owner,
+					   StringInfo owned)
+{
+	Oid			saved_user;
+	int			saved_security_context;
+	Datum		values[2] = {roles, ObjectIdGetDatum(new_owner)};
+	uint64		rows = 0;
+
+	GetUserIdAndSecContext(&saved_user, &saved_security_context);
+	SetUserIdAndSecContext(table_owner, saved_security_context | SECURITY_LOCAL_USERID_CHANGE);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	for (int i = 0; i < plan_count; i++)
+		rows = run_kept_plan(plans[i], values, NULL, false);
+	for (uint64 i = 0; owned != NULL && i < rows; i++)
+		appendStringInfo(owned, "%s%s", owned->len > 0 ? "\n" : "",
+						 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	SPI_finish();
+	SetUserIdAndSecContext(saved_user, saved_security_context);
+}
+
+/*
+ * Called before a utility statement runs: DROP ROLE of a role that owns
+ * projections or subscriptions in this database fails, naming them, as
+ * PostgreSQL's does for a role that owns objects.
+ */
+void
+before_role_statement(Node *statement)
+{
+	Oid			table_owner;
+	ListCell   *cell;
+
+	if (!IsA(statement, DropRoleStmt))
+		return;
+	table_owner = owners_table_owner();
+	if (!OidIsValid(table_owner))
+		return;
+	foreach(cell, ((DropRoleStmt *) statement)->roles)
+	{
+		KeptPlan   *plans[1] = {&owned_objects_plan};
+		StringInfoData owned;
+
+		initStringInfo(&owned);
+		run_as_extension_owner(table_owner, plans, 1, role_array(list_make1(lfirst(cell))), InvalidOid,
+							   &owned);
+		if (owned.len > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("role \"%s\" cannot be dropped because some objects depend on it",
+							get_rolespec_name(lfirst(cell))),
+					 errdetail_internal("%s", owned.data),
+					 errhint("Drop them, give them to another role with REASSIGN OWNED, or drop them with DROP OWNED.")));
+	}
+}
+
+/*
+ * Called after a utility statement succeeded: REASSIGN OWNED hands the
+ * roles' projections and subscriptions in this database to the new role,
+ * DROP OWNED drops them.  PostgreSQL has checked the caller's rights.
+ */
+void
+after_role_statement(Node *statement)
+{
+	Oid			table_owner;
+
+	if (!IsA(statement, ReassignOwnedStmt) && !IsA(statement, DropOwnedStmt))
+		return;
+	table_owner = owners_table_owner();
+	if (!OidIsValid(table_owner))
+		return;
+	if (IsA(statement, ReassignOwnedStmt))
+	{
+		ReassignOwnedStmt *reassign = (ReassignOwnedStmt *) statement;
+		KeptPlan   *plans[2] = {&reassign_projections_plan, &reassign_subscriptions_plan};
+
+		run_as_extension_owner(table_owner, plans, 2, role_array(reassign->roles),
+							   get_rolespec_oid(reassign->newrole, false), NULL);
+	}
+	else
+	{
+		KeptPlan   *plans[2] = {&drop_projections_plan, &drop_subscriptions_plan};
+
+		run_as_extension_owner(table_owner, plans, 2, role_array(((DropOwnedStmt *) statement)->roles),
+							   InvalidOid, NULL);
+	}
+}
