@@ -12,10 +12,10 @@ SELECT plan(17);
 SELECT has_table('eventsource', 'subscriptions', 'the subscriptions');
 SELECT has_table('eventsource', 'subscription_members', 'their members and checkpoints');
 SELECT has_view('eventsource', 'subscription_status', 'their status');
-SELECT has_function('eventsource', 'create_subscription', ARRAY['text', 'text', 'text[]', 'text', 'integer']);
+SELECT has_function('eventsource', 'create_subscription', ARRAY['text', 'text', 'text[]', 'text', 'integer', 'regrole']);
 SELECT has_function('eventsource', 'poll', ARRAY['text', 'integer', 'integer', 'integer']);
 SELECT has_function('eventsource', 'ack', ARRAY['text', 'eventsource.checkpoint', 'integer']);
-SELECT is_definer('eventsource', 'poll', ARRAY['text', 'integer', 'integer', 'integer']);
+SELECT isnt_definer('eventsource', 'poll', ARRAY['text', 'integer', 'integer', 'integer'], 'poll is SECURITY INVOKER: it knows its caller, checks it against the subscription''s owner, then acts as the extension''s owner');
 
 \o /dev/null
 SELECT eventsource.append('order-' || n % 17, 'OrderEvent', jsonb_build_object('n', n)) FROM generate_series(1, 200) AS n;

@@ -10,7 +10,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 dropdb --if-exists "$db" 2>/dev/null
-psql -X -q -c "DROP ROLE IF EXISTS order_service" -c "DROP ROLE IF EXISTS reporting"
+psql -X -q -c "DROP ROLE IF EXISTS order_service" -c "DROP ROLE IF EXISTS reporting" -c "DROP ROLE IF EXISTS billing_service"
 createdb "$db"
 
 # Split the README into numbered block files; an expected SQLSTATE goes into NAME.error.
@@ -43,6 +43,6 @@ for block in "$work"/*.sql; do
 done
 
 dropdb "$db"
-psql -X -q -c "DROP ROLE IF EXISTS order_service" -c "DROP ROLE IF EXISTS reporting"
+psql -X -q -c "DROP ROLE IF EXISTS order_service" -c "DROP ROLE IF EXISTS reporting" -c "DROP ROLE IF EXISTS billing_service"
 echo "readme_examples: $passed passed, $failed failed"
 [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
