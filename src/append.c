@@ -66,22 +66,23 @@ typedef struct AppendResult
 
 /* The transaction that appended version $2 of stream $1. */
 static KeptPlan previous_transaction_plan = {
-	"SELECT e.transaction_id FROM eventsource.events e WHERE e.stream_id = $1 AND e.stream_version = $2",
+	"SELECT e.transaction_id FROM eventsource.events e"
+	" WHERE e.stream_id OPERATOR(pg_catalog.=) $1 AND e.stream_version OPERATOR(pg_catalog.=) $2",
 	2, {TEXTOID, INT8OID}
 };
 
 static KeptPlan probe_plan = {
-	"SELECT (SELECT s.stream_version FROM eventsource.streams s WHERE s.stream_id = $1),"
+	"SELECT (SELECT s.stream_version FROM eventsource.streams s WHERE s.stream_id OPERATOR(pg_catalog.=) $1),"
 	"       e.stream_id, e.stream_version, e.global_position"
-	"  FROM unnest($2::uuid[]) WITH ORDINALITY AS i(event_id, ordinal)"
-	"  LEFT JOIN eventsource.events e ON e.event_id = i.event_id"
+	"  FROM pg_catalog.unnest($2::pg_catalog.uuid[]) WITH ORDINALITY AS i(event_id, ordinal)"
+	"  LEFT JOIN eventsource.events e ON e.event_id OPERATOR(pg_catalog.=) i.event_id"
 	" ORDER BY i.ordinal",
 	2, {TEXTOID, UUIDARRAYOID}
 };
 
 static KeptPlan tombstone_plan = {
 	"SELECT FROM eventsource.streams s"
-	" WHERE s.stream_id = $1 AND s.tombstoned_at IS NOT NULL",
+	" WHERE s.stream_id OPERATOR(pg_catalog.=) $1 AND s.tombstoned_at IS NOT NULL",
 	1, {TEXTOID}
 };
 
@@ -106,26 +107,28 @@ typedef enum StreamChange
 static const char *const stream_change_sql[] = {
 	[ADVANCE_STREAM] =
 	"UPDATE eventsource.streams"
-	"   SET stream_version = stream_version + $2, updated_at = now()"
-	" WHERE stream_id = $1 AND ($3::bigint IS NULL OR stream_version = $3)",
+	"   SET stream_version = stream_version OPERATOR(pg_catalog.+) $2, updated_at = pg_catalog.now()"
+	" WHERE stream_id OPERATOR(pg_catalog.=) $1"
+	"   AND ($3::bigint IS NULL OR stream_version OPERATOR(pg_catalog.=) $3)",
 	[CREATE_STREAM] =
 	"INSERT INTO eventsource.streams"
 	"       (stream_id, category, stream_version, created_at, updated_at)"
-	"VALUES ($1, $4, $2, now(), now())"
+	"VALUES ($1, $4, $2, pg_catalog.now(), pg_catalog.now())"
 	"    ON CONFLICT (stream_id) DO NOTHING"
 };
 
 static const char *const stream_change_returning_sql[] = {
-	[ADVANCE_STREAM] = " RETURNING stream_version - $2 AS from_version",
+	[ADVANCE_STREAM] = " RETURNING stream_version OPERATOR(pg_catalog.-) $2 AS from_version",
 	[CREATE_STREAM] = " RETURNING 0::bigint AS from_version"
 };
 
 static const char *const events_sql[] = {
 	/* one event */
-	"SELECT $1, stream.from_version + 1, $5, $6, $7, $8 FROM stream",
-	/* many events */
-	"SELECT $1, stream.from_version + i.ordinal, i.event_id, i.event_type, i.data, i.metadata"
-	"  FROM stream, unnest($5, $6, $7, $8)"
+	"SELECT $1, stream.from_version OPERATOR(pg_catalog.+) 1, $5, $6, $7, $8 FROM stream",
+	/* many events (ROWS FROM: the unnest of pg_catalog takes one array) */
+	"SELECT $1, stream.from_version OPERATOR(pg_catalog.+) i.ordinal, i.event_id, i.event_type, i.data, i.metadata"
+	"  FROM stream,"
+	"       ROWS FROM (pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8))"
 	"       WITH ORDINALITY AS i(event_id, event_type, data, metadata, ordinal)"
 };
 

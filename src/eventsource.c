@@ -124,6 +124,19 @@ require_preloaded_library(const char *function_name, const char *detail, const c
  * Returns the plan for kept->sql, preparing it on first use in this backend
  * and keeping it for the backend's lifetime.  Must be called while connected
  * to SPI.
+ *
+ * The statement is parsed under the search path of the moment, and parsed
+ * again whenever it changes; for the functions that are not SECURITY DEFINER
+ * (the reads) that is the caller's search path.  So no SQL the extension runs
+ * may resolve anything through it: every operator is written
+ * OPERATOR(pg_catalog.=) (or OPERATOR(eventsource.<=) for checkpoints), and
+ * every function, relation and type in a cast is named with its schema.
+ * bigint, integer and boolean are keywords the grammar makes pg_catalog's
+ * types; IS NULL, COALESCE, GREATEST, searched CASE, ORDER BY and DISTINCT look
+ * up no operator by name.  Every OPERATOR() has the one precedence of "any
+ * other operator" and they group left to right: parenthesize arithmetic on
+ * either side of a comparison.
+ * test/sql/search_path.sql runs every public function under a hostile path.
  */
 SPIPlanPtr
 kept_plan(KeptPlan *kept)

@@ -77,7 +77,8 @@ extern void append_system_event(const char *stream, const char *event_type, cons
  * runs once and an index scan can use as a bound.
  */
 #define FIRST_VISIBLE_VERSION_OF_STREAM_1 \
-	"(SELECT eventsource.first_visible_version(v) FROM eventsource.streams v WHERE v.stream_id = $1)"
+	"(SELECT eventsource.first_visible_version(v) FROM eventsource.streams v" \
+	" WHERE v.stream_id OPERATOR(pg_catalog.=) $1)"
 
 /* Counters in shared memory (statistics.c); without the preload they count nothing. */
 typedef enum StatisticKind
@@ -178,9 +179,10 @@ extern int64 optional_stream_version(FunctionCallInfo fcinfo, int argno, const c
  * the horizon, of the event types $4 (NULL: all).  $3 is the row limit.
  */
 #define LOG_CONDITIONS \
-	" WHERE (e.transaction_id, e.global_position) > ($1, $2)" \
-	"   AND e.transaction_id < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())" \
-	"   AND ($4::text[] IS NULL OR e.event_type = ANY ($4))"
+	" WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>) ($1, $2)" \
+	"   AND e.transaction_id OPERATOR(pg_catalog.<)" \
+	"       pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())" \
+	"   AND ($4::pg_catalog.text[] IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY ($4))"
 
 /* Argument validation shared by the reads (read.c). */
 extern int32 checked_max_count(FunctionCallInfo fcinfo, int argno);

@@ -36,13 +36,14 @@ PG_FUNCTION_INFO_V1(eventsource_read_category);
 /* The newest event below the horizon: the head of the gap-safe log. */
 static KeptPlan visible_head_plan = {
 	"SELECT e.transaction_id, e.global_position FROM eventsource.events e"
-	" WHERE e.transaction_id < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())"
+	" WHERE e.transaction_id OPERATOR(pg_catalog.<)"
+	"       pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())"
 	" ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1",
 	0, {InvalidOid}
 };
 
 static KeptPlan current_version_plan = {
-	"SELECT s.stream_version FROM eventsource.streams s WHERE s.stream_id = $1",
+	"SELECT s.stream_version FROM eventsource.streams s WHERE s.stream_id OPERATOR(pg_catalog.=) $1",
 	1, {TEXTOID}
 };
 
@@ -53,11 +54,13 @@ static KeptPlan current_version_plan = {
  */
 #define READ_FORWARD(lowest) \
 	EVENT_COLUMNS \
-	" WHERE e.stream_id = $1 AND e.stream_version >= " lowest \
+	" WHERE e.stream_id OPERATOR(pg_catalog.=) $1" \
+	"   AND e.stream_version OPERATOR(pg_catalog.>=) " lowest \
 	" ORDER BY e.stream_version LIMIT $3"
 #define READ_BACKWARD(visible) \
 	EVENT_COLUMNS \
-	" WHERE e.stream_id = $1 AND e.stream_version <= $2" visible \
+	" WHERE e.stream_id OPERATOR(pg_catalog.=) $1" \
+	"   AND e.stream_version OPERATOR(pg_catalog.<=) $2" visible \
 	" ORDER BY e.stream_version DESC LIMIT $3"
 
 static KeptPlan read_forward_plans[2] = {
@@ -67,7 +70,8 @@ static KeptPlan read_forward_plans[2] = {
 
 static KeptPlan read_backward_plans[2] = {
 	{READ_BACKWARD(""), 3, {TEXTOID, INT8OID, INT4OID}},
-	{READ_BACKWARD(" AND e.stream_version >= " FIRST_VISIBLE_VERSION_OF_STREAM_1), 3, {TEXTOID, INT8OID, INT4OID}}
+	{READ_BACKWARD(" AND e.stream_version OPERATOR(pg_catalog.>=) " FIRST_VISIBLE_VERSION_OF_STREAM_1),
+	 3, {TEXTOID, INT8OID, INT4OID}}
 };
 
 static KeptPlan read_all_plan = {
@@ -80,7 +84,7 @@ static KeptPlan read_all_plan = {
 static KeptPlan read_category_plan = {
 	EVENT_COLUMNS
 	LOG_CONDITIONS
-	"   AND pg_catalog.split_part(e.stream_id, '-', 1) = $5"
+	"   AND pg_catalog.split_part(e.stream_id, '-', 1) OPERATOR(pg_catalog.=) $5"
 	" ORDER BY e.transaction_id, e.global_position LIMIT $3",
 	5, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID},
 

@@ -38,12 +38,12 @@ static KeptPlan save_plan = {
 /* Deletes the snapshots of stream $1 older than its $2th newest. */
 static KeptPlan retention_plan = {
 	"DELETE FROM eventsource.snapshots s"
-	" WHERE s.stream_id = $1"
-	"   AND (s.stream_version, s.schema_version) <"
+	" WHERE s.stream_id OPERATOR(pg_catalog.=) $1"
+	"   AND (s.stream_version, s.schema_version) OPERATOR(pg_catalog.<)"
 	"       (SELECT k.stream_version, k.schema_version FROM eventsource.snapshots k"
-	"         WHERE k.stream_id = $1"
+	"         WHERE k.stream_id OPERATOR(pg_catalog.=) $1"
 	"         ORDER BY k.stream_version DESC, k.schema_version DESC"
-	"        OFFSET $2 - 1 LIMIT 1)",
+	"        OFFSET $2 OPERATOR(pg_catalog.-) 1 LIMIT 1)",
 	2, {TEXTOID, INT4OID}
 };
 
@@ -51,8 +51,8 @@ static KeptPlan retention_plan = {
 #define NEWEST_SNAPSHOT \
 	"SELECT s.stream_id, s.stream_version, s.schema_version, s.state, s.created_at" \
 	"  FROM eventsource.snapshots s" \
-	" WHERE s.stream_id = $1 AND s.stream_version <= $2" \
-	"   AND ($3::integer IS NULL OR s.schema_version = $3)" \
+	" WHERE s.stream_id OPERATOR(pg_catalog.=) $1 AND s.stream_version OPERATOR(pg_catalog.<=) $2" \
+	"   AND ($3::integer IS NULL OR s.schema_version OPERATOR(pg_catalog.=) $3)" \
 	" ORDER BY s.stream_version DESC, s.schema_version DESC LIMIT 1"
 
 static KeptPlan load_snapshot_plan = {
@@ -71,18 +71,21 @@ static KeptPlan load_snapshot_plan = {
  * older one would leave a gap), and the events after it are visible ones.
  * [0] of each pair is for older versions of the extension.
  */
-#define VISIBLE_SNAPSHOT " WHERE n.stream_version >= " FIRST_VISIBLE_VERSION_OF_STREAM_1 " - 1"
-#define VISIBLE_EVENTS "   AND e.stream_version >= " FIRST_VISIBLE_VERSION_OF_STREAM_1
+#define VISIBLE_SNAPSHOT \
+	" WHERE n.stream_version OPERATOR(pg_catalog.>=)" \
+	"       (" FIRST_VISIBLE_VERSION_OF_STREAM_1 " OPERATOR(pg_catalog.-) 1)"
+#define VISIBLE_EVENTS "   AND e.stream_version OPERATOR(pg_catalog.>=) " FIRST_VISIBLE_VERSION_OF_STREAM_1
 #define LOAD_STREAM_SNAPSHOT(visible) \
-	"SELECT 'snapshot'::text, n.stream_version, n.schema_version, NULL::text," \
-	"       n.state, NULL::jsonb, NULL::uuid, NULL::bigint, n.created_at" \
+	"SELECT 'snapshot'::pg_catalog.text, n.stream_version, n.schema_version, NULL::pg_catalog.text," \
+	"       n.state, NULL::pg_catalog.jsonb, NULL::pg_catalog.uuid, NULL::bigint, n.created_at" \
 	"  FROM (" NEWEST_SNAPSHOT ") n" visible
 #define LOAD_STREAM_EVENTS(visible_snapshot, visible_events) \
-	"SELECT 'event'::text, e.stream_version, NULL::integer, e.event_type," \
+	"SELECT 'event'::pg_catalog.text, e.stream_version, NULL::integer, e.event_type," \
 	"       e.data, e.metadata, e.event_id, e.global_position, e.recorded_at" \
 	"  FROM eventsource.events e" \
-	" WHERE e.stream_id = $1 AND e.stream_version <= $2" \
-	"   AND e.stream_version > COALESCE((SELECT n.stream_version FROM (" NEWEST_SNAPSHOT ") n" \
+	" WHERE e.stream_id OPERATOR(pg_catalog.=) $1 AND e.stream_version OPERATOR(pg_catalog.<=) $2" \
+	"   AND e.stream_version OPERATOR(pg_catalog.>)" \
+	"       COALESCE((SELECT n.stream_version FROM (" NEWEST_SNAPSHOT ") n" \
 	visible_snapshot "), 0)" visible_events \
 	" ORDER BY e.stream_version"
 
@@ -98,8 +101,8 @@ static KeptPlan load_stream_events_plans[2] = {
 
 static KeptPlan delete_plan = {
 	"DELETE FROM eventsource.snapshots s"
-	" WHERE ($1::text IS NULL OR s.stream_id = $1)"
-	"   AND ($2::integer IS NULL OR s.schema_version < $2)",
+	" WHERE ($1::pg_catalog.text IS NULL OR s.stream_id OPERATOR(pg_catalog.=) $1)"
+	"   AND ($2::integer IS NULL OR s.schema_version OPERATOR(pg_catalog.<) $2)",
 	2, {TEXTOID, INT4OID},
 
 	/* One stream's snapshots by key, or all of them: plan with the values. */
