@@ -25,8 +25,10 @@
  * again every eventsource.notify_max_delay milliseconds.
  *
  * Statements that need a database without connections (DROP DATABASE,
- * renaming it, moving it, using it as a template) first stop its notifier;
- * the launcher starts it again afterwards if the database still exists.
+ * renaming it, moving it, using it as a template) first stop its notifier,
+ * once the role running them has passed the privilege checks PostgreSQL
+ * makes before it needs the database so; the launcher starts it again as
+ * soon as the statement ends, if the database still exists.
  *
  *-------------------------------------------------------------------------
  */
@@ -42,6 +44,7 @@
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
+#include "commands/tablespace.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -55,10 +58,12 @@
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 #include "utils/xid8.h"
@@ -91,6 +96,7 @@ typedef struct NotifierSlot
 	pid_t		pid;			/* the running notifier, 0 when none */
 	int			procno;			/* its PGPROC number, for its latch */
 	bool		paused;			/* a statement needs the database to itself */
+	bool		restart_at_once;	/* stopped by a pause: no restart delay */
 	uint64		wakeups;
 	uint64		notifications;
 	bool		has_notified;
@@ -161,18 +167,16 @@ set_latch_of(int procno)
 
 /*
  * Stops the notifier of a database and keeps it stopped while a statement
- * that needs the database without connections runs.  Returns the slot, or
- * NULL when no notifier serves the database.
+ * that needs the database without connections runs.  Sets *paused to the
+ * slot (left NULL when no notifier serves the database) before it waits, so
+ * that a caller interrupted meanwhile still resumes it.  A notifier stopped
+ * here is not a failing one: the launcher starts it again without the
+ * restart delay.
  */
-static NotifierSlot *
-pause_notifier(const char *database_name)
+static void
+pause_notifier(Oid database_oid, NotifierSlot *volatile *paused)
 {
-	Oid			database_oid = get_database_oid(database_name, true);
-	NotifierSlot *paused = NULL;
 	pid_t		pid = 0;
-
-	if (!OidIsValid(database_oid))
-		return NULL;
 
 	SpinLockAcquire(&notifier_shared->mutex);
 	for (int i = 0; i < NOTIFIER_MAX_DATABASES; i++)
@@ -183,7 +187,8 @@ pause_notifier(const char *database_name)
 		{
 			slot->paused = true;
 			pid = slot->pid;
-			paused = slot;
+			slot->restart_at_once |= pid != 0;
+			*paused = slot;
 		}
 	}
 	SpinLockRelease(&notifier_shared->mutex);
@@ -197,7 +202,7 @@ pause_notifier(const char *database_name)
 			bool		running;
 
 			SpinLockAcquire(&notifier_shared->mutex);
-			running = paused->pid != 0;
+			running = (*paused)->pid != 0;
 			SpinLockRelease(&notifier_shared->mutex);
 			if (!running)
 				break;
@@ -205,7 +210,6 @@ pause_notifier(const char *database_name)
 			pg_usleep(10000L);
 		}
 	}
-	return paused;
 }
 
 static void
@@ -230,8 +234,30 @@ resume_notifier(NotifierSlot *slot)
 }
 
 /*
+ * The value of a statement's option, NULL when it is not given (or given as
+ * DEFAULT).
+ */
+static const char *
+option_value(List *options, const char *name)
+{
+	ListCell   *option;
+
+	foreach(option, options)
+	{
+		DefElem    *element = lfirst_node(DefElem, option);
+
+		if (strcmp(element->defname, name) == 0 && element->arg != NULL)
+			return defGetString(element);
+	}
+	return NULL;
+}
+
+/*
  * The name of the database a statement needs without other connections, or
- * NULL.
+ * NULL: DROP DATABASE, renaming a database, moving it (ALTER DATABASE ... SET
+ * TABLESPACE, which AlterDatabase accepts only as its one option; the other
+ * forms of ALTER DATABASE need no such thing) and CREATE DATABASE ...
+ * TEMPLATE.
  */
 static const char *
 database_needed_alone(Node *statement)
@@ -241,22 +267,98 @@ database_needed_alone(Node *statement)
 	if (IsA(statement, RenameStmt) && ((RenameStmt *) statement)->renameType == OBJECT_DATABASE)
 		return ((RenameStmt *) statement)->subname;
 	if (IsA(statement, AlterDatabaseStmt))
-		return ((AlterDatabaseStmt *) statement)->dbname;
-	if (IsA(statement, CreatedbStmt))
 	{
-		ListCell   *option;
+		AlterDatabaseStmt *alter = (AlterDatabaseStmt *) statement;
 
-		foreach(option, ((CreatedbStmt *) statement)->options)
-		{
-			DefElem    *element = lfirst_node(DefElem, option);
-
-			if (strcmp(element->defname, "template") == 0 && element->arg != NULL)
-				return defGetString(element);
-		}
+		if (list_length(alter->options) == 1 && option_value(alter->options, "tablespace") != NULL)
+			return alter->dbname;
+		return NULL;
 	}
+	if (IsA(statement, CreatedbStmt))
+		return option_value(((CreatedbStmt *) statement)->options, "template");
 	return NULL;
 }
 
+/*
+ * The default tablespace of a database and whether it is a template; false
+ * when it no longer exists.
+ */
+static bool
+database_row(Oid database_oid, Oid *tablespace, bool *is_template)
+{
+	HeapTuple	tuple = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(database_oid));
+
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	*tablespace = ((Form_pg_database) GETSTRUCT(tuple))->dattablespace;
+	*is_template = ((Form_pg_database) GETSTRUCT(tuple))->datistemplate;
+	ReleaseSysCache(tuple);
+	return true;
+}
+
+/*
+ * Whether the current role passes the checks PostgreSQL 15 makes
+ * (dbcommands.c) before a statement of database_needed_alone needs the
+ * database without connections, and whether it really needs it so.  Only
+ * then may the statement stop the database's notifier: a role that may not
+ * drop, rename, move or copy a database must not stop its notifier by
+ * trying.  A statement that passes may still fail later; its notifier then
+ * starts again at once.
+ */
+static bool
+may_need_database_alone(Node *statement, Oid database_oid)
+{
+	Oid			role = GetUserId();
+
+	/* dropdb: the owner. */
+	if (IsA(statement, DropdbStmt))
+		return pg_database_ownercheck(database_oid, role);
+
+	/* RenameDatabase: the owner, with CREATEDB. */
+	if (IsA(statement, RenameStmt))
+		return pg_database_ownercheck(database_oid, role) && have_createdb_privilege();
+
+	/*
+	 * movedb: the owner, allowed to create in the tablespace; moving a
+	 * database to the tablespace it is in does nothing.
+	 */
+	if (IsA(statement, AlterDatabaseStmt))
+	{
+		const char *tablespace_name = option_value(((AlterDatabaseStmt *) statement)->options, "tablespace");
+		Oid			tablespace = get_tablespace_oid(tablespace_name, true);
+		Oid			current_tablespace;
+		bool		is_template;
+
+		return pg_database_ownercheck(database_oid, role) && OidIsValid(tablespace) &&
+			pg_tablespace_aclcheck(tablespace, role, ACL_CREATE) == ACLCHECK_OK &&
+			database_row(database_oid, &current_tablespace, &is_template) &&
+			current_tablespace != tablespace;
+	}
+
+	/*
+	 * createdb: CREATEDB, able to become the new database's owner, and a
+	 * template database or the owner of the one copied.
+	 */
+	if (IsA(statement, CreatedbStmt))
+	{
+		const char *owner_name = option_value(((CreatedbStmt *) statement)->options, "owner");
+		Oid			owner = owner_name ? get_role_oid(owner_name, true) : role;
+		Oid			tablespace;
+		bool		is_template;
+
+		return have_createdb_privilege() && OidIsValid(owner) && is_member_of_role(role, owner) &&
+			database_row(database_oid, &tablespace, &is_template) &&
+			(is_template || pg_database_ownercheck(database_oid, role));
+	}
+	return false;
+}
+
+/*
+ * Stops the notifier of the database a statement needs without other
+ * connections, for as long as the statement runs, when the statement may
+ * need it so; otherwise runs the statement as is.  The launcher looks again
+ * when the statement's transaction ends, having failed or not.
+ */
 static void
 notifier_process_utility(PlannedStmt *planned, const char *query_string, bool read_only_tree,
 						 ProcessUtilityContext context, ParamListInfo params,
@@ -264,10 +366,15 @@ notifier_process_utility(PlannedStmt *planned, const char *query_string, bool re
 						 QueryCompletion *completion)
 {
 	const char *database_name = database_needed_alone(planned->utilityStmt);
-	NotifierSlot *volatile paused = database_name ? pause_notifier(database_name) : NULL;
+	Oid			database_oid = database_name ? get_database_oid(database_name, true) : InvalidOid;
+	bool		needs_alone = OidIsValid(database_oid) &&
+		may_need_database_alone(planned->utilityStmt, database_oid);
+	NotifierSlot *volatile paused = NULL;
 
 	PG_TRY();
 	{
+		if (needs_alone)
+			pause_notifier(database_oid, &paused);
 		if (previous_process_utility_hook)
 			previous_process_utility_hook(planned, query_string, read_only_tree, context,
 										  params, query_environment, dest, completion);
@@ -556,6 +663,7 @@ synchronize_workers(void)
 		int			slot_index = -1;
 		int			free_index = -1;
 		bool		paused;
+		bool		restart_at_once;
 
 		for (int i = 0; i < NOTIFIER_MAX_DATABASES; i++)
 		{
@@ -583,10 +691,17 @@ synchronize_workers(void)
 
 		SpinLockAcquire(&notifier_shared->mutex);
 		paused = notifier_shared->slots[slot_index].paused;
+		restart_at_once = notifier_shared->slots[slot_index].restart_at_once;
 		SpinLockRelease(&notifier_shared->mutex);
 		if (!paused && !worker_running(slot_index) &&
-			TimestampDifferenceExceeds(worker_started_at[slot_index], now, RESTART_DELAY_MS))
+			(restart_at_once ||
+			 TimestampDifferenceExceeds(worker_started_at[slot_index], now, RESTART_DELAY_MS)))
+		{
+			SpinLockAcquire(&notifier_shared->mutex);
+			notifier_shared->slots[slot_index].restart_at_once = false;
+			SpinLockRelease(&notifier_shared->mutex);
 			start_worker(slot_index);
+		}
 	}
 
 	for (int w = 0; w < wanted_count; w++)
