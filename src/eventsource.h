@@ -196,6 +196,7 @@ extern int	eventsource_scavenge_interval;
 extern void notifier_preload_init(void);
 extern void notifier_wake_at_commit(void);
 extern bool notifier_serves_this_database(void);
+extern bool worker_may_serve_extension(void);
 
 /* Async projections, run by the notifier (projection.c). */
 extern long run_async_projections(void);

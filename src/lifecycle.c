@@ -534,22 +534,27 @@ eventsource_scavenge(PG_FUNCTION_ARGS)
 
 /*
  * Run by the notifier: scavenge batches, each in a transaction of its own,
- * until a batch comes back short.  Does nothing in a database whose
- * extension is older than 0.5.0.
+ * until a batch comes back short.  Does nothing unless the notifier may act
+ * on the database's extension (worker_may_serve_extension: only the
+ * installed extension, in a schema only superusers can change), nor in a
+ * database whose extension is older than 0.5.0.
  */
 void
 run_scavenge_batches(void)
 {
 	uint64		removed;
+	bool		served;
 
 	do
 	{
 		removed = 0;
 		StartTransactionCommand();
+		/* First the extension, locked (notifier.c); then the snapshot. */
+		served = worker_may_serve_extension();
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		PushActiveSnapshot(GetTransactionSnapshot());
-		if (stream_lifecycle_installed())
+		if (served && stream_lifecycle_installed())
 			removed = scavenge_batch(SCAVENGE_BATCH_EVENTS);
 		SPI_finish();
 		PopActiveSnapshot();

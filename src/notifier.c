@@ -34,12 +34,16 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
@@ -54,13 +58,16 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -752,6 +759,240 @@ eventsource_launcher_main(Datum main_arg)
 static NotifierSlot *my_slot = NULL;
 
 /*
+ * Whether the notifier acts on the database's eventsource schema, and if not,
+ * why.
+ */
+typedef enum ExtensionTrust
+{
+	EXTENSION_SERVED,
+	EXTENSION_NOT_INSTALLED,
+	EXTENSION_OWNER_NOT_SUPERUSER,
+	EXTENSION_SCHEMA_RENAMED,
+	EXTENSION_SCHEMA_OWNER_NOT_SUPERUSER,
+	EXTENSION_SCHEMA_CREATE_GRANTED
+} ExtensionTrust;
+
+/* The last answer of extension_trust, so that a refusal is logged once. */
+static ExtensionTrust last_trust = EXTENSION_SERVED;
+
+/*
+ * The schema and owner of the extension with this OID, as pg_extension says
+ * now; false when there is no such extension.  (PostgreSQL 15 does not
+ * export get_extension_schema, and the owner is needed too.)
+ */
+static bool
+extension_row(Oid extension_oid, Oid *schema_oid, Oid *owner)
+{
+	Relation	pg_extension = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	bool		found;
+
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(extension_oid));
+	scan = systable_beginscan(pg_extension, ExtensionOidIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	found = HeapTupleIsValid(tuple);
+	if (found)
+	{
+		*schema_oid = ((Form_pg_extension) GETSTRUCT(tuple))->extnamespace;
+		*owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
+	}
+	systable_endscan(scan);
+	table_close(pg_extension, AccessShareLock);
+	return found;
+}
+
+/*
+ * A role other than a superuser that a schema's ACL lets create objects in
+ * it: sets *public_may_create when PUBLIC may, else returns the role
+ * (InvalidOid when none may).
+ */
+static Oid
+non_superuser_creator(HeapTuple schema_tuple, bool *public_may_create)
+{
+	bool		isnull;
+	Datum		acl_datum = SysCacheGetAttr(NAMESPACEOID, schema_tuple, Anum_pg_namespace_nspacl, &isnull);
+	int16		item_length;
+	bool		item_by_value;
+	char		item_alignment;
+	Datum	   *items;
+	int			count;
+
+	*public_may_create = false;
+	/* No ACL: the owner's default privileges, nothing for PUBLIC. */
+	if (isnull)
+		return InvalidOid;
+	get_typlenbyvalalign(ACLITEMOID, &item_length, &item_by_value, &item_alignment);
+	deconstruct_array(DatumGetAclP(acl_datum), ACLITEMOID, item_length, item_by_value, item_alignment,
+					  &items, NULL, &count);
+	for (int i = 0; i < count; i++)
+	{
+		AclItem    *item = (AclItem *) DatumGetPointer(items[i]);
+
+		if ((ACLITEM_GET_PRIVS(*item) & ACL_CREATE) == 0)
+			continue;
+		if (item->ai_grantee == ACL_ID_PUBLIC)
+		{
+			*public_may_create = true;
+			return InvalidOid;
+		}
+		if (!superuser_arg(item->ai_grantee))
+			return item->ai_grantee;
+	}
+	return InvalidOid;
+}
+
+/*
+ * Logs why the notifier refuses to act on the database's eventsource schema,
+ * as a WARNING, or that it acts on it again.  culprit is the role to blame
+ * (InvalidOid: PUBLIC), or the schema for EXTENSION_SCHEMA_RENAMED.
+ */
+static void
+log_trust_change(ExtensionTrust trust, ExtensionTrust previous, Oid culprit)
+{
+	const char *database_name = get_database_name(MyDatabaseId);
+	const char *superuser_name = quote_identifier(GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false));
+	char	   *name;
+
+	switch (trust)
+	{
+		case EXTENSION_OWNER_NOT_SUPERUSER:
+			name = GetUserNameFromId(culprit, true);
+			ereport(WARNING,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("eventsource notifier does not serve database \"%s\"", database_name),
+					 errdetail("The extension eventsource is owned by role \"%s\", which is not a superuser; the owner of an extension can change it, and the notifier runs what it finds there with superuser rights.",
+							   name ? name : "?"),
+					 errhint("Make the role a superuser again, or give what it owns in the database to a superuser: REASSIGN OWNED BY %s TO %s.",
+							 name ? quote_identifier(name) : "...", superuser_name)));
+			break;
+		case EXTENSION_SCHEMA_RENAMED:
+			name = get_namespace_name(culprit);
+			ereport(WARNING,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("eventsource notifier does not serve database \"%s\"", database_name),
+					 errdetail("The extension's schema is named \"%s\", and the notifier reads the schema named eventsource.",
+							   name ? name : "?"),
+					 errhint("Rename it back: ALTER SCHEMA %s RENAME TO eventsource.",
+							 name ? quote_identifier(name) : "...")));
+			break;
+		case EXTENSION_SCHEMA_OWNER_NOT_SUPERUSER:
+			name = GetUserNameFromId(culprit, true);
+			ereport(WARNING,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("eventsource notifier does not serve database \"%s\"", database_name),
+					 errdetail("Its schema eventsource is owned by role \"%s\", which is not a superuser; the owner of a schema can create, replace and drop objects in it, and the notifier runs what it finds there with superuser rights.",
+							   name ? name : "?"),
+					 errhint("Check what the role created in the schema, then give the schema to a superuser: ALTER SCHEMA eventsource OWNER TO %s.",
+							 superuser_name)));
+			break;
+		case EXTENSION_SCHEMA_CREATE_GRANTED:
+			name = OidIsValid(culprit) ? GetUserNameFromId(culprit, true) : NULL;
+			ereport(WARNING,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("eventsource notifier does not serve database \"%s\"", database_name),
+					 OidIsValid(culprit) ?
+					 errdetail("Its schema eventsource grants CREATE to role \"%s\", which is not a superuser; that role can create objects in it, and the notifier runs what it finds there with superuser rights.",
+							   name ? name : "?") :
+					 errdetail("Its schema eventsource grants CREATE to PUBLIC; any role can create objects in it, and the notifier runs what it finds there with superuser rights."),
+					 errhint("Revoke it with REVOKE CREATE ON SCHEMA eventsource FROM %s.",
+							 OidIsValid(culprit) ? (name ? quote_identifier(name) : "the role") : "PUBLIC")));
+			break;
+		case EXTENSION_SERVED:
+			if (previous != EXTENSION_NOT_INSTALLED)
+				ereport(LOG,
+						(errmsg("eventsource notifier serves database \"%s\" again", database_name)));
+			break;
+		case EXTENSION_NOT_INSTALLED:
+			break;
+	}
+}
+
+/*
+ * Whether the notifier may act on this database's eventsource schema, and
+ * if not, why.  The notifier runs as a superuser, so it acts only on the
+ * installed extension, and only while no role but a superuser can create,
+ * replace or drop objects in its schema: the extension's owner and the
+ * schema's owner are superusers, and no other role may create in it.  Locks
+ * the extension so that it cannot be dropped before the transaction ends.
+ * A refusal other than "not installed" is logged once, until the answer
+ * changes.
+ */
+static ExtensionTrust
+extension_trust(void)
+{
+	Oid			extension_oid = get_extension_oid("eventsource", true);
+	Oid			schema_oid = InvalidOid;
+	Oid			extension_owner = InvalidOid;
+	Oid			culprit = InvalidOid;
+	ExtensionTrust trust = EXTENSION_SERVED;
+
+	if (OidIsValid(extension_oid))
+	{
+		LockDatabaseObject(ExtensionRelationId, extension_oid, 0, AccessShareLock);
+
+		/*
+		 * It may have been dropped while this waited for the lock: look
+		 * again, with a catalog snapshot taken now that it is held.
+		 */
+		InvalidateCatalogSnapshot();
+		if (!extension_row(extension_oid, &schema_oid, &extension_owner))
+			extension_oid = InvalidOid;
+	}
+
+	if (!OidIsValid(extension_oid))
+		trust = EXTENSION_NOT_INSTALLED;
+	else if (!superuser_arg(extension_owner))
+	{
+		trust = EXTENSION_OWNER_NOT_SUPERUSER;
+		culprit = extension_owner;
+	}
+	else
+	{
+		HeapTuple	schema_tuple = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(schema_oid));
+		Form_pg_namespace schema;
+		bool		public_may_create;
+
+		if (!HeapTupleIsValid(schema_tuple))
+			elog(ERROR, "cache lookup failed for schema %u", schema_oid);
+		schema = (Form_pg_namespace) GETSTRUCT(schema_tuple);
+		if (strcmp(NameStr(schema->nspname), "eventsource") != 0)
+		{
+			trust = EXTENSION_SCHEMA_RENAMED;
+			culprit = schema_oid;
+		}
+		else if (!superuser_arg(schema->nspowner))
+		{
+			trust = EXTENSION_SCHEMA_OWNER_NOT_SUPERUSER;
+			culprit = schema->nspowner;
+		}
+		else if (OidIsValid(culprit = non_superuser_creator(schema_tuple, &public_may_create)) ||
+				 public_may_create)
+			trust = EXTENSION_SCHEMA_CREATE_GRANTED;
+		ReleaseSysCache(schema_tuple);
+	}
+
+	if (trust != last_trust)
+		log_trust_change(trust, last_trust, culprit);
+	last_trust = trust;
+	return trust;
+}
+
+/*
+ * Whether the notifier may act on this database's eventsource schema in
+ * this transaction (see extension_trust).  Call it in each of the
+ * notifier's transactions before touching the schema: the answer holds
+ * until the transaction ends.
+ */
+bool
+worker_may_serve_extension(void)
+{
+	return extension_trust() == EXTENSION_SERVED;
+}
+
+/*
  * Of the next ROUND_EVENTS events that became visible after ($1, $2), the
  * newest of each category, and how many there were.  The limit keeps the
  * plan an index scan in log order (without it the generic plan scans the
@@ -848,15 +1089,18 @@ static long
 notify_newly_visible(bool *has_position, Checkpoint *position)
 {
 	long		timeout = IDLE_TIMEOUT_MS;
+	ExtensionTrust trust;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	pgstat_report_activity(STATE_RUNNING, "eventsource notifier: looking for new events");
+	/* First the extension, locked; then the snapshot the queries read with. */
+	trust = extension_trust();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "eventsource notifier: looking for new events");
 
-	if (!OidIsValid(get_extension_oid("eventsource", true)))
+	if (trust == EXTENSION_NOT_INSTALLED)
 	{
 		/*
 		 * Not installed (or dropped): nothing to notify.  Every event of a
@@ -865,6 +1109,14 @@ notify_newly_visible(bool *has_position, Checkpoint *position)
 		*has_position = true;
 		position->transaction_id = 0;
 		position->global_position = 0;
+	}
+	else if (trust != EXTENSION_SERVED)
+	{
+		/*
+		 * Refused: nothing to notify, and no async projections to run.  Once
+		 * served again, start at the head, as the first notifier does.
+		 */
+		*has_position = false;
 	}
 	else
 	{
