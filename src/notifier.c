@@ -1005,8 +1005,9 @@ static KeptPlan newly_visible_plan = {
 	"  FROM (SELECT pg_catalog.split_part(e.stream_id, '-', 1) AS category,"
 	"               e.transaction_id, e.global_position"
 	"          FROM eventsource.events e"
-	"         WHERE (e.transaction_id, e.global_position) > ($1, $2)"
-	"           AND e.transaction_id < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())"
+	"         WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>) ($1, $2)"
+	"           AND e.transaction_id OPERATOR(pg_catalog.<)"
+	"               pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())"
 	"         ORDER BY e.transaction_id, e.global_position"
 	"         LIMIT " CppAsString2(ROUND_EVENTS) ") AS visible"
 	" ORDER BY category, transaction_id DESC, global_position DESC",
@@ -1016,7 +1017,8 @@ static KeptPlan newly_visible_plan = {
 /* Whether committed events wait behind a transaction still running. */
 static KeptPlan held_back_plan = {
 	"SELECT EXISTS (SELECT FROM eventsource.events e"
-	"  WHERE e.transaction_id >= pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()))",
+	"  WHERE e.transaction_id OPERATOR(pg_catalog.>=)"
+	"        pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()))",
 	0, {InvalidOid}
 };
 
@@ -1193,8 +1195,15 @@ eventsource_notifier_main(Datum main_arg)
 	SpinLockRelease(&notifier_shared->mutex);
 	before_shmem_exit(clear_notifier_pid, (Datum) 0);
 
-	/* Nothing a user defines may run with the notifier's (superuser) rights. */
-	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	/*
+	 * Nothing a user defines may run with the notifier's (superuser) rights:
+	 * its statements here and in lifecycle.c name every operator, function
+	 * and type with its schema, and all run with this search path.  The
+	 * source is the session's, not an override: a projection handler's SET
+	 * search_path (in a GUC nest level of its own) must take effect, and an
+	 * override would silently ignore it.
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
 	pgstat_report_appname("eventsource notifier");
 
 	/*

@@ -36,7 +36,7 @@ PG_FUNCTION_INFO_V1(eventsource_read_category);
 /* The newest event below the horizon: the head of the gap-safe log. */
 static KeptPlan visible_head_plan = {
 	"SELECT e.transaction_id, e.global_position FROM eventsource.events e"
-	" WHERE e.transaction_id < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())"
+	" WHERE e.transaction_id OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())"
 	" ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1",
 	0, {InvalidOid}
 };
