@@ -217,10 +217,11 @@ extern int	eventsource_scavenge_interval;
 extern void notifier_preload_init(void);
 extern void notifier_wake_at_commit(void);
 extern bool notifier_serves_this_database(void);
+extern bool worker_may_serve_extension(void);
 
 /* Owners of projections and subscriptions, from the utility hook (owners.c). */
-extern void before_role_statement(Node *statement);
-extern void after_role_statement(Node *statement);
+extern Oid *roles_to_drop(Node *statement);
+extern void after_role_statement(Node *statement, const Oid *dropped_roles);
 
 /* Async projections, run by the notifier (projection.c). */
 extern long run_async_projections(void);

@@ -57,14 +57,15 @@ bool		eventsource_scavenging = false;
 /* The first event of stream $1 from version $2 on recorded at or after $3. */
 static KeptPlan max_age_boundary_plan = {
 	"SELECT e.stream_version FROM eventsource.events e"
-	" WHERE e.stream_id = $1 AND e.stream_version >= $2 AND e.recorded_at >= $3"
+	" WHERE e.stream_id OPERATOR(pg_catalog.=) $1 AND e.stream_version OPERATOR(pg_catalog.>=) $2"
+	"   AND e.recorded_at OPERATOR(pg_catalog.>=) $3"
 	" ORDER BY e.stream_version LIMIT 1",
 	3, {TEXTOID, INT8OID, TIMESTAMPTZOID}
 };
 
 static KeptPlan lock_stream_plan = {
 	"SELECT s.stream_version, s.tombstoned_at IS NOT NULL"
-	"  FROM eventsource.streams s WHERE s.stream_id = $1 FOR UPDATE",
+	"  FROM eventsource.streams s WHERE s.stream_id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 	1, {TEXTOID}
 };
 
@@ -73,7 +74,7 @@ static KeptPlan end_stream_plan = {
 	"UPDATE eventsource.streams"
 	"   SET deleted_through = stream_version,"
 	"       tombstoned_at = CASE WHEN $2 THEN pg_catalog.now() END"
-	" WHERE stream_id = $1",
+	" WHERE stream_id OPERATOR(pg_catalog.=) $1",
 	2, {TEXTOID, BOOLOID}
 };
 
@@ -87,13 +88,13 @@ static KeptPlan tombstone_new_stream_plan = {
 };
 
 static KeptPlan delete_stream_snapshots_plan = {
-	"DELETE FROM eventsource.snapshots s WHERE s.stream_id = $1",
+	"DELETE FROM eventsource.snapshots s WHERE s.stream_id OPERATOR(pg_catalog.=) $1",
 	1, {TEXTOID}
 };
 
 static KeptPlan set_metadata_plan = {
 	"UPDATE eventsource.streams SET truncate_before = $2, max_count = $3, max_age = $4"
-	" WHERE stream_id = $1",
+	" WHERE stream_id OPERATOR(pg_catalog.=) $1",
 	4, {TEXTOID, INT8OID, INT8OID, INTERVALOID}
 };
 
@@ -119,28 +120,31 @@ static KeptPlan scavenge_plan = {
 	"   CROSS JOIN LATERAL ("
 	"         SELECT e.global_position"
 	"           FROM eventsource.events e"
-	"          WHERE e.stream_id = s.stream_id AND e.stream_version < eventsource.first_visible_version(s)"
+	"          WHERE e.stream_id OPERATOR(pg_catalog.=) s.stream_id"
+	"            AND e.stream_version OPERATOR(pg_catalog.<) eventsource.first_visible_version(s)"
 	"            AND NOT EXISTS ("
 	"                SELECT FROM eventsource.subscriptions b"
-	"                  JOIN eventsource.subscription_members m ON m.subscription_name = b.name"
-	"                 WHERE (b.category IS NULL OR b.category = s.category)"
-	"                   AND (b.event_types IS NULL OR e.event_type = ANY (b.event_types))"
-	"                   AND (b.consumer_group_size = 1"
-	"                        OR eventsource.consumer_group_member(e.stream_id, b.consumer_group_size) = m.consumer_group_member)"
+	"                  JOIN eventsource.subscription_members m ON m.subscription_name OPERATOR(pg_catalog.=) b.name"
+	"                 WHERE (b.category IS NULL OR b.category OPERATOR(pg_catalog.=) s.category)"
+	"                   AND (b.event_types IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY (b.event_types))"
+	"                   AND (b.consumer_group_size OPERATOR(pg_catalog.=) 1"
+	"                        OR eventsource.consumer_group_member(e.stream_id, b.consumer_group_size)"
+	"                           OPERATOR(pg_catalog.=) m.consumer_group_member)"
 	"                   AND (m.checkpoint IS NULL OR m.checkpoint OPERATOR(eventsource.<)"
 	"                        eventsource.checkpoint(e.transaction_id, e.global_position)))"
 	"            AND NOT EXISTS ("
 	"                SELECT FROM eventsource.projections p"
-	"                 WHERE p.mode = 'async'"
-	"                   AND (p.category IS NULL OR p.category = s.category)"
-	"                   AND (p.event_types IS NULL OR e.event_type = ANY (p.event_types))"
+	"                 WHERE p.mode OPERATOR(pg_catalog.=) 'async'"
+	"                   AND (p.category IS NULL OR p.category OPERATOR(pg_catalog.=) s.category)"
+	"                   AND (p.event_types IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY (p.event_types))"
 	"                   AND (p.checkpoint IS NULL OR p.checkpoint OPERATOR(eventsource.<)"
 	"                        eventsource.checkpoint(e.transaction_id, e.global_position)))"
 	"          ORDER BY e.stream_version LIMIT $1) e"
 	"   WHERE (s.truncate_before IS NOT NULL OR s.max_count IS NOT NULL OR s.max_age IS NOT NULL"
 	"          OR s.deleted_through IS NOT NULL)"
 	"   LIMIT $1)"
-	" DELETE FROM eventsource.events e USING removable r WHERE e.global_position = r.global_position",
+	" DELETE FROM eventsource.events e USING removable r"
+	"  WHERE e.global_position OPERATOR(pg_catalog.=) r.global_position",
 	1, {INT4OID}
 };
 
@@ -534,22 +538,27 @@ eventsource_scavenge(PG_FUNCTION_ARGS)
 
 /*
  * Run by the notifier: scavenge batches, each in a transaction of its own,
- * until a batch comes back short.  Does nothing in a database whose
- * extension is older than 0.5.0.
+ * until a batch comes back short.  Does nothing unless the notifier may act
+ * on the database's extension (worker_may_serve_extension: only the
+ * installed extension, in a schema only superusers can change), nor in a
+ * database whose extension is older than 0.5.0.
  */
 void
 run_scavenge_batches(void)
 {
 	uint64		removed;
+	bool		served;
 
 	do
 	{
 		removed = 0;
 		StartTransactionCommand();
+		/* First the extension, locked (notifier.c); then the snapshot. */
+		served = worker_may_serve_extension();
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		PushActiveSnapshot(GetTransactionSnapshot());
-		if (stream_lifecycle_installed())
+		if (served && stream_lifecycle_installed())
 			removed = scavenge_batch(SCAVENGE_BATCH_EVENTS);
 		SPI_finish();
 		PopActiveSnapshot();

@@ -25,23 +25,30 @@
  * again every eventsource.notify_max_delay milliseconds.
  *
  * Statements that need a database without connections (DROP DATABASE,
- * renaming it, moving it, using it as a template) first stop its notifier;
- * the launcher starts it again afterwards if the database still exists.
+ * renaming it, moving it, using it as a template) first stop its notifier,
+ * once the role running them has passed the privilege checks PostgreSQL
+ * makes before it needs the database so; the launcher starts it again as
+ * soon as the statement ends, if the database still exists.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_extension.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
+#include "commands/tablespace.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -51,14 +58,19 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 #include "utils/xid8.h"
@@ -91,6 +103,7 @@ typedef struct NotifierSlot
 	pid_t		pid;			/* the running notifier, 0 when none */
 	int			procno;			/* its PGPROC number, for its latch */
 	bool		paused;			/* a statement needs the database to itself */
+	bool		restart_at_once;	/* stopped by a pause: no restart delay */
 	uint64		wakeups;
 	uint64		notifications;
 	bool		has_notified;
@@ -161,18 +174,16 @@ set_latch_of(int procno)
 
 /*
  * Stops the notifier of a database and keeps it stopped while a statement
- * that needs the database without connections runs.  Returns the slot, or
- * NULL when no notifier serves the database.
+ * that needs the database without connections runs.  Sets *paused to the
+ * slot (left NULL when no notifier serves the database) before it waits, so
+ * that a caller interrupted meanwhile still resumes it.  A notifier stopped
+ * here is not a failing one: the launcher starts it again without the
+ * restart delay.
  */
-static NotifierSlot *
-pause_notifier(const char *database_name)
+static void
+pause_notifier(Oid database_oid, NotifierSlot *volatile *paused)
 {
-	Oid			database_oid = get_database_oid(database_name, true);
-	NotifierSlot *paused = NULL;
 	pid_t		pid = 0;
-
-	if (!OidIsValid(database_oid))
-		return NULL;
 
 	SpinLockAcquire(&notifier_shared->mutex);
 	for (int i = 0; i < NOTIFIER_MAX_DATABASES; i++)
@@ -183,7 +194,8 @@ pause_notifier(const char *database_name)
 		{
 			slot->paused = true;
 			pid = slot->pid;
-			paused = slot;
+			slot->restart_at_once |= pid != 0;
+			*paused = slot;
 		}
 	}
 	SpinLockRelease(&notifier_shared->mutex);
@@ -197,7 +209,7 @@ pause_notifier(const char *database_name)
 			bool		running;
 
 			SpinLockAcquire(&notifier_shared->mutex);
-			running = paused->pid != 0;
+			running = (*paused)->pid != 0;
 			SpinLockRelease(&notifier_shared->mutex);
 			if (!running)
 				break;
@@ -205,7 +217,6 @@ pause_notifier(const char *database_name)
 			pg_usleep(10000L);
 		}
 	}
-	return paused;
 }
 
 static void
@@ -230,8 +241,30 @@ resume_notifier(NotifierSlot *slot)
 }
 
 /*
+ * The value of a statement's option, NULL when it is not given (or given as
+ * DEFAULT).
+ */
+static const char *
+option_value(List *options, const char *name)
+{
+	ListCell   *option;
+
+	foreach(option, options)
+	{
+		DefElem    *element = lfirst_node(DefElem, option);
+
+		if (strcmp(element->defname, name) == 0 && element->arg != NULL)
+			return defGetString(element);
+	}
+	return NULL;
+}
+
+/*
  * The name of the database a statement needs without other connections, or
- * NULL.
+ * NULL: DROP DATABASE, renaming a database, moving it (ALTER DATABASE ... SET
+ * TABLESPACE, which AlterDatabase accepts only as its one option; the other
+ * forms of ALTER DATABASE need no such thing) and CREATE DATABASE ...
+ * TEMPLATE.
  */
 static const char *
 database_needed_alone(Node *statement)
@@ -241,22 +274,98 @@ database_needed_alone(Node *statement)
 	if (IsA(statement, RenameStmt) && ((RenameStmt *) statement)->renameType == OBJECT_DATABASE)
 		return ((RenameStmt *) statement)->subname;
 	if (IsA(statement, AlterDatabaseStmt))
-		return ((AlterDatabaseStmt *) statement)->dbname;
-	if (IsA(statement, CreatedbStmt))
 	{
-		ListCell   *option;
+		AlterDatabaseStmt *alter = (AlterDatabaseStmt *) statement;
 
-		foreach(option, ((CreatedbStmt *) statement)->options)
-		{
-			DefElem    *element = lfirst_node(DefElem, option);
-
-			if (strcmp(element->defname, "template") == 0 && element->arg != NULL)
-				return defGetString(element);
-		}
+		if (list_length(alter->options) == 1 && option_value(alter->options, "tablespace") != NULL)
+			return alter->dbname;
+		return NULL;
 	}
+	if (IsA(statement, CreatedbStmt))
+		return option_value(((CreatedbStmt *) statement)->options, "template");
 	return NULL;
 }
 
+/*
+ * The default tablespace of a database and whether it is a template; false
+ * when it no longer exists.
+ */
+static bool
+database_row(Oid database_oid, Oid *tablespace, bool *is_template)
+{
+	HeapTuple	tuple = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(database_oid));
+
+	if (!HeapTupleIsValid(tuple))
+		return false;
+	*tablespace = ((Form_pg_database) GETSTRUCT(tuple))->dattablespace;
+	*is_template = ((Form_pg_database) GETSTRUCT(tuple))->datistemplate;
+	ReleaseSysCache(tuple);
+	return true;
+}
+
+/*
+ * Whether the current role passes the checks PostgreSQL 15 makes
+ * (dbcommands.c) before a statement of database_needed_alone needs the
+ * database without connections, and whether it really needs it so.  Only
+ * then may the statement stop the database's notifier: a role that may not
+ * drop, rename, move or copy a database must not stop its notifier by
+ * trying.  A statement that passes may still fail later; its notifier then
+ * starts again at once.
+ */
+static bool
+may_need_database_alone(Node *statement, Oid database_oid)
+{
+	Oid			role = GetUserId();
+
+	/* dropdb: the owner. */
+	if (IsA(statement, DropdbStmt))
+		return pg_database_ownercheck(database_oid, role);
+
+	/* RenameDatabase: the owner, with CREATEDB. */
+	if (IsA(statement, RenameStmt))
+		return pg_database_ownercheck(database_oid, role) && have_createdb_privilege();
+
+	/*
+	 * movedb: the owner, allowed to create in the tablespace; moving a
+	 * database to the tablespace it is in does nothing.
+	 */
+	if (IsA(statement, AlterDatabaseStmt))
+	{
+		const char *tablespace_name = option_value(((AlterDatabaseStmt *) statement)->options, "tablespace");
+		Oid			tablespace = get_tablespace_oid(tablespace_name, true);
+		Oid			current_tablespace;
+		bool		is_template;
+
+		return pg_database_ownercheck(database_oid, role) && OidIsValid(tablespace) &&
+			pg_tablespace_aclcheck(tablespace, role, ACL_CREATE) == ACLCHECK_OK &&
+			database_row(database_oid, &current_tablespace, &is_template) &&
+			current_tablespace != tablespace;
+	}
+
+	/*
+	 * createdb: CREATEDB, able to become the new database's owner, and a
+	 * template database or the owner of the one copied.
+	 */
+	if (IsA(statement, CreatedbStmt))
+	{
+		const char *owner_name = option_value(((CreatedbStmt *) statement)->options, "owner");
+		Oid			owner = owner_name ? get_role_oid(owner_name, true) : role;
+		Oid			tablespace;
+		bool		is_template;
+
+		return have_createdb_privilege() && OidIsValid(owner) && is_member_of_role(role, owner) &&
+			database_row(database_oid, &tablespace, &is_template) &&
+			(is_template || pg_database_ownercheck(database_oid, role));
+	}
+	return false;
+}
+
+/*
+ * Stops the notifier of the database a statement needs without other
+ * connections, for as long as the statement runs, when the statement may
+ * need it so; otherwise runs the statement as is.  The launcher looks again
+ * when the statement's transaction ends, having failed or not.
+ */
 static void
 notifier_process_utility(PlannedStmt *planned, const char *query_string, bool read_only_tree,
 						 ProcessUtilityContext context, ParamListInfo params,
@@ -264,18 +373,23 @@ notifier_process_utility(PlannedStmt *planned, const char *query_string, bool re
 						 QueryCompletion *completion)
 {
 	const char *database_name = database_needed_alone(planned->utilityStmt);
-	NotifierSlot *volatile paused = database_name ? pause_notifier(database_name) : NULL;
+	Oid			database_oid = database_name ? get_database_oid(database_name, true) : InvalidOid;
+	bool		needs_alone = OidIsValid(database_oid) &&
+		may_need_database_alone(planned->utilityStmt, database_oid);
+	NotifierSlot *volatile paused = NULL;
+	Oid		   *dropped_roles = roles_to_drop(planned->utilityStmt);
 
 	PG_TRY();
 	{
-		before_role_statement(planned->utilityStmt);
+		if (needs_alone)
+			pause_notifier(database_oid, &paused);
 		if (previous_process_utility_hook)
 			previous_process_utility_hook(planned, query_string, read_only_tree, context,
 										  params, query_environment, dest, completion);
 		else
 			standard_ProcessUtility(planned, query_string, read_only_tree, context,
 									params, query_environment, dest, completion);
-		after_role_statement(planned->utilityStmt);
+		after_role_statement(planned->utilityStmt, dropped_roles);
 	}
 	PG_FINALLY();
 	{
@@ -558,6 +672,7 @@ synchronize_workers(void)
 		int			slot_index = -1;
 		int			free_index = -1;
 		bool		paused;
+		bool		restart_at_once;
 
 		for (int i = 0; i < NOTIFIER_MAX_DATABASES; i++)
 		{
@@ -585,10 +700,17 @@ synchronize_workers(void)
 
 		SpinLockAcquire(&notifier_shared->mutex);
 		paused = notifier_shared->slots[slot_index].paused;
+		restart_at_once = notifier_shared->slots[slot_index].restart_at_once;
 		SpinLockRelease(&notifier_shared->mutex);
 		if (!paused && !worker_running(slot_index) &&
-			TimestampDifferenceExceeds(worker_started_at[slot_index], now, RESTART_DELAY_MS))
+			(restart_at_once ||
+			 TimestampDifferenceExceeds(worker_started_at[slot_index], now, RESTART_DELAY_MS)))
+		{
+			SpinLockAcquire(&notifier_shared->mutex);
+			notifier_shared->slots[slot_index].restart_at_once = false;
+			SpinLockRelease(&notifier_shared->mutex);
 			start_worker(slot_index);
+		}
 	}
 
 	for (int w = 0; w < wanted_count; w++)
@@ -639,6 +761,240 @@ eventsource_launcher_main(Datum main_arg)
 static NotifierSlot *my_slot = NULL;
 
 /*
+ * Whether the notifier acts on the database's eventsource schema, and if not,
+ * why.
+ */
+typedef enum ExtensionTrust
+{
+	EXTENSION_SERVED,
+	EXTENSION_NOT_INSTALLED,
+	EXTENSION_OWNER_NOT_SUPERUSER,
+	EXTENSION_SCHEMA_RENAMED,
+	EXTENSION_SCHEMA_OWNER_NOT_SUPERUSER,
+	EXTENSION_SCHEMA_CREATE_GRANTED
+} ExtensionTrust;
+
+/* The last answer of extension_trust, so that a refusal is logged once. */
+static ExtensionTrust last_trust = EXTENSION_SERVED;
+
+/*
+ * The schema and owner of the extension with this OID, as pg_extension says
+ * now; false when there is no such extension.  (PostgreSQL 15 does not
+ * export get_extension_schema, and the owner is needed too.)
+ */
+static bool
+extension_row(Oid extension_oid, Oid *schema_oid, Oid *owner)
+{
+	Relation	pg_extension = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	bool		found;
+
+	ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(extension_oid));
+	scan = systable_beginscan(pg_extension, ExtensionOidIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	found = HeapTupleIsValid(tuple);
+	if (found)
+	{
+		*schema_oid = ((Form_pg_extension) GETSTRUCT(tuple))->extnamespace;
+		*owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
+	}
+	systable_endscan(scan);
+	table_close(pg_extension, AccessShareLock);
+	return found;
+}
+
+/*
+ * A role other than a superuser that a schema's ACL lets create objects in
+ * it: sets *public_may_create when PUBLIC may, else returns the role
+ * (InvalidOid when none may).
+ */
+static Oid
+non_superuser_creator(HeapTuple schema_tuple, bool *public_may_create)
+{
+	bool		isnull;
+	Datum		acl_datum = SysCacheGetAttr(NAMESPACEOID, schema_tuple, Anum_pg_namespace_nspacl, &isnull);
+	int16		item_length;
+	bool		item_by_value;
+	char		item_alignment;
+	Datum	   *items;
+	int			count;
+
+	*public_may_create = false;
+	/* No ACL: the owner's default privileges, nothing for PUBLIC. */
+	if (isnull)
+		return InvalidOid;
+	get_typlenbyvalalign(ACLITEMOID, &item_length, &item_by_value, &item_alignment);
+	deconstruct_array(DatumGetAclP(acl_datum), ACLITEMOID, item_length, item_by_value, item_alignment,
+					  &items, NULL, &count);
+	for (int i = 0; i < count; i++)
+	{
+		AclItem    *item = (AclItem *) DatumGetPointer(items[i]);
+
+		if ((ACLITEM_GET_PRIVS(*item) & ACL_CREATE) == 0)
+			continue;
+		if (item->ai_grantee == ACL_ID_PUBLIC)
+		{
+			*public_may_create = true;
+			return InvalidOid;
+		}
+		if (!superuser_arg(item->ai_grantee))
+			return item->ai_grantee;
+	}
+	return InvalidOid;
+}
+
+/*
+ * Logs why the notifier refuses to act on the database's eventsource schema,
+ * as a WARNING, or that it acts on it again.  culprit is the role to blame
+ * (InvalidOid: PUBLIC), or the schema for EXTENSION_SCHEMA_RENAMED.
+ */
+static void
+log_trust_change(ExtensionTrust trust, ExtensionTrust previous, Oid culprit)
+{
+	const char *database_name = get_database_name(MyDatabaseId);
+	const char *superuser_name = quote_identifier(GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false));
+	char	   *name;
+
+	switch (trust)
+	{
+		case EXTENSION_OWNER_NOT_SUPERUSER:
+			name = GetUserNameFromId(culprit, true);
+			ereport(WARNING,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("eventsource notifier does not serve database \"%s\"", database_name),
+					 errdetail("The extension eventsource is owned by role \"%s\", which is not a superuser; the owner of an extension can change it, and the notifier runs what it finds there with superuser rights.",
+							   name ? name : "?"),
+					 errhint("Make the role a superuser again, or give what it owns in the database to a superuser: REASSIGN OWNED BY %s TO %s.",
+							 name ? quote_identifier(name) : "...", superuser_name)));
+			break;
+		case EXTENSION_SCHEMA_RENAMED:
+			name = get_namespace_name(culprit);
+			ereport(WARNING,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("eventsource notifier does not serve database \"%s\"", database_name),
+					 errdetail("The extension's schema is named \"%s\", and the notifier reads the schema named eventsource.",
+							   name ? name : "?"),
+					 errhint("Rename it back: ALTER SCHEMA %s RENAME TO eventsource.",
+							 name ? quote_identifier(name) : "...")));
+			break;
+		case EXTENSION_SCHEMA_OWNER_NOT_SUPERUSER:
+			name = GetUserNameFromId(culprit, true);
+			ereport(WARNING,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("eventsource notifier does not serve database \"%s\"", database_name),
+					 errdetail("Its schema eventsource is owned by role \"%s\", which is not a superuser; the owner of a schema can create, replace and drop objects in it, and the notifier runs what it finds there with superuser rights.",
+							   name ? name : "?"),
+					 errhint("Check what the role created in the schema, then give the schema to a superuser: ALTER SCHEMA eventsource OWNER TO %s.",
+							 superuser_name)));
+			break;
+		case EXTENSION_SCHEMA_CREATE_GRANTED:
+			name = OidIsValid(culprit) ? GetUserNameFromId(culprit, true) : NULL;
+			ereport(WARNING,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("eventsource notifier does not serve database \"%s\"", database_name),
+					 OidIsValid(culprit) ?
+					 errdetail("Its schema eventsource grants CREATE to role \"%s\", which is not a superuser; that role can create objects in it, and the notifier runs what it finds there with superuser rights.",
+							   name ? name : "?") :
+					 errdetail("Its schema eventsource grants CREATE to PUBLIC; any role can create objects in it, and the notifier runs what it finds there with superuser rights."),
+					 errhint("Revoke it with REVOKE CREATE ON SCHEMA eventsource FROM %s.",
+							 OidIsValid(culprit) ? (name ? quote_identifier(name) : "the role") : "PUBLIC")));
+			break;
+		case EXTENSION_SERVED:
+			if (previous != EXTENSION_NOT_INSTALLED)
+				ereport(LOG,
+						(errmsg("eventsource notifier serves database \"%s\" again", database_name)));
+			break;
+		case EXTENSION_NOT_INSTALLED:
+			break;
+	}
+}
+
+/*
+ * Whether the notifier may act on this database's eventsource schema, and
+ * if not, why.  The notifier runs as a superuser, so it acts only on the
+ * installed extension, and only while no role but a superuser can create,
+ * replace or drop objects in its schema: the extension's owner and the
+ * schema's owner are superusers, and no other role may create in it.  Locks
+ * the extension so that it cannot be dropped before the transaction ends.
+ * A refusal other than "not installed" is logged once, until the answer
+ * changes.
+ */
+static ExtensionTrust
+extension_trust(void)
+{
+	Oid			extension_oid = get_extension_oid("eventsource", true);
+	Oid			schema_oid = InvalidOid;
+	Oid			extension_owner = InvalidOid;
+	Oid			culprit = InvalidOid;
+	ExtensionTrust trust = EXTENSION_SERVED;
+
+	if (OidIsValid(extension_oid))
+	{
+		LockDatabaseObject(ExtensionRelationId, extension_oid, 0, AccessShareLock);
+
+		/*
+		 * It may have been dropped while this waited for the lock: look
+		 * again, with a catalog snapshot taken now that it is held.
+		 */
+		InvalidateCatalogSnapshot();
+		if (!extension_row(extension_oid, &schema_oid, &extension_owner))
+			extension_oid = InvalidOid;
+	}
+
+	if (!OidIsValid(extension_oid))
+		trust = EXTENSION_NOT_INSTALLED;
+	else if (!superuser_arg(extension_owner))
+	{
+		trust = EXTENSION_OWNER_NOT_SUPERUSER;
+		culprit = extension_owner;
+	}
+	else
+	{
+		HeapTuple	schema_tuple = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(schema_oid));
+		Form_pg_namespace schema;
+		bool		public_may_create;
+
+		if (!HeapTupleIsValid(schema_tuple))
+			elog(ERROR, "cache lookup failed for schema %u", schema_oid);
+		schema = (Form_pg_namespace) GETSTRUCT(schema_tuple);
+		if (strcmp(NameStr(schema->nspname), "eventsource") != 0)
+		{
+			trust = EXTENSION_SCHEMA_RENAMED;
+			culprit = schema_oid;
+		}
+		else if (!superuser_arg(schema->nspowner))
+		{
+			trust = EXTENSION_SCHEMA_OWNER_NOT_SUPERUSER;
+			culprit = schema->nspowner;
+		}
+		else if (OidIsValid(culprit = non_superuser_creator(schema_tuple, &public_may_create)) ||
+				 public_may_create)
+			trust = EXTENSION_SCHEMA_CREATE_GRANTED;
+		ReleaseSysCache(schema_tuple);
+	}
+
+	if (trust != last_trust)
+		log_trust_change(trust, last_trust, culprit);
+	last_trust = trust;
+	return trust;
+}
+
+/*
+ * Whether the notifier may act on this database's eventsource schema in
+ * this transaction (see extension_trust).  Call it in each of the
+ * notifier's transactions before touching the schema: the answer holds
+ * until the transaction ends.
+ */
+bool
+worker_may_serve_extension(void)
+{
+	return extension_trust() == EXTENSION_SERVED;
+}
+
+/*
  * Of the next ROUND_EVENTS events that became visible after ($1, $2), the
  * newest of each category, and how many there were.  The limit keeps the
  * plan an index scan in log order (without it the generic plan scans the
@@ -651,8 +1007,9 @@ static KeptPlan newly_visible_plan = {
 	"  FROM (SELECT pg_catalog.split_part(e.stream_id, '-', 1) AS category,"
 	"               e.transaction_id, e.global_position"
 	"          FROM eventsource.events e"
-	"         WHERE (e.transaction_id, e.global_position) > ($1, $2)"
-	"           AND e.transaction_id < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())"
+	"         WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>) ($1, $2)"
+	"           AND e.transaction_id OPERATOR(pg_catalog.<)"
+	"               pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())"
 	"         ORDER BY e.transaction_id, e.global_position"
 	"         LIMIT " CppAsString2(ROUND_EVENTS) ") AS visible"
 	" ORDER BY category, transaction_id DESC, global_position DESC",
@@ -662,7 +1019,8 @@ static KeptPlan newly_visible_plan = {
 /* Whether committed events wait behind a transaction still running. */
 static KeptPlan held_back_plan = {
 	"SELECT EXISTS (SELECT FROM eventsource.events e"
-	"  WHERE e.transaction_id >= pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()))",
+	"  WHERE e.transaction_id OPERATOR(pg_catalog.>=)"
+	"        pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()))",
 	0, {InvalidOid}
 };
 
@@ -735,15 +1093,18 @@ static long
 notify_newly_visible(bool *has_position, Checkpoint *position)
 {
 	long		timeout = IDLE_TIMEOUT_MS;
+	ExtensionTrust trust;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	pgstat_report_activity(STATE_RUNNING, "eventsource notifier: looking for new events");
+	/* First the extension, locked; then the snapshot the queries read with. */
+	trust = extension_trust();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "eventsource notifier: looking for new events");
 
-	if (!OidIsValid(get_extension_oid("eventsource", true)))
+	if (trust == EXTENSION_NOT_INSTALLED)
 	{
 		/*
 		 * Not installed (or dropped): nothing to notify.  Every event of a
@@ -752,6 +1113,14 @@ notify_newly_visible(bool *has_position, Checkpoint *position)
 		*has_position = true;
 		position->transaction_id = 0;
 		position->global_position = 0;
+	}
+	else if (trust != EXTENSION_SERVED)
+	{
+		/*
+		 * Refused: nothing to notify, and no async projections to run.  Once
+		 * served again, start at the head, as the first notifier does.
+		 */
+		*has_position = false;
 	}
 	else
 	{
@@ -828,8 +1197,15 @@ eventsource_notifier_main(Datum main_arg)
 	SpinLockRelease(&notifier_shared->mutex);
 	before_shmem_exit(clear_notifier_pid, (Datum) 0);
 
-	/* Nothing a user defines may run with the notifier's (superuser) rights. */
-	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	/*
+	 * Nothing a user defines may run with the notifier's (superuser) rights:
+	 * its statements here and in lifecycle.c name every operator, function
+	 * and type with its schema, and all run with this search path.  The
+	 * source is the session's, not an override: a projection handler's SET
+	 * search_path (in a GUC nest level of its own) must take effect, and an
+	 * override would silently ignore it.
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
 	pgstat_report_appname("eventsource notifier");
 
 	/*

@@ -135,55 +135,82 @@ run_as_extension_owner(Oid table_owner, KeptPlan **plans, int plan_count, Datum 
 }
 
 /*
- * Called before a utility statement runs: DROP ROLE of a role that owns
- * projections or subscriptions in this database fails, naming them, as
- * PostgreSQL's does for a role that owns objects.
+ * Called before a utility statement runs: the roles a DROP ROLE names, as
+ * OIDs (their names are gone once it has run), or NULL for any other
+ * statement.
  */
-void
-before_role_statement(Node *statement)
+Oid *
+roles_to_drop(Node *statement)
 {
-	Oid			table_owner;
+	List	   *roles;
+	Oid		   *oids;
+	int			i = 0;
 	ListCell   *cell;
 
 	if (!IsA(statement, DropRoleStmt))
-		return;
-	table_owner = owners_table_owner();
-	if (!OidIsValid(table_owner))
-		return;
-	foreach(cell, ((DropRoleStmt *) statement)->roles)
+		return NULL;
+	roles = ((DropRoleStmt *) statement)->roles;
+	oids = palloc(Max(list_length(roles), 1) * sizeof(Oid));
+	foreach(cell, roles)
+		oids[i++] = get_rolespec_oid(lfirst(cell), true);
+	return oids;
+}
+
+/*
+ * Fails a DROP ROLE that has dropped a role that owns projections or
+ * subscriptions in this database, naming them, as PostgreSQL's fails for a
+ * role that owns objects.  It looks only after PostgreSQL has checked the
+ * caller's right to drop the roles, so no one else learns what they own.
+ */
+static void
+check_dropped_roles(DropRoleStmt *statement, const Oid *dropped_roles, Oid table_owner)
+{
+	int			i = 0;
+	ListCell   *cell;
+
+	foreach(cell, statement->roles)
 	{
 		KeptPlan   *plans[1] = {&owned_objects_plan};
+		Datum		role = ObjectIdGetDatum(dropped_roles[i++]);
 		StringInfoData owned;
 
+		if (!OidIsValid(DatumGetObjectId(role)))
+			continue;
 		initStringInfo(&owned);
-		run_as_extension_owner(table_owner, plans, 1, role_array(list_make1(lfirst(cell))), InvalidOid,
-							   &owned);
+		run_as_extension_owner(table_owner, plans, 1,
+							   PointerGetDatum(construct_array(&role, 1, OIDOID, sizeof(Oid), true, TYPALIGN_INT)),
+							   InvalidOid, &owned);
 		if (owned.len > 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 					 errmsg("role \"%s\" cannot be dropped because some objects depend on it",
-							get_rolespec_name(lfirst(cell))),
+							((RoleSpec *) lfirst(cell))->rolename),
 					 errdetail_internal("%s", owned.data),
 					 errhint("Drop them, give them to another role with REASSIGN OWNED, or drop them with DROP OWNED.")));
 	}
 }
 
 /*
- * Called after a utility statement succeeded: REASSIGN OWNED hands the
- * roles' projections and subscriptions in this database to the new role,
- * DROP OWNED drops them.  PostgreSQL has checked the caller's rights.
+ * Called after a utility statement succeeded (dropped_roles from
+ * roles_to_drop): DROP ROLE fails if a dropped role owned projections or
+ * subscriptions here; REASSIGN OWNED hands the roles' projections and
+ * subscriptions in this database to the new role, DROP OWNED drops them.
+ * PostgreSQL has checked the caller's rights.
  */
 void
-after_role_statement(Node *statement)
+after_role_statement(Node *statement, const Oid *dropped_roles)
 {
 	Oid			table_owner;
 
-	if (!IsA(statement, ReassignOwnedStmt) && !IsA(statement, DropOwnedStmt))
+	if (!IsA(statement, DropRoleStmt) && !IsA(statement, ReassignOwnedStmt) &&
+		!IsA(statement, DropOwnedStmt))
 		return;
 	table_owner = owners_table_owner();
 	if (!OidIsValid(table_owner))
 		return;
-	if (IsA(statement, ReassignOwnedStmt))
+	if (IsA(statement, DropRoleStmt))
+		check_dropped_roles((DropRoleStmt *) statement, dropped_roles, table_owner);
+	else if (IsA(statement, ReassignOwnedStmt))
 	{
 		ReassignOwnedStmt *reassign = (ReassignOwnedStmt *) statement;
 		KeptPlan   *plans[2] = {&reassign_projections_plan, &reassign_subscriptions_plan};

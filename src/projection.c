@@ -1024,8 +1024,8 @@ run_async_projections(void)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
 
-	/* An extension older than 0.4.0 has no projections. */
-	schema = get_namespace_oid("eventsource", true);
+	/* Only the installed extension, in a schema no other role can change; before 0.4.0 it has no projections. */
+	schema = worker_may_serve_extension() ? get_namespace_oid("eventsource", true) : InvalidOid;
 	if (OidIsValid(schema) && OidIsValid(get_relname_relid("projections", schema)))
 		due = run_kept_plan(&due_projections_plan, NULL, NULL, false);
 	if (due > 0)
