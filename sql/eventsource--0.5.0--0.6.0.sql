@@ -2,9 +2,10 @@
 --
 -- Security: projection handlers run sandboxed with the search path their projection was created
 -- with (pg_temp last); a subscription belongs to a role, and only that role's members and
--- eventsource_admin may poll or acknowledge it; create_projection, create_subscription, poll and
--- ack are SECURITY INVOKER, so that they know their caller, and act as the extension's owner
--- themselves once they have checked it.
+-- eventsource_admin may poll or acknowledge it; the functions that must know their caller
+-- (create_projection, create_subscription, poll, ack, and the audited delete_stream,
+-- tombstone_stream and set_stream_metadata) are SECURITY INVOKER and act as the extension's owner
+-- themselves once they have noted it.
 
 \echo Use "ALTER EXTENSION eventsource UPDATE TO '0.6.0'" to load this file. \quit
 
@@ -20,7 +21,8 @@ COMMENT ON COLUMN eventsource.projections.search_path IS
     'The search path the handler and reset handler run with: the creator''s when the projection was created, pg_temp last.';
 
 -- Subscriptions created before 0.6.0 stay open to every reader, as they were, until an
--- administrator hands each to its consumer role with set_subscription_owner.
+-- administrator hands each to its consumer role with set_subscription_owner (a WARNING lists them:
+-- extension scripts run with client_min_messages = warning).
 ALTER TABLE eventsource.subscriptions ADD COLUMN owner regrole;
 UPDATE eventsource.subscriptions SET owner = 'eventsource_reader';
 ALTER TABLE eventsource.subscriptions ALTER COLUMN owner SET NOT NULL;
@@ -36,7 +38,7 @@ BEGIN
       INTO open_subscriptions
       FROM eventsource.subscriptions s;
     IF open_subscriptions IS NOT NULL THEN
-        RAISE NOTICE 'subscriptions % now belong to eventsource_reader, so every reader may still poll them', open_subscriptions
+        RAISE WARNING 'subscriptions % now belong to eventsource_reader, so every reader may still poll them', open_subscriptions
             USING HINT = 'Hand each to its consumer role: SELECT eventsource.set_subscription_owner(name, ''role'').';
     END IF;
 END
@@ -87,6 +89,10 @@ COMMENT ON FUNCTION eventsource.create_subscription(text, text, text[], text, in
 
 ALTER FUNCTION eventsource.poll(text, integer, integer, integer) SECURITY INVOKER;
 ALTER FUNCTION eventsource.ack(text, eventsource.checkpoint, integer) SECURITY INVOKER;
+-- The audit event of these names their caller, even one inside a SECURITY DEFINER function.
+ALTER FUNCTION eventsource.delete_stream(text, bigint) SECURITY INVOKER;
+ALTER FUNCTION eventsource.tombstone_stream(text, bigint) SECURITY INVOKER;
+ALTER FUNCTION eventsource.set_stream_metadata(text, jsonb) SECURITY INVOKER;
 
 CREATE FUNCTION eventsource.set_subscription_owner(name text, owner regrole)
 RETURNS void

@@ -45,6 +45,9 @@
 PG_FUNCTION_INFO_V1(eventsource_append);
 PG_FUNCTION_INFO_V1(eventsource_append_events);
 
+/* Set while an append's INSERT runs: the inline projections' trigger acts only then. */
+bool		eventsource_appending = false;
+
 /* The events of one append, column by column, in stream order. */
 typedef struct EventBatch
 {
@@ -626,7 +629,8 @@ write_append(text *stream_id, EventBatch *batch, StreamChange change,
 	Datum		values[8];
 	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	bool		many = batch->count > 1;
-	uint64		inserted;
+	uint64 volatile inserted = 0;
+	bool		previous_appending;
 	bool		isnull;
 
 	values[0] = PointerGetDatum(stream_id);
@@ -659,9 +663,20 @@ write_append(text *stream_id, EventBatch *batch, StreamChange change,
 													   JSONBOID, -1, false, TYPALIGN_INT));
 	}
 
-	inserted = run_kept_plan(append_plan(change, many, batch->ids_supplied,
-										 stream_lifecycle_installed()),
-							 values, nulls, false);
+	/* Only this INSERT feeds the inline projections (a restore's COPY does not). */
+	previous_appending = eventsource_appending;
+	eventsource_appending = true;
+	PG_TRY();
+	{
+		inserted = run_kept_plan(append_plan(change, many, batch->ids_supplied,
+											 stream_lifecycle_installed()),
+								 values, nulls, false);
+	}
+	PG_FINALLY();
+	{
+		eventsource_appending = previous_appending;
+	}
+	PG_END_TRY();
 	if (inserted == 0)
 		return 0;
 	if (inserted != (uint64) batch->count)
@@ -824,11 +839,11 @@ append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, Appen
 /*
  * Appends one event to a stream the extension writes itself (its id starts
  * with '$') at any version: the audit stream, for one.  data_json is a JSON
- * object's text; the event's metadata names the role and the session user
- * that caused it (the role outside any SECURITY DEFINER function).
+ * object's text; the event's metadata names the role that caused it (the
+ * caller of the audited function) and the session user.
  */
 void
-append_system_event(const char *stream, const char *event_type, const char *data_json)
+append_system_event(const char *stream, const char *event_type, const char *data_json, Oid role)
 {
 	EventBatch *batch = new_batch(1);
 	AppendResult result;
@@ -836,7 +851,7 @@ append_system_event(const char *stream, const char *event_type, const char *data
 
 	initStringInfo(&metadata);
 	appendStringInfoString(&metadata, "{\"role\": ");
-	escape_json(&metadata, GetUserNameFromId(GetOuterUserId(), false));
+	escape_json(&metadata, GetUserNameFromId(role, false));
 	appendStringInfoString(&metadata, ", \"session_user\": ");
 	escape_json(&metadata, GetUserNameFromId(GetSessionUserId(), false));
 	appendStringInfoChar(&metadata, '}');

@@ -69,7 +69,8 @@ extern bool expectation_met(ExpectedVersion expected, bool exists, int64 version
 extern void raise_version_conflict(text *stream_id, ExpectedVersion expected, int64 actual);
 extern void reject_if_tombstoned(text *stream_id);
 extern void lock_stream_in_log_order(text *stream_id);
-extern void append_system_event(const char *stream, const char *event_type, const char *data_json);
+extern void append_system_event(const char *stream, const char *event_type, const char *data_json,
+								Oid role);
 
 /*
  * The lowest stream version that stream reads of stream $1 show (NULL when
@@ -97,6 +98,12 @@ extern void count_statistic(StatisticKind kind, uint64 amount);
 
 /* Set while scavenge deletes events: the append-only guard lets it (lifecycle.c). */
 extern bool eventsource_scavenging;
+
+/*
+ * Set while an append inserts its events (append.c): only those feed inline
+ * projections, not a restore's COPY into the log.
+ */
+extern bool eventsource_appending;
 
 /*
  * A statement prepared on first use in a backend and kept for its lifetime.

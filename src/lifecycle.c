@@ -209,13 +209,16 @@ eventsource_first_visible_version(PG_FUNCTION_ARGS)
 
 /*
  * Starts an operation that writes an audit event: refuses to run read-only,
- * connects to SPI, and takes the audit stream's turn before any write, so
- * that the audit event lands in log order (see lock_stream_in_log_order).
+ * notes the caller (whom the audit event names) and acts as the extension's
+ * owner, connects to SPI, and takes the audit stream's turn before any
+ * write, so that the audit event lands in log order (see
+ * lock_stream_in_log_order).
  */
 static void
-begin_audited_change(const char *function_name)
+begin_audited_change(FunctionCallInfo fcinfo, const char *function_name, ActingAsOwner *acting)
 {
 	PreventCommandIfReadOnly(function_name);
+	act_as_function_owner(fcinfo, acting);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	lock_stream_in_log_order(cstring_to_text(EVENTSOURCE_AUDIT_STREAM));
@@ -291,8 +294,9 @@ end_stream(FunctionCallInfo fcinfo, bool tombstone)
 	int64		version = 0;
 	bool		tombstoned = false;
 	bool		exists;
+	ActingAsOwner acting;
 
-	begin_audited_change(function_name);
+	begin_audited_change(fcinfo, function_name, &acting);
 	for (;;)
 	{
 		exists = lock_stream(stream_id, &version, &tombstoned);
@@ -318,8 +322,10 @@ end_stream(FunctionCallInfo fcinfo, bool tombstone)
 	run_kept_plan(&delete_stream_snapshots_plan, values, NULL, false);
 	append_system_event(EVENTSOURCE_AUDIT_STREAM,
 						tombstone ? "$stream-tombstoned" : "$stream-deleted",
-						audit_event_data(stream_id, ", \"stream_version\": " INT64_FORMAT, version));
+						audit_event_data(stream_id, ", \"stream_version\": " INT64_FORMAT, version),
+						acting.caller);
 	SPI_finish();
+	stop_acting_as_owner(&acting);
 	return version;
 }
 
@@ -428,6 +434,7 @@ eventsource_set_stream_metadata(PG_FUNCTION_ARGS)
 	char		nulls[4] = {' ', 'n', 'n', 'n'};
 	Datum		previous;
 	Datum		result;
+	ActingAsOwner acting;
 	int64		version;
 	bool		tombstoned;
 	bool		isnull;
@@ -467,7 +474,7 @@ eventsource_set_stream_metadata(PG_FUNCTION_ARGS)
 							   "The keys are truncate_before, max_count and max_age.");
 	}
 
-	begin_audited_change("eventsource.set_stream_metadata()");
+	begin_audited_change(fcinfo, "eventsource.set_stream_metadata()", &acting);
 	if (!lock_stream(stream_id, &version, &tombstoned))
 		raise_no_such_stream(stream_id);
 	if (tombstoned)
@@ -483,9 +490,11 @@ eventsource_set_stream_metadata(PG_FUNCTION_ARGS)
 	append_system_event(EVENTSOURCE_AUDIT_STREAM, "$stream-metadata-set",
 						audit_event_data(stream_id, ", \"metadata\": %s, \"previous\": %s",
 										 JsonbToCString(NULL, &DatumGetJsonbP(result)->root, 0),
-										 JsonbToCString(NULL, &DatumGetJsonbP(previous)->root, 0)));
+										 JsonbToCString(NULL, &DatumGetJsonbP(previous)->root, 0)),
+						acting.caller);
 	result = SPI_datumTransfer(result, false, -1);
 	SPI_finish();
+	stop_acting_as_owner(&acting);
 	PG_RETURN_DATUM(result);
 }
 

@@ -361,10 +361,32 @@ may_need_database_alone(Node *statement, Oid database_oid)
 }
 
 /*
+ * Resumes the notifier a statement paused (arg points to the slot, NULL when
+ * none), when the statement ends: normally, by an error, or by the end of
+ * its backend (a terminated backend must not leave the notifier stopped for
+ * good).  Wakes the launcher, which starts it again at once.
+ */
+static void
+resume_paused_notifier(int code, Datum arg)
+{
+	NotifierSlot *volatile *paused = (NotifierSlot *volatile *) DatumGetPointer(arg);
+
+	if (*paused != NULL)
+	{
+		resume_notifier(*paused);
+		*paused = NULL;
+		wake_launcher();
+	}
+}
+
+/*
  * Stops the notifier of the database a statement needs without other
  * connections, for as long as the statement runs, when the statement may
- * need it so; otherwise runs the statement as is.  The launcher looks again
- * when the statement's transaction ends, having failed or not.
+ * need it so (never in a transaction block, where such a statement fails,
+ * except a rename, which may run there); otherwise runs the statement as
+ * is.  The launcher looks again when the statement's transaction ends.
+ * Around the statement: the owners of projections and subscriptions
+ * (owners.c).
  */
 static void
 notifier_process_utility(PlannedStmt *planned, const char *query_string, bool read_only_tree,
@@ -372,14 +394,17 @@ notifier_process_utility(PlannedStmt *planned, const char *query_string, bool re
 						 QueryEnvironment *query_environment, DestReceiver *dest,
 						 QueryCompletion *completion)
 {
-	const char *database_name = database_needed_alone(planned->utilityStmt);
+	Node	   *statement = planned->utilityStmt;
+	const char *database_name = database_needed_alone(statement);
 	Oid			database_oid = database_name ? get_database_oid(database_name, true) : InvalidOid;
-	bool		needs_alone = OidIsValid(database_oid) &&
-		may_need_database_alone(planned->utilityStmt, database_oid);
+	bool		may_run_here = IsA(statement, RenameStmt) ||
+		(context == PROCESS_UTILITY_TOPLEVEL && !IsTransactionBlock());
+	bool		needs_alone = OidIsValid(database_oid) && may_run_here &&
+		may_need_database_alone(statement, database_oid);
 	NotifierSlot *volatile paused = NULL;
-	Oid		   *dropped_roles = roles_to_drop(planned->utilityStmt);
+	Oid		   *dropped_roles = roles_to_drop(statement);
 
-	PG_TRY();
+	PG_ENSURE_ERROR_CLEANUP(resume_paused_notifier, PointerGetDatum(&paused));
 	{
 		if (needs_alone)
 			pause_notifier(database_oid, &paused);
@@ -389,17 +414,13 @@ notifier_process_utility(PlannedStmt *planned, const char *query_string, bool re
 		else
 			standard_ProcessUtility(planned, query_string, read_only_tree, context,
 									params, query_environment, dest, completion);
-		after_role_statement(planned->utilityStmt, dropped_roles);
+		after_role_statement(statement, dropped_roles);
 	}
-	PG_FINALLY();
-	{
-		if (paused)
-			resume_notifier(paused);
-		/* When the statement's transaction ends, the launcher looks again: a database may be new. */
-		if (database_name || IsA(planned->utilityStmt, CreatedbStmt))
-			at_transaction_end(false, true);
-	}
-	PG_END_TRY();
+	PG_END_ENSURE_ERROR_CLEANUP(resume_paused_notifier, PointerGetDatum(&paused));
+	resume_paused_notifier(0, PointerGetDatum(&paused));
+	/* When the statement's transaction ends, the launcher looks again: a database may be new. */
+	if (database_name || IsA(statement, CreatedbStmt))
+		at_transaction_end(false, true);
 }
 
 /*

@@ -194,8 +194,9 @@ check_dropped_roles(DropRoleStmt *statement, const Oid *dropped_roles, Oid table
  * Called after a utility statement succeeded (dropped_roles from
  * roles_to_drop): DROP ROLE fails if a dropped role owned projections or
  * subscriptions here; REASSIGN OWNED hands the roles' projections and
- * subscriptions in this database to the new role, DROP OWNED drops them.
- * PostgreSQL has checked the caller's rights.
+ * subscriptions in this database to the new role, DROP OWNED drops them,
+ * when eventsource_admin runs them (PostgreSQL has checked the rest of the
+ * caller's rights).
  */
 void
 after_role_statement(Node *statement, const Oid *dropped_roles)
@@ -209,8 +210,20 @@ after_role_statement(Node *statement, const Oid *dropped_roles)
 	if (!OidIsValid(table_owner))
 		return;
 	if (IsA(statement, DropRoleStmt))
+	{
 		check_dropped_roles((DropRoleStmt *) statement, dropped_roles, table_owner);
-	else if (IsA(statement, ReassignOwnedStmt))
+		return;
+	}
+
+	/*
+	 * Any member of a role may REASSIGN or DROP what it owns, but giving away
+	 * or dropping a projection or subscription is for eventsource_admin:
+	 * every reader is a member of eventsource_reader, which owns the
+	 * subscriptions of before 0.6.0.
+	 */
+	if (!may_administer(GetUserId()))
+		return;
+	if (IsA(statement, ReassignOwnedStmt))
 	{
 		ReassignOwnedStmt *reassign = (ReassignOwnedStmt *) statement;
 		KeptPlan   *plans[2] = {&reassign_projections_plan, &reassign_subscriptions_plan};

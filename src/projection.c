@@ -114,6 +114,37 @@ handler_call_context(void *arg)
 }
 
 /*
+ * Why role (called role_name) may not have function run as itself, or NULL
+ * when it may: it must be allowed to execute the function and to use its
+ * schema (a function given by OID skips the name lookup that checks that),
+ * and the function must belong to a superuser or to a role whose rights the
+ * owner has, so that no one else can replace its body with code that then
+ * runs as the owner.
+ */
+static char *
+function_rights_problem(Oid function, Oid role, const char *role_name)
+{
+	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(function));
+	Oid			schema;
+	Oid			function_owner;
+
+	if (!HeapTupleIsValid(tuple))
+		return psprintf("Its function with OID %u no longer exists.", function);
+	schema = ((Form_pg_proc) GETSTRUCT(tuple))->pronamespace;
+	function_owner = ((Form_pg_proc) GETSTRUCT(tuple))->proowner;
+	ReleaseSysCache(tuple);
+	if (pg_namespace_aclcheck(schema, role, ACL_USAGE) != ACLCHECK_OK)
+		return psprintf("Role \"%s\" may not use schema \"%s\" of %s.",
+						role_name, get_namespace_name(schema), format_procedure(function));
+	if (pg_proc_aclcheck(function, role, ACL_EXECUTE) != ACLCHECK_OK)
+		return psprintf("Role \"%s\" may not execute %s.", role_name, format_procedure(function));
+	if (!superuser_arg(function_owner) && !has_privs_of_role(role, function_owner))
+		return psprintf("%s belongs to role \"%s\", which could change it to run as role \"%s\".",
+						format_procedure(function), GetUserNameFromId(function_owner, false), role_name);
+	return NULL;
+}
+
+/*
  * Why the projection's owner may no longer run function (its handler or
  * reset handler), or NULL when it may: handlers run with their owner's
  * rights, so those rights are checked when they run, not only when the
@@ -130,10 +161,7 @@ owner_rights_problem(const Projection *projection, Oid function)
 		return psprintf("Its owner, role \"%s\", is no longer a member of eventsource_admin.", owner_name);
 	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(function)))
 		return psprintf("Its function with OID %u no longer exists.", function);
-	if (pg_proc_aclcheck(function, projection->owner, ACL_EXECUTE) != ACLCHECK_OK)
-		return psprintf("Its owner, role \"%s\", may no longer execute %s.",
-						owner_name, format_procedure(function));
-	return NULL;
+	return function_rights_problem(function, projection->owner, owner_name);
 }
 
 static void
@@ -321,6 +349,9 @@ eventsource_run_inline_projections(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || trigger->tg_newtable == NULL)
 		elog(ERROR, "run_inline_projections must be an AFTER INSERT trigger with a transition table");
+	/* Rows a restore copies into the log were projected when they were appended. */
+	if (!eventsource_appending)
+		return PointerGetDatum(NULL);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -461,6 +492,7 @@ check_handler(Oid function, int expected_arguments, const char *what, Oid caller
 	Form_pg_proc procedure;
 	bool		matches;
 	Oid			argument_type = event_type();
+	char	   *problem;
 
 	if (!HeapTupleIsValid(tuple))
 		ereport(ERROR,
@@ -479,11 +511,13 @@ check_handler(Oid function, int expected_arguments, const char *what, Oid caller
 						   "A reset handler is a function that takes no argument." :
 						   "A handler is a function that takes one argument of type eventsource.event."),
 				 errhint("Its return value is ignored: declare it RETURNS void.")));
-	if (pg_proc_aclcheck(function, caller, ACL_EXECUTE) != ACLCHECK_OK)
+	problem = function_rights_problem(function, caller, GetUserNameFromId(caller, false));
+	if (problem != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for %s %s", what, format_procedure(function)),
-				 errdetail("Handlers run as the role that creates the projection.")));
+				 errdetail_internal("%s", problem),
+				 errhint("Handlers run as the role that creates the projection.")));
 }
 
 static const char *
@@ -504,11 +538,14 @@ checked_choice(FunctionCallInfo fcinfo, int argno, const char *name, const char 
 /*
  * The search path a projection's handlers run with: the one given (by
  * default the creator's, as SET search_path FROM CURRENT would capture it)
- * with pg_temp moved to its end, so that the temporary tables of a session
- * that appends cannot capture a handler's unqualified names.
+ * resolved as it stands now, for owner: "$user" becomes the owner's schema,
+ * and a schema that does not exist is left out, so that no one can put a
+ * schema in front of the handler's tables later by creating it.  Temporary
+ * schemas are moved to the end (pg_temp), so that the temporary tables of a
+ * session that appends cannot capture a handler's unqualified names.
  */
 static char *
-handler_search_path(FunctionCallInfo fcinfo, int argno)
+handler_search_path(FunctionCallInfo fcinfo, int argno, Oid owner)
 {
 	char	   *given;
 	List	   *schemas;
@@ -527,30 +564,23 @@ handler_search_path(FunctionCallInfo fcinfo, int argno)
 	{
 		const char *schema = lfirst(cell);
 
-		if (strcmp(schema, "pg_temp") != 0)
-			appendStringInfo(&path, "%s, ", quote_identifier(schema));
+		if (strcmp(schema, "$user") == 0)
+			schema = GetUserNameFromId(owner, false);
+		if (strncmp(schema, "pg_temp", strlen("pg_temp")) == 0 || !OidIsValid(get_namespace_oid(schema, true)))
+			continue;
+		appendStringInfo(&path, "%s, ", quote_identifier(schema));
 	}
 	appendStringInfoString(&path, "pg_temp");
 	return path.data;
 }
 
-#define CREATE_PROJECTION(search_path_column, search_path_value) \
-	"INSERT INTO eventsource.projections" \
-	" (name, handler, reset_handler, owner, event_types, category, mode, on_failure, max_attempts" \
-	search_path_column ")" \
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9" search_path_value ") ON CONFLICT (name) DO NOTHING"
-
 static KeptPlan create_projection_plan = {
-	CREATE_PROJECTION(", search_path", ", $10"),
+	"INSERT INTO eventsource.projections"
+	" (name, handler, reset_handler, owner, event_types, category, mode, on_failure, max_attempts,"
+	"  search_path)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (name) DO NOTHING",
 	10, {TEXTOID, REGPROCEDUREOID, REGPROCEDUREOID, REGROLEOID, TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID,
 	INT4OID, TEXTOID}
-};
-
-/* Before 0.6.0, projections have no search path of their own. */
-static KeptPlan create_projection_0_4_plan = {
-	CREATE_PROJECTION("", ""),
-	9, {TEXTOID, REGPROCEDUREOID, REGPROCEDUREOID, REGROLEOID, TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID,
-	INT4OID}
 };
 
 /* Whether the log's trigger is wrong: enabled without a running inline projection, or the reverse. */
@@ -611,15 +641,15 @@ eventsource_synchronize_inline_projections(PG_FUNCTION_ARGS)
 /*
  * eventsource.create_projection(name, handler, event_types, category, mode,
  * reset_handler, on_failure, max_attempts, search_path) returns void.  The
- * caller owns the projection: its handlers run as the caller.  (Before
- * 0.6.0 the function has no search_path argument.)
+ * caller owns the projection: its handlers run as the caller.  Before 0.6.0
+ * the function (without search_path) was SECURITY DEFINER, which hides the
+ * caller: that one refuses.
  */
 Datum
 eventsource_create_projection(PG_FUNCTION_ARGS)
 {
 	text	   *name = checked_object_name(fcinfo, 0, "projection");
 	ArrayType  *event_types = checked_event_types(fcinfo, 2);
-	bool		has_search_path = PG_NARGS() > 8;
 	const char *mode;
 	const char *on_failure;
 	int32		max_attempts;
@@ -627,6 +657,12 @@ eventsource_create_projection(PG_FUNCTION_ARGS)
 	Datum		values[10];
 	char		nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
+	if (PG_NARGS() < 9)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("create_projection needs eventsource 0.6.0 in this database"),
+				 errdetail("Before 0.6.0, create_projection is SECURITY DEFINER, and the library cannot tell which role calls it: the one the projection's handlers would run as."),
+				 errhint("Run ALTER EXTENSION eventsource UPDATE.")));
 	act_as_function_owner(fcinfo, &acting);
 	check_not_null(fcinfo, 1, "handler");
 	check_handler(PG_GETARG_OID(1), 1, "handler", acting.caller);
@@ -648,13 +684,11 @@ eventsource_create_projection(PG_FUNCTION_ARGS)
 	values[6] = CStringGetTextDatum(mode);
 	values[7] = CStringGetTextDatum(on_failure);
 	values[8] = Int32GetDatum(max_attempts);
-	if (has_search_path)
-		values[9] = CStringGetTextDatum(handler_search_path(fcinfo, 8));
+	values[9] = CStringGetTextDatum(handler_search_path(fcinfo, 8, acting.caller));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (run_kept_plan(has_search_path ? &create_projection_plan : &create_projection_0_4_plan,
-					  values, nulls, false) == 0)
+	if (run_kept_plan(&create_projection_plan, values, nulls, false) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("projection \"%s\" already exists", text_to_cstring(name))));

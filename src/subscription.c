@@ -218,6 +218,20 @@ subscription_member(FunctionCallInfo fcinfo, text *name, int member_argno, Subsc
 	return member;
 }
 
+/* An owner argument: a role ('-', which regrole reads as OID 0, is none). */
+static Datum
+checked_owner(FunctionCallInfo fcinfo, int argno)
+{
+	Oid			owner = PG_GETARG_OID(argno);
+
+	if (!OidIsValid(owner) || GetUserNameFromId(owner, true) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("owner must be an existing role"),
+				 errdetail("owner was OID %u.", owner)));
+	return ObjectIdGetDatum(owner);
+}
+
 /*
  * eventsource.consumer_group_member(stream_id, consumer_group_size) returns
  * the member (0 to size - 1) that receives the stream's events: a stable
@@ -280,7 +294,7 @@ eventsource_create_subscription(PG_FUNCTION_ARGS)
 	values[2] = PointerGetDatum(event_types);
 	nulls[2] = event_types == NULL ? 'n' : ' ';
 	values[3] = Int32GetDatum(group_size);
-	values[6] = has_owner && !PG_ARGISNULL(5) ? PG_GETARG_DATUM(5) : ObjectIdGetDatum(acting.caller);
+	values[6] = has_owner && !PG_ARGISNULL(5) ? checked_owner(fcinfo, 5) : ObjectIdGetDatum(acting.caller);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -312,7 +326,7 @@ eventsource_set_subscription_owner(PG_FUNCTION_ARGS)
 
 	check_not_null(fcinfo, 1, "owner");
 	values[0] = PointerGetDatum(name);
-	values[1] = PG_GETARG_DATUM(1);
+	values[1] = checked_owner(fcinfo, 1);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (run_kept_plan(&set_owner_plan, values, NULL, false) == 0)
