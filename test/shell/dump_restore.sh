@@ -5,7 +5,9 @@
 # The stream lifecycle (0.5.0) survives too: retention metadata, soft deletes and tombstones (of a
 # written stream and of an id never written), the $streams audit stream; stream reads hide the same
 # events, a tombstoned stream stays unwritable, a deleted one continues its numbering, and scavenge
-# removes what nothing holds back.
+# removes what nothing holds back. A parallel restore (pg_dump -Fd, pg_restore -j 4) of a database
+# with inline projections, five times: the log's COPY does not call their handlers, every event and
+# the read model come back as dumped, and an append afterwards is projected once.
 # Runs against the cluster that PGHOST/PGPORT/PGUSER name (test/run starts a throwaway one).
 set -euo pipefail
 
@@ -151,4 +153,80 @@ done
 for db in es_dump_source es_restored_custom es_restored_plain; do
   dropdb "$db"
 done
+
+# A parallel restore (a directory dump through pg_restore -j 4) of a database with inline
+# projections: the restore's COPY into eventsource.events must not call their handlers, whose read
+# model is restored with it (a call counts the events twice, or fails the COPY: the handlers' ON
+# CONFLICT needs the unique indexes, which come after the data). pg_restore -j starts the larger
+# tables' data first: the application's three larger tables keep three of the workers busy, and the
+# fourth loads eventsource.projections (its rows, with their event_types, outweigh the log's three
+# events in one transaction), which enables the inline trigger, before the log. Five restores, each
+# into a new database; then an append to the last is projected once.
+parallel_databases=(es_parallel_source es_parallel_1 es_parallel_2 es_parallel_3 es_parallel_4 es_parallel_5)
+for db in "${parallel_databases[@]}"; do
+  dropdb --if-exists "$db"
+done
+createdb es_parallel_source
+psql_quiet -d es_parallel_source > /dev/null <<'SQL'
+CREATE EXTENSION eventsource;
+CREATE SCHEMA model;
+CREATE TABLE model.account_totals (account_id text NOT NULL, deposits integer NOT NULL, amount bigint NOT NULL);
+CREATE UNIQUE INDEX account_totals_account_id ON model.account_totals (account_id);
+CREATE TABLE model.event_counts (event_type text NOT NULL, events integer NOT NULL);
+CREATE UNIQUE INDEX event_counts_event_type ON model.event_counts (event_type);
+CREATE FUNCTION model.total(e eventsource.event) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO model.account_totals AS t VALUES (e.stream_id, 1, (e.data->>'amount')::bigint)
+    ON CONFLICT (account_id) DO UPDATE SET deposits = t.deposits + 1, amount = t.amount + excluded.amount
+$$;
+CREATE FUNCTION model.count(e eventsource.event) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO model.event_counts AS c VALUES (e.event_type, 1) ON CONFLICT (event_type) DO UPDATE SET events = c.events + 1
+$$;
+SELECT eventsource.create_projection('account-totals', 'model.total(eventsource.event)', category => 'account',
+                                     event_types => ARRAY['Deposited']);
+SELECT eventsource.create_projection('event-counts', 'model.count(eventsource.event)',
+                                     event_types => ARRAY['Opened', 'Deposited', 'Withdrawn', 'Transferred', 'InterestPaid', 'FeeCharged', 'Closed']);
+-- One transaction: the events share their transaction id and time, and weigh little in the dump.
+BEGIN;
+SELECT eventsource.append('account-1', 'Deposited', '{"amount": 10}');
+SELECT eventsource.append('account-2', 'Deposited', '{"amount": 20}');
+SELECT eventsource.append('account-1', 'Deposited', '{"amount": 5}');
+COMMIT;
+CREATE SCHEMA app;
+CREATE TABLE app.customers AS SELECT n, md5(n::text) AS name FROM generate_series(1, 3000) AS n;
+CREATE TABLE app.orders AS SELECT n, md5(n::text) AS item FROM generate_series(1, 3000) AS n;
+CREATE TABLE app.invoices AS SELECT n, md5(n::text) AS line FROM generate_series(1, 3000) AS n;
+SQL
+read_model() {
+  psql_quiet -d "$1" <<'SQL'
+SELECT global_position, stream_id, stream_version, event_id, event_type, data FROM eventsource.events ORDER BY global_position;
+SELECT account_id, deposits, amount FROM model.account_totals ORDER BY account_id;
+SELECT event_type, events FROM model.event_counts ORDER BY event_type;
+SQL
+}
+read_model es_parallel_source > "$work/parallel_source.txt"
+pg_dump -Fd -d es_parallel_source -f "$work/dump.directory"
+# dumped_size TABLE: the bytes of eventsource.TABLE's data in the directory dump (pg_restore -j
+# loads the larger first).
+dumped_size() {
+  local id
+  id=$(pg_restore -l "$work/dump.directory" | awk -v t="$1" '$4 $5 $6 $7 == "TABLEDATAeventsource" t { sub(";", "", $1); print $1 }')
+  stat -c %s "$work/dump.directory/$id.dat.gz" 2> /dev/null || echo "no data file"
+}
+check "parallel: the dump holds more of eventsource.projections than of the log" \
+  "$([ "$(dumped_size projections)" -gt "$(dumped_size events)" ] 2> /dev/null && echo t || echo "f: $(dumped_size projections), $(dumped_size events)")" t
+for db in "${parallel_databases[@]:1}"; do
+  createdb "$db"
+  restored=$(pg_restore -j 4 -d "$db" "$work/dump.directory" 2>&1) || true
+  check "$db: pg_restore -j 4 succeeds" "$(grep -m1 -o 'ERROR:.*' <<<"$restored" || echo ok)" ok
+  check "$db: every event is restored" "$(psql_quiet -d "$db" -c "SELECT count(*) FROM eventsource.events")" 3
+  check "$db: events and read model are as dumped" "$(read_model "$db" | cmp -s - "$work/parallel_source.txt" && echo identical || echo different)" identical
+done
+check "$db: an append after the restore is projected once" \
+  "$(psql_quiet -d "$db" -c "SELECT eventsource.append('account-1', 'Deposited', '{\"amount\": 1}')" \
+       -c "SELECT deposits || ' ' || amount FROM model.account_totals WHERE account_id = 'account-1'" \
+       -c "SELECT events FROM model.event_counts WHERE event_type = 'Deposited'")" "$(printf '3\n3 16\n4')"
+for db in "${parallel_databases[@]}"; do
+  dropdb "$db"
+done
+
 finish dump_restore

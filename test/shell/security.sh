@@ -22,7 +22,25 @@
 #     with 42501 naming the projection and writes nothing, an async one stops as failed; DROP ROLE
 #     of the owner of projections and a subscription fails with 2BP01 naming them;
 #  6. handlers run with the search path of create_projection (search_path => or the creator's),
-#     pg_temp last: an unqualified table of public is found, a writer's temp table is not.
+#     pg_temp last: an unqualified table of public is found, a writer's temp table is not;
+#  7. that search path holds only the schemas that existed at create_projection ("$user" the
+#     owner's own schema): a writer who creates schemas dba, admin2 and staging later, with a table
+#     totals whose trigger escalates, does not capture the INSERT INTO totals of dba's (a
+#     superuser's) async projections or admin2's inline one;
+#  8. a temporary schema named in search_path => (pg_temp_8) is left out, pg_temp stays last;
+#  9. a handler given by OID in a schema its owner may not use (a superuser's SECURITY DEFINER
+#     function in schema private): create_projection fails with 42501, rebuild_projection gains
+#     nothing; an owner who loses USAGE on the handler's schema: the append fails with 42501;
+# 10. a handler another non-superuser role owns (and could replace): 42501 at create_projection,
+#     and at the append once a superuser has given the handler to the writer;
+# 11. a reader's REASSIGN OWNED BY eventsource_reader TO itself and DROP OWNED BY eventsource_reader
+#     leave the subscriptions eventsource_reader owns alone; an administrator's still move or drop;
+# 12. a subscription owner that is no role ('-'): 22023 from create_subscription and
+#     set_subscription_owner;
+# 13. the $streams audit event of delete_stream called in the attacker's SECURITY DEFINER function
+#     that the writer calls names the attacker as its role;
+# 14. DROP DATABASE by the database's owner, terminated while it waits for another session, leaves
+#     the notifier running again; in a transaction block (where it fails) it never stops it.
 # Runs initdb and pg_ctl itself (as the postgres OS user when run as root) on port $PGPORT + 14,
 # with the binaries in ${EVENTSOURCE_PG_BINDIR:-/usr/lib/postgresql/15/bin}, so that it can test
 # another build of PostgreSQL and eventsource. A failed step is a failed check, never the end of
@@ -59,7 +77,7 @@ listen_addresses = ''
 unix_socket_directories = '$tmp'
 fsync = off
 shared_preload_libraries = 'eventsource'
-eventsource.notify_databases = 'es_security,es_lookalike,es_victim'
+eventsource.notify_databases = 'es_security,es_lookalike,es_victim,es_paused'
 eventsource.scavenge_interval = 1
 EOF
 echo "local all all trust" > "$tmp/data/pg_hba.conf"
@@ -144,7 +162,7 @@ SELECT 'member ' || member::regrole || ' of ' || roleid::regrole || CASE WHEN ad
   FROM pg_auth_members ORDER BY 1;
 SQL
 }
-attack_roles="attacker writer dbowner nobody reporting billing projector modeler"
+attack_roles="attacker writer dbowner nobody reporting billing projector modeler admin2 reader reader2 outgoing incoming"
 # escalations: what roles have gained since the cluster was set up (nothing: ""), and how (each
 # attack records the ALTER ROLE that worked, with the role it ran as and where).
 escalations() {
@@ -192,14 +210,16 @@ replace_notifier() {
   done
   echo "$new"
 }
-# wait_projection NAME CONDITION: waits up to 20 s for CONDITION on its projection_status row.
-wait_projection() {
-  for _ in $(seq 100); do
-    [ "$(super -c "SELECT $2 FROM eventsource.projection_status WHERE name = '$1'")" = t ] && return 0
-    sleep 0.2
+# wait_until SECONDS QUERY: waits up to SECONDS for a superuser's QUERY to return t.
+wait_until() {
+  for _ in $(seq $(($1 * 10))); do
+    [ "$(super -c "$2")" = t ] && return 0
+    sleep 0.1
   done
   return 1
 }
+# wait_projection NAME CONDITION: waits up to 20 s for CONDITION on its projection_status row.
+wait_projection() { wait_until 20 "SELECT $2 FROM eventsource.projection_status WHERE name = '$1'"; }
 # projection_state NAME: "status after N events", and its last error if it has one (with_error).
 projection_state() {
   super -c "SELECT status || ' after ' || events_processed || ' events'
@@ -226,8 +246,17 @@ CREATE ROLE reporting LOGIN IN ROLE eventsource_reader;
 CREATE ROLE billing LOGIN IN ROLE eventsource_reader;
 CREATE ROLE projector LOGIN IN ROLE eventsource_admin;
 CREATE ROLE modeler LOGIN IN ROLE eventsource_admin;
+CREATE ROLE admin2 LOGIN IN ROLE eventsource_admin;
+CREATE ROLE reader LOGIN IN ROLE eventsource_reader;
+CREATE ROLE reader2 LOGIN IN ROLE eventsource_reader;
+CREATE ROLE dba LOGIN SUPERUSER;
+-- An administrator's REASSIGN OWNED BY outgoing TO incoming (it has the rights of both).
+CREATE ROLE outgoing LOGIN IN ROLE eventsource_admin;
+CREATE ROLE incoming IN ROLE eventsource_admin;
+GRANT outgoing, incoming TO admin2;
 CREATE DATABASE es_lookalike OWNER dbowner;
-GRANT CREATE ON DATABASE es_security TO attacker;
+CREATE DATABASE es_paused OWNER dbowner;
+GRANT CREATE ON DATABASE es_security TO attacker, writer;
 SQL
 check "the extension is installed in es_security and es_victim" \
   "$(super -c "SELECT extversion IS NOT NULL FROM pg_extension WHERE extname = 'eventsource'")$(psql -X -At -U postgres -d es_victim -c "SELECT count(*) FROM pg_extension WHERE extname = 'eventsource'")" t1
@@ -656,6 +685,28 @@ give_back() {
   fi
 }
 revoked_events() { super -c "SELECT count(*) FROM eventsource.events WHERE stream_id LIKE '$1-%'"; }
+# refused_append LABEL CATEGORY PROJECTION: the writer's append to CATEGORY-1, which the inline
+# PROJECTION's owner may no longer run, fails with 42501 naming it and writes nothing.
+refused_append() {
+  local events out
+  events=$(revoked_events "$2")
+  out=$(psql_as writer es_security -c "SELECT eventsource.append('$2-1', 'Appended', '{}')")
+  check "$1: the writer's append fails with 42501" "$(sqlstate "$out")" 42501
+  check "$1: the error names the projection" "$(mentions "$out" "\"$3\"")" "\"$3\""
+  check "$1: the append left nothing" "$(revoked_events "$2")" "$events"
+}
+# inline_then_refused LABEL OWNER NAME HANDLER CATEGORY SQL: OWNER creates the inline projection NAME
+# of HANDLER for CATEGORY and the writer appends through it; once a superuser has run SQL, the
+# writer's append is refused (refused_append).
+inline_then_refused() {
+  local out
+  out=$(psql_as "$2" es_security -c "SELECT eventsource.create_projection('$3', '$4', category => '$5')")
+  check "$1: $2 creates the inline projection $3 of $4" "$(sqlstate "$out")" ok
+  out=$(psql_as writer es_security -c "SELECT eventsource.append('$5-1', 'Appended', '{}')")
+  check "$1: the writer appends through it" "$(sqlstate "$out")" ok
+  super -c "$6" > /dev/null
+  refused_append "$1, then $6" "$5" "$3"
+}
 psql_as projector es_security -c "SELECT eventsource.create_projection('revoked-inline', 'public.project_nothing(eventsource.event)', category => 'revoked')" > /dev/null
 out=$(psql_as writer es_security -c "SELECT eventsource.append('revoked-1', 'Appended', '{}')")
 check "5 the writer appends through projector's inline projection" "$(sqlstate "$out")" ok
@@ -665,11 +716,7 @@ for loss in "EXECUTE on the handler" "eventsource_admin"; do
   else
     super -c "REVOKE EXECUTE ON FUNCTION public.project_nothing(eventsource.event) FROM projector, PUBLIC"
   fi
-  events=$(revoked_events revoked)
-  out=$(psql_as writer es_security -c "SELECT eventsource.append('revoked-1', 'Appended', '{}')")
-  check "5 projector lost $loss: the writer's append fails with 42501" "$(sqlstate "$out")" 42501
-  check "5 projector lost $loss: the error names the projection" "$(mentions "$out" '"revoked-inline"')" '"revoked-inline"'
-  check "5 projector lost $loss: the append left nothing" "$(revoked_events revoked)" "$events"
+  refused_append "5 projector lost $loss" revoked revoked-inline
   give_back "$loss"
 done
 out=$(psql_as writer es_security -c "SELECT eventsource.append('revoked-1', 'Appended', '{}')")
@@ -759,5 +806,263 @@ SQL
 done
 no_escalation "6 the handler search path"
 notifier_kept "6" es_security "$security_pid"
+
+# ------------------------------------------------------------------------------------------------
+# 7. The search path a projection keeps: the schemas that existed when it was created
+# ------------------------------------------------------------------------------------------------
+# dba (a superuser) and admin2 create projections whose handler writes to the unqualified totals
+# (public.totals) with the default search path ("$user", public) or one naming a schema that does
+# not exist yet; the writer, who may create schemas, then creates dba, staging and admin2, each with
+# a table totals whose trigger makes the writer a superuser when a superuser runs it.
+stored_search_path() { super -c "SELECT coalesce((SELECT search_path FROM eventsource.projections WHERE name = '$1'), 'no projection')"; }
+super > /dev/null <<'SQL'
+GRANT SELECT, INSERT, UPDATE ON public.totals TO admin2;
+CREATE SCHEMA modeler AUTHORIZATION modeler;
+SQL
+created=(
+  "$(psql_as dba es_security -c "SELECT eventsource.create_projection('dba-default', 'public.count_total(eventsource.event)', category => 'dbadefault', mode => 'async')")"
+  "$(psql_as dba es_security -c "SET search_path = staging, public" \
+       -c "SELECT eventsource.create_projection('dba-staging', 'public.count_total(eventsource.event)', category => 'dbastaging', mode => 'async')")"
+  "$(psql_as admin2 es_security -c "SELECT eventsource.create_projection('admin2-default', 'public.count_total(eventsource.event)', category => 'admin2default')")"
+  "$(psql_as modeler es_security -c "SELECT eventsource.create_projection('modeler-default', 'public.count_total(eventsource.event)', category => 'modelerdefault')")"
+)
+check "7 dba, admin2 and modeler create their projections" "$(for out in "${created[@]}"; do sqlstate "$out"; done | paste -sd ' ' -)" "ok ok ok ok"
+for expected in "dba-default=public, pg_temp" "dba-staging=public, pg_temp" "admin2-default=public, pg_temp" \
+  "modeler-default=modeler, public, pg_temp"; do
+  check "7 ${expected%%=*} keeps the search path of the schemas that exist (\"\$user\" as its owner's own)" \
+    "$(stored_search_path "${expected%%=*}")" "${expected#*=}"
+done
+traps=$(psql_as writer es_security <<'SQL'
+CREATE SCHEMA trap;
+GRANT USAGE ON SCHEMA trap TO PUBLIC;
+CREATE TABLE trap.sprung (table_schema name, ran_as name);
+GRANT INSERT ON trap.sprung TO PUBLIC;
+CREATE FUNCTION trap.spring() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+BEGIN
+    INSERT INTO trap.sprung VALUES (TG_TABLE_SCHEMA, current_user);
+    BEGIN
+        ALTER ROLE writer SUPERUSER;
+        INSERT INTO evil.pwned (via, ran_as, application)
+        VALUES ('a trigger on ' || TG_TABLE_SCHEMA || '.totals', current_user, current_setting('application_name'));
+    EXCEPTION WHEN OTHERS THEN
+        NULL;
+    END;
+    RETURN NEW;
+END
+$$;
+DO $do$
+DECLARE
+    s name;
+BEGIN
+    FOREACH s IN ARRAY ARRAY['dba', 'staging', 'admin2'] LOOP
+        EXECUTE format('CREATE SCHEMA %I', s);
+        EXECUTE format('GRANT USAGE ON SCHEMA %I TO PUBLIC', s);
+        EXECUTE format('CREATE TABLE %I.totals (stream_id text PRIMARY KEY, events integer NOT NULL)', s);
+        EXECUTE format('GRANT SELECT, INSERT, UPDATE ON %I.totals TO PUBLIC', s);
+        EXECUTE format('CREATE TRIGGER spring BEFORE INSERT ON %I.totals FOR EACH ROW EXECUTE FUNCTION trap.spring()', s);
+    END LOOP;
+END
+$do$;
+SELECT 'traps=' || count(*) FROM pg_trigger WHERE tgname = 'spring';
+SQL
+)
+check "7 the writer creates the schemas dba, staging and admin2, each with a trapped table totals" "$(field traps "$traps")" 3
+for category in dbadefault dbastaging admin2default; do
+  out=$(psql_as writer es_security -c "SELECT eventsource.append('$category-1', 'Counted', '{}')")
+  check "7 $category: the writer appends" "$(sqlstate "$out")" ok
+done
+wait_projection dba-default "events_processed >= 1 OR last_error IS NOT NULL"
+wait_projection dba-staging "events_processed >= 1 OR last_error IS NOT NULL"
+for category in dbadefault dbastaging admin2default; do
+  check "7 $category: the handler's INSERT INTO totals lands in public.totals" "$(total "$category-1")" 1
+done
+check "7 the writer's trigger on totals never ran" \
+  "$(super -c "SELECT coalesce(string_agg(DISTINCT table_schema || '.totals as ' || ran_as, ', '), '') FROM trap.sprung")" ""
+no_escalation "7 schemas created after the projections"
+super -c "SELECT eventsource.drop_projection(name) FROM eventsource.projections WHERE name IN ('dba-default', 'dba-staging', 'admin2-default', 'modeler-default')" \
+  -c "DROP SCHEMA modeler" > /dev/null
+psql_as writer es_security -c "DROP SCHEMA dba, staging, admin2, trap CASCADE" > /dev/null
+
+# ------------------------------------------------------------------------------------------------
+# 8. A temporary schema named in search_path => (pg_temp_N): left out, pg_temp last
+# ------------------------------------------------------------------------------------------------
+out=$(psql_as modeler es_security -c "SELECT eventsource.create_projection('temp-numbered', 'public.count_total(eventsource.event)', category => 'tempnumbered', search_path => 'pg_temp_8, public')")
+check "8 create_projection takes search_path => 'pg_temp_8, public'" "$(sqlstate "$out")" ok
+check "8 and keeps public, pg_temp last, no pg_temp_8" "$(stored_search_path temp-numbered)" "public, pg_temp"
+super -c "SELECT eventsource.drop_projection('temp-numbered')" > /dev/null
+
+# ------------------------------------------------------------------------------------------------
+# 9. A handler in a schema its projection's owner may not use
+# ------------------------------------------------------------------------------------------------
+# The superuser's schema private (no USAGE for anyone else) holds a SECURITY DEFINER maintenance
+# function that PUBLIC may execute; the attacker names it by OID, which skips the name lookup.
+super > /dev/null <<'SQL'
+CREATE SCHEMA private;
+CREATE FUNCTION private.nightly_maintenance() RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+BEGIN
+    ALTER ROLE attacker CREATEROLE;
+    INSERT INTO evil.pwned (via, ran_as, application)
+    VALUES ('private.nightly_maintenance()', current_user, current_setting('application_name'));
+END
+$$;
+CREATE FUNCTION private.project_nothing(e eventsource.event) RETURNS void LANGUAGE plpgsql AS 'BEGIN NULL; END';
+SQL
+out=$(psql_as attacker es_security -c "SELECT eventsource.create_projection('maintenance', 'evil.handle_nothing(eventsource.event)', category => 'maintenance',
+         reset_handler => (SELECT oid FROM pg_catalog.pg_proc WHERE proname = 'nightly_maintenance')::oid::regprocedure)")
+check "9 create_projection with reset_handler => private.nightly_maintenance() by OID fails with 42501" "$(sqlstate "$out")" 42501
+check "9 and its detail: the attacker may not use schema private" "$(mentions "$out" 'may not use schema "private"')" 'may not use schema "private"'
+psql_as attacker es_security -c "SELECT eventsource.rebuild_projection('maintenance')" > /dev/null
+no_escalation "9 rebuild_projection with a reset handler in schema private"
+super -c "GRANT USAGE ON SCHEMA private TO attacker" > /dev/null
+inline_then_refused "9 with USAGE on schema private" attacker private-inline 'private.project_nothing(eventsource.event)' privateinline \
+  "REVOKE USAGE ON SCHEMA private FROM attacker"
+super -c "SELECT eventsource.drop_projection(name) FROM eventsource.projections WHERE name IN ('maintenance', 'private-inline')" \
+  -c "SET client_min_messages = warning" -c "DROP SCHEMA private CASCADE" > /dev/null
+no_escalation "9 a handler in schema private"
+
+# ------------------------------------------------------------------------------------------------
+# 10. A handler that another (non-superuser) role owns, and could replace
+# ------------------------------------------------------------------------------------------------
+super -c "GRANT CREATE ON SCHEMA public TO writer" > /dev/null
+psql_as writer es_security > /dev/null <<'SQL'
+CREATE FUNCTION public.h(e eventsource.event) RETURNS void LANGUAGE plpgsql AS 'BEGIN NULL; END';
+REVOKE EXECUTE ON FUNCTION public.h(eventsource.event) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION public.h(eventsource.event) TO admin2;
+CREATE TABLE public.h_ran (ran_as name);
+GRANT INSERT ON public.h_ran TO PUBLIC;
+SQL
+out=$(psql_as admin2 es_security -c "SELECT eventsource.create_projection('writers-handler', 'public.h(eventsource.event)', category => 'writershandler')")
+check "10 admin2's create_projection with the writer's public.h fails with 42501" "$(sqlstate "$out")" 42501
+check "10 and its detail: public.h belongs to role writer" "$(mentions "$out" 'belongs to role "writer"')" 'belongs to role "writer"'
+# What the writer would do next: replace the body, and append.
+psql_as writer es_security > /dev/null <<'SQL'
+CREATE OR REPLACE FUNCTION public.h(e eventsource.event) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.h_ran VALUES (current_user);
+END
+$$;
+SELECT eventsource.append('writershandler-1', 'Appended', '{}');
+SQL
+check "10 the writer's replaced public.h never ran as another role" \
+  "$(super -c "SELECT coalesce(string_agg(DISTINCT ran_as, ', '), '') FROM public.h_ran WHERE ran_as <> 'writer'")" ""
+super -c "CREATE FUNCTION public.h2(e eventsource.event) RETURNS void LANGUAGE plpgsql AS 'BEGIN NULL; END'" > /dev/null
+inline_then_refused "10 a handler of the superuser's" admin2 handed-handler 'public.h2(eventsource.event)' handedhandler \
+  "ALTER FUNCTION public.h2(eventsource.event) OWNER TO writer"
+super -c "SELECT eventsource.drop_projection(name) FROM eventsource.projections WHERE name IN ('writers-handler', 'handed-handler')" \
+  -c "DROP FUNCTION public.h(eventsource.event), public.h2(eventsource.event)" -c "DROP TABLE public.h_ran" \
+  -c "REVOKE CREATE ON SCHEMA public FROM writer" > /dev/null
+no_escalation "10 a handler another role owns"
+
+# ------------------------------------------------------------------------------------------------
+# 11. REASSIGN OWNED and DROP OWNED of eventsource_reader's subscriptions by a reader
+# ------------------------------------------------------------------------------------------------
+# owned PATTERN: the projections and subscriptions named LIKE PATTERN, their owners and members.
+owned() {
+  super -c "SELECT coalesce(string_agg(line, '; ' ORDER BY line), 'none') FROM (
+              SELECT 'projection ' || name || ' of ' || owner AS line FROM eventsource.projections WHERE name LIKE '$1'
+              UNION ALL
+              SELECT 'subscription ' || name || ' of ' || owner FROM eventsource.subscriptions WHERE name LIKE '$1'
+              UNION ALL
+              SELECT 'member ' || subscription_name || '/' || consumer_group_member || ' at ' || coalesce(checkpoint::text, 'start')
+                FROM eventsource.subscription_members WHERE subscription_name LIKE '$1') o"
+}
+# Subscriptions as the upgrade to 0.6.0 leaves them (owned by eventsource_reader), one acknowledged.
+psql_as writer es_security -c "SELECT eventsource.append('legacy-' || n, 'Billed', '{}') FROM generate_series(1, 3) AS n" > /dev/null
+super -c "SELECT eventsource.create_subscription('legacy-' || n, category => 'legacy', owner => 'eventsource_reader') FROM generate_series(1, 2) AS n" > /dev/null
+out=$(psql_as reader es_security -c "SELECT count(*) FROM eventsource.poll('legacy-1')" \
+        -c "SELECT eventsource.ack('legacy-1', (SELECT checkpoint FROM eventsource.read_category('legacy') ORDER BY global_position DESC LIMIT 1))")
+check "11 reader polls and acknowledges legacy-1" "$(sqlstate "$out")" ok
+legacy=$(owned 'legacy-%')
+for attack in "reader2:REASSIGN OWNED BY eventsource_reader TO reader2" "reader:DROP OWNED BY eventsource_reader"; do
+  out=$(psql_as "${attack%%:*}" es_security -c "${attack#*:}")
+  check "11 PostgreSQL lets ${attack%%:*} run ${attack#*:}" "$(sqlstate "$out")" ok
+  check "11 ${attack%%:*}'s ${attack#*:}: the legacy subscriptions, their owner and checkpoints are unchanged" "$(owned 'legacy-%')" "$legacy"
+  super -c "SELECT eventsource.set_subscription_owner(name, 'eventsource_reader') FROM eventsource.subscriptions WHERE name LIKE 'legacy-%'" > /dev/null
+done
+super -c "SELECT eventsource.create_subscription('handover-subscription', owner => 'outgoing')" > /dev/null
+psql_as outgoing es_security -c "SELECT eventsource.create_projection('handover-projection', 'public.project_nothing(eventsource.event)', category => 'handover')" > /dev/null
+out=$(psql_as admin2 es_security -c "REASSIGN OWNED BY outgoing TO incoming")
+check "11 admin2's REASSIGN OWNED BY outgoing TO incoming hands outgoing's projection and subscription to incoming" \
+  "$(sqlstate "$out"): $(owned 'handover-%')" \
+  "ok: member handover-subscription/0 at start; projection handover-projection of incoming; subscription handover-subscription of incoming"
+out=$(psql_as admin2 es_security -c "DROP OWNED BY incoming")
+check "11 admin2's DROP OWNED BY incoming drops them" "$(sqlstate "$out"): $(owned 'handover-%')" "ok: none"
+no_escalation "11 REASSIGN OWNED and DROP OWNED"
+
+# ------------------------------------------------------------------------------------------------
+# 12. A subscription owner that is no role ('-', OID 0)
+# ------------------------------------------------------------------------------------------------
+out=$(psql_as attacker es_security -c "SELECT eventsource.create_subscription('ownerless', owner => '-')")
+check "12 create_subscription('ownerless', owner => '-') fails with 22023" "$(sqlstate "$out")" 22023
+check "12 and creates nothing" "$(owned ownerless)" none
+psql_as attacker es_security -c "SELECT eventsource.create_subscription('disowned')" > /dev/null
+out=$(psql_as attacker es_security -c "SELECT eventsource.set_subscription_owner('disowned', '-')")
+check "12 set_subscription_owner('disowned', '-') fails with 22023" "$(sqlstate "$out")" 22023
+check "12 and disowned still belongs to attacker" "$(owned disowned)" "member disowned/0 at start; subscription disowned of attacker"
+
+# ------------------------------------------------------------------------------------------------
+# 13. The $streams audit event names the role that really called delete_stream
+# ------------------------------------------------------------------------------------------------
+# The attacker's SECURITY DEFINER evil.framer() deletes account-7; the writer, who may not call
+# delete_stream, calls it: the deletion is the attacker's, and the audit must not blame the writer.
+psql_as writer es_security -c "SELECT eventsource.append('account-7', 'Opened', '{}')" > /dev/null
+out=$(psql_as writer es_security -c "SELECT eventsource.delete_stream('account-7')")
+check "13 the writer may not call delete_stream (42501)" "$(sqlstate "$out")" 42501
+psql_as attacker es_security > /dev/null <<'SQL'
+CREATE FUNCTION evil.framer() RETURNS bigint LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$ SELECT eventsource.delete_stream('account-7') $$;
+REVOKE EXECUTE ON FUNCTION evil.framer() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION evil.framer() TO writer;
+SQL
+out=$(psql_as writer es_security -c "SELECT evil.framer()")
+check "13 the writer calls evil.framer(), which deletes account-7" "$(sqlstate "$out")" ok
+check "13 the \$stream-deleted event of account-7 names the attacker as its role, the writer as session_user" \
+  "$(super -c "SELECT coalesce((SELECT (metadata->>'role') || ' ' || (metadata->>'session_user')
+                                  FROM eventsource.read_stream('\$streams', max_count => 100000)
+                                 WHERE event_type = '\$stream-deleted' AND data->>'stream_id' = 'account-7'
+                                 ORDER BY stream_version DESC LIMIT 1), 'no such event')")" "attacker writer"
+no_escalation "13 the audit of a SECURITY DEFINER function's delete_stream"
+notifier_kept "13" es_security "$security_pid"
+
+# ------------------------------------------------------------------------------------------------
+# 14. DROP DATABASE by the database's owner: a terminated one, one in a transaction block
+# ------------------------------------------------------------------------------------------------
+paused_pid=$(wait_notifier es_paused)
+check "14 a notifier serves es_paused" "$([ "$paused_pid" != none ] && echo t || echo f)" t
+notifier_state() { super -c "SELECT 'paused ' || paused || ', running ' || (pid IS NOT NULL) FROM eventsource.notifier_status() WHERE database_name = '$1'"; }
+# A superuser's session in es_paused, so that the DROP waits (up to 5 s) for it to go.
+PGAPPNAME=es_holder psql -X -q -U postgres -d es_paused -c "SELECT pg_sleep(60)" > /dev/null 2>&1 &
+background+=("$!")
+wait_until 10 "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'es_holder' AND datname = 'es_paused')"
+PGAPPNAME=es_dropper psql_as dbowner postgres -c "DROP DATABASE es_paused" > "$tmp/drop.out" &
+dropper=$!
+background+=("$dropper")
+check "14 dbowner's DROP DATABASE es_paused waits for the other session, the notifier paused" \
+  "$(wait_until 5 "SELECT (SELECT paused FROM eventsource.notifier_status() WHERE database_name = 'es_paused')
+                      AND EXISTS (SELECT FROM pg_stat_activity WHERE application_name = 'es_dropper' AND query LIKE 'DROP DATABASE%')" \
+       && echo t || echo "f ($(notifier_state es_paused))")" t
+super -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'es_dropper'" > /dev/null
+wait "$dropper"
+check "14 the DROP's backend is terminated (57P01)" "$(mentions "$(cat "$tmp/drop.out")" 57P01)" 57P01
+wait_until 5 "SELECT NOT paused AND pid IS NOT NULL FROM eventsource.notifier_status() WHERE database_name = 'es_paused'"
+check "14 within 5 s the notifier of es_paused is no longer paused, and runs" "$(notifier_state es_paused)" "paused false, running true"
+super -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'es_holder'" > /dev/null
+check "14 es_paused still exists" "$(super -c "SELECT count(*) FROM pg_database WHERE datname = 'es_paused'")" 1
+paused_pid=$(wait_notifier es_paused)
+# A notifier left paused is resumed (by a superuser's failing rename, which pauses it and resumes
+# it), so that the next check is judged alone.
+if [ "$paused_pid" = none ]; then
+  super -c "ALTER DATABASE es_paused RENAME TO es_paused" > /dev/null 2>&1
+  paused_pid=$(wait_notifier es_paused)
+fi
+out=$(psql_as dbowner postgres -v ON_ERROR_STOP=0 <<'SQL'
+BEGIN;
+DROP DATABASE es_paused;
+ROLLBACK;
+SQL
+)
+check "14 BEGIN; DROP DATABASE es_paused; ROLLBACK by dbowner fails with 25001" "$(sqlstate "$out")" 25001
+check "14 and the notifier of es_paused kept its process" "$(wait_notifier es_paused)" "$paused_pid"
+no_escalation "14 DROP DATABASE es_paused by its owner"
 
 finish security
