@@ -117,9 +117,9 @@ handler_call_context(void *arg)
  * Why role (called role_name) may not have function run as itself, or NULL
  * when it may: it must be allowed to execute the function and to use its
  * schema (a function given by OID skips the name lookup that checks that),
- * and the function must belong to a superuser or to a role whose rights the
- * owner has, so that no one else can replace its body with code that then
- * runs as the owner.
+ * and the function must belong to the role itself or to a superuser, so
+ * that no one else (not even another member of a group that owns it) can
+ * replace its body with code that then runs as the role.
  */
 static char *
 function_rights_problem(Oid function, Oid role, const char *role_name)
@@ -138,7 +138,7 @@ function_rights_problem(Oid function, Oid role, const char *role_name)
 						role_name, get_namespace_name(schema), format_procedure(function));
 	if (pg_proc_aclcheck(function, role, ACL_EXECUTE) != ACLCHECK_OK)
 		return psprintf("Role \"%s\" may not execute %s.", role_name, format_procedure(function));
-	if (!superuser_arg(function_owner) && !has_privs_of_role(role, function_owner))
+	if (function_owner != role && !superuser_arg(function_owner))
 		return psprintf("%s belongs to role \"%s\", which could change it to run as role \"%s\".",
 						format_procedure(function), GetUserNameFromId(function_owner, false), role_name);
 	return NULL;

@@ -32,7 +32,8 @@
 #     function in schema private): create_projection fails with 42501, rebuild_projection gains
 #     nothing; an owner who loses USAGE on the handler's schema: the append fails with 42501;
 # 10. a handler another non-superuser role owns (and could replace): 42501 at create_projection,
-#     and at the append once a superuser has given the handler to the writer;
+#     a superuser's included, and for a handler a group of the creator's owns; and at the append
+#     once a superuser has given the handler to the writer;
 # 11. a reader's REASSIGN OWNED BY eventsource_reader TO itself and DROP OWNED BY eventsource_reader
 #     leave the subscriptions eventsource_reader owns alone; an administrator's still move or drop;
 # 12. a subscription owner that is no role ('-'): 22023 from create_subscription and
@@ -945,11 +946,20 @@ SELECT eventsource.append('writershandler-1', 'Appended', '{}');
 SQL
 check "10 the writer's replaced public.h never ran as another role" \
   "$(super -c "SELECT coalesce(string_agg(DISTINCT ran_as, ', '), '') FROM public.h_ran WHERE ran_as <> 'writer'")" ""
+# A superuser's projection may not take it either (a superuser has the rights of every role), nor
+# an administrator's one owned by a group it is in (another member could replace it).
+out=$(psql_as dba es_security -c "SELECT eventsource.create_projection('writers-handler-dba', 'public.h(eventsource.event)', category => 'writershandler')")
+check "10 a superuser's create_projection with the writer's public.h fails with 42501" "$(sqlstate "$out")" 42501
+super -c "CREATE FUNCTION public.group_h(e eventsource.event) RETURNS void LANGUAGE plpgsql AS 'BEGIN NULL; END'" \
+  -c "ALTER FUNCTION public.group_h(eventsource.event) OWNER TO eventsource_admin" > /dev/null
+out=$(psql_as admin2 es_security -c "SELECT eventsource.create_projection('group-handler', 'public.group_h(eventsource.event)', category => 'grouphandler')")
+check "10 admin2's create_projection with a handler eventsource_admin owns fails with 42501" "$(sqlstate "$out")" 42501
 super -c "CREATE FUNCTION public.h2(e eventsource.event) RETURNS void LANGUAGE plpgsql AS 'BEGIN NULL; END'" > /dev/null
 inline_then_refused "10 a handler of the superuser's" admin2 handed-handler 'public.h2(eventsource.event)' handedhandler \
   "ALTER FUNCTION public.h2(eventsource.event) OWNER TO writer"
 super -c "SELECT eventsource.drop_projection(name) FROM eventsource.projections WHERE name IN ('writers-handler', 'handed-handler')" \
-  -c "DROP FUNCTION public.h(eventsource.event), public.h2(eventsource.event)" -c "DROP TABLE public.h_ran" \
+  -c "DROP FUNCTION public.h(eventsource.event), public.h2(eventsource.event), public.group_h(eventsource.event)" \
+  -c "DROP TABLE public.h_ran" \
   -c "REVOKE CREATE ON SCHEMA public FROM writer" > /dev/null
 no_escalation "10 a handler another role owns"
 
