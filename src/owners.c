@@ -29,36 +29,32 @@
 
 #include "eventsource.h"
 
+/*
+ * The rows of projections or subscriptions t owned by the roles $1 (every
+ * plan here takes the roles, and the new owner $2).
+ */
+#define OWNED_BY_ROLES " WHERE t.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)"
+
+/* What the roles own, one line each. */
 static KeptPlan owned_objects_plan = {
-	"SELECT pg_catalog.format('owner of projection %s', p.name) FROM eventsource.projections p"
-	" WHERE p.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)"
+	"SELECT pg_catalog.format('owner of projection %s', t.name) FROM eventsource.projections t" OWNED_BY_ROLES
 	" UNION ALL"
-	" SELECT pg_catalog.format('owner of subscription %s', s.name) FROM eventsource.subscriptions s"
-	" WHERE s.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)"
+	" SELECT pg_catalog.format('owner of subscription %s', t.name) FROM eventsource.subscriptions t" OWNED_BY_ROLES
 	" ORDER BY 1",
-	1, {OIDARRAYOID}
-};
-
-static KeptPlan reassign_projections_plan = {
-	"UPDATE eventsource.projections p SET owner = $2"
-	" WHERE p.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)",
 	2, {OIDARRAYOID, REGROLEOID}
 };
 
-static KeptPlan reassign_subscriptions_plan = {
-	"UPDATE eventsource.subscriptions s SET owner = $2"
-	" WHERE s.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)",
+/* The roles' projections and subscriptions ($1) handed to $2, or dropped. */
+static KeptPlan reassign_owned_plan = {
+	"WITH projections AS (UPDATE eventsource.projections t SET owner = $2" OWNED_BY_ROLES ")"
+	" UPDATE eventsource.subscriptions t SET owner = $2" OWNED_BY_ROLES,
 	2, {OIDARRAYOID, REGROLEOID}
 };
 
-static KeptPlan drop_projections_plan = {
-	"DELETE FROM eventsource.projections p WHERE p.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)",
-	1, {OIDARRAYOID}
-};
-
-static KeptPlan drop_subscriptions_plan = {
-	"DELETE FROM eventsource.subscriptions s WHERE s.owner::pg_catalog.oid OPERATOR(pg_catalog.=) ANY ($1)",
-	1, {OIDARRAYOID}
+static KeptPlan drop_owned_plan = {
+	"WITH projections AS (DELETE FROM eventsource.projections t" OWNED_BY_ROLES ")"
+	" DELETE FROM eventsource.subscriptions t" OWNED_BY_ROLES,
+	2, {OIDARRAYOID, REGROLEOID}
 };
 
 /*
@@ -108,13 +104,12 @@ role_array(List *role_specs)
 }
 
 /*
- * Runs the plans (their first argument the roles, the second new_owner) as
- * the owner of the extension's tables.  With owned, the first column of the
- * last plan's rows, one a line, is appended to it.
+ * Runs the plan (its first argument the roles, the second new_owner) as the
+ * owner of the extension's tables.  With owned, the first column of its
+ * rows, one a line, is appended to it.
  */
 static void
-run_as_extension_owner(Oid table_owner, KeptPlan **plans, int plan_count, Datum roles, Oid new_owner,
-					   StringInfo owned)
+run_as_extension_owner(Oid table_owner, KeptPlan *plan, Datum roles, Oid new_owner, StringInfo owned)
 {
 	Oid			saved_user;
 	int			saved_security_context;
@@ -125,8 +120,7 @@ run_as_extension_owner(Oid table_owner, KeptPlan **plans, int plan_count, Datum 
 	SetUserIdAndSecContext(table_owner, saved_security_context | SECURITY_LOCAL_USERID_CHANGE);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	for (int i = 0; i < plan_count; i++)
-		rows = run_kept_plan(plans[i], values, NULL, false);
+	rows = run_kept_plan(plan, values, NULL, false);
 	for (uint64 i = 0; owned != NULL && i < rows; i++)
 		appendStringInfo(owned, "%s%s", owned->len > 0 ? "\n" : "",
 						 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
@@ -170,14 +164,13 @@ check_dropped_roles(DropRoleStmt *statement, const Oid *dropped_roles, Oid table
 
 	foreach(cell, statement->roles)
 	{
-		KeptPlan   *plans[1] = {&owned_objects_plan};
 		Datum		role = ObjectIdGetDatum(dropped_roles[i++]);
 		StringInfoData owned;
 
 		if (!OidIsValid(DatumGetObjectId(role)))
 			continue;
 		initStringInfo(&owned);
-		run_as_extension_owner(table_owner, plans, 1,
+		run_as_extension_owner(table_owner, &owned_objects_plan,
 							   PointerGetDatum(construct_array(&role, 1, OIDOID, sizeof(Oid), true, TYPALIGN_INT)),
 							   InvalidOid, &owned);
 		if (owned.len > 0)
@@ -224,18 +217,10 @@ after_role_statement(Node *statement, const Oid *dropped_roles)
 	if (!may_administer(GetUserId()))
 		return;
 	if (IsA(statement, ReassignOwnedStmt))
-	{
-		ReassignOwnedStmt *reassign = (ReassignOwnedStmt *) statement;
-		KeptPlan   *plans[2] = {&reassign_projections_plan, &reassign_subscriptions_plan};
-
-		run_as_extension_owner(table_owner, plans, 2, role_array(reassign->roles),
-							   get_rolespec_oid(reassign->newrole, false), NULL);
-	}
+		run_as_extension_owner(table_owner, &reassign_owned_plan,
+							   role_array(((ReassignOwnedStmt *) statement)->roles),
+							   get_rolespec_oid(((ReassignOwnedStmt *) statement)->newrole, false), NULL);
 	else
-	{
-		KeptPlan   *plans[2] = {&drop_projections_plan, &drop_subscriptions_plan};
-
-		run_as_extension_owner(table_owner, plans, 2, role_array(((DropOwnedStmt *) statement)->roles),
-							   InvalidOid, NULL);
-	}
+		run_as_extension_owner(table_owner, &drop_owned_plan,
+							   role_array(((DropOwnedStmt *) statement)->roles), InvalidOid, NULL);
 }
