@@ -159,8 +159,6 @@ owner_rights_problem(const Projection *projection, Oid function)
 		return psprintf("Its owner, the role with OID %u, no longer exists.", projection->owner);
 	if (!may_administer(projection->owner))
 		return psprintf("Its owner, role \"%s\", is no longer a member of eventsource_admin.", owner_name);
-	if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(function)))
-		return psprintf("Its function with OID %u no longer exists.", function);
 	return function_rights_problem(function, projection->owner, owner_name);
 }
 

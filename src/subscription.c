@@ -195,11 +195,16 @@ subscription_member(FunctionCallInfo fcinfo, text *name, int member_argno, Subsc
 	description = SPI_tuptable->tupdesc;
 	owner = column_by_name(row, description, "owner", &isnull);
 	if (!isnull && !has_privs_of_role(caller, DatumGetObjectId(owner)) && !may_administer(caller))
+	{
+		/* Its owner may have been dropped in another database: then only administrators may. */
+		char	   *owner_name = GetUserNameFromId(DatumGetObjectId(owner), true);
+
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for subscription \"%s\"", text_to_cstring(name)),
 				 errdetail("The subscription belongs to role \"%s\": only its members and members of eventsource_admin may poll or acknowledge it.",
-						   GetUserNameFromId(DatumGetObjectId(owner), false))));
+						   owner_name ? owner_name : psprintf("%u (dropped)", DatumGetObjectId(owner)))));
+	}
 	subscription->category = column_by_name(row, description, "category", &subscription->category_null);
 	subscription->event_types = column_by_name(row, description, "event_types",
 												&subscription->event_types_null);

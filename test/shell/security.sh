@@ -381,6 +381,14 @@ doing() {
     deferred) echo "queueing a deferred constraint trigger" ;;
   esac
 }
+# evil_projection KIND VARIANT [OPTIONS]: the attacker's projection of the handler evil.handle_VARIANT,
+# KIND inline or async, of a category of its own; sets name, category and label for the checks.
+evil_projection() {
+  name="evil-$1-${2/_/-}"
+  category="$1${2/_/}"
+  label="$([ "$1" = async ] && echo 1b || echo 1c) $1 handler $(doing "$2")"
+  psql_as attacker es_security -c "SELECT eventsource.create_projection('$name', 'evil.handle_$2(eventsource.event)', category => '$category', mode => '$1'${3:+, $3})" > /dev/null
+}
 # The roles other than the attacker's that ran the attacker's deferred trigger since the last call.
 trigger_ran_as() {
   super -c "SELECT coalesce(string_agg(DISTINCT ran_as || ' in ' || coalesce(nullif(application, ''), 'a background worker'), ', '), '')
@@ -395,7 +403,7 @@ psql_as writer es_security -c "SELECT eventsource.append('rebuild-1', 'Noted', '
 for variant in set_config set; do
   name="evil-rebuild-${variant/_/-}"
   label="1a rebuild_projection, a reset handler $(doing "$variant")"
-    out=$(psql_as attacker es_security <<SQL
+  out=$(psql_as attacker es_security <<SQL
 SELECT eventsource.create_projection('$name', 'evil.handle_nothing(eventsource.event)', category => 'rebuild',
                                      reset_handler => 'evil.reset_$variant()');
 SELECT 'before=' || current_setting('search_path');
@@ -415,10 +423,7 @@ notifier_kept "1a" es_security "$security_pid"
 # 1b. The same handlers, async: run by the notifier, a superuser's session
 # ------------------------------------------------------------------------------------------------
 for variant in set_config set; do
-  name="evil-async-${variant/_/-}"
-  category="async${variant/_/}"
-  label="1b async handler $(doing "$variant")"
-    psql_as attacker es_security -c "SELECT eventsource.create_projection('$name', 'evil.handle_$variant(eventsource.event)', category => '$category', mode => 'async')" > /dev/null
+  evil_projection async "$variant"
   psql_as writer es_security -c "SELECT eventsource.append_events('$category-1', '[{\"type\": \"Poked\", \"data\": {}}, {\"type\": \"Poked\", \"data\": {}}]')" > /dev/null
   wait_projection "$name" "status = 'failed' OR events_processed >= 2"
   seen=$(super -c "SELECT count(*) || ' ' || count(*) FILTER (WHERE coalesce(seen_marker, '') <> '' OR seen_search_path LIKE '%evil%')
@@ -442,10 +447,7 @@ done
 # SET ROLE to the notifier's session user (a superuser), CREATE TEMP TABLE in the notifier's
 # session, a deferred trigger firing at the notifier's commit: refused, the projection fails.
 for variant in set_role temp_table deferred; do
-  name="evil-async-${variant/_/-}"
-  category="async${variant/_/}"
-  label="1b async handler $(doing "$variant")"
-    psql_as attacker es_security -c "SELECT eventsource.create_projection('$name', 'evil.handle_$variant(eventsource.event)', category => '$category', mode => 'async', max_attempts => 1)" > /dev/null
+  evil_projection async "$variant" "max_attempts => 1"
   psql_as writer es_security -c "SELECT eventsource.append('$category-1', 'Poked', '{}')" > /dev/null
   wait_projection "$name" "status = 'failed' OR events_processed >= 1"
   if [ "$variant" = deferred ]; then
@@ -461,10 +463,7 @@ notifier_kept "1b" es_security "$security_pid"
 # 1c. The same handlers, inline: a writer appends twice in one transaction
 # ------------------------------------------------------------------------------------------------
 for variant in set_config set; do
-  name="evil-inline-${variant/_/-}"
-  category="inline${variant/_/}"
-  label="1c inline handler $(doing "$variant")"
-    psql_as attacker es_security -c "SELECT eventsource.create_projection('$name', 'evil.handle_$variant(eventsource.event)', category => '$category')" > /dev/null
+  evil_projection inline "$variant"
   out=$(psql_as writer es_security <<SQL
 SELECT 'before=' || current_setting('search_path');
 BEGIN;
@@ -485,12 +484,12 @@ SQL
   no_escalation "$label"
 done
 
-psql_as attacker es_security -c "SELECT eventsource.create_projection('evil-inline-set-role', 'evil.handle_set_role(eventsource.event)', category => 'inlinesetrole')" > /dev/null
+evil_projection inline set_role
 out=$(psql_as writer es_security -c "SELECT eventsource.append('inlinesetrole-1', 'Poked', '{}')")
-check "1c inline handler $(doing set_role): the append is refused" "$([ "$(sqlstate "$out")" = ok ] && echo "appended" || echo refused)" refused
-no_escalation "1c inline handler $(doing set_role)"
+check "$label: the append is refused" "$([ "$(sqlstate "$out")" = ok ] && echo "appended" || echo refused)" refused
+no_escalation "$label"
 
-psql_as attacker es_security -c "SELECT eventsource.create_projection('evil-inline-temp-table', 'evil.handle_temp_table(eventsource.event)', category => 'inlinetemptable')" > /dev/null
+evil_projection inline temp_table
 out=$(psql_as writer es_security <<'SQL'
 SELECT 'appended=' || eventsource.append('inlinetemptable-1', 'Poked', '{}');
 SELECT 'temp_table=' || (to_regclass('pg_temp.evil_temp') IS NOT NULL);
@@ -501,17 +500,17 @@ if [ "$(sqlstate "$out")" != ok ] || [ "$(field temp_table "$out")" = f ]; then
 else
   got="the attacker's evil_temp ($(field temp_table "$out"))"
 fi
-check "1c inline handler $(doing temp_table): no temp table of the attacker's is left in the writer's session" "$got" none
-no_escalation "1c inline handler $(doing temp_table)"
+check "$label: no temp table of the attacker's is left in the writer's session" "$got" none
+no_escalation "$label"
 
-psql_as attacker es_security -c "SELECT eventsource.create_projection('evil-inline-deferred', 'evil.handle_deferred(eventsource.event)', category => 'inlinedeferred')" > /dev/null
+evil_projection inline deferred
 psql_as writer es_security > /dev/null <<'SQL'
 BEGIN;
 SELECT eventsource.append('inlinedeferred-1', 'Poked', '{}');
 COMMIT;
 SQL
-check "1c inline handler $(doing deferred): the attacker's trigger never ran as another role" "$(trigger_ran_as)" ""
-no_escalation "1c inline handler $(doing deferred)"
+check "$label: the attacker's trigger never ran as another role" "$(trigger_ran_as)" ""
+no_escalation "$label"
 notifier_kept "1c" es_security "$security_pid"
 
 # ------------------------------------------------------------------------------------------------

@@ -133,5 +133,13 @@ SELECT eventsource.drop_projection('orders');
 SELECT eventsource.drop_projection('payments');
 SELECT tgenabled FROM pg_trigger WHERE tgname = 'events_inline_projections';
 SELECT count(*) > 0 AS read_model_kept FROM read_model.orders;
+-- The handlers' search path: resolved when the projection is created, pg_temp last; a list it cannot
+-- read is 22023.
+CREATE FUNCTION read_model.noop(e eventsource.event) RETURNS void LANGUAGE sql AS 'SELECT';
+SELECT eventsource.create_projection('paths', 'read_model.noop(eventsource.event)',
+                                     search_path => 'pg_temp, "$user", no_such_schema, read_model, public');
+SELECT search_path FROM eventsource.projections WHERE name = 'paths';
+SELECT eventsource.create_projection('bad-path', 'read_model.noop(eventsource.event)', search_path => 'public, "unclosed');
+SELECT eventsource.drop_projection('paths');
 DROP SCHEMA read_model CASCADE;
 DROP ROLE projection_admin;

@@ -120,3 +120,20 @@ SELECT count(*) AS subscriptions FROM eventsource.subscriptions WHERE name = 'ba
 SELECT eventsource.drop_subscription('grouped');
 SELECT count(*) AS members_left FROM eventsource.subscription_members WHERE subscription_name = 'grouped';
 SELECT name FROM eventsource.subscriptions ORDER BY name;
+
+-- A subscription belongs to a role: others may not poll or acknowledge it; an owner must be a role.
+CREATE ROLE subscription_owner IN ROLE eventsource_reader;
+CREATE ROLE subscription_stranger IN ROLE eventsource_reader;
+SELECT eventsource.create_subscription('owned', owner => 'subscription_owner');
+SELECT eventsource.create_subscription('ownerless', owner => '-');
+SELECT eventsource.set_subscription_owner('owned', '-');
+SELECT eventsource.set_subscription_owner('no-such-subscription', 'subscription_owner');
+SET ROLE subscription_stranger;
+SELECT count(*) FROM eventsource.poll('owned');
+SELECT eventsource.ack('owned', eventsource.checkpoint('1', 1));
+RESET ROLE;
+SET ROLE subscription_owner;
+SELECT count(*) > 0 AS polled_by_its_owner FROM eventsource.poll('owned');
+RESET ROLE;
+SELECT eventsource.drop_subscription('owned');
+DROP ROLE subscription_owner, subscription_stranger;
