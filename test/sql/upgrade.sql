@@ -122,6 +122,10 @@ DROP ROLE upgrade_consumer;
 DROP TABLE public.ledger_totals;
 DROP FUNCTION public.count_ledger_event(eventsource.event);
 
+-- 0.6.0 -> 0.7.0: log integrity.
+ALTER EXTENSION eventsource UPDATE TO '0.7.0';
+SELECT extversion FROM pg_extension WHERE extname = 'eventsource';
+
 -- The upgraded extension is the fresh install: nothing missing, nothing extra, nothing different.
 CREATE TEMP TABLE upgraded AS SELECT * FROM extension_objects;
 SELECT 'missing after upgrade' AS problem, object FROM (SELECT * FROM fresh_install EXCEPT SELECT * FROM upgraded) AS f
