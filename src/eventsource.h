@@ -191,7 +191,7 @@ extern int64 optional_stream_version(FunctionCallInfo fcinfo, int argno, const c
 	"       pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())" \
 	"   AND ($4::pg_catalog.text[] IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY ($4))"
 
-/* Argument validation shared by the reads (read.c). */
+/* Argument validation shared by the reads, subscriptions and projections (read.c). */
 extern int32 checked_max_count(FunctionCallInfo fcinfo, int argno);
 extern text *checked_category(FunctionCallInfo fcinfo, int argno);
 extern ArrayType *checked_event_types(FunctionCallInfo fcinfo, int argno);

@@ -4,7 +4,8 @@
  *	  The stream lifecycle: delete_stream (soft delete), tombstone_stream,
  *	  set_stream_metadata (truncate_before, max_count, max_age), the rule
  *	  that decides which events stream reads show (first_visible_version),
- *	  and scavenge, which removes the events nothing shows any more.
+ *	  and scavenge, which removes the events nothing shows any more and the
+ *	  snapshots of versions nothing shows.
  *
  * Deletes and retention settings hide events from stream reads at once.
  * The global log keeps them, as it was written, until scavenge removes
@@ -104,6 +105,14 @@ static KeptPlan metadata_plan = {
 };
 
 /*
+ * A stream that has something that hides events: the condition of the
+ * partial index streams_retention_idx, which the scavenge plans use.
+ */
+#define STREAM_HIDES_EVENTS \
+	"(s.truncate_before IS NOT NULL OR s.max_count IS NOT NULL OR s.max_age IS NOT NULL" \
+	" OR s.deleted_through IS NOT NULL)"
+
+/*
  * Up to $1 events hidden from stream reads that no consumer still needs: of
  * a stream with something that hides events (the partial index), below its
  * first visible version, and past the checkpoint of every subscription
@@ -140,12 +149,23 @@ static KeptPlan scavenge_plan = {
 	"                   AND (p.checkpoint IS NULL OR p.checkpoint OPERATOR(eventsource.<)"
 	"                        eventsource.checkpoint(e.transaction_id, e.global_position)))"
 	"          ORDER BY e.stream_version LIMIT $1) e"
-	"   WHERE (s.truncate_before IS NOT NULL OR s.max_count IS NOT NULL OR s.max_age IS NOT NULL"
-	"          OR s.deleted_through IS NOT NULL)"
+	"   WHERE " STREAM_HIDES_EVENTS
 	"   LIMIT $1)"
 	" DELETE FROM eventsource.events e USING removable r"
 	"  WHERE e.global_position OPERATOR(pg_catalog.=) r.global_position",
 	1, {INT4OID}
+};
+
+/*
+ * The snapshots of versions stream reads no longer show.  Loads never use
+ * them (snapshot.c); one may hold the state of a deleted stream, saved by a
+ * transaction that committed after a repeatable read delete began.
+ */
+static KeptPlan scavenge_snapshots_plan = {
+	"DELETE FROM eventsource.snapshots n USING eventsource.streams s"
+	" WHERE n.stream_id OPERATOR(pg_catalog.=) s.stream_id AND " STREAM_HIDES_EVENTS
+	"   AND n.stream_version OPERATOR(pg_catalog.<) eventsource.first_visible_version(s)",
+	0, {}
 };
 
 /* ------------------------------------------------------------------------
@@ -504,8 +524,9 @@ eventsource_set_stream_metadata(PG_FUNCTION_ARGS)
  */
 
 /*
- * Removes up to max_events events scavenge_plan finds; returns how many.
- * Call while connected to SPI.
+ * Removes up to max_events events scavenge_plan finds, and every snapshot
+ * scavenge_snapshots_plan does; returns how many events it removed.  Call
+ * while connected to SPI.
  */
 static uint64
 scavenge_batch(int max_events)
@@ -524,6 +545,7 @@ scavenge_batch(int max_events)
 	}
 	PG_END_TRY();
 	count_statistic(STATISTIC_EVENTS_SCAVENGED, removed);
+	run_kept_plan(&scavenge_snapshots_plan, NULL, NULL, false);
 	return removed;
 }
 

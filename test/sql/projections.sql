@@ -114,6 +114,7 @@ SELECT eventsource.create_projection('bad', 'read_model.project_order(eventsourc
 SELECT eventsource.create_projection('bad', 'read_model.project_order(eventsource.event)', max_attempts => 0);
 SELECT eventsource.create_projection('bad', 'read_model.project_order(eventsource.event)', max_attempts => 101);
 SELECT eventsource.create_projection('bad', 'read_model.project_order(eventsource.event)', category => '');
+SELECT eventsource.create_projection('bad', 'read_model.project_order(eventsource.event)', category => 'order-1');
 SELECT eventsource.create_projection('bad', 'read_model.project_order(eventsource.event)', event_types => '{}');
 -- A role may not register a handler it cannot execute.
 REVOKE EXECUTE ON FUNCTION read_model.audit_event(eventsource.event) FROM projection_admin, PUBLIC;

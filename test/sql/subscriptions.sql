@@ -82,6 +82,7 @@ SELECT eventsource.create_subscription(NULL);
 SELECT eventsource.create_subscription('');
 SELECT eventsource.create_subscription(repeat('s', 256));
 SELECT eventsource.create_subscription('bad', category => '');
+SELECT eventsource.create_subscription('bad', category => 'order-1');
 SELECT eventsource.create_subscription('bad', event_types => '{}');
 SELECT eventsource.create_subscription('bad', event_types => '{A,NULL}');
 SELECT eventsource.create_subscription('bad', start_from => 'middle');
