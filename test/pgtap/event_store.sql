@@ -6,7 +6,7 @@ DROP EXTENSION IF EXISTS eventsource;
 CREATE EXTENSION eventsource;
 RESET client_min_messages;
 
-SELECT plan(57);
+SELECT plan(58);
 
 -- The API's shape.
 SELECT has_schema('eventsource');
@@ -107,6 +107,8 @@ SELECT results_eq($$SELECT stream_version FROM eventsource.read_stream('tap-1', 
     ARRAY[4, 3, 2, 1]::bigint[], 'read_stream backwards');
 SELECT results_eq($$SELECT event_type FROM eventsource.read_category('tap', event_types => '{Deposited}')$$,
     ARRAY['Deposited', 'Deposited'], 'read_category filtered by event type');
+SELECT throws_ok($$SELECT * FROM eventsource.read_category('tap-1')$$, '22023',
+    'category "tap-1" contains ''-''', 'a stream id is not a category');
 SELECT results_eq(
     $$SELECT global_position FROM eventsource.read_all((SELECT checkpoint FROM eventsource.read_all(max_count => 2) OFFSET 1), 3)$$,
     $$SELECT global_position FROM eventsource.read_all() OFFSET 2 LIMIT 3$$,
