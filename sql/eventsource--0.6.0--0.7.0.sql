@@ -19,10 +19,12 @@ DROP VIEW eventsource.projection_status;
 ALTER TABLE eventsource.projections
     ALTER COLUMN handler TYPE text USING
         COALESCE((pg_catalog.pg_identify_object('pg_catalog.pg_proc'::pg_catalog.regclass, handler, 0)).identity,
-                 pg_catalog.format('pg_catalog.%I(eventsource.event)', 'dropped function ' OPERATOR(pg_catalog.||) handler::pg_catalog.oid)),
+                 'pg_catalog.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident('dropped function ' OPERATOR(pg_catalog.||) handler::pg_catalog.oid)
+                     OPERATOR(pg_catalog.||) '(eventsource.event)'),
     ALTER COLUMN reset_handler TYPE text USING
         COALESCE((pg_catalog.pg_identify_object('pg_catalog.pg_proc'::pg_catalog.regclass, reset_handler, 0)).identity,
-                 pg_catalog.format('pg_catalog.%I()', 'dropped function ' OPERATOR(pg_catalog.||) reset_handler::pg_catalog.oid));
+                 'pg_catalog.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident('dropped function ' OPERATOR(pg_catalog.||) reset_handler::pg_catalog.oid)
+                     OPERATOR(pg_catalog.||) '()');
 
 COMMENT ON COLUMN eventsource.projections.handler IS
     'The handler''s signature, schema-qualified (for example public.count_event(eventsource.event)): looked up each time the projection runs.';
