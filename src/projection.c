@@ -45,9 +45,9 @@
 #include "executor/executor.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "storage/lmgr.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_type.h"
+#include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -180,7 +180,7 @@ raise_owner_rights_problem(const Projection *projection, const char *problem)
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("permission denied to run projection \"%s\"", projection->name),
 			 errdetail_internal("%s", problem),
-			 errhint("Give the owner its rights back, or drop the projection.")));
+			 errhint("Give the owner its rights back (or create its handler again, if it was dropped), or drop the projection.")));
 }
 
 static void
