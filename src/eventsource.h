@@ -33,6 +33,12 @@
  */
 #define EVENTSOURCE_STREAM_LOCK_CLASS	0x4553
 
+/*
+ * The class of the advisory lock (keys 0, 0) that orders the changes to the
+ * projections, and with them the state of the log's inline trigger.
+ */
+#define EVENTSOURCE_PROJECTIONS_LOCK_CLASS	0x4550
+
 /* Input limits, documented in README.md. */
 #define EVENTSOURCE_MAX_STREAM_ID_BYTES		500
 #define EVENTSOURCE_MAX_EVENT_TYPE_BYTES	255
@@ -229,6 +235,9 @@ extern bool worker_may_serve_extension(void);
 /* Owners of projections and subscriptions, from the utility hook (owners.c). */
 extern Oid *roles_to_drop(Node *statement);
 extern void after_role_statement(Node *statement, const Oid *dropped_roles);
+
+/* The ordering lock of changes to the projections (projection.c; DROP OWNED in owners.c). */
+extern void lock_projection_changes(void);
 
 /* Async projections, run by the notifier (projection.c). */
 extern long run_async_projections(void);

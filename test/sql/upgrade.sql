@@ -122,6 +122,22 @@ DROP ROLE upgrade_consumer;
 DROP TABLE public.ledger_totals;
 DROP FUNCTION public.count_ledger_event(eventsource.event);
 
+-- Projections made at 0.6.0 (handlers stored as regprocedure, which pg_upgrade refuses): one the
+-- current library creates there, and one whose handler was dropped since.
+CREATE TABLE public.carried_totals (stream_id text PRIMARY KEY, events int NOT NULL);
+CREATE FUNCTION public.count_carried_event(e eventsource.event) RETURNS void LANGUAGE sql
+    AS 'INSERT INTO public.carried_totals VALUES (e.stream_id, 1) ON CONFLICT (stream_id) DO UPDATE SET events = public.carried_totals.events + 1';
+CREATE FUNCTION public.reset_carried_totals() RETURNS void LANGUAGE sql AS 'TRUNCATE public.carried_totals';
+CREATE FUNCTION public.dropped_handler(e eventsource.event) RETURNS void LANGUAGE sql AS 'SELECT';
+SET search_path = public, pg_temp, pg_catalog;
+SELECT eventsource.create_projection('carried-totals', 'count_carried_event(eventsource.event)', category => 'carry',
+                                     reset_handler => 'reset_carried_totals()');
+SELECT eventsource.create_projection('dropped-handler', 'dropped_handler(eventsource.event)', mode => 'async');
+RESET search_path;
+DROP FUNCTION public.dropped_handler(eventsource.event);
+SELECT name, pg_typeof(handler) FROM eventsource.projections ORDER BY name;
+SELECT eventsource.append('carry-1', 'Carried', '{}');
+
 -- 0.6.0 -> 0.7.0: log integrity.
 -- A subscription and a projection with a category containing '-' never matched an event (0.7.0's
 -- library refuses one, so they are made by hand here): the upgrade names them in a warning.
@@ -135,6 +151,28 @@ SELECT extversion FROM pg_extension WHERE extname = 'eventsource';
 SELECT eventsource.drop_projection('misfiled');
 SELECT eventsource.drop_subscription('misfiled');
 DROP FUNCTION public.ignore_event(eventsource.event);
+-- The handlers are their qualified signatures now (a dropped one a signature that names nothing),
+-- and the projection made before the upgrade still runs and rebuilds.
+SELECT name, pg_typeof(handler), handler, reset_handler FROM eventsource.projections
+ WHERE name = 'carried-totals';
+SELECT handler LIKE 'pg_catalog."dropped function %"(eventsource.event)' AS dropped_handler_names_nothing,
+       pg_catalog.to_regprocedure(handler) IS NULL AS resolves_to_nothing
+  FROM eventsource.projections WHERE name = 'dropped-handler';
+SELECT a.attrelid::regclass AS pg_upgrade_refuses, a.attname, a.atttypid::regtype
+  FROM pg_attribute a
+ WHERE a.attrelid IN (SELECT c.oid FROM pg_class c WHERE c.relnamespace = 'eventsource'::regnamespace AND c.relkind IN ('r', 'm'))
+   AND a.attnum > 0 AND NOT a.attisdropped
+   AND a.atttypid IN ('regcollation'::regtype, 'regconfig'::regtype, 'regdictionary'::regtype, 'regnamespace'::regtype,
+                      'regoper'::regtype, 'regoperator'::regtype, 'regproc'::regtype, 'regprocedure'::regtype);
+SELECT eventsource.append('carry-1', 'Carried', '{}');
+SELECT * FROM public.carried_totals ORDER BY stream_id;
+SELECT eventsource.rebuild_projection('carried-totals') AS replayed;
+SELECT * FROM public.carried_totals ORDER BY stream_id;
+SELECT eventsource.drop_projection('carried-totals');
+SELECT eventsource.drop_projection('dropped-handler');
+DROP TABLE public.carried_totals;
+DROP FUNCTION public.count_carried_event(eventsource.event);
+DROP FUNCTION public.reset_carried_totals();
 
 -- The upgraded extension is the fresh install: nothing missing, nothing extra, nothing different.
 CREATE TEMP TABLE upgraded AS SELECT * FROM extension_objects;
