@@ -33,6 +33,9 @@
  */
 #define EVENTSOURCE_STREAM_LOCK_CLASS	0x4553
 
+/* The class of the locks poll and ack take on a subscription's consumer group member. */
+#define EVENTSOURCE_MEMBER_LOCK_CLASS	0x4554
+
 /* Input limits, documented in README.md. */
 #define EVENTSOURCE_MAX_STREAM_ID_BYTES		500
 #define EVENTSOURCE_MAX_EVENT_TYPE_BYTES	255

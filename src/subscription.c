@@ -38,7 +38,9 @@
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "common/hashfn.h"
 #include "miscadmin.h"
+#include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/uuid.h"
@@ -405,6 +407,21 @@ eventsource_drop_subscription(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Takes the member's lock, held until the transaction ends, which orders the
+ * changes of its lease: an ack waits for it, a poll gives up at once (returns
+ * false) when another transaction holds it.
+ */
+static bool
+lock_member(text *name, int32 member, bool wait)
+{
+	LOCKTAG		tag;
+	uint32		hash = hash_bytes((const unsigned char *) VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name));
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, hash, (uint32) member, EVENTSOURCE_MEMBER_LOCK_CLASS);
+	return LockAcquire(&tag, ExclusiveLock, false, !wait) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/*
  * The arguments of the plans that read the subscription's events for a
  * member: after checkpoint (transaction_id, global_position), at most count.
  */
@@ -455,8 +472,9 @@ eventsource_poll(PG_FUNCTION_ARGS)
 	member_key[0] = PointerGetDatum(name);
 	member_key[1] = Int32GetDatum(member);
 
-	/* Another consumer is deciding, or holds the lease: nothing for this one. */
-	if (run_kept_plan(&lock_member_plan, member_key, NULL, false) == 0 ||
+	/* Another consumer is deciding or acknowledging, or holds the lease: nothing for this one. */
+	if (!lock_member(name, member, false) ||
+		run_kept_plan(&lock_member_plan, member_key, NULL, false) == 0 ||
 		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)))
 	{
 		SPI_finish();
@@ -555,10 +573,12 @@ check_lease(text *name, int32 member, pg_uuid_t *presented, HeapTuple row, Tuple
  * eventsource.ack(name, checkpoint, consumer_group_member, lease) returns
  * void.  (Before 0.7.0 it has no lease argument.)
  *
- * The member's row is locked, and read and written, as the latest committed
- * transactions left it, not as the caller's snapshot shows it: of two acks
- * at once, the second waits for the first and then sees its outcome, in
- * READ COMMITTED, REPEATABLE READ and SERIALIZABLE alike.
+ * It waits for the member's lock, then locks, reads and writes the member's
+ * row as the latest committed transactions left it, not as the caller's
+ * snapshot shows it: of two acks at once (or an ack and a poll), the second
+ * waits for the first to end and then judges its outcome, in READ
+ * COMMITTED, REPEATABLE READ and SERIALIZABLE alike, never failing on the
+ * concurrent update.
  */
 Datum
 eventsource_ack(PG_FUNCTION_ARGS)
@@ -595,6 +615,7 @@ eventsource_ack(PG_FUNCTION_ARGS)
 	values[2] = FullTransactionIdGetDatum(FullTransactionIdFromU64(checkpoint->transaction_id));
 	values[3] = Int64GetDatum(checkpoint->global_position);
 
+	lock_member(name, member, true);
 	/* Dropped since subscription_member looked it up: as if it had not existed. */
 	if (run_kept_plan_on_latest_snapshot(&lock_member_for_ack_plan, values, NULL) == 0)
 		raise_unknown_subscription(name);
