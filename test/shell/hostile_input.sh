@@ -81,7 +81,7 @@ SELECT eventsource.create_projection('base-proj', 'hostile.see_base(eventsource.
 SELECT eventsource.rebuild_projection('base-proj');
 SQL
 psql_db -c "SELECT count(*) FROM eventsource.poll('base-sub', 2)" \
-  -c "SELECT eventsource.ack('base-sub', checkpoint) FROM eventsource.read_all(max_count => 1)" > /dev/null
+  -c "SELECT eventsource.ack('base-sub', checkpoint, 0, (SELECT lease FROM eventsource.subscription_members WHERE subscription_name = 'base-sub' AND consumer_group_member = 0)) FROM eventsource.read_all(max_count => 1)" > /dev/null
 
 fingerprint() {
   psql_db <<'SQL'
