@@ -145,7 +145,9 @@ SELECT c.id, c.kind, c.sql, c.expect, r.sqlstate, r.message, r.verified, c.verif
          WHEN r.sqlstate IN ('SE001', 'SE002', 'SE004', '22004', '22023', '22001', '22P02', '42704', '42710', '42883', '42P13',
                              -- the stream lifecycle (0.5.0): numbers and intervals out of range, bad intervals,
                              -- tombstoned streams, read-only transactions
-                             '22003', '22007', '22008', 'SE005', '25006')
+                             '22003', '22007', '22008', 'SE005', '25006',
+                             -- an ack whose lease does not hold the batch (0.7.0)
+                             '55006')
               OR r.sqlstate = ANY (c.extra) THEN 'good'
          ELSE 'undocumented SQLSTATE'
        END AS verdict

@@ -5,12 +5,13 @@
 # and polls fail with SQLSTATE 25006 (read-only transaction), and the notifier, preloaded on both, neither
 # breaks recovery nor makes notifier_status() fail on the standby.
 # Makes its two throwaway clusters under a temporary directory, on ports PGPORT + 14 (primary)
-# and PGPORT + 15 (standby), next to test/run's cluster; removes them on exit.
+# and PGPORT + 15 (standby), next to test/run's cluster; removes them on exit. The servers are
+# ${EVENTSOURCE_PG_BIN:-/usr/lib/postgresql/15/bin}'s, so that it can test another build.
 set -euo pipefail
 
 source "$(dirname "$0")/lib/check.sh"
 
-bin=/usr/lib/postgresql/15/bin
+bin=${EVENTSOURCE_PG_BIN:-/usr/lib/postgresql/15/bin}
 primary_port=$((${PGPORT:-5432} + 14))
 standby_port=$((${PGPORT:-5432} + 15))
 dir=$(mktemp -d /tmp/eventsource-replica.XXXXXX)
