@@ -13,13 +13,16 @@
  * locked with SKIP LOCKED while a poll decides, so two consumers polling at
  * once never both get the batch.  Each poll that delivers grants a new lease,
  * a uuid the consumer presents to ack: an ack is accepted only from the
- * lease that holds the batch now, not expired, so a consumer that records
- * its work and acks in one transaction has it undone when another consumer
- * got the batch after its lease ran out (exactly-once effects).  Leases are
- * timed by clock_timestamp(): a transaction's now() is its start.  (Before
- * 0.7.0, poll returns no lease and ack takes none.)  In a consumer group of n, member i
- * receives the streams whose id hashes to i: every event of a stream goes
- * to the same member, in order.
+ * lease that holds the batch now, unexpired, so a consumer that records its
+ * work and acks in one transaction has its work undone when another
+ * consumer got the batch after its lease ran out (exactly-once effects).
+ * The member's lock (an advisory lock that an ack waits for and a poll
+ * skips) orders acks and polls of a member in every isolation level.
+ * Leases are timed by clock_timestamp(): a transaction's now() is its
+ * start.  (Before 0.7.0, poll returns no lease and ack takes none.)
+ *
+ * In a consumer group of n, member i receives the streams whose id hashes
+ * to i: every event of a stream goes to the same member, in order.
  *
  * A subscription belongs to a role, its owner (its creator, or the role
  * named at creation): only the owner's members and eventsource_admin may
@@ -37,8 +40,8 @@
 #include "access/htup_details.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
-#include "funcapi.h"
 #include "common/hashfn.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "utils/acl.h"
@@ -138,7 +141,7 @@ static KeptPlan poll_category_plan = {
 
 /*
  * Whether checkpoint ($1, $2) names an event the subscription delivers to
- * the member (the same arguments; $3 is unused but for the LIMIT).
+ * the member, with the arguments of the poll plans ($3, the limit, is 1).
  */
 static KeptPlan subscription_event_plan = {
 	"SELECT FROM eventsource.events e"
@@ -168,6 +171,7 @@ static KeptPlan lease_plan = {
 	5, {TEXTOID, INT4OID, FLOAT8OID, XID8OID, INT8OID}
 };
 
+/* Before 0.7.0, members have no lease token. */
 static KeptPlan lease_0_3_plan = {
 	LEASE_BATCH(""),
 	5, {TEXTOID, INT4OID, FLOAT8OID, XID8OID, INT8OID}
@@ -593,8 +597,9 @@ eventsource_ack(PG_FUNCTION_ARGS)
 	bool		isnull;
 	Datum		acknowledged;
 	Datum		delivered;
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[4];
+	Datum		event_arguments[7];
+	char		event_nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	ActingAsOwner acting;
 
 	check_not_null(fcinfo, 1, "checkpoint");
@@ -649,8 +654,9 @@ eventsource_ack(PG_FUNCTION_ARGS)
 						   member, checkpoint_to_cstring((Checkpoint *) DatumGetPointer(acknowledged))),
 				 errhint("Acknowledge each checkpoint once, the last event of the batch when its work is done.")));
 
-	subscription_arguments(&subscription, member, values[2], values[3], 1, values, nulls);
-	if (run_kept_plan_on_latest_snapshot(&subscription_event_plan, values, nulls) == 0)
+	subscription_arguments(&subscription, member, values[2], values[3], 1,
+						   event_arguments, event_nulls);
+	if (run_kept_plan_on_latest_snapshot(&subscription_event_plan, event_arguments, event_nulls) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("checkpoint %s names no event of subscription \"%s\"",
@@ -659,10 +665,6 @@ eventsource_ack(PG_FUNCTION_ARGS)
 						   member),
 				 errhint("Acknowledge the checkpoint column of the last event of a batch that poll returned.")));
 
-	values[0] = PointerGetDatum(name);
-	values[1] = Int32GetDatum(member);
-	values[2] = FullTransactionIdGetDatum(FullTransactionIdFromU64(checkpoint->transaction_id));
-	values[3] = Int64GetDatum(checkpoint->global_position);
 	run_kept_plan_on_latest_snapshot(&ack_plan, values, NULL);
 	SPI_finish();
 	stop_acting_as_owner(&acting);
