@@ -95,3 +95,86 @@ COMMENT ON VIEW eventsource.projection_status IS
 
 REVOKE ALL ON eventsource.projection_status FROM PUBLIC;
 GRANT SELECT ON eventsource.projection_status TO eventsource_reader;
+-- Item 4: an acknowledgement is accepted only from the lease it acknowledges
+-- ---------------------------------------------------------------------------------------------
+
+-- Each poll that delivers a batch grants a new lease token; ack must present it. The token stays
+-- after the batch is acknowledged, so that a re-ack is told from a superseded lease.
+ALTER TABLE eventsource.subscription_members ADD COLUMN lease uuid;
+
+COMMENT ON COLUMN eventsource.subscription_members.lease IS
+    'The token of the member''s latest lease, which poll returned with the batch: ack accepts only it, and only until leased_until (NULL: no batch polled since 0.7.0).';
+
+DROP FUNCTION eventsource.poll(text, integer, integer, integer);
+
+CREATE FUNCTION eventsource.poll(
+    name                  text,
+    max_count             integer DEFAULT 100,
+    consumer_group_member integer DEFAULT 0,
+    lease_seconds         integer DEFAULT 30)
+RETURNS TABLE (
+    global_position bigint,
+    transaction_id  xid8,
+    stream_id       text,
+    stream_version  bigint,
+    event_id        uuid,
+    event_type      text,
+    data            jsonb,
+    metadata        jsonb,
+    recorded_at     timestamptz,
+    checkpoint      eventsource.checkpoint,
+    lease           uuid)
+LANGUAGE c VOLATILE PARALLEL UNSAFE ROWS 100
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'eventsource_poll';
+
+COMMENT ON FUNCTION eventsource.poll(text, integer, integer, integer) IS
+    'The next batch of a subscription''s events after its checkpoint, in log order, leased to the caller for lease_seconds: until it is acknowledged or the lease ends, other consumers of the same member get nothing. Every row carries the batch''s lease, which ack must present.';
+
+DROP FUNCTION eventsource.ack(text, eventsource.checkpoint, integer);
+
+-- lease has a default only so that the call of before 0.7.0, without it, gets a clear error (22004).
+CREATE FUNCTION eventsource.ack(
+    name                  text,
+    checkpoint            eventsource.checkpoint,
+    consumer_group_member integer DEFAULT 0,
+    lease                 uuid    DEFAULT NULL)
+RETURNS void
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'eventsource_ack';
+
+COMMENT ON FUNCTION eventsource.ack(text, eventsource.checkpoint, integer, uuid) IS
+    'Acknowledges a subscription''s events up to and including checkpoint, an event of the batch that poll leased with lease; only that lease, unexpired and not yet superseded by another poll, may (otherwise 55006, so work done in the same transaction rolls back). The lease ends once the whole batch is acknowledged.';
+
+-- A lease's end is compared with the clock, not with the start of the reading transaction.
+CREATE OR REPLACE VIEW eventsource.subscription_status AS
+SELECT s.name, s.category, s.event_types, m.consumer_group_member, s.consumer_group_size,
+       m.checkpoint, m.acknowledged_at, m.delivered_through,
+       COALESCE(m.leased_until OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp(), false) AS leased, m.leased_until,
+       pending.events_behind,
+       COALESCE(EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) pending.oldest_recorded_at), 0)
+           AS seconds_behind
+  FROM eventsource.subscriptions s
+  JOIN eventsource.subscription_members m ON m.subscription_name = s.name
+ CROSS JOIN LATERAL (
+       SELECT pg_catalog.count(*) AS events_behind, pg_catalog.min(e.recorded_at) AS oldest_recorded_at
+         FROM eventsource.events e
+        WHERE (e.transaction_id, e.global_position) >
+              (COALESCE(eventsource.checkpoint_transaction_id(m.checkpoint), '0'::xid8),
+               COALESCE(eventsource.checkpoint_global_position(m.checkpoint), 0))
+          AND e.transaction_id OPERATOR(pg_catalog.<) pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())
+          AND (s.category IS NULL OR pg_catalog.split_part(e.stream_id, '-', 1) OPERATOR(pg_catalog.=) s.category)
+          AND (s.event_types IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY (s.event_types))
+          AND (s.consumer_group_size OPERATOR(pg_catalog.=) 1
+               OR eventsource.consumer_group_member(e.stream_id, s.consumer_group_size)
+                  OPERATOR(pg_catalog.=) m.consumer_group_member)) AS pending;
+
+REVOKE ALL ON FUNCTION
+    eventsource.poll(text, integer, integer, integer),
+    eventsource.ack(text, eventsource.checkpoint, integer, uuid)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+    eventsource.poll(text, integer, integer, integer),
+    eventsource.ack(text, eventsource.checkpoint, integer, uuid)
+    TO eventsource_reader;

@@ -38,6 +38,8 @@
  * projections, and with them the state of the log's inline trigger.
  */
 #define EVENTSOURCE_PROJECTIONS_LOCK_CLASS	0x4550
+/* The class of the locks poll and ack take on a subscription's consumer group member. */
+#define EVENTSOURCE_MEMBER_LOCK_CLASS	0x4554
 
 /* Input limits, documented in README.md. */
 #define EVENTSOURCE_MAX_STREAM_ID_BYTES		500
@@ -130,6 +132,7 @@ typedef struct KeptPlan
 extern SPIPlanPtr kept_plan(KeptPlan *kept);
 extern uint64 run_kept_plan(KeptPlan *kept, Datum *values, const char *nulls,
 							bool read_only);
+extern uint64 run_kept_plan_on_latest_snapshot(KeptPlan *kept, Datum *values, const char *nulls);
 extern Datum column_by_name(HeapTuple row, TupleDesc description, const char *name,
 							bool *isnull);
 

@@ -79,18 +79,19 @@ BEGIN
 END
 $$;
 -- Polls a batch and acknowledges its nth event; returns the events polled.
-CREATE TEMP TABLE polled_batch (checkpoint eventsource.checkpoint);
+CREATE TEMP TABLE polled_batch (checkpoint eventsource.checkpoint, lease uuid);
 CREATE FUNCTION lt.poll_and_ack(subscription text, member int, batch int, nth int) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     polled bigint;
     acknowledged eventsource.checkpoint;
+    lease uuid;
 BEGIN
     TRUNCATE polled_batch;
-    INSERT INTO polled_batch SELECT p.checkpoint FROM eventsource.poll(subscription, batch, member) p;
+    INSERT INTO polled_batch SELECT p.checkpoint, p.lease FROM eventsource.poll(subscription, batch, member) p;
     SELECT count(*) INTO polled FROM polled_batch;
-    SELECT b.checkpoint INTO acknowledged FROM polled_batch b ORDER BY b.checkpoint OFFSET nth - 1 LIMIT 1;
+    SELECT b.checkpoint, b.lease INTO acknowledged, lease FROM polled_batch b ORDER BY b.checkpoint OFFSET nth - 1 LIMIT 1;
     IF acknowledged IS NOT NULL THEN
-        PERFORM eventsource.ack(subscription, acknowledged, member);
+        PERFORM eventsource.ack(subscription, acknowledged, member, lease);
     END IF;
     RETURN polled;
 END
@@ -102,19 +103,19 @@ DECLARE
     polled bigint;
 BEGIN
     -- First the rest of a batch already leased.
-    PERFORM eventsource.ack(subscription, m.delivered_through, member)
+    PERFORM eventsource.ack(subscription, m.delivered_through, member, m.lease)
        FROM eventsource.subscription_members m
       WHERE m.subscription_name = subscription AND m.consumer_group_member = member
-        AND m.delivered_through IS NOT NULL;
+        AND m.leased_until IS NOT NULL;
     LOOP
         polled := lt.poll_and_ack(subscription, member, 50, 50);
         total := total + polled;
         IF polled < 50 THEN
             -- Acknowledge the last of a short batch.
-            PERFORM eventsource.ack(subscription, m.delivered_through, member)
+            PERFORM eventsource.ack(subscription, m.delivered_through, member, m.lease)
                FROM eventsource.subscription_members m
               WHERE m.subscription_name = subscription AND m.consumer_group_member = member
-                AND m.delivered_through IS NOT NULL;
+                AND m.leased_until IS NOT NULL;
             RETURN total;
         END IF;
     END LOOP;

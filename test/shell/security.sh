@@ -659,10 +659,11 @@ out=$(psql_as billing es_security -c "SELECT 'polled=' || count(*) FROM eventsou
 check "4 billing (a member of the owner) polls billing" "$(field polled "$out")" 3
 before=$(member_state billing)
 last="(SELECT checkpoint FROM eventsource.read_category('bill') ORDER BY global_position DESC LIMIT 1)"
-out=$(psql_as reporting es_security -c "SELECT eventsource.ack('billing', $last)")
+lease="(SELECT lease FROM eventsource.subscription_members WHERE subscription_name = 'billing' AND consumer_group_member = 0)"
+out=$(psql_as reporting es_security -c "SELECT eventsource.ack('billing', $last, 0, $lease)")
 check "4 reporting may not acknowledge billing (42501)" "$(sqlstate "$out")" 42501
 check "4 billing's checkpoint and lease are unchanged by it" "$(member_state billing)" "$before"
-out=$(psql_as billing es_security -c "SELECT eventsource.ack('billing', $last)")
+out=$(psql_as billing es_security -c "SELECT eventsource.ack('billing', $last, 0, $lease)")
 check "4 billing acknowledges billing" "$(sqlstate "$out")" ok
 check "4 and its checkpoint is the last event, its lease ended" \
   "$(super -c "SELECT m.checkpoint OPERATOR(eventsource.=) $last AND m.leased_until IS NULL FROM eventsource.subscription_members m WHERE m.subscription_name = 'billing'")" t
@@ -979,7 +980,7 @@ owned() {
 psql_as writer es_security -c "SELECT eventsource.append('legacy-' || n, 'Billed', '{}') FROM generate_series(1, 3) AS n" > /dev/null
 super -c "SELECT eventsource.create_subscription('legacy-' || n, category => 'legacy', owner => 'eventsource_reader') FROM generate_series(1, 2) AS n" > /dev/null
 out=$(psql_as reader es_security -c "SELECT count(*) FROM eventsource.poll('legacy-1')" \
-        -c "SELECT eventsource.ack('legacy-1', (SELECT checkpoint FROM eventsource.read_category('legacy') ORDER BY global_position DESC LIMIT 1))")
+        -c "SELECT eventsource.ack('legacy-1', (SELECT checkpoint FROM eventsource.read_category('legacy') ORDER BY global_position DESC LIMIT 1), 0, (SELECT lease FROM eventsource.subscription_members WHERE subscription_name = 'legacy-1' AND consumer_group_member = 0))")
 check "11 reader polls and acknowledges legacy-1" "$(sqlstate "$out")" ok
 legacy=$(owned 'legacy-%')
 for attack in "reader2:REASSIGN OWNED BY eventsource_reader TO reader2" "reader:DROP OWNED BY eventsource_reader"; do

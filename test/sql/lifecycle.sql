@@ -168,7 +168,7 @@ SELECT eventsource.scavenge() AS nothing_left;
 SELECT stream_id, count(*) FROM eventsource.events WHERE stream_id IN ('cart-1', 'order-2') GROUP BY 1 ORDER BY 1;
 -- The member that receives order-2 passes its deleted events: they can go, though the other member
 -- has polled nothing (it never receives order-2).
-SELECT eventsource.ack('orders', checkpoint, eventsource.consumer_group_member('order-2', 2))
+SELECT eventsource.ack('orders', checkpoint, eventsource.consumer_group_member('order-2', 2), lease)
   FROM eventsource.poll('orders', 1000, eventsource.consumer_group_member('order-2', 2))
  ORDER BY checkpoint DESC LIMIT 1;
 SELECT eventsource.scavenge();

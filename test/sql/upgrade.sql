@@ -146,8 +146,30 @@ UPDATE eventsource.subscriptions SET category = 'loan-3' WHERE name = 'misfiled'
 CREATE FUNCTION public.ignore_event(e eventsource.event) RETURNS void LANGUAGE sql AS '';
 INSERT INTO eventsource.projections (name, handler, owner, mode, on_failure, max_attempts, search_path, category)
 VALUES ('misfiled', 'public.ignore_event(eventsource.event)', current_user::regrole, 'async', 'stop', 5, 'pg_catalog, pg_temp', 'loan-3');
+-- Acknowledgements bound to their lease: before the update, poll returns no lease and ack takes
+-- none (a checkpoint that names no event is 22023 there too). A batch polled before the update
+-- cannot be acknowledged after it (its lease has no token: 55006); once that lease ends, the next
+-- poll delivers the batch again with a lease.
+SELECT eventsource.create_subscription('lending');
+SELECT stream_id, stream_version FROM eventsource.poll('lending', 2);
+SELECT eventsource.ack('lending', checkpoint) FROM eventsource.read_all(max_count => 2) ORDER BY checkpoint DESC LIMIT 1;
+\set VERBOSITY sqlstate
+SELECT eventsource.ack('lending', '(1,1)');
+\set VERBOSITY default
+SELECT stream_id, stream_version FROM eventsource.poll('lending', 1, lease_seconds => 1);
 ALTER EXTENSION eventsource UPDATE TO '0.7.0';
 SELECT extversion FROM pg_extension WHERE extname = 'eventsource';
+SELECT count(*) AS while_leased FROM eventsource.poll('lending');
+\set VERBOSITY sqlstate
+SELECT eventsource.ack('lending', delivered_through) FROM eventsource.subscription_members WHERE subscription_name = 'lending';
+SELECT eventsource.ack('lending', delivered_through, 0, gen_random_uuid()) FROM eventsource.subscription_members WHERE subscription_name = 'lending';
+\set VERBOSITY default
+SELECT pg_sleep(1.1);
+CREATE TEMP TABLE lending_batch AS SELECT * FROM eventsource.poll('lending', 1);
+SELECT stream_id, stream_version, lease IS NOT NULL AS leased FROM lending_batch;
+SELECT eventsource.ack('lending', checkpoint, 0, lease) FROM lending_batch;
+SELECT eventsource.drop_subscription('lending');
+DROP TABLE lending_batch;
 SELECT eventsource.drop_projection('misfiled');
 SELECT eventsource.drop_subscription('misfiled');
 DROP FUNCTION public.ignore_event(eventsource.event);
