@@ -7,10 +7,12 @@
  *
  * An append is one statement: a compare-and-set on the stream's row in
  * eventsource.streams and the INSERT of all the events after it.  The row
- * lock taken by the compare-and-set orders writers of one stream; writers of
- * different streams share nothing but the global position sequence.  The
- * expected version is checked before any global position is taken, so the
- * loser of a race burns none.
+ * lock taken by the compare-and-set orders writers of one stream, and the
+ * row records the log transaction id of its last writer, so that a writer
+ * whose events would come before that one's in the global log is refused
+ * (see lock_stream_in_log_order); writers of different streams share nothing
+ * but the global position sequence.  The expected version is checked before
+ * any global position is taken, so the loser of a race burns none.
  *
  * When the caller supplies event ids, one query first looks them up together
  * with the stream's version.  Ids already stored at the same place make the

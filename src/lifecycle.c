@@ -12,7 +12,10 @@
  * member's checkpoint) or an async projection whose filter takes it has not
  * passed yet, so no consumer ever skips an event it was owed.  Consumers
  * learn of deletes and metadata changes from the audit events in the
- * $streams stream.
+ * $streams stream; the global log puts a delete's event after every event
+ * of the stream it covers and before every event appended after it (a
+ * delete takes the stream's turn and records itself as the stream's last
+ * writer, as an append does).
  *
  *-------------------------------------------------------------------------
  */
