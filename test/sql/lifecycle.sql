@@ -216,10 +216,12 @@ BEGIN;
 SELECT eventsource.append('memo-1', 'Noted', '{}');
 SELECT eventsource.append('memo-1', 'Noted', '{}');
 SELECT eventsource.delete_stream('memo-1');
-SELECT (SELECT last_transaction_id FROM eventsource.streams WHERE stream_id = 'memo-1') = pg_current_xact_id() AS row_has_this_transaction,
-       (SELECT bool_and(transaction_id = pg_current_xact_id()) FROM eventsource.events
-         WHERE stream_id = 'memo-1' OR (stream_id = '$streams' AND data->>'stream_id' = 'memo-1')) AS events_and_marker_have_it;
 COMMIT;
+SELECT count(DISTINCT e.transaction_id) AS transaction_ids, count(*) AS events_and_marker,
+       min(e.transaction_id) = min(s.last_transaction_id) AS the_rows_last_transaction_id
+  FROM eventsource.events e, eventsource.streams s
+ WHERE (e.stream_id = 'memo-1' OR (e.stream_id = '$streams' AND e.data->>'stream_id' = 'memo-1'))
+   AND s.stream_id = 'memo-1';
 SELECT eventsource.tombstone_stream('memo-2');
 SELECT s.last_transaction_id = e.transaction_id AS tombstone_of_a_new_stream_has_its_marker_id
   FROM eventsource.streams s
