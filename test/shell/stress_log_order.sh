@@ -33,7 +33,8 @@ pgbench -n -c "$clients" -j 2 -T "$seconds" --max-tries=1000 \
   -f "$here/stress/log_order_later_write_delete.pgbench@1" \
   -f "$here/stress/log_order_first_write_delete.pgbench@1" "$db" > "$pgbench_log" 2>&1 \
   || { cat "$pgbench_log"; exit 1; }
-grep -E "^(number of (transactions|failed)|total number of retries)" "$pgbench_log" | sed 's/^/# /'
+grep -E "^(number of (transactions|failed)|total number of retries|SQL script)| - ([0-9]+ transactions|number of transactions retried)" \
+  "$pgbench_log" | sed 's/^/# /'
 
 results=$(psql_db -v test=stress_log_order -v lib="$here/lib" <<'SQL'
 SELECT '# ' || count(*) FILTER (WHERE stream_id LIKE 'hot-%') || ' events in the hot streams, '
