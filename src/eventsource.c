@@ -91,20 +91,40 @@ _PG_init(void)
 }
 
 /*
- * Whether this database's extension is 0.5.0 or newer (it has the stream
- * lifecycle: eventsource.streams.tombstoned_at and first_visible_version).
- * The library serves every version its scripts install, so that appends and
- * reads go on between installing a new library and ALTER EXTENSION UPDATE.
- * Three syscache lookups: cheap enough to ask on every call, which keeps the
- * answer right across an ALTER EXTENSION in the same session.
+ * Whether this database's eventsource.streams has the column.  The library
+ * serves every version its scripts install, so that appends and reads go on
+ * between installing a new library and ALTER EXTENSION UPDATE; a column that
+ * a version added tells that version apart.  Three syscache lookups: cheap
+ * enough to ask on every call, which keeps the answer right across an ALTER
+ * EXTENSION in the same session.
  */
-bool
-stream_lifecycle_installed(void)
+static bool
+streams_column_installed(const char *column)
 {
 	Oid			schema = get_namespace_oid("eventsource", true);
 	Oid			streams = OidIsValid(schema) ? get_relname_relid("streams", schema) : InvalidOid;
 
-	return OidIsValid(streams) && get_attnum(streams, "tombstoned_at") != InvalidAttrNumber;
+	return OidIsValid(streams) && get_attnum(streams, column) != InvalidAttrNumber;
+}
+
+/*
+ * Whether this database's extension is 0.5.0 or newer (it has the stream
+ * lifecycle: eventsource.streams.tombstoned_at and first_visible_version).
+ */
+bool
+stream_lifecycle_installed(void)
+{
+	return streams_column_installed("tombstoned_at");
+}
+
+/*
+ * Whether this database's extension is 0.7.0 or newer (it has
+ * eventsource.streams.last_transaction_id and stream_log_transaction_id).
+ */
+bool
+stream_log_order_installed(void)
+{
+	return streams_column_installed("last_transaction_id");
 }
 
 /*

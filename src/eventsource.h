@@ -77,6 +77,16 @@ extern bool expectation_met(ExpectedVersion expected, bool exists, int64 version
 extern void raise_version_conflict(text *stream_id, ExpectedVersion expected, int64 actual);
 extern void reject_if_tombstoned(text *stream_id);
 extern void lock_stream_in_log_order(text *stream_id);
+
+/*
+ * The new last_transaction_id of stream $1 in the statements that write it
+ * (0.7.0 on): this transaction's log transaction id, or 40001 when latest
+ * (the row's last_transaction_id, NULL for a new row) is newer.  operation
+ * is 'append', 'delete' or 'tombstone', the write the error names.
+ */
+#define STREAM_LOG_TRANSACTION_ID_SQL(latest, operation) \
+	"eventsource.stream_log_transaction_id($1, " latest ", " operation ")"
+
 extern void append_system_event(const char *stream, const char *event_type, const char *data_json,
 								Oid role);
 
@@ -170,6 +180,20 @@ extern char *checkpoint_to_cstring(const Checkpoint *checkpoint);
 
 /* Whether the database's extension has the stream lifecycle (0.5.0 on; eventsource.c). */
 extern bool stream_lifecycle_installed(void);
+
+/*
+ * Whether eventsource.streams records each stream's last_transaction_id, so
+ * that the statements that write a stream check the log order themselves
+ * (0.7.0 on; eventsource.c).
+ */
+extern bool stream_log_order_installed(void);
+
+/*
+ * This transaction's log transaction id: the first part of the place in the
+ * global log of every event it writes (epoch.c).  Assigns the transaction
+ * its id if it has none yet.
+ */
+extern uint64 log_transaction_id(void);
 
 /* Validation shared by append and read (eventsource.c). */
 extern void require_preloaded_library(const char *function_name, const char *detail,

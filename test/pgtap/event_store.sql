@@ -15,7 +15,8 @@ SELECT has_table('eventsource', 'streams', 'the stream registry');
 SELECT columns_are('eventsource', 'events', ARRAY['global_position', 'transaction_id', 'stream_id',
     'stream_version', 'event_id', 'event_type', 'data', 'metadata', 'recorded_at']);
 SELECT columns_are('eventsource', 'streams', ARRAY['stream_id', 'category', 'stream_version', 'created_at', 'updated_at',
-                                                   'truncate_before', 'max_count', 'max_age', 'deleted_through', 'tombstoned_at']);
+                                                   'truncate_before', 'max_count', 'max_age', 'deleted_through', 'tombstoned_at',
+                                                   'last_transaction_id']);
 SELECT has_function('eventsource', 'append', ARRAY['text', 'text', 'jsonb', 'jsonb', 'bigint', 'uuid']);
 SELECT has_function('eventsource', 'append_events', ARRAY['text', 'jsonb', 'bigint']);
 SELECT has_function('eventsource', 'read_stream', ARRAY['text', 'bigint', 'integer', 'text']);

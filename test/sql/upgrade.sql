@@ -137,6 +137,20 @@ RESET search_path;
 DROP FUNCTION public.dropped_handler(eventsource.event);
 SELECT name, pg_typeof(handler) FROM eventsource.projections ORDER BY name;
 SELECT eventsource.append('carry-1', 'Carried', '{}');
+-- At 0.6.0 the current library keeps the check of before 0.7.0: a transaction that wrote before
+-- it appends gets 40001 when the stream's newest event comes from a newer transaction (here one
+-- far ahead, 2^63 - 1, inserted directly, as only the extension's owner can). This transaction's
+-- id differs from run to run: terse errors.
+SELECT eventsource.append('loan-4', 'Requested', '{}');
+INSERT INTO eventsource.events (transaction_id, stream_id, stream_version, event_id, event_type, data)
+VALUES ('9223372036854775807', 'loan-4', 2, gen_random_uuid(), 'Approved', '{}');
+UPDATE eventsource.streams SET stream_version = 2 WHERE stream_id = 'loan-4';
+\set VERBOSITY terse
+BEGIN;
+SELECT pg_current_xact_id() IS NOT NULL AS wrote_before;
+SELECT eventsource.append('loan-4', 'Paid', '{}');
+ROLLBACK;
+\set VERBOSITY default
 
 -- 0.6.0 -> 0.7.0: log integrity.
 -- A subscription and a projection with a category containing '-' never matched an event (0.7.0's
@@ -195,6 +209,29 @@ SELECT eventsource.drop_projection('dropped-handler');
 DROP TABLE public.carried_totals;
 DROP FUNCTION public.count_carried_event(eventsource.event);
 DROP FUNCTION public.reset_carried_totals();
+-- Every stream's last_transaction_id is the newest id among its events and the markers of its
+-- deletes (loan-2's events were scavenged after its delete: its marker's).
+SELECT s.stream_id,
+       s.last_transaction_id = (SELECT max(e.transaction_id) FROM eventsource.events e
+                                 WHERE e.stream_id = s.stream_id) AS from_its_newest_event,
+       s.last_transaction_id = (SELECT max(e.transaction_id) FROM eventsource.events e
+                                 WHERE e.stream_id = '$streams' AND e.event_type = '$stream-deleted'
+                                   AND e.data->>'stream_id' = s.stream_id) AS from_its_marker
+  FROM eventsource.streams s ORDER BY s.stream_id;
+-- Now the statement that writes the stream checks it, for a transaction that wrote before or not.
+\set VERBOSITY terse
+SELECT eventsource.append('loan-4', 'Paid', '{}');
+\set VERBOSITY default
+SELECT eventsource.append('loan-1', 'Paid', '{}');
+SELECT s.last_transaction_id = e.transaction_id AS row_has_the_append
+  FROM eventsource.streams s
+  JOIN eventsource.events e ON e.stream_id = s.stream_id AND e.stream_version = s.stream_version
+ WHERE s.stream_id = 'loan-1';
+SELECT eventsource.delete_stream('loan-1');
+SELECT s.last_transaction_id = e.transaction_id AS row_has_the_marker
+  FROM eventsource.streams s
+  JOIN eventsource.events e ON e.stream_id = '$streams' AND e.stream_version = (SELECT stream_version FROM eventsource.streams WHERE stream_id = '$streams')
+ WHERE s.stream_id = 'loan-1';
 
 -- The upgraded extension is the fresh install: nothing missing, nothing extra, nothing different.
 CREATE TEMP TABLE upgraded AS SELECT * FROM extension_objects;
