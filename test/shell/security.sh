@@ -41,16 +41,21 @@
 # 13. the $streams audit event of delete_stream called in the attacker's SECURITY DEFINER function
 #     that the writer calls names the attacker as its role;
 # 14. DROP DATABASE by the database's owner, terminated while it waits for another session, leaves
-#     the notifier running again; in a transaction block (where it fails) it never stops it.
+#     the notifier running again; in a transaction block (where it fails) it never stops it;
+# 15. statements during which PostgreSQL registers exit callbacks of its own, by a role with no
+#     rights at all: COMMIT PREPARED and ROLLBACK PREPARED of a transaction prepared in another
+#     session, a DO block that creates the session's first temporary table (its session then ended
+#     by idle_session_timeout) succeed, and no backend crashes at its exit (the server does not
+#     restart: its checkpointer keeps its start, the log has no "terminated by signal").
 # Runs initdb and pg_ctl itself (as the postgres OS user when run as root) on port $PGPORT + 14,
-# with the binaries in ${EVENTSOURCE_PG_BINDIR:-/usr/lib/postgresql/15/bin}, so that it can test
+# with the binaries in ${EVENTSOURCE_PG_BIN:-/usr/lib/postgresql/15/bin}, so that it can test
 # another build of PostgreSQL and eventsource. A failed step is a failed check, never the end of
 # the run (no set -e).
 set -uo pipefail
 
 source "$(dirname "$0")/lib/check.sh"
 
-bindir=${EVENTSOURCE_PG_BINDIR:-/usr/lib/postgresql/15/bin}
+bindir=${EVENTSOURCE_PG_BIN:-/usr/lib/postgresql/15/bin}
 export PATH="$bindir:$PATH"
 port=$((${PGPORT:-5432} + 14))
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/eventsource-security.XXXXXX")
@@ -80,6 +85,7 @@ fsync = off
 shared_preload_libraries = 'eventsource'
 eventsource.notify_databases = 'es_security,es_lookalike,es_victim,es_paused'
 eventsource.scavenge_interval = 1
+max_prepared_transactions = 2
 EOF
 echo "local all all trust" > "$tmp/data/pg_hba.conf"
 if ! as_postgres pg_ctl -D "$tmp/data" -l "$tmp/server.log" -w -t 60 start > /dev/null; then
@@ -1074,5 +1080,37 @@ SQL
 check "14 BEGIN; DROP DATABASE es_paused; ROLLBACK by dbowner fails with 25001" "$(sqlstate "$out")" 25001
 check "14 and the notifier of es_paused kept its process" "$(wait_notifier es_paused)" "$paused_pid"
 no_escalation "14 DROP DATABASE es_paused by its owner"
+
+# ------------------------------------------------------------------------------------------------
+# 15. Statements during which PostgreSQL registers exit callbacks of its own, by a plain role
+# ------------------------------------------------------------------------------------------------
+# The server's (re)start: a crash restart keeps the postmaster, and so pg_postmaster_start_time(),
+# but starts a new checkpointer.
+server_start() { super -c "SELECT backend_start FROM pg_stat_activity WHERE backend_type = 'checkpointer'" 2>&1; }
+started=$(server_start)
+log_lines=$(wc -l < "$tmp/server.log")
+for finish_prepared in "COMMIT PREPARED" "ROLLBACK PREPARED"; do
+  psql_as nobody postgres -c "BEGIN" -c "SELECT 1" -c "PREPARE TRANSACTION 'es_nobody'" > /dev/null
+  out=$(psql_as nobody postgres -c "$finish_prepared 'es_nobody'" -c "SELECT 'after=done'")
+  check "15 nobody's $finish_prepared from another session succeeds, and the session goes on" \
+    "$(sqlstate "$out") $(field after "$out")" "ok done"
+done
+check "15 no prepared transaction is left" "$(super -c "SELECT count(*) FROM pg_prepared_xacts")" 0
+out=$(psql_as nobody postgres -c 'DO $$ BEGIN CREATE TEMP TABLE es_first_temp (a int); COMMIT; END $$' \
+        -c "SET idle_session_timeout = '200ms'" -c "SELECT pg_sleep(0.6)" -c "SELECT 'after=done'")
+check "15 nobody's DO block that creates its session's first temporary table succeeds" \
+  "$(sqlstate "$out") $(field after "$out")" "ok done"
+# The same in a session that then idles until idle_session_timeout ends it (FATAL 57P05).
+out=$({ echo 'DO $$ BEGIN CREATE TEMP TABLE es_first_temp (a int); COMMIT; END $$;'
+        echo "SET idle_session_timeout = '200ms';"; sleep 1; echo "SELECT 'after=done';"; } |
+      psql_as nobody postgres -v ON_ERROR_STOP=0)
+check "15 and in a session that then idles, idle_session_timeout ends the session (57P05)" \
+  "$(sqlstate "$out") $(mentions "$out" 57P05)" "ok 57P05"
+sleep 1
+check "15 the server did not restart (its checkpointer's start is unchanged)" "$(server_start)" "$started"
+check "15 no backend was terminated by a signal" \
+  "$(tail -n +"$((log_lines + 1))" "$tmp/server.log" | grep -c 'terminated by signal')" 0
+no_escalation "15 statements that register exit callbacks"
+notifier_kept "15" es_security "$security_pid"
 
 finish security
