@@ -95,6 +95,19 @@ COMMENT ON VIEW eventsource.projection_status IS
 
 REVOKE ALL ON eventsource.projection_status FROM PUBLIC;
 GRANT SELECT ON eventsource.projection_status TO eventsource_reader;
+
+-- The log's inline trigger follows the projections also where session_replication_role is
+-- replica: a superuser's session, and logical replication's apply, which fires row triggers only.
+ALTER TABLE eventsource.projections ENABLE ALWAYS TRIGGER projections_synchronize_inline;
+
+CREATE TRIGGER projections_synchronize_inline_applied
+    AFTER INSERT OR UPDATE OF mode, status OR DELETE ON eventsource.projections
+    FOR EACH ROW EXECUTE FUNCTION eventsource.synchronize_inline_projections();
+
+ALTER TABLE eventsource.projections ENABLE REPLICA TRIGGER projections_synchronize_inline_applied;
+
+COMMENT ON TRIGGER projections_synchronize_inline_applied ON eventsource.projections IS
+    'Where session_replication_role is replica (logical replication applying the projections): the log''s inline trigger follows each change, as projections_synchronize_inline does for statements.';
 -- Item 4: an acknowledgement is accepted only from the lease it acknowledges
 -- ---------------------------------------------------------------------------------------------
 

@@ -47,6 +47,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_type.h"
+#include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -124,6 +125,34 @@ handler_call_context(void *arg)
 }
 
 /*
+ * Whether a stored handler signature has the form create_projection writes
+ * (format_procedure_qualified: a schema-qualified name, and no argument or
+ * the one eventsource.event), which to_regprocedure reads without raising an
+ * error.  Anything else (a restore of a 0.6.0 dump stores a dropped handler
+ * as its bare OID) names no function, so that only its own projection fails.
+ */
+static bool
+is_handler_signature(const char *signature)
+{
+	const char *open = NULL;
+	bool		quoted = false;
+	List	   *names;
+
+	for (const char *c = signature; *c != '\0' && open == NULL; c++)
+	{
+		if (*c == '"')
+			quoted = !quoted;
+		else if (*c == '(' && !quoted)
+			open = c;
+	}
+	if (open == NULL || open == signature ||
+		(strcmp(open, "()") != 0 && strcmp(open, "(eventsource.event)") != 0))
+		return false;
+	return SplitIdentifierString(pnstrdup(signature, open - signature), '.', &names) &&
+		list_length(names) == 2;
+}
+
+/*
  * Why role (called role_name) may not have function (its signature
  * signature; InvalidOid when that resolves to nothing) run as itself, or
  * NULL when it may: it must be allowed to execute the function and to use
@@ -173,23 +202,32 @@ owner_rights_problem(const Projection *projection, Oid function, const char *sig
 	return function_rights_problem(function, signature, projection->owner, owner_name);
 }
 
-static void
-raise_owner_rights_problem(const Projection *projection, const char *problem)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("permission denied to run projection \"%s\"", projection->name),
-			 errdetail_internal("%s", problem),
-			 errhint("Give the owner its rights back (or create its handler again, if it was dropped), or drop the projection.")));
-}
-
+/*
+ * Refuses to run the projection, whose owner may not run function (its
+ * signature signature), for the reason problem.  The hint says what can be
+ * done: a signature that names no function can be made to name one again,
+ * unless it is one no one can create (a function dropped before the upgrade
+ * to 0.7.0, in pg_catalog, or no signature at all).
+ */
 static void
 require_owner_rights(const Projection *projection, Oid function, const char *signature)
 {
 	char	   *problem = owner_rights_problem(projection, function, signature);
+	const char *hint;
 
-	if (problem != NULL)
-		raise_owner_rights_problem(projection, problem);
+	if (problem == NULL)
+		return;
+	if (OidIsValid(function) && SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(function)))
+		hint = "Give the owner its rights back, or drop the projection.";
+	else if (is_handler_signature(signature) && strncmp(signature, "pg_catalog.", strlen("pg_catalog.")) != 0)
+		hint = "If the function was renamed or moved (ALTER FUNCTION or ALTER SCHEMA), give it that signature back; if it was dropped, create it again, owned by the projection's owner or a superuser; or drop the projection and create it again with the function's new name.";
+	else
+		hint = "The function was dropped before this database was upgraded or restored: drop the projection and create it again with an existing handler.";
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied to run projection \"%s\"", projection->name),
+			 errdetail_internal("%s", problem),
+			 errhint("%s", hint)));
 }
 
 /*
@@ -297,8 +335,8 @@ projection_wants(const Projection *projection, text *stream_id, text *event_type
  * The function a handler column of a projection's row names, and its
  * signature (NULL when the column is NULL): since 0.7.0 the column holds the
  * schema-qualified signature, which is looked up now (InvalidOid when it
- * names no function, as after a DROP FUNCTION); before, the function's OID
- * (regprocedure).
+ * names no function, as after a DROP FUNCTION, or is no signature); before,
+ * the function's OID (regprocedure).
  */
 static Oid
 handler_from_row(HeapTuple row, TupleDesc description, const char *column, char **signature)
@@ -318,6 +356,8 @@ handler_from_row(HeapTuple row, TupleDesc description, const char *column, char 
 		return function;
 	}
 	*signature = TextDatumGetCString(value);
+	if (!is_handler_signature(*signature))
+		return InvalidOid;
 	InitFunctionCallInfoData(*lookup, NULL, 1, InvalidOid, NULL, NULL);
 	lookup->args[0].value = value;
 	lookup->args[0].isnull = false;
@@ -396,7 +436,12 @@ eventsource_run_inline_projections(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	projection_count = run_kept_plan(&inline_projections_plan, NULL, NULL, false);
+	/*
+	 * The latest committed projections, not the transaction's snapshot's: a
+	 * projection created or resumed before this INSERT began holds off
+	 * appends until it commits (hold_off_appends), so this sees it.
+	 */
+	projection_count = run_kept_plan_on_latest_snapshot(&inline_projections_plan, NULL, NULL);
 	projections = palloc(Max(projection_count, 1) * sizeof(Projection *));
 	for (uint64 i = 0; i < projection_count; i++)
 		projections[i] = projection_from_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
@@ -532,6 +577,7 @@ check_handler(Oid function, int expected_arguments, const char *what, Oid caller
 	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(function));
 	Form_pg_proc procedure;
 	bool		matches;
+	bool		temporary;
 	Oid			argument_type = event_type();
 	char	   *problem;
 
@@ -543,7 +589,14 @@ check_handler(Oid function, int expected_arguments, const char *what, Oid caller
 	matches = procedure->prokind == PROKIND_FUNCTION && !procedure->proretset &&
 		procedure->pronargs == expected_arguments &&
 		(expected_arguments == 0 || procedure->proargtypes.values[0] == argument_type);
+	temporary = isAnyTempNamespace(procedure->pronamespace);
 	ReleaseSysCache(tuple);
+	if (temporary)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("%s %s is a temporary function", what, format_procedure(function)),
+				 errdetail("A temporary function is dropped when its session ends, and a later session's could take its name."),
+				 errhint("Create the handler in a permanent schema.")));
 	if (!matches)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
@@ -674,6 +727,20 @@ lock_projection_changes(void)
 }
 
 /*
+ * Holds off appends until this transaction ends, after waiting for those in
+ * flight, before an inline projection starts (create, resume) or replays
+ * (rebuild): an append that committed before is in the past (which a rebuild
+ * replays), and one that starts later runs its trigger after this commits,
+ * reading the projections then, so none is left out.  A share lock on the
+ * log, which conflicts with the appenders' row exclusive lock.
+ */
+static void
+hold_off_appends(void)
+{
+	LockRelationOid(get_relname_relid("events", get_namespace_oid("eventsource", false)), ShareLock);
+}
+
+/*
  * Enables the log's inline projection trigger while a running inline
  * projection exists, and disables it otherwise (appends then pay nothing).
  * Run by the trigger on eventsource.projections, under the ordering lock, so
@@ -688,14 +755,9 @@ synchronize_inline_trigger(void)
 	bool		isnull;
 	bool		wanted;
 	bool		enabled;
-	int			rc;
 
 	lock_projection_changes();
-	rc = SPI_execute_snapshot(kept_plan(&inline_trigger_wrong_plan), NULL, NULL, GetLatestSnapshot(),
-							  InvalidSnapshot, false, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s",
-			 inline_trigger_wrong_plan.sql, SPI_result_code_string(rc));
+	(void) run_kept_plan_on_latest_snapshot(&inline_trigger_wrong_plan, NULL, NULL);
 	wanted = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	enabled = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	/* Altering the trigger locks the log against appends: only when it must change. */
@@ -771,6 +833,8 @@ eventsource_create_projection(PG_FUNCTION_ARGS)
 	values[9] = CStringGetTextDatum(handler_search_path(fcinfo, 8, acting.caller));
 
 	lock_projection_changes();
+	if (strcmp(mode, "inline") == 0)
+		hold_off_appends();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (run_kept_plan(&create_projection_plan, values, nulls, false) == 0)
@@ -796,7 +860,7 @@ static KeptPlan drop_projection_plan = {
 static KeptPlan set_status_plan = {
 	"UPDATE eventsource.projections p"
 	"   SET status = $2, attempts = 0, retry_at = NULL, updated_at = pg_catalog.now()"
-	" WHERE p.name OPERATOR(pg_catalog.=) $1",
+	" WHERE p.name OPERATOR(pg_catalog.=) $1 RETURNING p.mode",
 	2, {TEXTOID, TEXTOID}
 };
 
@@ -808,7 +872,11 @@ raise_unknown_projection(text *name)
 			 errmsg("projection \"%s\" does not exist", text_to_cstring(name))));
 }
 
-/* The shared body of drop, pause and resume: one statement on the projection. */
+/*
+ * The shared body of drop, pause and resume: one statement on the
+ * projection (pause and resume return its mode); an inline projection that
+ * resumes holds off appends.
+ */
 static Datum
 change_projection(FunctionCallInfo fcinfo, KeptPlan *plan, const char *status)
 {
@@ -820,6 +888,9 @@ change_projection(FunctionCallInfo fcinfo, KeptPlan *plan, const char *status)
 		elog(ERROR, "SPI_connect failed");
 	if (run_kept_plan(plan, values, NULL, false) == 0)
 		raise_unknown_projection(name);
+	if (status != NULL && strcmp(status, "running") == 0 &&
+		strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "inline") == 0)
+		hold_off_appends();
 	SPI_finish();
 	notifier_wake_at_commit();
 	PG_RETURN_VOID();
@@ -896,6 +967,8 @@ eventsource_rebuild_projection(PG_FUNCTION_ARGS)
 				 errdetail("The replay would not see the events committed after the transaction's snapshot, whose changes to the read model the reset handler removes."),
 				 errhint("Rebuild it in a READ COMMITTED transaction.")));
 
+	if (projection->is_inline)
+		hold_off_appends();
 	if (projection->reset_signature != NULL)
 	{
 		FmgrInfo	reset_info;
