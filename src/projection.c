@@ -28,8 +28,9 @@
  *
  * A handler is stored as its schema-qualified signature (text, which
  * pg_upgrade accepts, unlike regprocedure) and resolved to the function each
- * time its projection's row is read; a database still at 0.6.0 stores its
- * OID (regprocedure).
+ * time its projection's row is read; an event trigger rewrites the signature
+ * when the function is renamed or moved.  A database still at 0.6.0 stores
+ * its OID (regprocedure).
  *
  *-------------------------------------------------------------------------
  */
@@ -41,6 +42,7 @@
 #include "catalog/pg_collation.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "funcapi.h"
@@ -49,6 +51,7 @@
 #include "parser/parse_type.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -72,6 +75,7 @@ PG_FUNCTION_INFO_V1(eventsource_drop_projection);
 PG_FUNCTION_INFO_V1(eventsource_pause_projection);
 PG_FUNCTION_INFO_V1(eventsource_resume_projection);
 PG_FUNCTION_INFO_V1(eventsource_rebuild_projection);
+PG_FUNCTION_INFO_V1(eventsource_follow_renamed_handlers);
 
 #define MAX_ATTEMPTS_LIMIT			100
 /* Events an async projection handles in one transaction. */
@@ -220,7 +224,7 @@ require_owner_rights(const Projection *projection, Oid function, const char *sig
 	if (OidIsValid(function) && SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(function)))
 		hint = "Give the owner its rights back, or drop the projection.";
 	else if (is_handler_signature(signature) && strncmp(signature, "pg_catalog.", strlen("pg_catalog.")) != 0)
-		hint = "If the function was renamed or moved (ALTER FUNCTION or ALTER SCHEMA), give it that signature back; if it was dropped, create it again, owned by the projection's owner or a superuser; or drop the projection and create it again with the function's new name.";
+		hint = "Create a function of that signature again, owned by the projection's owner or a superuser, or drop the projection.";
 	else
 		hint = "The function was dropped before this database was upgraded or restored: drop the projection and create it again with an existing handler.";
 	ereport(ERROR,
@@ -992,6 +996,124 @@ eventsource_rebuild_projection(PG_FUNCTION_ARGS)
 	SPI_finish();
 	notifier_wake_at_commit();
 	PG_RETURN_INT64(replayed);
+}
+
+/* ------------------------------------------------------------------------
+ * Handlers renamed or moved
+ * ------------------------------------------------------------------------
+ */
+
+/* A handler column of a projection before a command, and the function it named (valid). */
+typedef struct HandlerBefore
+{
+	char	   *name;
+	KeptPlan   *follow;			/* the plan that rewrites this column */
+	char	   *signature;
+	Oid			function;
+} HandlerBefore;
+
+/* The handlers before the command under way (in its transaction, lxid). */
+static List *handlers_before = NIL;
+static LocalTransactionId handlers_before_transaction = InvalidLocalTransactionId;
+
+static KeptPlan all_projections_plan = {
+	"SELECT p.* FROM eventsource.projections p", 0, {InvalidOid}
+};
+
+static KeptPlan follow_handler_plan = {
+	"UPDATE eventsource.projections p SET handler = $3, updated_at = pg_catalog.now()"
+	" WHERE p.name OPERATOR(pg_catalog.=) $1 AND p.handler OPERATOR(pg_catalog.=) $2",
+	3, {TEXTOID, TEXTOID, TEXTOID}
+};
+
+static KeptPlan follow_reset_handler_plan = {
+	"UPDATE eventsource.projections p SET reset_handler = $3, updated_at = pg_catalog.now()"
+	" WHERE p.name OPERATOR(pg_catalog.=) $1 AND p.reset_handler OPERATOR(pg_catalog.=) $2",
+	3, {TEXTOID, TEXTOID, TEXTOID}
+};
+
+/* Notes a handler column of a projection (signature NULL: none) in handlers_before. */
+static void
+note_handler_before(const char *name, KeptPlan *follow, const char *signature, Oid function)
+{
+	HandlerBefore *handler;
+
+	if (!OidIsValid(function))
+		return;
+	handler = palloc(sizeof(HandlerBefore));
+	handler->name = pstrdup(name);
+	handler->follow = follow;
+	handler->signature = pstrdup(signature);
+	handler->function = function;
+	handlers_before = lappend(handlers_before, handler);
+}
+
+/*
+ * The event trigger on the commands that can rename or move a function
+ * (ALTER FUNCTION, ALTER ROUTINE, ALTER SCHEMA, ALTER EXTENSION), at their
+ * start and end: at the start it notes the function each stored handler
+ * signature names, at the end it stores the new signature of each of those
+ * functions that got one, so that a projection follows its handler as it
+ * did when it stored the OID (before 0.7.0).  SECURITY DEFINER: the
+ * command's role need not read the projections.  Nothing is kept beyond the
+ * command's transaction, so no OID outlives a dump, restore or pg_upgrade.
+ */
+Datum
+eventsource_follow_renamed_handlers(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *event = (EventTriggerData *) fcinfo->context;
+	Oid			schema = get_namespace_oid("eventsource", true);
+	Oid			projections = OidIsValid(schema) ? get_relname_relid("projections", schema) : InvalidOid;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		elog(ERROR, "follow_renamed_handlers must be called as an event trigger");
+	if (!OidIsValid(projections))
+		PG_RETURN_VOID();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (strcmp(event->event, "ddl_command_start") == 0)
+	{
+		uint64		count = run_kept_plan_on_latest_snapshot(&all_projections_plan, NULL, NULL);
+		MemoryContext caller_context = MemoryContextSwitchTo(TopTransactionContext);
+
+		handlers_before = NIL;
+		handlers_before_transaction = MyProc->lxid;
+		for (uint64 i = 0; i < count; i++)
+		{
+			Projection *projection = projection_from_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+
+			note_handler_before(projection->name, &follow_handler_plan, projection->handler_signature,
+								projection->handler);
+			note_handler_before(projection->name, &follow_reset_handler_plan, projection->reset_signature,
+								projection->reset_handler);
+		}
+		MemoryContextSwitchTo(caller_context);
+	}
+	else if (handlers_before_transaction == MyProc->lxid)
+	{
+		ListCell   *cell;
+
+		foreach(cell, handlers_before)
+		{
+			HandlerBefore *handler = lfirst(cell);
+			char	   *now;
+			Datum		values[3];
+
+			if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(handler->function)))
+				continue;
+			now = format_procedure_qualified(handler->function);
+			if (strcmp(now, handler->signature) == 0)
+				continue;
+			values[0] = CStringGetTextDatum(handler->name);
+			values[1] = CStringGetTextDatum(handler->signature);
+			values[2] = CStringGetTextDatum(now);
+			(void) run_kept_plan_on_latest_snapshot(handler->follow, values, NULL);
+		}
+		handlers_before = NIL;
+		handlers_before_transaction = InvalidLocalTransactionId;
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
 }
 
 /* ------------------------------------------------------------------------

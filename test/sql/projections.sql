@@ -173,14 +173,35 @@ SELECT eventsource.append('bare-1', 'Happened', '{}');
 UPDATE eventsource.projections SET handler = 'x.y.z.w(eventsource.event)' WHERE name = 'bare';
 SELECT eventsource.append('bare-1', 'Happened', '{}');
 SELECT eventsource.drop_projection('bare');
--- A handler renamed or moved (ALTER FUNCTION, ALTER SCHEMA) no longer has its stored signature:
--- 42501, whose hint says to give it back (or create the projection again with the new name).
-SELECT eventsource.create_projection('renamed', 'read_model.noop_event(eventsource.event)', category => 'renamed');
-ALTER FUNCTION read_model.noop_event(eventsource.event) RENAME TO noop_event_renamed;
-SELECT eventsource.append('renamed-1', 'Happened', '{}');
-ALTER FUNCTION read_model.noop_event_renamed(eventsource.event) RENAME TO noop_event;
-SELECT eventsource.append('renamed-1', 'Happened', '{}') AS back_under_its_name;
+-- A projection follows its handlers when they are renamed or moved (ALTER FUNCTION, ALTER SCHEMA),
+-- as the OID stored before 0.7.0 did: the stored signatures change with them.
+CREATE SCHEMA moved_handlers;
+CREATE TABLE read_model.renamed_seen (global_position bigint);
+CREATE FUNCTION read_model.see_renamed(e eventsource.event) RETURNS void LANGUAGE sql
+    AS 'INSERT INTO read_model.renamed_seen VALUES (e.global_position)';
+CREATE FUNCTION read_model.reset_renamed() RETURNS void LANGUAGE sql AS 'DELETE FROM read_model.renamed_seen';
+SELECT eventsource.create_projection('renamed', 'read_model.see_renamed(eventsource.event)', category => 'renamed',
+                                     reset_handler => 'read_model.reset_renamed()');
+ALTER FUNCTION read_model.see_renamed(eventsource.event) RENAME TO see_renamed_again;
+ALTER FUNCTION read_model.reset_renamed() SET SCHEMA moved_handlers;
+SELECT handler, reset_handler FROM eventsource.projections WHERE name = 'renamed';
+SELECT eventsource.append('renamed-1', 'Happened', '{}') AS after_rename;
+ALTER SCHEMA moved_handlers RENAME TO moved_handlers_renamed;
+ALTER ROUTINE read_model.see_renamed_again(eventsource.event) SET SCHEMA moved_handlers_renamed;
+SELECT handler, reset_handler FROM eventsource.projections WHERE name = 'renamed';
+SELECT eventsource.append('renamed-1', 'Happened', '{}') AS after_move;
+SELECT eventsource.rebuild_projection('renamed') AS replayed;
+SELECT count(*) AS renamed_seen FROM read_model.renamed_seen;
+-- Other functions' changes, and one that fails, leave the projections alone.
+ALTER FUNCTION read_model.noop_event(eventsource.event) RENAME TO noop_event_elsewhere;
+ALTER FUNCTION read_model.noop_event_elsewhere(eventsource.event) RENAME TO noop_event;
+CREATE FUNCTION read_model.see_renamed_again(e eventsource.event) RETURNS void LANGUAGE sql AS 'SELECT';
+ALTER FUNCTION moved_handlers_renamed.see_renamed_again(eventsource.event) SET SCHEMA read_model;
+DROP FUNCTION read_model.see_renamed_again(eventsource.event);
+SELECT handler, reset_handler FROM eventsource.projections WHERE name = 'renamed';
 SELECT eventsource.drop_projection('renamed');
+DROP SCHEMA moved_handlers_renamed CASCADE;
+DROP TABLE read_model.renamed_seen;
 -- A temporary function is no handler (it goes with its session, and a later one's could take its
 -- name): 42P13.
 CREATE FUNCTION pg_temp.temporary_handler(e eventsource.event) RETURNS void LANGUAGE sql AS 'SELECT';
@@ -196,6 +217,7 @@ SELECT count(*) AS temporary_projections FROM eventsource.projections WHERE name
 -- is replica (a superuser's session, logical replication's apply, which fires row triggers only).
 SELECT tgname, tgenabled FROM pg_trigger
  WHERE tgrelid = 'eventsource.projections'::regclass AND tgname LIKE 'projections_synchronize%' ORDER BY tgname;
+SELECT evtname, evtenabled FROM pg_event_trigger WHERE evtname LIKE 'eventsource%' ORDER BY evtname;
 SET session_replication_role = replica;
 SELECT eventsource.create_projection('replica', 'read_model.noop_event(eventsource.event)', category => 'replica');
 SELECT eventsource.pause_projection('orders');
