@@ -95,6 +95,50 @@ COMMENT ON VIEW eventsource.projection_status IS
 
 REVOKE ALL ON eventsource.projection_status FROM PUBLIC;
 GRANT SELECT ON eventsource.projection_status TO eventsource_reader;
+
+-- A projection follows its handler when the function is renamed or moved (as the OID of before
+-- 0.7.0 did): an event trigger notes the function each stored signature names at the start of a
+-- command that can rename or move one, and stores the new signatures at its end.
+CREATE FUNCTION eventsource.follow_renamed_handlers()
+RETURNS event_trigger
+LANGUAGE c
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'eventsource_follow_renamed_handlers';
+
+COMMENT ON FUNCTION eventsource.follow_renamed_handlers() IS
+    'Event trigger function: at the start of ALTER FUNCTION, ALTER ROUTINE, ALTER SCHEMA and ALTER EXTENSION, notes the function each projection''s handler and reset handler signature names; at their end, stores the new signature of each of those functions that was renamed or moved.';
+
+REVOKE ALL ON FUNCTION eventsource.follow_renamed_handlers() FROM PUBLIC;
+
+CREATE EVENT TRIGGER eventsource_handlers_before_rename ON ddl_command_start
+    WHEN TAG IN ('ALTER FUNCTION', 'ALTER ROUTINE', 'ALTER SCHEMA', 'ALTER EXTENSION')
+    EXECUTE FUNCTION eventsource.follow_renamed_handlers();
+
+CREATE EVENT TRIGGER eventsource_handlers_after_rename ON ddl_command_end
+    WHEN TAG IN ('ALTER FUNCTION', 'ALTER ROUTINE', 'ALTER SCHEMA', 'ALTER EXTENSION')
+    EXECUTE FUNCTION eventsource.follow_renamed_handlers();
+
+-- Also where session_replication_role is replica.
+ALTER EVENT TRIGGER eventsource_handlers_before_rename ENABLE ALWAYS;
+ALTER EVENT TRIGGER eventsource_handlers_after_rename ENABLE ALWAYS;
+
+COMMENT ON EVENT TRIGGER eventsource_handlers_before_rename IS
+    'Notes the function each projection handler''s signature names before a command that can rename or move it (eventsource.follow_renamed_handlers).';
+COMMENT ON EVENT TRIGGER eventsource_handlers_after_rename IS
+    'Stores the new signatures of projection handlers that a command renamed or moved (eventsource.follow_renamed_handlers).';
+
+-- The log's inline trigger follows the projections also where session_replication_role is
+-- replica: a superuser's session, and logical replication's apply, which fires row triggers only.
+ALTER TABLE eventsource.projections ENABLE ALWAYS TRIGGER projections_synchronize_inline;
+
+CREATE TRIGGER projections_synchronize_inline_applied
+    AFTER INSERT OR UPDATE OF mode, status OR DELETE ON eventsource.projections
+    FOR EACH ROW EXECUTE FUNCTION eventsource.synchronize_inline_projections();
+
+ALTER TABLE eventsource.projections ENABLE REPLICA TRIGGER projections_synchronize_inline_applied;
+
+COMMENT ON TRIGGER projections_synchronize_inline_applied ON eventsource.projections IS
+    'Where session_replication_role is replica (logical replication applying the projections): the log''s inline trigger follows each change, as projections_synchronize_inline does for statements.';
 -- Item 4: an acknowledgement is accepted only from the lease it acknowledges
 -- ---------------------------------------------------------------------------------------------
 

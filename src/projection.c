@@ -28,8 +28,9 @@
  *
  * A handler is stored as its schema-qualified signature (text, which
  * pg_upgrade accepts, unlike regprocedure) and resolved to the function each
- * time its projection's row is read; a database still at 0.6.0 stores its
- * OID (regprocedure).
+ * time its projection's row is read; an event trigger rewrites the signature
+ * when the function is renamed or moved.  A database still at 0.6.0 stores
+ * its OID (regprocedure).
  *
  *-------------------------------------------------------------------------
  */
@@ -41,13 +42,16 @@
 #include "catalog/pg_collation.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_type.h"
+#include "storage/lmgr.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -71,6 +75,7 @@ PG_FUNCTION_INFO_V1(eventsource_drop_projection);
 PG_FUNCTION_INFO_V1(eventsource_pause_projection);
 PG_FUNCTION_INFO_V1(eventsource_resume_projection);
 PG_FUNCTION_INFO_V1(eventsource_rebuild_projection);
+PG_FUNCTION_INFO_V1(eventsource_follow_renamed_handlers);
 
 #define MAX_ATTEMPTS_LIMIT			100
 /* Events an async projection handles in one transaction. */
@@ -124,6 +129,34 @@ handler_call_context(void *arg)
 }
 
 /*
+ * Whether a stored handler signature has the form create_projection writes
+ * (format_procedure_qualified: a schema-qualified name, and no argument or
+ * the one eventsource.event), which to_regprocedure reads without raising an
+ * error.  Anything else (a restore of a 0.6.0 dump stores a dropped handler
+ * as its bare OID) names no function, so that only its own projection fails.
+ */
+static bool
+is_handler_signature(const char *signature)
+{
+	const char *open = NULL;
+	bool		quoted = false;
+	List	   *names;
+
+	for (const char *c = signature; *c != '\0' && open == NULL; c++)
+	{
+		if (*c == '"')
+			quoted = !quoted;
+		else if (*c == '(' && !quoted)
+			open = c;
+	}
+	if (open == NULL || open == signature ||
+		(strcmp(open, "()") != 0 && strcmp(open, "(eventsource.event)") != 0))
+		return false;
+	return SplitIdentifierString(pnstrdup(signature, open - signature), '.', &names) &&
+		list_length(names) == 2;
+}
+
+/*
  * Why role (called role_name) may not have function (its signature
  * signature; InvalidOid when that resolves to nothing) run as itself, or
  * NULL when it may: it must be allowed to execute the function and to use
@@ -173,23 +206,32 @@ owner_rights_problem(const Projection *projection, Oid function, const char *sig
 	return function_rights_problem(function, signature, projection->owner, owner_name);
 }
 
-static void
-raise_owner_rights_problem(const Projection *projection, const char *problem)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("permission denied to run projection \"%s\"", projection->name),
-			 errdetail_internal("%s", problem),
-			 errhint("Give the owner its rights back (or create its handler again, if it was dropped), or drop the projection.")));
-}
-
+/*
+ * Refuses to run the projection, whose owner may not run function (its
+ * signature signature), for the reason problem.  The hint says what can be
+ * done: a signature that names no function can be made to name one again,
+ * unless it is one no one can create (a function dropped before the upgrade
+ * to 0.7.0, in pg_catalog, or no signature at all).
+ */
 static void
 require_owner_rights(const Projection *projection, Oid function, const char *signature)
 {
 	char	   *problem = owner_rights_problem(projection, function, signature);
+	const char *hint;
 
-	if (problem != NULL)
-		raise_owner_rights_problem(projection, problem);
+	if (problem == NULL)
+		return;
+	if (OidIsValid(function) && SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(function)))
+		hint = "Give the owner its rights back, or drop the projection.";
+	else if (is_handler_signature(signature) && strncmp(signature, "pg_catalog.", strlen("pg_catalog.")) != 0)
+		hint = "Create a function of that signature again, owned by the projection's owner or a superuser, or drop the projection.";
+	else
+		hint = "The function was dropped before this database was upgraded or restored: drop the projection and create it again with an existing handler.";
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied to run projection \"%s\"", projection->name),
+			 errdetail_internal("%s", problem),
+			 errhint("%s", hint)));
 }
 
 /*
@@ -297,8 +339,8 @@ projection_wants(const Projection *projection, text *stream_id, text *event_type
  * The function a handler column of a projection's row names, and its
  * signature (NULL when the column is NULL): since 0.7.0 the column holds the
  * schema-qualified signature, which is looked up now (InvalidOid when it
- * names no function, as after a DROP FUNCTION); before, the function's OID
- * (regprocedure).
+ * names no function, as after a DROP FUNCTION, or is no signature); before,
+ * the function's OID (regprocedure).
  */
 static Oid
 handler_from_row(HeapTuple row, TupleDesc description, const char *column, char **signature)
@@ -318,6 +360,8 @@ handler_from_row(HeapTuple row, TupleDesc description, const char *column, char 
 		return function;
 	}
 	*signature = TextDatumGetCString(value);
+	if (!is_handler_signature(*signature))
+		return InvalidOid;
 	InitFunctionCallInfoData(*lookup, NULL, 1, InvalidOid, NULL, NULL);
 	lookup->args[0].value = value;
 	lookup->args[0].isnull = false;
@@ -396,7 +440,12 @@ eventsource_run_inline_projections(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	projection_count = run_kept_plan(&inline_projections_plan, NULL, NULL, false);
+	/*
+	 * The latest committed projections, not the transaction's snapshot's: a
+	 * projection created or resumed before this INSERT began holds off
+	 * appends until it commits (hold_off_appends), so this sees it.
+	 */
+	projection_count = run_kept_plan_on_latest_snapshot(&inline_projections_plan, NULL, NULL);
 	projections = palloc(Max(projection_count, 1) * sizeof(Projection *));
 	for (uint64 i = 0; i < projection_count; i++)
 		projections[i] = projection_from_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
@@ -532,6 +581,7 @@ check_handler(Oid function, int expected_arguments, const char *what, Oid caller
 	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(function));
 	Form_pg_proc procedure;
 	bool		matches;
+	bool		temporary;
 	Oid			argument_type = event_type();
 	char	   *problem;
 
@@ -543,7 +593,14 @@ check_handler(Oid function, int expected_arguments, const char *what, Oid caller
 	matches = procedure->prokind == PROKIND_FUNCTION && !procedure->proretset &&
 		procedure->pronargs == expected_arguments &&
 		(expected_arguments == 0 || procedure->proargtypes.values[0] == argument_type);
+	temporary = isAnyTempNamespace(procedure->pronamespace);
 	ReleaseSysCache(tuple);
+	if (temporary)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
+				 errmsg("%s %s is a temporary function", what, format_procedure(function)),
+				 errdetail("A temporary function is dropped when its session ends, and a later session's could take its name."),
+				 errhint("Create the handler in a permanent schema.")));
 	if (!matches)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_FUNCTION_DEFINITION),
@@ -674,6 +731,20 @@ lock_projection_changes(void)
 }
 
 /*
+ * Holds off appends until this transaction ends, after waiting for those in
+ * flight, before an inline projection starts (create, resume) or replays
+ * (rebuild): an append that committed before is in the past (which a rebuild
+ * replays), and one that starts later runs its trigger after this commits,
+ * reading the projections then, so none is left out.  A share lock on the
+ * log, which conflicts with the appenders' row exclusive lock.
+ */
+static void
+hold_off_appends(void)
+{
+	LockRelationOid(get_relname_relid("events", get_namespace_oid("eventsource", false)), ShareLock);
+}
+
+/*
  * Enables the log's inline projection trigger while a running inline
  * projection exists, and disables it otherwise (appends then pay nothing).
  * Run by the trigger on eventsource.projections, under the ordering lock, so
@@ -688,14 +759,9 @@ synchronize_inline_trigger(void)
 	bool		isnull;
 	bool		wanted;
 	bool		enabled;
-	int			rc;
 
 	lock_projection_changes();
-	rc = SPI_execute_snapshot(kept_plan(&inline_trigger_wrong_plan), NULL, NULL, GetLatestSnapshot(),
-							  InvalidSnapshot, false, false, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s",
-			 inline_trigger_wrong_plan.sql, SPI_result_code_string(rc));
+	(void) run_kept_plan_on_latest_snapshot(&inline_trigger_wrong_plan, NULL, NULL);
 	wanted = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	enabled = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	/* Altering the trigger locks the log against appends: only when it must change. */
@@ -771,6 +837,8 @@ eventsource_create_projection(PG_FUNCTION_ARGS)
 	values[9] = CStringGetTextDatum(handler_search_path(fcinfo, 8, acting.caller));
 
 	lock_projection_changes();
+	if (strcmp(mode, "inline") == 0)
+		hold_off_appends();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (run_kept_plan(&create_projection_plan, values, nulls, false) == 0)
@@ -796,7 +864,7 @@ static KeptPlan drop_projection_plan = {
 static KeptPlan set_status_plan = {
 	"UPDATE eventsource.projections p"
 	"   SET status = $2, attempts = 0, retry_at = NULL, updated_at = pg_catalog.now()"
-	" WHERE p.name OPERATOR(pg_catalog.=) $1",
+	" WHERE p.name OPERATOR(pg_catalog.=) $1 RETURNING p.mode",
 	2, {TEXTOID, TEXTOID}
 };
 
@@ -808,7 +876,11 @@ raise_unknown_projection(text *name)
 			 errmsg("projection \"%s\" does not exist", text_to_cstring(name))));
 }
 
-/* The shared body of drop, pause and resume: one statement on the projection. */
+/*
+ * The shared body of drop, pause and resume: one statement on the
+ * projection (pause and resume return its mode); an inline projection that
+ * resumes holds off appends.
+ */
 static Datum
 change_projection(FunctionCallInfo fcinfo, KeptPlan *plan, const char *status)
 {
@@ -820,6 +892,9 @@ change_projection(FunctionCallInfo fcinfo, KeptPlan *plan, const char *status)
 		elog(ERROR, "SPI_connect failed");
 	if (run_kept_plan(plan, values, NULL, false) == 0)
 		raise_unknown_projection(name);
+	if (status != NULL && strcmp(status, "running") == 0 &&
+		strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "inline") == 0)
+		hold_off_appends();
 	SPI_finish();
 	notifier_wake_at_commit();
 	PG_RETURN_VOID();
@@ -896,6 +971,8 @@ eventsource_rebuild_projection(PG_FUNCTION_ARGS)
 				 errdetail("The replay would not see the events committed after the transaction's snapshot, whose changes to the read model the reset handler removes."),
 				 errhint("Rebuild it in a READ COMMITTED transaction.")));
 
+	if (projection->is_inline)
+		hold_off_appends();
 	if (projection->reset_signature != NULL)
 	{
 		FmgrInfo	reset_info;
@@ -919,6 +996,124 @@ eventsource_rebuild_projection(PG_FUNCTION_ARGS)
 	SPI_finish();
 	notifier_wake_at_commit();
 	PG_RETURN_INT64(replayed);
+}
+
+/* ------------------------------------------------------------------------
+ * Handlers renamed or moved
+ * ------------------------------------------------------------------------
+ */
+
+/* A handler column of a projection before a command, and the function it named (valid). */
+typedef struct HandlerBefore
+{
+	char	   *name;
+	KeptPlan   *follow;			/* the plan that rewrites this column */
+	char	   *signature;
+	Oid			function;
+} HandlerBefore;
+
+/* The handlers before the command under way (in its transaction, lxid). */
+static List *handlers_before = NIL;
+static LocalTransactionId handlers_before_transaction = InvalidLocalTransactionId;
+
+static KeptPlan all_projections_plan = {
+	"SELECT p.* FROM eventsource.projections p", 0, {InvalidOid}
+};
+
+static KeptPlan follow_handler_plan = {
+	"UPDATE eventsource.projections p SET handler = $3, updated_at = pg_catalog.now()"
+	" WHERE p.name OPERATOR(pg_catalog.=) $1 AND p.handler OPERATOR(pg_catalog.=) $2",
+	3, {TEXTOID, TEXTOID, TEXTOID}
+};
+
+static KeptPlan follow_reset_handler_plan = {
+	"UPDATE eventsource.projections p SET reset_handler = $3, updated_at = pg_catalog.now()"
+	" WHERE p.name OPERATOR(pg_catalog.=) $1 AND p.reset_handler OPERATOR(pg_catalog.=) $2",
+	3, {TEXTOID, TEXTOID, TEXTOID}
+};
+
+/* Notes a handler column of a projection (signature NULL: none) in handlers_before. */
+static void
+note_handler_before(const char *name, KeptPlan *follow, const char *signature, Oid function)
+{
+	HandlerBefore *handler;
+
+	if (!OidIsValid(function))
+		return;
+	handler = palloc(sizeof(HandlerBefore));
+	handler->name = pstrdup(name);
+	handler->follow = follow;
+	handler->signature = pstrdup(signature);
+	handler->function = function;
+	handlers_before = lappend(handlers_before, handler);
+}
+
+/*
+ * The event trigger on the commands that can rename or move a function
+ * (ALTER FUNCTION, ALTER ROUTINE, ALTER SCHEMA, ALTER EXTENSION), at their
+ * start and end: at the start it notes the function each stored handler
+ * signature names, at the end it stores the new signature of each of those
+ * functions that got one, so that a projection follows its handler as it
+ * did when it stored the OID (before 0.7.0).  SECURITY DEFINER: the
+ * command's role need not read the projections.  Nothing is kept beyond the
+ * command's transaction, so no OID outlives a dump, restore or pg_upgrade.
+ */
+Datum
+eventsource_follow_renamed_handlers(PG_FUNCTION_ARGS)
+{
+	EventTriggerData *event = (EventTriggerData *) fcinfo->context;
+	Oid			schema = get_namespace_oid("eventsource", true);
+	Oid			projections = OidIsValid(schema) ? get_relname_relid("projections", schema) : InvalidOid;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		elog(ERROR, "follow_renamed_handlers must be called as an event trigger");
+	if (!OidIsValid(projections))
+		PG_RETURN_VOID();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (strcmp(event->event, "ddl_command_start") == 0)
+	{
+		uint64		count = run_kept_plan_on_latest_snapshot(&all_projections_plan, NULL, NULL);
+		MemoryContext caller_context = MemoryContextSwitchTo(TopTransactionContext);
+
+		handlers_before = NIL;
+		handlers_before_transaction = MyProc->lxid;
+		for (uint64 i = 0; i < count; i++)
+		{
+			Projection *projection = projection_from_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+
+			note_handler_before(projection->name, &follow_handler_plan, projection->handler_signature,
+								projection->handler);
+			note_handler_before(projection->name, &follow_reset_handler_plan, projection->reset_signature,
+								projection->reset_handler);
+		}
+		MemoryContextSwitchTo(caller_context);
+	}
+	else if (handlers_before_transaction == MyProc->lxid)
+	{
+		ListCell   *cell;
+
+		foreach(cell, handlers_before)
+		{
+			HandlerBefore *handler = lfirst(cell);
+			char	   *now;
+			Datum		values[3];
+
+			if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(handler->function)))
+				continue;
+			now = format_procedure_qualified(handler->function);
+			if (strcmp(now, handler->signature) == 0)
+				continue;
+			values[0] = CStringGetTextDatum(handler->name);
+			values[1] = CStringGetTextDatum(handler->signature);
+			values[2] = CStringGetTextDatum(now);
+			(void) run_kept_plan_on_latest_snapshot(handler->follow, values, NULL);
+		}
+		handlers_before = NIL;
+		handlers_before_transaction = InvalidLocalTransactionId;
+	}
+	SPI_finish();
+	PG_RETURN_VOID();
 }
 
 /* ------------------------------------------------------------------------

@@ -21,6 +21,7 @@ CREATE FUNCTION read_model.reset_orders() RETURNS void LANGUAGE sql AS 'TRUNCATE
 CREATE FUNCTION read_model.wrong_argument(e text) RETURNS void LANGUAGE sql AS 'SELECT';
 CREATE FUNCTION read_model.two_arguments(e eventsource.event, x int) RETURNS void LANGUAGE sql AS 'SELECT';
 CREATE FUNCTION read_model.returns_set(e eventsource.event) RETURNS SETOF int LANGUAGE sql AS 'SELECT 1';
+CREATE FUNCTION read_model.noop_event(e eventsource.event) RETURNS void LANGUAGE sql AS 'SELECT';
 SELECT eventsource.append('order-1', 'OrderPlaced', '{"total": 10}');
 
 -- The trigger on the log is enabled only while a running inline projection exists.
@@ -159,6 +160,80 @@ SELECT count(*) AS gone_events FROM eventsource.events WHERE stream_id = 'gone-1
 CREATE FUNCTION read_model.count_gone(e eventsource.event) RETURNS void LANGUAGE sql AS 'SELECT';
 SELECT eventsource.append('gone-1', 'Happened', '{}');
 SELECT eventsource.drop_projection('gone');
+
+-- A stored handler that is no signature (a restore of a 0.6.0 dump stores a dropped handler as its
+-- bare OID) names no function: its projection fails with 42501, others and other categories run.
+SELECT eventsource.create_projection('bare', 'read_model.noop_event(eventsource.event)', category => 'bare');
+UPDATE eventsource.projections SET handler = '16827' WHERE name = 'bare';
+SELECT eventsource.append('bare-1', 'Happened', '{}');
+SELECT eventsource.append('order-7', 'OrderPlaced', '{"total": 1}') AS other_category_appends;
+SELECT events FROM read_model.orders WHERE order_id = 'order-7';
+UPDATE eventsource.projections SET handler = 'pg_catalog."dropped function 16827"(eventsource.event)' WHERE name = 'bare';
+SELECT eventsource.append('bare-1', 'Happened', '{}');
+UPDATE eventsource.projections SET handler = 'x.y.z.w(eventsource.event)' WHERE name = 'bare';
+SELECT eventsource.append('bare-1', 'Happened', '{}');
+SELECT eventsource.drop_projection('bare');
+-- A projection follows its handlers when they are renamed or moved (ALTER FUNCTION, ALTER SCHEMA),
+-- as the OID stored before 0.7.0 did: the stored signatures change with them.
+CREATE SCHEMA moved_handlers;
+CREATE TABLE read_model.renamed_seen (global_position bigint);
+CREATE FUNCTION read_model.see_renamed(e eventsource.event) RETURNS void LANGUAGE sql
+    AS 'INSERT INTO read_model.renamed_seen VALUES (e.global_position)';
+CREATE FUNCTION read_model.reset_renamed() RETURNS void LANGUAGE sql AS 'DELETE FROM read_model.renamed_seen';
+SELECT eventsource.create_projection('renamed', 'read_model.see_renamed(eventsource.event)', category => 'renamed',
+                                     reset_handler => 'read_model.reset_renamed()');
+ALTER FUNCTION read_model.see_renamed(eventsource.event) RENAME TO see_renamed_again;
+ALTER FUNCTION read_model.reset_renamed() SET SCHEMA moved_handlers;
+SELECT handler, reset_handler FROM eventsource.projections WHERE name = 'renamed';
+SELECT eventsource.append('renamed-1', 'Happened', '{}') AS after_rename;
+ALTER SCHEMA moved_handlers RENAME TO moved_handlers_renamed;
+ALTER ROUTINE read_model.see_renamed_again(eventsource.event) SET SCHEMA moved_handlers_renamed;
+SELECT handler, reset_handler FROM eventsource.projections WHERE name = 'renamed';
+SELECT eventsource.append('renamed-1', 'Happened', '{}') AS after_move;
+SELECT eventsource.rebuild_projection('renamed') AS replayed;
+SELECT count(*) AS renamed_seen FROM read_model.renamed_seen;
+-- Other functions' changes, and one that fails, leave the projections alone.
+ALTER FUNCTION read_model.noop_event(eventsource.event) RENAME TO noop_event_elsewhere;
+ALTER FUNCTION read_model.noop_event_elsewhere(eventsource.event) RENAME TO noop_event;
+CREATE FUNCTION read_model.see_renamed_again(e eventsource.event) RETURNS void LANGUAGE sql AS 'SELECT';
+ALTER FUNCTION moved_handlers_renamed.see_renamed_again(eventsource.event) SET SCHEMA read_model;
+DROP FUNCTION read_model.see_renamed_again(eventsource.event);
+SELECT handler, reset_handler FROM eventsource.projections WHERE name = 'renamed';
+SELECT eventsource.drop_projection('renamed');
+DROP SCHEMA moved_handlers_renamed CASCADE;
+DROP TABLE read_model.renamed_seen;
+-- A temporary function is no handler (it goes with its session, and a later one's could take its
+-- name): 42P13.
+CREATE FUNCTION pg_temp.temporary_handler(e eventsource.event) RETURNS void LANGUAGE sql AS 'SELECT';
+DO $$
+BEGIN
+    PERFORM eventsource.create_projection('temporary', 'pg_temp.temporary_handler(eventsource.event)');
+EXCEPTION WHEN invalid_function_definition THEN
+    RAISE NOTICE '%: %', SQLSTATE, regexp_replace(SQLERRM, 'pg_temp_[0-9]+', 'pg_temp_N');
+END
+$$;
+SELECT count(*) AS temporary_projections FROM eventsource.projections WHERE name = 'temporary';
+-- The trigger that keeps the log's inline trigger right fires also where session_replication_role
+-- is replica (a superuser's session, logical replication's apply, which fires row triggers only).
+SELECT tgname, tgenabled FROM pg_trigger
+ WHERE tgrelid = 'eventsource.projections'::regclass AND tgname LIKE 'projections_synchronize%' ORDER BY tgname;
+SELECT evtname, evtenabled FROM pg_event_trigger WHERE evtname LIKE 'eventsource%' ORDER BY evtname;
+SET session_replication_role = replica;
+SELECT eventsource.create_projection('replica', 'read_model.noop_event(eventsource.event)', category => 'replica');
+SELECT eventsource.pause_projection('orders');
+SELECT eventsource.pause_projection('payments');
+SELECT tgenabled FROM pg_trigger WHERE tgname = 'events_inline_projections';
+SELECT eventsource.drop_projection('replica');
+SELECT tgenabled FROM pg_trigger WHERE tgname = 'events_inline_projections';
+BEGIN;
+INSERT INTO eventsource.projections (name, handler, owner, mode, on_failure, max_attempts, search_path)
+VALUES ('applied', 'read_model.noop_event(eventsource.event)', current_user::regrole, 'inline', 'stop', 1, 'pg_temp');
+SELECT tgenabled AS after_applied_insert FROM pg_trigger WHERE tgname = 'events_inline_projections';
+ROLLBACK;
+RESET session_replication_role;
+SELECT eventsource.resume_projection('orders');
+SELECT eventsource.resume_projection('payments');
+SELECT tgenabled FROM pg_trigger WHERE tgname = 'events_inline_projections';
 
 -- Dropping the last inline projection disables the trigger; the read model tables stay.
 SELECT eventsource.drop_projection('orders');
