@@ -8,19 +8,20 @@
 \echo Use "ALTER EXTENSION eventsource UPDATE TO '0.7.0'" to load this file. \quit
 
 -- ---------------------------------------------------------------------------------------------
--- Item 6: snapshots never bring deleted data back. save_snapshot refuses a version stream reads no
--- longer show, the loads use only a snapshot of a visible version, scavenge deletes the others
--- (all in the library); the comments say so.
+-- Item 6: snapshots never bring deleted data back. save_snapshot refuses a version below the first
+-- snapshot version (the version just before the first visible one, never one of a deleted life),
+-- the loads use only a snapshot from it on, scavenge deletes the others without waiting for any
+-- transaction, within the call's max_events (all in the library); the comments say so.
 -- ---------------------------------------------------------------------------------------------
 
 COMMENT ON FUNCTION eventsource.save_snapshot(text, bigint, jsonb, integer) IS
-    'Stores the state of a stream as of one of the versions stream reads show (replacing a snapshot of the same version and schema version), then keeps the newest eventsource.snapshots_to_keep snapshots of the stream; a deleted, tombstoned or truncated version is refused like one that does not exist.';
+    'Stores the state of a stream as of one of the versions stream reads show or the one just before the first of them (replacing a snapshot of the same version and schema version), then keeps the newest eventsource.snapshots_to_keep snapshots of the stream; a deleted or tombstoned version, or one further below the first visible version, is refused like one that does not exist.';
 
 COMMENT ON FUNCTION eventsource.load_snapshot(text, bigint, integer) IS
-    'The newest snapshot of a stream at or below max_version (NULL: any), of schema_version when given, of a version stream reads show; no row when there is none.';
+    'The newest snapshot of a stream at or below max_version (NULL: any), of schema_version when given, of a version stream reads show or the one just before the first of them (never a deleted or tombstoned one); no row when there is none.';
 
 COMMENT ON FUNCTION eventsource.scavenge(integer) IS
-    'Removes up to max_events events that deletes and retention settings hide, except those a subscription or async projection has not passed yet, and the snapshots of hidden versions; returns how many events it removed (call again until 0).';
+    'Removes up to max_events rows: events that deletes and retention settings hide, except those a subscription or async projection has not passed yet, then snapshots the loads no longer use, skipping what other transactions hold; returns how many events and snapshots it removed (call again until 0).';
 
 -- ---------------------------------------------------------------------------------------------
 -- Item 7: a category is never a stream id. read_all, read_category, create_subscription and

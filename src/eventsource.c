@@ -14,6 +14,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "fmgr.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -405,4 +406,24 @@ category_of(text *stream_id)
 	const char *dash = memchr(bytes, '-', length);
 
 	return cstring_to_text_with_len(bytes, dash ? dash - bytes : length);
+}
+
+/* The most characters of an argument an error message quotes. */
+#define MESSAGE_QUOTED_CHARACTERS	64
+
+/*
+ * An argument as an error message quotes it: whole when it has at most
+ * MESSAGE_QUOTED_CHARACTERS characters, else the first of them and "...",
+ * so that a huge argument does not flood the server log.
+ */
+char *
+text_for_message(text *value)
+{
+	const char *bytes = VARDATA_ANY(value);
+	int			length = VARSIZE_ANY_EXHDR(value);
+	int			quoted = pg_mbcharcliplen(bytes, length, MESSAGE_QUOTED_CHARACTERS);
+
+	if (quoted >= length)
+		return text_to_cstring(value);
+	return psprintf("%.*s...", quoted, bytes);
 }

@@ -99,6 +99,21 @@ extern void append_system_event(const char *stream, const char *event_type, cons
 	"(SELECT eventsource.first_visible_version(v) FROM eventsource.streams v" \
 	" WHERE v.stream_id OPERATOR(pg_catalog.=) $1)"
 
+/*
+ * The lowest stream version a snapshot of the stream row named stream may be
+ * of: the version just before the first visible one, whose state stands for
+ * the history retention hides (truncate_before, max_count, max_age), but
+ * never a version of a deleted life (at or below deleted_through, which a
+ * delete or tombstone sets).  Below the first visible version only because
+ * of retention; 1 at least.  _OF_STREAM_1: that of stream $1, as above.
+ */
+#define FIRST_SNAPSHOT_VERSION(stream) \
+	"GREATEST(eventsource.first_visible_version(" stream ") OPERATOR(pg_catalog.-) 1," \
+	"         COALESCE(" stream ".deleted_through, 0) OPERATOR(pg_catalog.+) 1)"
+#define FIRST_SNAPSHOT_VERSION_OF_STREAM_1 \
+	"(SELECT " FIRST_SNAPSHOT_VERSION("v") " FROM eventsource.streams v" \
+	" WHERE v.stream_id OPERATOR(pg_catalog.=) $1)"
+
 /* Counters in shared memory (statistics.c); without the preload they count nothing. */
 typedef enum StatisticKind
 {
@@ -204,6 +219,7 @@ extern int32 checked_integer(FunctionCallInfo fcinfo, int argno, const char *nam
 extern text *checked_stream_id(FunctionCallInfo fcinfo, int argno, bool for_append);
 extern text *checked_object_name(FunctionCallInfo fcinfo, int argno, const char *what);
 extern text *category_of(text *stream_id);
+extern char *text_for_message(text *value);
 extern int64 optional_stream_version(FunctionCallInfo fcinfo, int argno, const char *name,
 									 int64 if_null);
 

@@ -5,7 +5,7 @@
  *	  set_stream_metadata (truncate_before, max_count, max_age), the rule
  *	  that decides which events stream reads show (first_visible_version),
  *	  and scavenge, which removes the events nothing shows any more and the
- *	  snapshots of versions nothing shows.
+ *	  snapshots the loads no longer use.
  *
  * Deletes and retention settings hide events from stream reads at once.
  * The global log keeps them, as it was written, until scavenge removes
@@ -54,9 +54,9 @@ bool		eventsource_scavenging = false;
 /* The longest max_age. */
 #define EVENTSOURCE_MAX_AGE_YEARS		1000
 
-/* The background worker's batch size, and the most one scavenge call removes. */
-#define SCAVENGE_BATCH_EVENTS	1000
-#define SCAVENGE_MAX_EVENTS		100000
+/* The background worker's batch size, and the most rows (events and snapshots) one scavenge call removes. */
+#define SCAVENGE_BATCH_ROWS		1000
+#define SCAVENGE_MAX_ROWS		100000
 
 /* The first event of stream $1 from version $2 on recorded at or after $3. */
 static KeptPlan max_age_boundary_plan = {
@@ -176,15 +176,31 @@ static KeptPlan scavenge_plan = {
 };
 
 /*
- * The snapshots of versions stream reads no longer show.  Loads never use
- * them (snapshot.c); one may hold the state of a deleted stream, saved by a
- * transaction that committed after a repeatable read delete began.
+ * Up to $1 snapshots below their stream's first snapshot version, which the
+ * loads never use (snapshot.c): one may hold the state of a deleted stream,
+ * saved by a transaction that committed after a repeatable read delete
+ * began.  The snapshot just before the first visible version stays: it
+ * stands for the history retention hides.  Scavenge never waits: it skips a
+ * snapshot another transaction has locked (a save replacing it, the
+ * snapshots_to_keep trim, a delete, delete_snapshots) and a stream whose row
+ * a delete, tombstone or metadata change has locked, and leaves them to a
+ * later round; the key-share lock on the stream keeps those from changing
+ * what the snapshot's stream hides until this transaction ends.  Driven by
+ * the snapshots, so that streams without one cost nothing.
  */
 static KeptPlan scavenge_snapshots_plan = {
-	"DELETE FROM eventsource.snapshots n USING eventsource.streams s"
-	" WHERE n.stream_id OPERATOR(pg_catalog.=) s.stream_id AND " STREAM_HIDES_EVENTS
-	"   AND n.stream_version OPERATOR(pg_catalog.<) eventsource.first_visible_version(s)",
-	0, {}
+	"DELETE FROM eventsource.snapshots n"
+	" USING (SELECT k.stream_id, k.stream_version, k.schema_version"
+	"          FROM eventsource.snapshots k"
+	"          JOIN eventsource.streams s ON s.stream_id OPERATOR(pg_catalog.=) k.stream_id"
+	"         WHERE " STREAM_HIDES_EVENTS
+	"           AND k.stream_version OPERATOR(pg_catalog.<) " FIRST_SNAPSHOT_VERSION("s")
+	"         LIMIT $1"
+	"           FOR UPDATE OF k SKIP LOCKED FOR KEY SHARE OF s SKIP LOCKED) r"
+	" WHERE n.stream_id OPERATOR(pg_catalog.=) r.stream_id"
+	"   AND n.stream_version OPERATOR(pg_catalog.=) r.stream_version"
+	"   AND n.schema_version OPERATOR(pg_catalog.=) r.schema_version",
+	1, {INT4OID}
 };
 
 /* ------------------------------------------------------------------------
@@ -548,14 +564,14 @@ eventsource_set_stream_metadata(PG_FUNCTION_ARGS)
  */
 
 /*
- * Removes up to max_events events scavenge_plan finds, and every snapshot
- * scavenge_snapshots_plan does; returns how many events it removed.  Call
- * while connected to SPI.
+ * Removes up to max_rows rows: the events scavenge_plan finds, then, within
+ * what is left of max_rows, the snapshots scavenge_snapshots_plan does;
+ * returns how many of both it removed.  Call while connected to SPI.
  */
 static uint64
-scavenge_batch(int max_events)
+scavenge_batch(int max_rows)
 {
-	Datum		values[1] = {Int32GetDatum(max_events)};
+	Datum		values[1] = {Int32GetDatum(max_rows)};
 	uint64		removed;
 
 	eventsource_scavenging = true;
@@ -569,17 +585,22 @@ scavenge_batch(int max_events)
 	}
 	PG_END_TRY();
 	count_statistic(STATISTIC_EVENTS_SCAVENGED, removed);
-	run_kept_plan(&scavenge_snapshots_plan, NULL, NULL, false);
+	if (removed < (uint64) max_rows)
+	{
+		values[0] = Int32GetDatum(max_rows - (int) removed);
+		removed += run_kept_plan(&scavenge_snapshots_plan, values, NULL, false);
+	}
 	return removed;
 }
 
 /*
- * eventsource.scavenge(max_events) returns bigint: the events removed.
+ * eventsource.scavenge(max_events) returns bigint: the events and snapshots
+ * removed, max_events at most.
  */
 Datum
 eventsource_scavenge(PG_FUNCTION_ARGS)
 {
-	int32		max_events = checked_integer(fcinfo, 0, "max_events", 1, SCAVENGE_MAX_EVENTS);
+	int32		max_events = checked_integer(fcinfo, 0, "max_events", 1, SCAVENGE_MAX_ROWS);
 	uint64		removed;
 
 	PreventCommandIfReadOnly("eventsource.scavenge()");
@@ -614,9 +635,9 @@ run_scavenge_batches(void)
 			elog(ERROR, "SPI_connect failed");
 		PushActiveSnapshot(GetTransactionSnapshot());
 		if (served && stream_lifecycle_installed())
-			removed = scavenge_batch(SCAVENGE_BATCH_EVENTS);
+			removed = scavenge_batch(SCAVENGE_BATCH_ROWS);
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
-	} while (removed == SCAVENGE_BATCH_EVENTS);
+	} while (removed == SCAVENGE_BATCH_ROWS);
 }

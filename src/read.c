@@ -354,16 +354,15 @@ checked_category(FunctionCallInfo fcinfo, int argno)
 				 errmsg("category must not be empty")));
 	if (memchr(VARDATA_ANY(category), '-', length) != NULL)
 	{
-		char	   *name = text_to_cstring(category);
-		char	   *before_dash = text_to_cstring(category_of(category));
+		text	   *before_dash = category_of(category);
 
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("category \"%s\" contains '-'", name),
-				 errdetail("No stream's category contains '-', so \"%s\" would match nothing.", name),
-				 before_dash[0] != '\0' ?
-				 errhint("A category is the part of a stream id before its first '-': pass '%s', not '%s'.",
-						 before_dash, name) :
+				 errmsg("category \"%s\" contains '-'", text_for_message(category)),
+				 errdetail("No stream's category contains '-', so the category would match nothing."),
+				 VARSIZE_ANY_EXHDR(before_dash) > 0 ?
+				 errhint("A category is the part of a stream id before its first '-': pass '%s'.",
+						 text_for_message(before_dash)) :
 				 errhint("A category is the part of a stream id before its first '-'.")));
 	}
 	return category;

@@ -9,18 +9,22 @@
  * schema version is the shape of the client's state, and a client that
  * changes the shape bumps it so that older snapshots are no longer loaded.
  *
- * A snapshot is of a version stream reads show: deleted, tombstoned and
- * truncated versions are gone for snapshots as for reads.  save_snapshot
- * checks the version against the stream's row locked FOR KEY SHARE, the
- * committed (or the caller's own) state: the lock does not conflict with an
- * append's update of the row, so appends never wait for a snapshot, but it
- * does with the FOR UPDATE of delete_stream, tombstone_stream and
- * set_stream_metadata, so a save either commits before one of those starts
- * (which then deletes or hides the snapshot) or sees its outcome.  The loads
- * use only a snapshot of a visible version, so that one a delete could not
- * see (a save committed after a repeatable read delete began) is never
- * served, nor one of an earlier life of a soft-deleted stream; scavenge
- * removes such snapshots (lifecycle.c).
+ * A snapshot is of a version stream reads show, or of the one just before
+ * the first of them when retention (truncate_before, max_count, max_age)
+ * hides the versions before: that snapshot stands for the history retention
+ * trims, which is what retention is for.  Nothing of a deleted life is ever
+ * used: not a version at or below deleted_through, which delete_stream and
+ * tombstone_stream set (FIRST_SNAPSHOT_VERSION).  save_snapshot checks the
+ * version against the stream's row locked FOR KEY SHARE, the committed (or
+ * the caller's own) state: the lock does not conflict with an append's
+ * update of the row, so appends never wait for a snapshot, but it does with
+ * the FOR UPDATE of delete_stream, tombstone_stream and set_stream_metadata,
+ * so a save either commits before one of those starts (which then deletes or
+ * hides the snapshot) or sees its outcome.  The loads use only a snapshot
+ * from the first snapshot version on, so that one a delete could not see (a
+ * save committed after a repeatable read delete began) is never served, nor
+ * one of an earlier life of a soft-deleted stream, nor one that retention
+ * has since moved past; scavenge removes such snapshots (lifecycle.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -58,25 +62,26 @@ static KeptPlan retention_plan = {
 };
 
 /*
- * The stream's current version and the first version stream reads show,
- * from its row locked FOR KEY SHARE (see the top of the file); no row when
- * the stream does not exist.  [1] is with the stream lifecycle (0.5.0 on),
- * [0] for older versions of the extension, where every version is visible.
+ * The stream's current version, the lowest version a snapshot of it may be
+ * of and the version it was last deleted at (0: never), from its row locked
+ * FOR KEY SHARE (see the top of the file); no row when the stream does not
+ * exist.  [1] is with the stream lifecycle (0.5.0 on), [0] for older
+ * versions of the extension, where every version is visible.
  */
-#define STREAM_VERSIONS(first_visible) \
-	"SELECT s.stream_version, " first_visible " FROM eventsource.streams s" \
-	" WHERE s.stream_id OPERATOR(pg_catalog.=) $1 FOR KEY SHARE"
+#define STREAM_VERSIONS(first_snapshot_version, deleted_through) \
+	"SELECT s.stream_version, " first_snapshot_version ", " deleted_through \
+	"  FROM eventsource.streams s WHERE s.stream_id OPERATOR(pg_catalog.=) $1 FOR KEY SHARE"
 
 static KeptPlan stream_versions_plans[2] = {
-	{STREAM_VERSIONS("1::bigint"), 1, {TEXTOID}},
-	{STREAM_VERSIONS("eventsource.first_visible_version(s)"), 1, {TEXTOID}}
+	{STREAM_VERSIONS("1::bigint", "0::bigint"), 1, {TEXTOID}},
+	{STREAM_VERSIONS(FIRST_SNAPSHOT_VERSION("s"), "COALESCE(s.deleted_through, 0)"), 1, {TEXTOID}}
 };
 
 /*
  * The newest snapshot of stream $1 at or below version $2, of schema version
- * $3 if not null; visible: of a version stream reads show (the lifecycle's
- * [1] of each pair below).  The visible versions are the stream's newest, so
- * when the newest snapshot is of a hidden version every older one is too.
+ * $3 if not null; usable: from the first snapshot version on (the
+ * lifecycle's [1] of each pair below).  The usable versions are the stream's
+ * newest, so when the newest snapshot is below them every older one is too.
  */
 #define NEWEST_SNAPSHOT(visible) \
 	"SELECT s.stream_id, s.stream_version, s.schema_version, s.state, s.created_at" \
@@ -84,11 +89,11 @@ static KeptPlan stream_versions_plans[2] = {
 	" WHERE s.stream_id OPERATOR(pg_catalog.=) $1 AND s.stream_version OPERATOR(pg_catalog.<=) $2" \
 	"   AND ($3::integer IS NULL OR s.schema_version OPERATOR(pg_catalog.=) $3)" visible \
 	" ORDER BY s.stream_version DESC, s.schema_version DESC LIMIT 1"
-#define VISIBLE_SNAPSHOT "   AND s.stream_version OPERATOR(pg_catalog.>=) " FIRST_VISIBLE_VERSION_OF_STREAM_1
+#define USABLE_SNAPSHOT "   AND s.stream_version OPERATOR(pg_catalog.>=) " FIRST_SNAPSHOT_VERSION_OF_STREAM_1
 
 static KeptPlan load_snapshot_plans[2] = {
 	{NEWEST_SNAPSHOT(""), 3, {TEXTOID, INT8OID, INT4OID}},
-	{NEWEST_SNAPSHOT(VISIBLE_SNAPSHOT), 3, {TEXTOID, INT8OID, INT4OID}}
+	{NEWEST_SNAPSHOT(USABLE_SNAPSHOT), 3, {TEXTOID, INT8OID, INT4OID}}
 };
 
 /*
@@ -96,7 +101,8 @@ static KeptPlan load_snapshot_plans[2] = {
  * then the events after it.  Each is an ordered index scan; one statement
  * with UNION ALL would have to sort the whole stream to guarantee the order.
  * With the stream lifecycle both honour deletes and retention: the snapshot
- * is of a visible version, and the events after it are visible ones.
+ * is a usable one, and the events after it are visible ones (so after a
+ * snapshot just before the first visible version, all of them).
  */
 #define VISIBLE_EVENTS "   AND e.stream_version OPERATOR(pg_catalog.>=) " FIRST_VISIBLE_VERSION_OF_STREAM_1
 #define LOAD_STREAM_SNAPSHOT(visible) \
@@ -115,12 +121,12 @@ static KeptPlan load_snapshot_plans[2] = {
 
 static KeptPlan load_stream_snapshot_plans[2] = {
 	{LOAD_STREAM_SNAPSHOT(""), 3, {TEXTOID, INT8OID, INT4OID}},
-	{LOAD_STREAM_SNAPSHOT(VISIBLE_SNAPSHOT), 3, {TEXTOID, INT8OID, INT4OID}}
+	{LOAD_STREAM_SNAPSHOT(USABLE_SNAPSHOT), 3, {TEXTOID, INT8OID, INT4OID}}
 };
 
 static KeptPlan load_stream_events_plans[2] = {
 	{LOAD_STREAM_EVENTS("", ""), 3, {TEXTOID, INT8OID, INT4OID}},
-	{LOAD_STREAM_EVENTS(VISIBLE_SNAPSHOT, VISIBLE_EVENTS), 3, {TEXTOID, INT8OID, INT4OID}}
+	{LOAD_STREAM_EVENTS(USABLE_SNAPSHOT, VISIBLE_EVENTS), 3, {TEXTOID, INT8OID, INT4OID}}
 };
 
 static KeptPlan delete_plan = {
@@ -151,12 +157,13 @@ checked_schema_version(FunctionCallInfo fcinfo, int argno, const char *name)
 
 /*
  * Raises the error for a version save_snapshot may not snapshot: one that
- * does not exist, or that stream reads no longer show (first_visible above
- * it), for they are the same to a snapshot.
+ * does not exist, or that is below the first snapshot version (deleted, or
+ * hidden by retention beyond the version just before the first visible one),
+ * for they are the same to a snapshot.
  */
 static void
-raise_no_version_to_snapshot(text *stream_id, int64 stream_version,
-							 int64 first_visible, int64 current_version)
+raise_no_version_to_snapshot(text *stream_id, int64 stream_version, int64 first_snapshot_version,
+							 int64 current_version, int64 deleted_through)
 {
 	char	   *stream_name = text_to_cstring(stream_id);
 
@@ -166,15 +173,18 @@ raise_no_version_to_snapshot(text *stream_id, int64 stream_version,
 					stream_name, stream_version),
 			 current_version == 0 ?
 			 errdetail("Stream \"%s\" does not exist.", stream_name) :
-			 first_visible > current_version ?
-			 errdetail("Stream \"%s\" shows none of its " INT64_FORMAT " versions: it was deleted, or its retention settings hide them.",
+			 deleted_through == current_version ?
+			 errdetail("Stream \"%s\" was deleted or tombstoned at its current version, " INT64_FORMAT ".",
 					   stream_name, current_version) :
-			 first_visible > 1 ?
-			 errdetail("Stream \"%s\" shows its versions from " INT64_FORMAT " on; its current version is " INT64_FORMAT ".",
-					   stream_name, first_visible, current_version) :
+			 first_snapshot_version > current_version ?
+			 errdetail("Stream \"%s\" can have snapshots from version " INT64_FORMAT " on; its current version is " INT64_FORMAT ".",
+					   stream_name, first_snapshot_version, current_version) :
+			 first_snapshot_version > 1 ?
+			 errdetail("Stream \"%s\" can have snapshots of versions " INT64_FORMAT " to " INT64_FORMAT ".",
+					   stream_name, first_snapshot_version, current_version) :
 			 errdetail("The current version of stream \"%s\" is " INT64_FORMAT ".",
 					   stream_name, current_version),
-			 errhint("A snapshot's version must be one that stream reads show: from the stream's first visible version to its current version.")));
+			 errhint("A snapshot's version must be one that stream reads show, or the one just before the first of them when retention hides the versions before; never a deleted or tombstoned version.")));
 }
 
 /*
@@ -187,7 +197,8 @@ eventsource_save_snapshot(PG_FUNCTION_ARGS)
 	text	   *stream_id = checked_stream_id(fcinfo, 0, false);
 	int64		stream_version;
 	int64		current_version = 0;
-	int64		first_visible = 1;
+	int64		first_snapshot_version = 1;
+	int64		deleted_through = 0;
 	Datum		values[4];
 
 	check_not_null(fcinfo, 1, "stream_version");
@@ -209,10 +220,12 @@ eventsource_save_snapshot(PG_FUNCTION_ARGS)
 		bool		isnull;
 
 		current_version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		first_visible = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		first_snapshot_version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		deleted_through = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	}
-	if (stream_version < first_visible || stream_version > current_version)
-		raise_no_version_to_snapshot(stream_id, stream_version, first_visible, current_version);
+	if (stream_version < first_snapshot_version || stream_version > current_version)
+		raise_no_version_to_snapshot(stream_id, stream_version, first_snapshot_version,
+									 current_version, deleted_through);
 
 	run_kept_plan(&save_plan, values, NULL, false);
 	if (eventsource_snapshots_to_keep > 0)

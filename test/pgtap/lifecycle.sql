@@ -243,8 +243,9 @@ SELECT m.stream_id, 'load_max', l.n, l.kind, l.stream_version, l.state, l.event_
  CROSS JOIN LATERAL eventsource.load_stream(m.stream_id, m.load_max) WITH ORDINALITY
        AS l (kind, stream_version, schema_version, event_type, state, metadata, event_id, global_position, recorded_at, n);
 -- What load_stream should return: the newest snapshot at or below the version asked for (deletes
--- and tombstones deleted the stream's snapshots), when it is of a visible version, and the events
--- after it; else the visible events.
+-- and tombstones deleted the stream's snapshots), when it is of a visible version or of the one just
+-- before the first visible version (the state that stands for the history retention hides), and
+-- the visible events after it; else the visible events.
 CREATE VIEW lt.model_loads AS
 WITH asked AS (
     SELECT m.stream_id, m.first_visible, 'head' AS up_to, m.stream_version AS max_version FROM lt.model m
@@ -253,7 +254,7 @@ WITH asked AS (
 usable AS (
     SELECT a.*, (SELECT max(s.stream_version) FROM lt.saved_snapshots s JOIN lt.model m USING (stream_id)
                   WHERE s.stream_id = a.stream_id AND m.fate = 'live' AND s.stream_version <= a.max_version
-                 HAVING max(s.stream_version) >= a.first_visible) AS snapshot_version
+                 HAVING max(s.stream_version) >= a.first_visible - 1) AS snapshot_version
       FROM asked a)
 SELECT u.stream_id, u.up_to, 'snapshot' AS kind, u.snapshot_version AS stream_version FROM usable u
  WHERE u.snapshot_version IS NOT NULL
@@ -308,7 +309,7 @@ SELECT results_eq(
     $$SELECT stream_id, up_to, kind, stream_version FROM lt.loads ORDER BY stream_id, up_to, n$$,
     $$SELECT stream_id, up_to, kind, stream_version FROM lt.model_loads
        ORDER BY stream_id, up_to, kind = 'event', stream_version$$,
-    'load_stream (at the head and at a random version) uses a snapshot only of a visible version');
+    'load_stream (at the head and at a random version) uses a snapshot only from just before the first visible version on');
 SELECT is((SELECT count(*) FROM eventsource.snapshots s JOIN lt.model m USING (stream_id) WHERE m.fate <> 'live'),
           0::bigint, 'deletes and tombstones deleted the streams'' snapshots');
 SELECT results_eq(
@@ -343,6 +344,11 @@ CREATE TABLE lt.paged_before AS SELECT * FROM lt.paged_reads;
 CREATE TABLE lt.loads_before AS SELECT * FROM lt.loads;
 CREATE VIEW lt.hidden AS
 SELECT e.* FROM lt.log_before e JOIN lt.model m USING (stream_id) WHERE e.stream_version < m.first_visible;
+-- The snapshots the loads no longer use: of live streams (the others have none), below the version
+-- just before the first visible one.
+CREATE VIEW lt.unusable_snapshots AS
+SELECT s.* FROM lt.saved_snapshots s JOIN lt.model m USING (stream_id)
+ WHERE m.fate = 'live' AND s.stream_version < m.first_visible - 1;
 \o
 SELECT set_eq($$SELECT event_id FROM eventsource.read_all(max_count => 100000)$$,
               $$SELECT event_id FROM lt.log_before WHERE stream_id <> '$streams'$$,
@@ -376,8 +382,9 @@ SELECT ok((SELECT count(*) FROM lt.removable_1) > 0
           AND (SELECT count(*) FILTER (WHERE m.checkpoint IS NOT NULL) FROM eventsource.subscription_members m) = 3,
           'consumers hold back some hidden events, and three of the four members have acknowledged some');
 SELECT results_eq($$SELECT calls, removed FROM lt.scavenge_loop(3)$$,
-                  $$SELECT ((count(*) + 2) / 3 + 1)::int, count(*) FROM lt.removable_1$$,
-                  'scavenge in batches of 3 removes the hidden events no consumer holds, then nothing');
+                  $$SELECT ((n + 2) / 3 + 1)::int, n
+                      FROM (SELECT (SELECT count(*) FROM lt.removable_1) + (SELECT count(*) FROM lt.unusable_snapshots) AS n) AS r$$,
+                  'scavenge in batches of 3 rows removes the hidden events no consumer holds and the unusable snapshots, then nothing');
 SELECT set_eq($$SELECT event_id FROM eventsource.events$$,
               $$SELECT event_id FROM lt.log_before EXCEPT ALL SELECT event_id FROM lt.removable_1$$,
               'those and nothing else: every visible event and every event a consumer needs is left');
@@ -397,13 +404,14 @@ SELECT results_eq($$SELECT * FROM lt.paged_reads ORDER BY 1, 2, 3$$,
 SELECT results_eq($$SELECT * FROM lt.loads ORDER BY stream_id, up_to, n$$,
                   $$SELECT * FROM lt.loads_before ORDER BY stream_id, up_to, n$$,
                   'loads are the same after the scavenge');
-SELECT ok((SELECT count(*) FROM lt.saved_snapshots s JOIN lt.model m USING (stream_id)
-            WHERE m.fate = 'live' AND s.stream_version < m.first_visible) > 0,
-          'some snapshots of live streams are of versions the settings hide');
+SELECT ok((SELECT count(*) FROM lt.unusable_snapshots) > 0
+          AND (SELECT count(*) FROM lt.saved_snapshots s JOIN lt.model m USING (stream_id)
+                WHERE m.fate = 'live' AND s.stream_version = m.first_visible - 1) > 0,
+          'some snapshots of live streams are below the version just before the first visible one, some of it');
 SELECT set_eq($$SELECT stream_id, stream_version FROM eventsource.snapshots$$,
               $$SELECT s.stream_id, s.stream_version FROM lt.saved_snapshots s JOIN lt.model m USING (stream_id)
-                 WHERE m.fate = 'live' AND s.stream_version >= m.first_visible$$,
-              'scavenge removed those snapshots and kept the others');
+                 WHERE m.fate = 'live' AND s.stream_version >= m.first_visible - 1$$,
+              'scavenge removed those below and kept the others, those just before the first visible version too');
 SELECT results_eq($$SELECT s.stream_id, s.events_to_scavenge FROM eventsource.stream_status s
                      WHERE s.stream_id <> '$streams' ORDER BY 1$$,
                   $$SELECT m.stream_id, count(h.event_id) FROM lt.model m

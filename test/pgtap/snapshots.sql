@@ -8,7 +8,7 @@ CREATE EXTENSION eventsource;
 DROP SCHEMA IF EXISTS bank CASCADE;
 RESET client_min_messages;
 
-SELECT plan(29);
+SELECT plan(36);
 
 SELECT has_table('eventsource', 'snapshots', 'the snapshot store');
 SELECT has_function('eventsource', 'save_snapshot', ARRAY['text', 'bigint', 'jsonb', 'integer']);
@@ -106,6 +106,41 @@ SELECT throws_ok($$SELECT eventsource.save_snapshot('account-3', 1, '{}')$$, 'SE
 SELECT throws_ok($$SELECT eventsource.save_snapshot('account-1', 1, '{}', 0)$$, '22023',
                  'schema_version must be positive', 'schema versions start at 1');
 SELECT is((SELECT count(*) FROM eventsource.snapshots), 2::bigint, 'failed saves stored nothing');
+
+-- Retention trims the history behind a snapshot: max_count hides the versions up to the snapshot's,
+-- the load is the snapshot and the visible events after it, and scavenge keeps the snapshot while it
+-- removes the hidden events. A delete ends that: nothing of the deleted life loads or can be saved.
+\o /dev/null
+SELECT eventsource.append_events('account-4', jsonb_agg(jsonb_build_object(
+           'type', CASE WHEN random() < 0.55 THEN 'Deposited' ELSE 'Withdrawn' END,
+           'data', jsonb_build_object('amount', (random() * 100)::int)) ORDER BY n))
+  FROM generate_series(1, 200) AS n;
+CREATE TEMP TABLE account_4 AS SELECT bank.replay('account-4', 200) AS at_200, bank.replay('account-4', 150) AS at_150;
+SELECT eventsource.save_snapshot('account-4', 150, (SELECT at_150 FROM account_4));
+SELECT eventsource.set_stream_metadata('account-4', '{"max_count": 50}');
+\o
+SELECT is(bank.load('account-4', 200), (SELECT at_200 FROM account_4),
+          'the snapshot just before the first visible version plus the visible events equals the full replay');
+\o /dev/null
+SELECT eventsource.scavenge(100000);
+\o
+SELECT is((SELECT count(*) FROM eventsource.events WHERE stream_id = 'account-4'), 50::bigint,
+          'scavenge removed the events max_count hides');
+SELECT is(bank.load('account-4', 200), (SELECT at_200 FROM account_4),
+          'and kept the snapshot: the load is still the full replay');
+SELECT throws_ok($$SELECT eventsource.save_snapshot('account-4', 149, '{}')$$, 'SE004',
+                 'stream "account-4" has no version 149 to snapshot', 'a version below the one just before the first visible one');
+SELECT lives_ok($$SELECT eventsource.save_snapshot('account-4', 150, (SELECT at_150 FROM account_4))$$,
+                'the version just before the first visible one can be saved');
+\o /dev/null
+SELECT eventsource.delete_stream('account-4');
+SELECT eventsource.append('account-4', 'Deposited', '{"amount": 1}');
+\o
+SELECT throws_ok($$SELECT eventsource.save_snapshot('account-4', 200, '{}')$$, 'SE004',
+                 'stream "account-4" has no version 200 to snapshot',
+                 'the version a delete ended at is of the deleted life, though just before the first visible one');
+SELECT is((SELECT count(*) FROM eventsource.load_stream('account-4') WHERE kind = 'snapshot'), 0::bigint,
+          'nothing of the deleted life loads');
 
 SELECT * FROM finish();
 SET client_min_messages = warning;

@@ -54,7 +54,8 @@ SELECT eventsource.set_stream_metadata('cart-1', '{"max_age": "2 seconds"}');
 SELECT pg_sleep(2.2);
 SELECT eventsource.append('cart-1', 'ItemAdded', '{}');
 SELECT stream_version, event_type FROM eventsource.read_stream('cart-1');
--- load_stream honours them too, and uses only a snapshot of a visible version.
+-- load_stream honours them too: it uses a snapshot of a visible version, or of the one just before
+-- the first visible version, whose state stands for the history retention hides.
 SELECT eventsource.set_stream_metadata('order-2', '{"truncate_before": 2}');
 SELECT kind, stream_version FROM eventsource.load_stream('order-2');
 SELECT eventsource.set_stream_metadata('order-2', '{"truncate_before": 4}');

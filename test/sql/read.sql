@@ -135,5 +135,9 @@ SELECT * FROM eventsource.read_category('');
 SELECT * FROM eventsource.read_all(category => 'shipment-1');
 SELECT * FROM eventsource.read_category('shipment-1');
 SELECT * FROM eventsource.read_category('-1');
+-- The error names the category once, and only its first 64 characters when it is longer (so that a
+-- huge argument does not flood the server log); the part before the '-' likewise.
+SELECT * FROM eventsource.read_category(repeat('ü', 70) || '-' || repeat('x', 1000));
+SELECT * FROM eventsource.read_all(category => 'shipment-' || repeat('x', 55));
 SELECT eventsource.stream_version(NULL);
 SELECT eventsource.stream_version('');

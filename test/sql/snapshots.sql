@@ -122,8 +122,8 @@ SELECT count(*) AS left_over FROM eventsource.snapshots;
 -- The events are untouched by all of it.
 SELECT stream_id, count(*) FROM eventsource.events GROUP BY stream_id ORDER BY stream_id;
 
--- Deleted, tombstoned and truncated versions are gone for snapshots as for stream reads: saving one
--- is SE004, the error of a version that does not exist, and the loads never use a snapshot of one.
+-- Deleted and tombstoned versions are gone for snapshots as for stream reads: saving one is SE004,
+-- the error of a version that does not exist, and the loads never use a snapshot of one.
 SELECT eventsource.append_events('person-1', '[{"type": "Registered", "data": {"name": "Ann"}}, {"type": "Moved", "data": {"city": "Oslo"}}]');
 SELECT eventsource.tombstone_stream('person-1');
 SELECT eventsource.save_snapshot('person-1', 2, '{"name": "Ann", "city": "Oslo"}');
@@ -137,14 +137,18 @@ SELECT eventsource.append('person-2', 'Registered', '{"name": "Bo"}');
 SELECT eventsource.save_snapshot('person-2', 2, '{"name": "Ann", "city": "Oslo"}');
 SELECT eventsource.save_snapshot('person-2', 3, '{"name": "Bo"}');
 SELECT kind, stream_version, data FROM eventsource.load_stream('person-2');
--- Truncation: a snapshot of a version it hides is neither saved nor loaded, not even one stored
--- before it.
+-- Truncation: the snapshot of the version just before the first visible one stands for the history
+-- truncated (that is what retention is for): it is saved and loaded, with the visible events after
+-- it; one of an older version is neither, not even one stored before the truncation.
 SELECT eventsource.append_events('person-3', '[{"type": "A", "data": {}}, {"type": "B", "data": {}}, {"type": "C", "data": {}}]');
+SELECT eventsource.save_snapshot('person-3', 1, '{"v": 1}');
 SELECT eventsource.save_snapshot('person-3', 2, '{"v": 2}');
 SELECT eventsource.set_stream_metadata('person-3', '{"truncate_before": 3}');
 SELECT eventsource.save_snapshot('person-3', 2, '{"v": 2}');
+SELECT eventsource.save_snapshot('person-3', 1, '{"v": 1}');
 SELECT kind, stream_version, data FROM eventsource.load_stream('person-3');
-SELECT count(*) AS hidden FROM eventsource.load_snapshot('person-3');
+SELECT stream_version, state FROM eventsource.load_snapshot('person-3');
+SELECT count(*) AS hidden FROM eventsource.load_snapshot('person-3', max_version => 1);
 SELECT eventsource.save_snapshot('person-3', 3, '{"v": 3}');
 SELECT kind, stream_version, data FROM eventsource.load_stream('person-3');
 -- max_count moves the first visible version with every append.
@@ -152,14 +156,78 @@ SELECT eventsource.set_stream_metadata('person-3', '{"max_count": 1}');
 SELECT eventsource.append('person-3', 'D', '{}');
 SELECT kind, stream_version, data FROM eventsource.load_stream('person-3');
 SELECT eventsource.save_snapshot('person-3', 3, '{"v": 3}');
+SELECT eventsource.save_snapshot('person-3', 2, '{"v": 2}');
 -- A snapshot of deleted data that a delete could not see (a save committed after a repeatable read
 -- delete began, see snapshot_after_delete.spec) is never loaded either, and scavenge removes it
--- with the other snapshots of hidden versions.
+-- with the other snapshots below their stream's first snapshot version (person-3's of versions 1
+-- and 2); person-3's of version 3 stays, just before its first visible version.
 INSERT INTO eventsource.snapshots (stream_id, stream_version, schema_version, state)
 VALUES ('person-1', 2, 1, '{"name": "Ann", "city": "Oslo"}'), ('person-2', 2, 1, '{"name": "Ann", "city": "Oslo"}');
 SELECT count(*) AS tombstoned FROM eventsource.load_stream('person-1');
 SELECT count(*) AS tombstoned FROM eventsource.load_snapshot('person-1');
 SELECT kind, stream_version, data FROM eventsource.load_stream('person-2', max_version => 2);
 SELECT kind, stream_version, data FROM eventsource.load_stream('person-2');
-SELECT eventsource.scavenge() AS events_scavenged;
+SELECT eventsource.scavenge() AS events_and_snapshots_scavenged;
 SELECT stream_id, stream_version, state FROM eventsource.snapshots ORDER BY 1, 2;
+
+-- Retention trims history behind a snapshot: with truncate_before, max_count or max_age hiding the
+-- versions up to a snapshot's, the loads start from that snapshot and the visible events after it,
+-- and scavenge keeps it while it removes the events it stands for.
+SELECT eventsource.append_events('cart-9', '[{"type": "Add", "data": {"n": 1}}, {"type": "Add", "data": {"n": 2}}, {"type": "Add", "data": {"n": 3}}]');
+SELECT eventsource.save_snapshot('cart-9', 3, '{"total": 6}');
+SELECT eventsource.set_stream_metadata('cart-9', '{"truncate_before": 4}');
+SELECT eventsource.append('cart-9', 'Add', '{"n": 4}');
+SELECT eventsource.scavenge() AS removed;
+SELECT kind, stream_version, data FROM eventsource.load_stream('cart-9');
+SELECT stream_version, state FROM eventsource.load_snapshot('cart-9');
+SELECT stream_version, state FROM eventsource.snapshots WHERE stream_id = 'cart-9';
+-- max_count: the snapshot just below the newest max_count events; saving it again is accepted, one
+-- below it is SE004.
+SELECT eventsource.append_events('cart-10', '[{"type": "Add", "data": {"n": 5}}, {"type": "Add", "data": {"n": 7}}]');
+SELECT eventsource.save_snapshot('cart-10', 2, '{"total": 12}');
+SELECT eventsource.set_stream_metadata('cart-10', '{"max_count": 2}');
+SELECT eventsource.append_events('cart-10', '[{"type": "Add", "data": {"n": 1}}, {"type": "Add", "data": {"n": 1}}]');
+SELECT eventsource.scavenge() AS removed;
+SELECT kind, stream_version, data FROM eventsource.load_stream('cart-10');
+SELECT eventsource.save_snapshot('cart-10', 2, '{"total": 12}');
+SELECT eventsource.save_snapshot('cart-10', 1, '{"total": 5}');
+-- max_age hiding every event: the snapshot of the current version is all that loads.
+SELECT eventsource.append_events('cart-11', '[{"type": "Add", "data": {"n": 5}}, {"type": "Add", "data": {"n": 7}}]');
+SELECT eventsource.save_snapshot('cart-11', 2, '{"total": 12}');
+SELECT eventsource.set_stream_metadata('cart-11', '{"max_age": 1}');
+SELECT pg_sleep(1.2);
+SELECT eventsource.first_visible_version(s) FROM eventsource.streams s WHERE stream_id = 'cart-11';
+SELECT eventsource.scavenge() AS removed;
+SELECT kind, stream_version, data FROM eventsource.load_stream('cart-11');
+SELECT eventsource.save_snapshot('cart-11', 1, '{"total": 5}');
+-- Deleted and written again: the version it was deleted at is just before the first visible one,
+-- but of the deleted life, so neither saved nor loaded; with retention over the new life, the
+-- snapshot just before its window is.
+SELECT eventsource.delete_stream('cart-11');
+SELECT eventsource.save_snapshot('cart-11', 2, '{"total": 12}');
+SELECT eventsource.append_events('cart-11', '[{"type": "Add", "data": {"n": 1}}, {"type": "Add", "data": {"n": 2}}]');
+SELECT eventsource.set_stream_metadata('cart-11', '{"max_count": 1}');
+SELECT eventsource.save_snapshot('cart-11', 2, '{"total": 12}');
+SELECT eventsource.save_snapshot('cart-11', 3, '{"total": 1}');
+SELECT kind, stream_version, data FROM eventsource.load_stream('cart-11');
+SELECT eventsource.scavenge() AS removed;
+
+-- scavenge(max_events) removes at most max_events rows in all: events first, then snapshots below
+-- their stream's first snapshot version with what is left, so each call is bounded. The snapshot
+-- of version 5, just before the first visible version, stays.
+SET eventsource.snapshots_to_keep = 0;
+SELECT eventsource.append_events('batch-1', (SELECT jsonb_agg(jsonb_build_object('type', 'A', 'data', '{}'::jsonb)) FROM generate_series(1, 5)));
+SELECT count(eventsource.save_snapshot('batch-1', v, jsonb_build_object('v', v))) FROM generate_series(1, 5) AS v;
+RESET eventsource.snapshots_to_keep;
+SELECT eventsource.set_stream_metadata('batch-1', '{"truncate_before": 6}');
+SELECT eventsource.scavenge(3) AS removed;
+SELECT (SELECT count(*) FROM eventsource.events WHERE stream_id = 'batch-1') AS events,
+       (SELECT count(*) FROM eventsource.snapshots WHERE stream_id = 'batch-1') AS snapshots;
+SELECT eventsource.scavenge(3) AS removed;
+SELECT (SELECT count(*) FROM eventsource.events WHERE stream_id = 'batch-1') AS events,
+       (SELECT count(*) FROM eventsource.snapshots WHERE stream_id = 'batch-1') AS snapshots;
+SELECT eventsource.scavenge(3) AS removed;
+SELECT (SELECT count(*) FROM eventsource.events WHERE stream_id = 'batch-1') AS events,
+       (SELECT count(*) FROM eventsource.snapshots WHERE stream_id = 'batch-1') AS snapshots;
+SELECT eventsource.scavenge(3) AS removed;
+SELECT stream_version, state FROM eventsource.snapshots WHERE stream_id = 'batch-1';
