@@ -7,7 +7,7 @@
 
 EXTENSION = eventsource
 MODULE_big = eventsource
-OBJS = src/eventsource.o src/append.o src/read.o src/checkpoint.o src/guard.o src/snapshot.o src/notifier.o src/subscription.o src/projection.o src/lifecycle.o src/statistics.o src/owners.o
+OBJS = src/eventsource.o src/append.o src/read.o src/checkpoint.o src/guard.o src/snapshot.o src/notifier.o src/subscription.o src/projection.o src/lifecycle.o src/statistics.o src/owners.o src/epoch.o
 DATA = $(wildcard sql/eventsource--*.sql)
 
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers

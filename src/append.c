@@ -99,7 +99,8 @@ static KeptPlan tombstone_plan = {
  * Its parameters are the same in every variant (a variant ignores those it
  * does not use): $1 stream id, $2 number of events, $3 expected version (NULL:
  * any), $4 category, $5-$8 event id, event type, data and metadata, as
- * arrays when there is more than one event.
+ * arrays when there is more than one event, $9 the events' transaction_id
+ * (log_transaction_id()).
  */
 typedef enum StreamChange
 {
@@ -127,9 +128,9 @@ static const char *const stream_change_returning_sql[] = {
 
 static const char *const events_sql[] = {
 	/* one event */
-	"SELECT $1, stream.from_version OPERATOR(pg_catalog.+) 1, $5, $6, $7, $8 FROM stream",
+	"SELECT $1, stream.from_version OPERATOR(pg_catalog.+) 1, $5, $6, $7, $8, $9 FROM stream",
 	/* many events (ROWS FROM: the unnest of pg_catalog takes one array) */
-	"SELECT $1, stream.from_version OPERATOR(pg_catalog.+) i.ordinal, i.event_id, i.event_type, i.data, i.metadata"
+	"SELECT $1, stream.from_version OPERATOR(pg_catalog.+) i.ordinal, i.event_id, i.event_type, i.data, i.metadata, $9"
 	"  FROM stream,"
 	"       ROWS FROM (pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8))"
 	"       WITH ORDINALITY AS i(event_id, event_type, data, metadata, ordinal)"
@@ -155,16 +156,17 @@ append_plan(StreamChange change, bool many, bool ids_supplied, bool lifecycle)
 
 	if (kept->sql == NULL)
 	{
-		Oid			argtypes[8] = {TEXTOID, INT8OID, INT8OID, TEXTOID,
+		Oid			argtypes[9] = {TEXTOID, INT8OID, INT8OID, TEXTOID,
 			many ? UUIDARRAYOID : UUIDOID, many ? TEXTARRAYOID : TEXTOID,
-		many ? JSONBARRAYOID : JSONBOID, many ? JSONBARRAYOID : JSONBOID};
+			many ? JSONBARRAYOID : JSONBOID, many ? JSONBARRAYOID : JSONBOID,
+		XID8OID};
 
-		kept->nargs = 8;
+		kept->nargs = 9;
 		memcpy(kept->argtypes, argtypes, sizeof(argtypes));
 		kept->sql = MemoryContextStrdup(TopMemoryContext,
 										psprintf("WITH stream AS (%s%s%s)"
 												 " INSERT INTO eventsource.events"
-												 " (stream_id, stream_version, event_id, event_type, data, metadata)"
+												 " (stream_id, stream_version, event_id, event_type, data, metadata, transaction_id)"
 												 " %s%s RETURNING global_position, stream_version",
 												 stream_change_sql[change],
 												 lifecycle && change == ADVANCE_STREAM ? not_tombstoned_sql : "",
@@ -626,8 +628,8 @@ static uint64
 write_append(text *stream_id, EventBatch *batch, StreamChange change,
 			 bool any_version, int64 cas_version, AppendResult *result)
 {
-	Datum		values[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	bool		many = batch->count > 1;
 	uint64 volatile inserted = 0;
 	bool		previous_appending;
@@ -662,6 +664,8 @@ write_append(text *stream_id, EventBatch *batch, StreamChange change,
 													   1, dims, lower_bounds,
 													   JSONBOID, -1, false, TYPALIGN_INT));
 	}
+
+	values[8] = FullTransactionIdGetDatum(FullTransactionIdFromU64(log_transaction_id()));
 
 	/* Only this INSERT feeds the inline projections (a restore's COPY does not). */
 	previous_appending = eventsource_appending;
@@ -743,20 +747,19 @@ static void
 check_stream_log_order(text *stream_id, int64 previous_version)
 {
 	Datum		values[2] = {PointerGetDatum(stream_id), Int64GetDatum(previous_version)};
-	FullTransactionId own = GetTopFullTransactionId();
-	FullTransactionId previous;
+	uint64		own = log_transaction_id();
+	uint64		previous;
 	bool		isnull;
 
 	if (previous_version == 0 || run_kept_plan(&previous_transaction_plan, values, NULL, false) == 0)
 		return;
-	previous = DatumGetFullTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (FullTransactionIdPrecedes(own, previous))
+	previous = U64FromFullTransactionId(DatumGetFullTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)));
+	if (own < previous)
 		ereport(ERROR,
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("could not append to stream \"%s\" in log order", text_to_cstring(stream_id)),
 				 errdetail("This transaction (%llu) wrote before transaction %llu appended to the stream, so its events would come first in the global log.",
-						   (unsigned long long) U64FromFullTransactionId(own),
-						   (unsigned long long) U64FromFullTransactionId(previous)),
+						   (unsigned long long) own, (unsigned long long) previous),
 				 errhint("Retry the transaction. A transaction that appends before its other writes never gets this error.")));
 }
 

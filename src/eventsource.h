@@ -159,6 +159,17 @@ typedef struct Checkpoint
 extern int	compare_checkpoints(const Checkpoint *a, const Checkpoint *b);
 extern char *checkpoint_to_cstring(const Checkpoint *checkpoint);
 
+/*
+ * Log epochs (epoch.c).  log_transaction_id is the transaction_id of the
+ * events this transaction appends: it assigns the transaction id and starts
+ * a log epoch when needed.  log_horizon is the gap-safe read horizon of the
+ * active snapshot.  log_transaction_id runs while connected to SPI.
+ */
+extern void epoch_preload_init(void);
+extern uint64 log_transaction_id(void);
+extern uint64 log_horizon(void);
+extern Datum log_horizon_datum(void);
+
 /* Whether the database's extension has the stream lifecycle (0.5.0 on; eventsource.c). */
 extern bool stream_lifecycle_installed(void);
 
@@ -183,12 +194,12 @@ extern int64 optional_stream_version(FunctionCallInfo fcinfo, int argno, const c
 
 /*
  * The gap-safe part of every log read: after the checkpoint ($1, $2), below
- * the horizon, of the event types $4 (NULL: all).  $3 is the row limit.
+ * the horizon (a parameter set to log_horizon_datum()), of the event types
+ * $4 (NULL: all).  $3 is the row limit.
  */
-#define LOG_CONDITIONS \
+#define LOG_CONDITIONS(horizon) \
 	" WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>) ($1, $2)" \
-	"   AND e.transaction_id OPERATOR(pg_catalog.<)" \
-	"       pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())" \
+	"   AND e.transaction_id OPERATOR(pg_catalog.<) " horizon \
 	"   AND ($4::pg_catalog.text[] IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY ($4))"
 
 /* Argument validation shared by the reads (read.c). */

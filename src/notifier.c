@@ -1016,7 +1016,7 @@ worker_may_serve_extension(void)
 }
 
 /*
- * Of the next ROUND_EVENTS events that became visible after ($1, $2), the
+ * Of the next ROUND_EVENTS events below the horizon $3 after ($1, $2), the
  * newest of each category, and how many there were.  The limit keeps the
  * plan an index scan in log order (without it the generic plan scans the
  * whole log); a round that reaches it is followed at once by another.
@@ -1029,20 +1029,22 @@ static KeptPlan newly_visible_plan = {
 	"               e.transaction_id, e.global_position"
 	"          FROM eventsource.events e"
 	"         WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>) ($1, $2)"
-	"           AND e.transaction_id OPERATOR(pg_catalog.<)"
-	"               pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())"
+	"           AND e.transaction_id OPERATOR(pg_catalog.<) $3"
 	"         ORDER BY e.transaction_id, e.global_position"
 	"         LIMIT " CppAsString2(ROUND_EVENTS) ") AS visible"
 	" ORDER BY category, transaction_id DESC, global_position DESC",
-	2, {XID8OID, INT8OID}
+	3, {XID8OID, INT8OID, XID8OID}
 };
 
-/* Whether committed events wait behind a transaction still running. */
+/*
+ * Whether committed events wait at or above the horizon $1 (behind a
+ * transaction still running).  Written with max(), which is an index probe
+ * in any plan: an EXISTS gets a generic plan that scans the log.
+ */
 static KeptPlan held_back_plan = {
-	"SELECT EXISTS (SELECT FROM eventsource.events e"
-	"  WHERE e.transaction_id OPERATOR(pg_catalog.>=)"
-	"        pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()))",
-	0, {InvalidOid}
+	"SELECT COALESCE(pg_catalog.max(e.transaction_id) OPERATOR(pg_catalog.>=) $1, false)"
+	"  FROM eventsource.events e",
+	1, {XID8OID}
 };
 
 static KeptPlan notify_plan = {
@@ -1077,12 +1079,13 @@ static Checkpoint
 notify_categories(const Checkpoint *position, bool *more)
 {
 	Checkpoint	newest = *position;
-	Datum		values[2];
+	Datum		values[3];
 	uint64		categories;
 	SPITupleTable *rows;
 
 	values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(position->transaction_id));
 	values[1] = Int64GetDatum(position->global_position);
+	values[2] = log_horizon_datum();
 	categories = run_kept_plan(&newly_visible_plan, values, NULL, true);
 	rows = SPI_tuptable;
 	*more = false;
@@ -1176,7 +1179,11 @@ notify_newly_visible(bool *has_position, Checkpoint *position)
 			SpinLockRelease(&notifier_shared->mutex);
 		}
 
-		run_kept_plan(&held_back_plan, NULL, NULL, true);
+		{
+			Datum		horizon[1] = {log_horizon_datum()};
+
+			run_kept_plan(&held_back_plan, horizon, NULL, true);
+		}
 		if (more)
 			timeout = 0;
 		else if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))

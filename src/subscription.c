@@ -99,26 +99,26 @@ static KeptPlan lock_member_plan = {
 	2, {TEXTOID, INT4OID}
 };
 
-/* The consumer group part of a poll: $6 members, this is member $7. */
+/* The consumer group part of a poll: $6 members, this is member $7 ($8 is the horizon). */
 #define GROUP_CONDITION \
 	"   AND ($6 OPERATOR(pg_catalog.=) 1" \
 	"        OR eventsource.consumer_group_member(e.stream_id, $6) OPERATOR(pg_catalog.=) $7)"
 
 static KeptPlan poll_all_plan = {
 	EVENT_COLUMNS
-	LOG_CONDITIONS
+	LOG_CONDITIONS("$8")
 	GROUP_CONDITION
 	" ORDER BY e.transaction_id, e.global_position LIMIT $3",
-	7, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID}
+	8, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID, XID8OID}
 };
 
 static KeptPlan poll_category_plan = {
 	EVENT_COLUMNS
-	LOG_CONDITIONS
+	LOG_CONDITIONS("$8")
 	"   AND pg_catalog.split_part(e.stream_id, '-', 1) OPERATOR(pg_catalog.=) $5"
 	GROUP_CONDITION
 	" ORDER BY e.transaction_id, e.global_position LIMIT $3",
-	7, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID},
+	8, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID, XID8OID},
 	CURSOR_OPT_CUSTOM_PLAN
 };
 
@@ -372,8 +372,8 @@ eventsource_poll(PG_FUNCTION_ARGS)
 	int32		member;
 	uint64		batch_size;
 	Datum		member_key[5];
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 	ActingAsOwner acting;
 
@@ -408,6 +408,7 @@ eventsource_poll(PG_FUNCTION_ARGS)
 	nulls[4] = subscription.category_null ? 'n' : ' ';
 	values[5] = Int32GetDatum(subscription.consumer_group_size);
 	values[6] = Int32GetDatum(member);
+	values[7] = log_horizon_datum();
 
 	/* Into the result; the last row's checkpoint is where the lease ends. */
 	batch_size = run_kept_plan(subscription.category_null ? &poll_all_plan : &poll_category_plan,

@@ -123,8 +123,20 @@ DROP TABLE public.ledger_totals;
 DROP FUNCTION public.count_ledger_event(eventsource.event);
 
 -- 0.6.0 -> 0.7.0: log integrity.
+-- Appends and reads under the new library while the database is still 0.6.0 (no log epochs).
+SELECT eventsource.append('loan-4', 'Requested', '{}');
+SELECT count(*) AS read_before_0_7_0 FROM eventsource.read_all();
 ALTER EXTENSION eventsource UPDATE TO '0.7.0';
 SELECT extversion FROM pg_extension WHERE extname = 'eventsource';
+-- The existing log is epoch 1 of this cluster, without offset: its checkpoints stay valid.
+SELECT epoch, reason, transaction_id_offset, start_transaction_id,
+       system_identifier = (SELECT system_identifier FROM pg_control_system()) AS this_cluster
+  FROM eventsource.log_epochs;
+SELECT count(*) AS read_after_0_7_0, bool_and(transaction_id < eventsource.log_horizon()) AS below_horizon
+  FROM eventsource.read_all();
+SELECT eventsource.append('loan-4', 'Approved', '{}');
+SELECT (SELECT count(*) FROM eventsource.log_epochs) AS epochs,
+       (SELECT string_agg(event_type, ',' ORDER BY checkpoint) FROM eventsource.read_stream('loan-4')) AS loan_4;
 
 -- The upgraded extension is the fresh install: nothing missing, nothing extra, nothing different.
 CREATE TEMP TABLE upgraded AS SELECT * FROM extension_objects;

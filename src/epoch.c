@@ -1,0 +1,551 @@
+/*-------------------------------------------------------------------------
+ *
+ * epoch.c
+ *	  Log epochs: the log transaction id every event carries, and the read
+ *	  horizon below which the global log is gap-safe.
+ *
+ * An event's transaction_id is its transaction's xid8 plus the offset of
+ * the log epoch it was appended in (eventsource.log_epochs).  A new epoch
+ * starts at the first append when the newest one belongs to another cluster
+ * (a restore, logical replication, pg_upgrade: the log's transaction ids
+ * come from another counter) or to an earlier start of this server (a
+ * restart, a crash restart, a promotion: commits that were lost may have used
+ * transaction ids and global positions the server now hands out again).  Its
+ * offset places its events after every event of the log, and after every id
+ * lost commits could have used; after a server start the global position
+ * sequence moves on too.
+ *
+ * An epoch is committed, with synchronous_commit on, before any append uses
+ * it: a short-lived background worker starts it while the appender waits, or
+ * the appender itself when it already has a transaction id or no worker can
+ * run.  A lock serialises the starters, so concurrent first appenders agree
+ * on one epoch.
+ *
+ * "This server start" is a time kept in shared memory, set whenever the
+ * postmaster creates it (at start and at every crash reinitialisation).
+ * Without the preload there is no such memory; the server start is then
+ * the later of the postmaster's start and the last reset of the shared
+ * statistics, which crash recovery resets.
+ *
+ * A database whose extension is older than 0.7.0 has no log_epochs: its log
+ * transaction ids are plain transaction ids, and its horizon is the
+ * snapshot's xmin.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/transam.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/xid8.h"
+
+#include "eventsource.h"
+
+PG_FUNCTION_INFO_V1(eventsource_log_horizon);
+PG_FUNCTION_INFO_V1(eventsource_server_start);
+PGDLLEXPORT void eventsource_epoch_starter_main(Datum main_arg);
+
+/* The class of the advisory lock that serialises the starters of epochs. */
+#define EVENTSOURCE_EPOCH_LOCK_CLASS	0x4554
+
+/*
+ * How far a new epoch after a server start moves on: at least this many
+ * transaction ids and global positions past the previous epoch, and at least
+ * EPOCH_IDS_PER_MICROSECOND times the microseconds since EPOCH_TIME_BASE
+ * (more ids than any server can use), which also covers epochs a promoted
+ * asynchronous standby never received.
+ */
+#define EPOCH_MARGIN				(INT64CONST(1) << 26)
+#define EPOCH_IDS_PER_MICROSECOND	(INT64CONST(1) << 11)
+/* 2026-01-01 00:00:00 UTC in PostgreSQL's timestamp microseconds */
+#define EPOCH_TIME_BASE				(INT64CONST(820454400) * USECS_PER_SEC)
+
+typedef struct EpochShared
+{
+	TimestampTz server_start;
+} EpochShared;
+
+static EpochShared *epoch_shared = NULL;
+static shmem_request_hook_type previous_shmem_request_hook = NULL;
+static shmem_startup_hook_type previous_shmem_startup_hook = NULL;
+
+/* A row of eventsource.log_epochs (found is false when there is none). */
+typedef struct LogEpoch
+{
+	bool		found;
+	int32		epoch;
+	int64		system_identifier;
+	bool		server_start_known;
+	TimestampTz server_start;
+	int64		offset;
+	uint64		start_transaction_id;
+} LogEpoch;
+
+#define EPOCH_COLUMNS \
+	"SELECT l.epoch, l.system_identifier, l.server_started_at, l.transaction_id_offset," \
+	"       l.start_transaction_id FROM eventsource.log_epochs l"
+
+static KeptPlan newest_epoch_plan = {
+	EPOCH_COLUMNS " ORDER BY l.epoch DESC LIMIT 1",
+	0, {InvalidOid}
+};
+
+/*
+ * The epochs of this cluster ($1) since the newest epoch of another: the
+ * newest that began at or before $2, else (second part) the first of them.
+ */
+#define RUN_OF_THIS_CLUSTER \
+	" WHERE l.system_identifier OPERATOR(pg_catalog.=) $1" \
+	"   AND l.epoch OPERATOR(pg_catalog.>) COALESCE((SELECT pg_catalog.max(f.epoch)" \
+	"         FROM eventsource.log_epochs f WHERE f.system_identifier OPERATOR(pg_catalog.<>) $1), 0)"
+
+static KeptPlan epoch_of_transaction_plan = {
+	EPOCH_COLUMNS RUN_OF_THIS_CLUSTER
+	"   AND l.start_transaction_id OPERATOR(pg_catalog.<=) $2"
+	" ORDER BY l.epoch DESC LIMIT 1",
+	2, {INT8OID, XID8OID}
+};
+
+static KeptPlan first_epoch_of_run_plan = {
+	EPOCH_COLUMNS RUN_OF_THIS_CLUSTER " ORDER BY l.epoch LIMIT 1",
+	1, {INT8OID}
+};
+
+#define NEWEST_LOG_ID "(SELECT pg_catalog.max(e.transaction_id) FROM eventsource.events e)"
+
+static KeptPlan newest_log_id_plan = {
+	"SELECT " NEWEST_LOG_ID,
+	0, {InvalidOid}
+};
+
+/* The log's newest event and the position sequence (a starter's view). */
+static KeptPlan log_head_plan = {
+	"SELECT " NEWEST_LOG_ID ","
+	"       (SELECT pg_catalog.max(e.global_position) FROM eventsource.events e),"
+	"       s.last_value"
+	"  FROM eventsource.events_global_position_seq s",
+	0, {InvalidOid}
+};
+
+static KeptPlan insert_epoch_plan = {
+	"INSERT INTO eventsource.log_epochs"
+	"       (epoch, system_identifier, server_started_at, transaction_id_offset,"
+	"        start_transaction_id, started_at, reason)"
+	" VALUES ($1, $2, $3, $4, $5, pg_catalog.now(), $6)",
+	6, {INT4OID, INT8OID, TIMESTAMPTZOID, INT8OID, XID8OID, TEXTOID}
+};
+
+static KeptPlan move_positions_plan = {
+	"SELECT pg_catalog.setval('eventsource.events_global_position_seq'::pg_catalog.regclass, $1, true)",
+	1, {INT8OID}
+};
+
+/* ------------------------------------------------------------------------
+ * This server start
+ * ------------------------------------------------------------------------
+ */
+
+static void
+epoch_shmem_request(void)
+{
+	if (previous_shmem_request_hook)
+		previous_shmem_request_hook();
+	RequestAddinShmemSpace(sizeof(EpochShared));
+}
+
+static void
+epoch_shmem_startup(void)
+{
+	bool		found;
+
+	if (previous_shmem_startup_hook)
+		previous_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	epoch_shared = ShmemInitStruct("eventsource log epochs", sizeof(EpochShared), &found);
+	if (!found)
+		epoch_shared->server_start = GetCurrentTimestamp();
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Called by _PG_init while the library is being preloaded. */
+void
+epoch_preload_init(void)
+{
+	previous_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = epoch_shmem_request;
+	previous_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = epoch_shmem_startup;
+}
+
+/*
+ * When this server (its shared memory) started.  Without the preload: the
+ * postmaster's start, or the reset of the shared statistics crash recovery
+ * makes, whichever is later (a reset by pg_stat_reset_shared also counts,
+ * which only starts one epoch more).
+ */
+static TimestampTz
+this_server_start(void)
+{
+	if (epoch_shared != NULL)
+		return epoch_shared->server_start;
+	return Max(PgStartTime, pgstat_fetch_stat_bgwriter()->stat_reset_timestamp);
+}
+
+/* ------------------------------------------------------------------------
+ * Reading the epochs
+ * ------------------------------------------------------------------------
+ */
+
+/* Whether this database's extension has log epochs (0.7.0 on). */
+static bool
+log_epochs_installed(void)
+{
+	Oid			schema = get_namespace_oid("eventsource", true);
+
+	return OidIsValid(schema) && OidIsValid(get_relname_relid("log_epochs", schema));
+}
+
+static LogEpoch
+epoch_from_row(void)
+{
+	LogEpoch	epoch = {0};
+	HeapTuple	row = SPI_tuptable->vals[0];
+	TupleDesc	description = SPI_tuptable->tupdesc;
+	bool		isnull;
+
+	epoch.found = true;
+	epoch.epoch = DatumGetInt32(SPI_getbinval(row, description, 1, &isnull));
+	epoch.system_identifier = DatumGetInt64(SPI_getbinval(row, description, 2, &isnull));
+	epoch.server_start = DatumGetTimestampTz(SPI_getbinval(row, description, 3, &isnull));
+	epoch.server_start_known = !isnull;
+	epoch.offset = DatumGetInt64(SPI_getbinval(row, description, 4, &isnull));
+	epoch.start_transaction_id =
+		U64FromFullTransactionId(DatumGetFullTransactionId(SPI_getbinval(row, description, 5, &isnull)));
+	return epoch;
+}
+
+/*
+ * Runs a plan with the newest snapshot, so that an epoch committed after
+ * this transaction's snapshot (a REPEATABLE READ one) is seen.
+ */
+static uint64
+run_with_latest_snapshot(KeptPlan *kept, Datum *values, bool read_only)
+{
+	int			rc = SPI_execute_snapshot(kept_plan(kept), values, NULL,
+										  GetLatestSnapshot(), InvalidSnapshot,
+										  read_only, false, 0);
+
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s",
+			 kept->sql, SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+static LogEpoch
+newest_epoch(void)
+{
+	LogEpoch	none = {0};
+
+	if (run_with_latest_snapshot(&newest_epoch_plan, NULL, true) == 0)
+		return none;
+	return epoch_from_row();
+}
+
+/* Whether appends of this server start may use the epoch. */
+static bool
+epoch_is_current(const LogEpoch *epoch)
+{
+	return epoch->found &&
+		epoch->system_identifier == (int64) GetSystemIdentifier() &&
+		epoch->server_start_known &&
+		epoch->server_start == this_server_start();
+}
+
+/* ------------------------------------------------------------------------
+ * Starting an epoch
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * Starts a new epoch in this transaction unless a current one exists (which
+ * another starter may just have committed), and returns the current epoch.
+ * Call while connected to SPI, as a role that may write the log.
+ */
+static LogEpoch
+start_epoch(void)
+{
+	LOCKTAG		tag;
+	LogEpoch	newest;
+	LogEpoch	started = {0};
+	FullTransactionId own;
+	const char *reason;
+	int64		newest_id = 0;
+	int64		newest_position = 0;
+	int64		last_position;
+	int64		position_margin = 0;
+	bool		isnull;
+	Datum		values[6];
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, 0, EVENTSOURCE_EPOCH_LOCK_CLASS);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+
+	newest = newest_epoch();
+	if (epoch_is_current(&newest))
+		return newest;
+
+	own = GetTopFullTransactionId();
+	run_with_latest_snapshot(&log_head_plan, NULL, true);
+	{
+		HeapTuple	row = SPI_tuptable->vals[0];
+		TupleDesc	description = SPI_tuptable->tupdesc;
+		Datum		id = SPI_getbinval(row, description, 1, &isnull);
+
+		if (!isnull)
+			newest_id = (int64) U64FromFullTransactionId(DatumGetFullTransactionId(id));
+		newest_position = DatumGetInt64(SPI_getbinval(row, description, 2, &isnull));
+		if (isnull)
+			newest_position = 0;
+		last_position = DatumGetInt64(SPI_getbinval(row, description, 3, &isnull));
+	}
+
+	/* Its first transaction's events come right after the log's newest. */
+	started.offset = Max(0, newest_id + 1 - (int64) U64FromFullTransactionId(own));
+	if (!newest.found)
+		reason = "new log";
+	else if (newest.system_identifier != (int64) GetSystemIdentifier())
+		reason = "other cluster";
+	else
+	{
+		/* And past every id the commits lost before this server start used. */
+		reason = "server start";
+		started.offset = Max(started.offset, newest.offset + EPOCH_MARGIN);
+		started.offset = Max(started.offset,
+							 EPOCH_IDS_PER_MICROSECOND * (GetCurrentTimestamp() - EPOCH_TIME_BASE));
+		position_margin = EPOCH_MARGIN;
+	}
+
+	started.found = true;
+	started.epoch = newest.found ? newest.epoch + 1 : 1;
+	started.system_identifier = (int64) GetSystemIdentifier();
+	started.server_start_known = true;
+	started.server_start = this_server_start();
+	started.start_transaction_id = U64FromFullTransactionId(own);
+
+	values[0] = Int32GetDatum(started.epoch);
+	values[1] = Int64GetDatum(started.system_identifier);
+	values[2] = TimestampTzGetDatum(started.server_start);
+	values[3] = Int64GetDatum(started.offset);
+	values[4] = FullTransactionIdGetDatum(own);
+	values[5] = CStringGetTextDatum(reason);
+	run_kept_plan(&insert_epoch_plan, values, NULL, false);
+
+	/* Global positions are never handed out twice either. */
+	if (position_margin > 0 || newest_position > last_position)
+	{
+		values[0] = Int64GetDatum(Max(newest_position, last_position) + position_margin);
+		run_kept_plan(&move_positions_plan, values, NULL, false);
+	}
+	return started;
+}
+
+/*
+ * Entry point of the epoch starter, a background worker an appender starts
+ * and waits for: main_arg is the database.  It commits the epoch with
+ * synchronous_commit on and ends.
+ */
+void
+eventsource_epoch_starter_main(Datum main_arg)
+{
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(main_arg), InvalidOid, 0);
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	pgstat_report_appname("eventsource epoch starter");
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (worker_may_serve_extension() && log_epochs_installed())
+	{
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		PushActiveSnapshot(GetTransactionSnapshot());
+		(void) start_epoch();
+		PopActiveSnapshot();
+		SPI_finish();
+	}
+	CommitTransactionCommand();
+	proc_exit(0);
+}
+
+/*
+ * Has a background worker start the epoch and waits for it; false when no
+ * worker could run (the caller then starts it itself).
+ */
+static bool
+start_epoch_in_worker(void)
+{
+	BackgroundWorker worker = {0};
+	BackgroundWorkerHandle *handle;
+	BgwHandleStatus status;
+
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "eventsource");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "eventsource_epoch_starter_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "eventsource epoch starter");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "eventsource epoch starter");
+	worker.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
+	worker.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		return false;
+	status = WaitForBackgroundWorkerShutdown(handle);
+	if (status == BGWH_POSTMASTER_DIED)
+		ereport(FATAL,
+				(errcode(ERRCODE_ADMIN_SHUTDOWN),
+				 errmsg("the server ended while a log epoch was being started")));
+	return status == BGWH_STOPPED;
+}
+
+/* ------------------------------------------------------------------------
+ * The log transaction id and the horizon
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * This transaction's log transaction id: its xid8 plus the offset of the
+ * current epoch.  Assigns the transaction id (after the epoch is started,
+ * when this call starts one), so call it where the append would assign it
+ * anyway.  Call while connected to SPI.
+ */
+uint64
+log_transaction_id(void)
+{
+	static FullTransactionId known_for = {InvalidTransactionId};
+	static uint64 known = 0;
+	FullTransactionId own = GetTopFullTransactionIdIfAny();
+	LogEpoch	epoch;
+
+	if (FullTransactionIdIsValid(own) && FullTransactionIdEquals(own, known_for))
+		return known;
+	if (!log_epochs_installed())
+		return U64FromFullTransactionId(GetTopFullTransactionId());
+
+	epoch = newest_epoch();
+	if (!epoch_is_current(&epoch))
+	{
+		/*
+		 * A transaction without an id has a worker start the epoch, so that
+		 * its own id comes after the epoch's start; one with an id starts it
+		 * itself (in the id it has), as does one no worker could serve.
+		 */
+		if (!FullTransactionIdIsValid(own) && start_epoch_in_worker())
+			epoch = newest_epoch();
+		if (!epoch_is_current(&epoch))
+			epoch = start_epoch();
+	}
+
+	own = GetTopFullTransactionId();
+	if (U64FromFullTransactionId(own) < epoch.start_transaction_id)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not append in log epoch %d", epoch.epoch),
+				 errdetail("This transaction (%llu) began writing before log epoch %d began at transaction %llu, so its events could come before events readers have passed.",
+						   (unsigned long long) U64FromFullTransactionId(own), epoch.epoch,
+						   (unsigned long long) epoch.start_transaction_id),
+				 errhint("Retry the transaction.")));
+	known_for = own;
+	known = U64FromFullTransactionId(own) + (uint64) epoch.offset;
+	return known;
+}
+
+/*
+ * The horizon of the gap-safe log for the active snapshot: every event below
+ * it has committed or never will, so reads deliver only events below it.  It
+ * is the snapshot's xmin plus the offset of the epoch xmin belongs to; when
+ * xmin precedes this cluster's epochs, the start of the first of them, and
+ * when this cluster has none yet (a restore, nothing appended), just past the
+ * log's newest event.
+ */
+uint64
+log_horizon(void)
+{
+	uint64		xmin = U64FromFullTransactionId(DatumGetFullTransactionId(
+		DirectFunctionCall1(pg_snapshot_xmin, DirectFunctionCall1(pg_current_snapshot, (Datum) 0))));
+	uint64		horizon = xmin;
+	Datum		values[2];
+	LogEpoch	epoch;
+	bool		isnull;
+	Datum		newest;
+
+	if (!log_epochs_installed())
+		return xmin;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	values[0] = Int64GetDatum((int64) GetSystemIdentifier());
+	values[1] = FullTransactionIdGetDatum(FullTransactionIdFromU64(xmin));
+	if (run_kept_plan(&epoch_of_transaction_plan, values, NULL, true) > 0)
+	{
+		epoch = epoch_from_row();
+		horizon = xmin + (uint64) epoch.offset;
+	}
+	else if (run_kept_plan(&first_epoch_of_run_plan, values, NULL, true) > 0)
+	{
+		epoch = epoch_from_row();
+		horizon = epoch.start_transaction_id + (uint64) epoch.offset;
+	}
+	else
+	{
+		run_kept_plan(&newest_log_id_plan, NULL, NULL, true);
+		newest = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		horizon = isnull ? 0 : U64FromFullTransactionId(DatumGetFullTransactionId(newest)) + 1;
+	}
+	SPI_finish();
+	return horizon;
+}
+
+/* The horizon as a parameter of a read plan. */
+Datum
+log_horizon_datum(void)
+{
+	return FullTransactionIdGetDatum(FullTransactionIdFromU64(log_horizon()));
+}
+
+/*
+ * eventsource.log_horizon() returns xid8.
+ */
+Datum
+eventsource_log_horizon(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(log_horizon_datum());
+}
+
+/*
+ * The server start a new log_epochs row records (the upgrade script's epoch
+ * 1 uses it).
+ */
+Datum
+eventsource_server_start(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TIMESTAMPTZ(this_server_start());
+}
