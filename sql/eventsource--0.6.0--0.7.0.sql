@@ -74,6 +74,50 @@ SELECT h.horizon,
 COMMENT ON VIEW eventsource.visibility_horizon IS
     'The log horizon (eventsource.log_horizon()) and the oldest running transaction it follows: the global log is delivered only up to it. Shows the committed events it holds back and the session (or prepared transaction) holding it.';
 
+-- The status views count what is behind below the same horizon the readers use.
+CREATE OR REPLACE VIEW eventsource.subscription_status AS
+SELECT s.name, s.category, s.event_types, m.consumer_group_member, s.consumer_group_size,
+       m.checkpoint, m.acknowledged_at, m.delivered_through,
+       COALESCE(m.leased_until > pg_catalog.now(), false) AS leased, m.leased_until,
+       pending.events_behind,
+       COALESCE(EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) pending.oldest_recorded_at), 0)
+           AS seconds_behind
+  FROM eventsource.subscriptions s
+  JOIN eventsource.subscription_members m ON m.subscription_name = s.name
+ CROSS JOIN LATERAL (
+       SELECT pg_catalog.count(*) AS events_behind, pg_catalog.min(e.recorded_at) AS oldest_recorded_at
+         FROM eventsource.events e
+        WHERE (e.transaction_id, e.global_position) >
+              (COALESCE(eventsource.checkpoint_transaction_id(m.checkpoint), '0'::xid8),
+               COALESCE(eventsource.checkpoint_global_position(m.checkpoint), 0))
+          AND e.transaction_id OPERATOR(pg_catalog.<) (SELECT eventsource.log_horizon())
+          AND (s.category IS NULL OR pg_catalog.split_part(e.stream_id, '-', 1) OPERATOR(pg_catalog.=) s.category)
+          AND (s.event_types IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY (s.event_types))
+          AND (s.consumer_group_size OPERATOR(pg_catalog.=) 1
+               OR eventsource.consumer_group_member(e.stream_id, s.consumer_group_size)
+                  OPERATOR(pg_catalog.=) m.consumer_group_member)) AS pending;
+
+CREATE OR REPLACE VIEW eventsource.projection_status AS
+SELECT p.name, p.mode, p.status, p.handler, p.event_types, p.category, p.checkpoint,
+       p.events_processed,
+       CASE WHEN p.mode = 'async' THEN pending.events_behind ELSE 0 END AS events_behind,
+       p.attempts, p.retry_at, p.last_error, p.last_error_at, p.last_error_position,
+       (SELECT pg_catalog.count(*) FROM eventsource.projection_dead_letters d WHERE d.projection_name = p.name)
+           AS dead_letters,
+       COALESCE(EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) pending.oldest_recorded_at), 0)
+           AS seconds_behind
+  FROM eventsource.projections p
+ CROSS JOIN LATERAL (
+       SELECT pg_catalog.count(*) AS events_behind, pg_catalog.min(e.recorded_at) AS oldest_recorded_at
+         FROM eventsource.events e
+        WHERE p.mode = 'async'
+          AND (e.transaction_id, e.global_position) >
+              (COALESCE(eventsource.checkpoint_transaction_id(p.checkpoint), '0'::xid8),
+               COALESCE(eventsource.checkpoint_global_position(p.checkpoint), 0))
+          AND e.transaction_id < (SELECT eventsource.log_horizon())
+          AND (p.category IS NULL OR pg_catalog.split_part(e.stream_id, '-', 1) = p.category)
+          AND (p.event_types IS NULL OR e.event_type = ANY (p.event_types))) AS pending;
+
 REVOKE ALL ON eventsource.log_epochs FROM PUBLIC;
 GRANT SELECT ON eventsource.log_epochs TO eventsource_reader;
 REVOKE ALL ON FUNCTION eventsource.log_horizon() FROM PUBLIC;
