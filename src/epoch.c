@@ -17,9 +17,12 @@
  *
  * An epoch is committed, with synchronous_commit on, before any append uses
  * it: a short-lived background worker starts it while the appender waits, or
- * the appender itself when it already has a transaction id or no worker can
- * run.  A lock serialises the starters, so concurrent first appenders agree
- * on one epoch.
+ * the appender itself when no worker can run (then the epoch commits with
+ * the append, and the WAL orders every later append's commit after it).  A
+ * lock serialises the starters, so concurrent first appenders agree on one
+ * epoch.  Every transaction that can still append may append in the new
+ * epoch, also one that had its transaction id before the epoch began (see
+ * start_epoch), so no append has to be retried because an epoch began.
  *
  * "This server start" is a time kept in shared memory, set whenever the
  * postmaster creates it (at start and at every crash reinitialisation).
@@ -96,11 +99,12 @@ typedef struct LogEpoch
 	TimestampTz server_start;
 	int64		offset;
 	uint64		start_transaction_id;
+	bool		written_here;	/* by this transaction, not committed yet */
 } LogEpoch;
 
 #define EPOCH_COLUMNS \
 	"SELECT l.epoch, l.system_identifier, l.server_started_at, l.transaction_id_offset," \
-	"       l.start_transaction_id FROM eventsource.log_epochs l"
+	"       l.start_transaction_id, l.xmin FROM eventsource.log_epochs l"
 
 static KeptPlan newest_epoch_plan = {
 	EPOCH_COLUMNS " ORDER BY l.epoch DESC LIMIT 1",
@@ -135,11 +139,14 @@ static KeptPlan newest_log_id_plan = {
 	0, {InvalidOid}
 };
 
-/* The log's newest event and the position sequence (a starter's view). */
+/*
+ * A starter's view: the log's newest event, the position sequence, and the
+ * oldest running transaction (the snapshot includes the starter's own).
+ */
 static KeptPlan log_head_plan = {
 	"SELECT " NEWEST_LOG_ID ","
 	"       (SELECT pg_catalog.max(e.global_position) FROM eventsource.events e),"
-	"       s.last_value"
+	"       s.last_value, pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())"
 	"  FROM eventsource.events_global_position_seq s",
 	0, {InvalidOid}
 };
@@ -214,13 +221,13 @@ this_server_start(void)
  * ------------------------------------------------------------------------
  */
 
-/* Whether this database's extension has log epochs (0.7.0 on). */
-static bool
-log_epochs_installed(void)
+/* eventsource.log_epochs, InvalidOid before 0.7.0. */
+static Oid
+log_epochs_table(void)
 {
 	Oid			schema = get_namespace_oid("eventsource", true);
 
-	return OidIsValid(schema) && OidIsValid(get_relname_relid("log_epochs", schema));
+	return OidIsValid(schema) ? get_relname_relid("log_epochs", schema) : InvalidOid;
 }
 
 static LogEpoch
@@ -239,6 +246,8 @@ epoch_from_row(void)
 	epoch.offset = DatumGetInt64(SPI_getbinval(row, description, 4, &isnull));
 	epoch.start_transaction_id =
 		U64FromFullTransactionId(DatumGetFullTransactionId(SPI_getbinval(row, description, 5, &isnull)));
+	epoch.written_here =
+		TransactionIdIsCurrentTransactionId(DatumGetTransactionId(SPI_getbinval(row, description, 6, &isnull)));
 	return epoch;
 }
 
@@ -279,6 +288,35 @@ epoch_is_current(const LogEpoch *epoch)
 		epoch->server_start == this_server_start();
 }
 
+/*
+ * The current epoch as this backend last saw it committed, and the
+ * log_epochs table it is a row of.  While an epoch is current no other one
+ * starts (one starts only when the newest is not current), so it stays
+ * current for the rest of this server start, unless the table is replaced
+ * (DROP and CREATE EXTENSION).  Appends and reads then need no query.
+ */
+static LogEpoch known_current = {0};
+static Oid	known_current_table = InvalidOid;
+
+static bool
+known_current_epoch(Oid table, LogEpoch *epoch)
+{
+	if (!known_current.found || known_current_table != table)
+		return false;
+	*epoch = known_current;
+	return true;
+}
+
+/* Notes a current epoch, unless this transaction wrote it (it may roll back). */
+static void
+note_current_epoch(Oid table, const LogEpoch *epoch)
+{
+	if (!epoch_is_current(epoch) || epoch->written_here)
+		return;
+	known_current = *epoch;
+	known_current_table = table;
+}
+
 /* ------------------------------------------------------------------------
  * Starting an epoch
  * ------------------------------------------------------------------------
@@ -296,6 +334,7 @@ start_epoch(void)
 	LogEpoch	newest;
 	LogEpoch	started = {0};
 	FullTransactionId own;
+	uint64		oldest_running;
 	const char *reason;
 	int64		newest_id = 0;
 	int64		newest_position = 0;
@@ -324,21 +363,43 @@ start_epoch(void)
 		if (isnull)
 			newest_position = 0;
 		last_position = DatumGetInt64(SPI_getbinval(row, description, 3, &isnull));
+		oldest_running =
+			U64FromFullTransactionId(DatumGetFullTransactionId(SPI_getbinval(row, description, 4, &isnull)));
 	}
 
-	/* Its first transaction's events come right after the log's newest. */
-	started.offset = Max(0, newest_id + 1 - (int64) U64FromFullTransactionId(own));
 	if (!newest.found)
 		reason = "new log";
 	else if (newest.system_identifier != (int64) GetSystemIdentifier())
 		reason = "other cluster";
 	else
-	{
-		/* And past every id the commits lost before this server start used. */
 		reason = "server start";
+
+	if (strcmp(reason, "server start") != 0)
+	{
+		/*
+		 * The log came from elsewhere (or is new): the epoch begins at the
+		 * oldest running transaction, and its events come right after the
+		 * log's newest.  Every transaction that can still append has an id
+		 * at or after that start.
+		 */
+		started.offset = Max(0, newest_id + 1 - (int64) oldest_running);
+		started.start_transaction_id = oldest_running;
+	}
+	else
+	{
+		/*
+		 * The epoch moves on past every id the commits lost before this
+		 * server start can have used, and begins at this transaction: a
+		 * transaction still prepared from before keeps the horizon in the
+		 * earlier epoch until it ends.  Transactions of this server start
+		 * with smaller ids append in this epoch all the same: the horizon
+		 * stays below their events while they run.
+		 */
+		started.offset = Max(0, newest_id + 1 - (int64) U64FromFullTransactionId(own));
 		started.offset = Max(started.offset, newest.offset + EPOCH_MARGIN);
 		started.offset = Max(started.offset,
 							 EPOCH_IDS_PER_MICROSECOND * (GetCurrentTimestamp() - EPOCH_TIME_BASE));
+		started.start_transaction_id = U64FromFullTransactionId(own);
 		position_margin = EPOCH_MARGIN;
 	}
 
@@ -347,13 +408,13 @@ start_epoch(void)
 	started.system_identifier = (int64) GetSystemIdentifier();
 	started.server_start_known = true;
 	started.server_start = this_server_start();
-	started.start_transaction_id = U64FromFullTransactionId(own);
+	started.written_here = true;
 
 	values[0] = Int32GetDatum(started.epoch);
 	values[1] = Int64GetDatum(started.system_identifier);
 	values[2] = TimestampTzGetDatum(started.server_start);
 	values[3] = Int64GetDatum(started.offset);
-	values[4] = FullTransactionIdGetDatum(own);
+	values[4] = FullTransactionIdGetDatum(FullTransactionIdFromU64(started.start_transaction_id));
 	values[5] = CStringGetTextDatum(reason);
 	run_kept_plan(&insert_epoch_plan, values, NULL, false);
 
@@ -383,7 +444,7 @@ eventsource_epoch_starter_main(Datum main_arg)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	if (worker_may_serve_extension() && log_epochs_installed())
+	if (worker_may_serve_extension() && OidIsValid(log_epochs_table()))
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
@@ -434,9 +495,9 @@ start_epoch_in_worker(void)
 
 /*
  * This transaction's log transaction id: its xid8 plus the offset of the
- * current epoch.  Assigns the transaction id (after the epoch is started,
- * when this call starts one), so call it where the append would assign it
- * anyway.  Call while connected to SPI.
+ * current epoch, starting the epoch when there is none.  Assigns the
+ * transaction id, so call it where the append would assign it anyway (after
+ * lock_stream_in_log_order).  Call while connected to SPI.
  */
 uint64
 log_transaction_id(void)
@@ -444,36 +505,34 @@ log_transaction_id(void)
 	static FullTransactionId known_for = {InvalidTransactionId};
 	static uint64 known = 0;
 	FullTransactionId own = GetTopFullTransactionIdIfAny();
+	Oid			table;
 	LogEpoch	epoch;
 
 	if (FullTransactionIdIsValid(own) && FullTransactionIdEquals(own, known_for))
 		return known;
-	if (!log_epochs_installed())
+	table = log_epochs_table();
+	if (!OidIsValid(table))
 		return U64FromFullTransactionId(GetTopFullTransactionId());
 
-	epoch = newest_epoch();
-	if (!epoch_is_current(&epoch))
+	if (!known_current_epoch(table, &epoch))
 	{
-		/*
-		 * A transaction without an id has a worker start the epoch, so that
-		 * its own id comes after the epoch's start; one with an id starts it
-		 * itself (in the id it has), as does one no worker could serve.
-		 */
-		if (!FullTransactionIdIsValid(own) && start_epoch_in_worker())
-			epoch = newest_epoch();
+		epoch = newest_epoch();
 		if (!epoch_is_current(&epoch))
-			epoch = start_epoch();
+		{
+			/*
+			 * A worker starts the epoch and commits it on its own, so that
+			 * other appenders need not wait for this transaction to end; when
+			 * no worker can, this transaction starts it.
+			 */
+			if (start_epoch_in_worker())
+				epoch = newest_epoch();
+			if (!epoch_is_current(&epoch))
+				epoch = start_epoch();
+		}
+		note_current_epoch(table, &epoch);
 	}
 
 	own = GetTopFullTransactionId();
-	if (U64FromFullTransactionId(own) < epoch.start_transaction_id)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not append in log epoch %d", epoch.epoch),
-				 errdetail("This transaction (%llu) began writing before log epoch %d began at transaction %llu, so its events could come before events readers have passed.",
-						   (unsigned long long) U64FromFullTransactionId(own), epoch.epoch,
-						   (unsigned long long) epoch.start_transaction_id),
-				 errhint("Retry the transaction.")));
 	known_for = own;
 	known = U64FromFullTransactionId(own) + (uint64) epoch.offset;
 	return known;
@@ -493,13 +552,16 @@ log_horizon(void)
 	uint64		xmin = U64FromFullTransactionId(DatumGetFullTransactionId(
 		DirectFunctionCall1(pg_snapshot_xmin, DirectFunctionCall1(pg_current_snapshot, (Datum) 0))));
 	uint64		horizon = xmin;
+	Oid			table = log_epochs_table();
 	Datum		values[2];
 	LogEpoch	epoch;
 	bool		isnull;
 	Datum		newest;
 
-	if (!log_epochs_installed())
+	if (!OidIsValid(table))
 		return xmin;
+	if (known_current_epoch(table, &epoch) && xmin >= epoch.start_transaction_id)
+		return xmin + (uint64) epoch.offset;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	values[0] = Int64GetDatum((int64) GetSystemIdentifier());
@@ -508,6 +570,7 @@ log_horizon(void)
 	{
 		epoch = epoch_from_row();
 		horizon = xmin + (uint64) epoch.offset;
+		note_current_epoch(table, &epoch);
 	}
 	else if (run_kept_plan(&first_epoch_of_run_plan, values, NULL, true) > 0)
 	{

@@ -379,6 +379,22 @@ resume_paused_notifier(int code, Datum arg)
 	}
 }
 
+/* Runs a utility statement, and what follows a role statement (owners.c). */
+static void
+run_utility(PlannedStmt *planned, const char *query_string, bool read_only_tree,
+			ProcessUtilityContext context, ParamListInfo params,
+			QueryEnvironment *query_environment, DestReceiver *dest,
+			QueryCompletion *completion, const Oid *dropped_roles)
+{
+	if (previous_process_utility_hook)
+		previous_process_utility_hook(planned, query_string, read_only_tree, context,
+									  params, query_environment, dest, completion);
+	else
+		standard_ProcessUtility(planned, query_string, read_only_tree, context,
+								params, query_environment, dest, completion);
+	after_role_statement(planned->utilityStmt, dropped_roles);
+}
+
 /*
  * Stops the notifier of the database a statement needs without other
  * connections, for as long as the statement runs, when the statement may
@@ -404,20 +420,26 @@ notifier_process_utility(PlannedStmt *planned, const char *query_string, bool re
 	NotifierSlot *volatile paused = NULL;
 	Oid		   *dropped_roles = roles_to_drop(statement);
 
-	PG_ENSURE_ERROR_CLEANUP(resume_paused_notifier, PointerGetDatum(&paused));
+	/*
+	 * Only a paused notifier needs resuming if the statement fails; other
+	 * statements run without the cleanup block, whose end requires that the
+	 * statement register no before_shmem_exit callback of its own (COMMIT
+	 * PREPARED does, the first time in a session).
+	 */
+	if (!needs_alone)
+		run_utility(planned, query_string, read_only_tree, context, params,
+					query_environment, dest, completion, dropped_roles);
+	else
 	{
-		if (needs_alone)
+		PG_ENSURE_ERROR_CLEANUP(resume_paused_notifier, PointerGetDatum(&paused));
+		{
 			pause_notifier(database_oid, &paused);
-		if (previous_process_utility_hook)
-			previous_process_utility_hook(planned, query_string, read_only_tree, context,
-										  params, query_environment, dest, completion);
-		else
-			standard_ProcessUtility(planned, query_string, read_only_tree, context,
-									params, query_environment, dest, completion);
-		after_role_statement(statement, dropped_roles);
+			run_utility(planned, query_string, read_only_tree, context, params,
+						query_environment, dest, completion, dropped_roles);
+		}
+		PG_END_ENSURE_ERROR_CLEANUP(resume_paused_notifier, PointerGetDatum(&paused));
+		resume_paused_notifier(0, PointerGetDatum(&paused));
 	}
-	PG_END_ENSURE_ERROR_CLEANUP(resume_paused_notifier, PointerGetDatum(&paused));
-	resume_paused_notifier(0, PointerGetDatum(&paused));
 	/* When the statement's transaction ends, the launcher looks again: a database may be new. */
 	if (database_name || IsA(statement, CreatedbStmt))
 		at_transaction_end(false, true);
