@@ -228,6 +228,21 @@ on "$crash_port" es_crash -c "COMMIT PREPARED 'before_restart'" > /dev/null
 check "once committed, its event and the new one are delivered, the prepared one first" \
   "$(on "$crash_port" es_crash -c "SELECT string_agg(event_type, ',') FROM eventsource.read_all('$before')")" Prepared,After
 
+# Concurrent first appenders after a restart agree on one epoch.
+"$bin/pg_ctl" -D "$work/crash" -m fast restart > /dev/null
+epochs_before=$(on "$crash_port" es_crash -c "SELECT count(*) FROM eventsource.log_epochs")
+before=$(on "$crash_port" es_crash -c "SELECT checkpoint FROM eventsource.read_all(max_count => 10000) ORDER BY checkpoint DESC LIMIT 1")
+pids=()
+for n in $(seq 8); do
+  on "$crash_port" es_crash -c "SELECT eventsource.append('concurrent-$n', 'First', '{}')" > /dev/null &
+  pids+=($!)
+done
+for pid in "${pids[@]}"; do wait "$pid"; done
+check "eight concurrent first appenders start one epoch" \
+  "$(on "$crash_port" es_crash -c "SELECT count(*) - $epochs_before FROM eventsource.log_epochs")" 1
+check "and all eight events come after the log, in the new epoch" \
+  "$(on "$crash_port" es_crash -c "SELECT count(*), bool_and(transaction_id::text::numeric >= (SELECT start_transaction_id::text::numeric + transaction_id_offset FROM eventsource.log_epochs ORDER BY epoch DESC LIMIT 1)) FROM eventsource.read_all('$before')")" "8|t"
+
 # A server killed while an epoch starter waits (here for a lock on log_epochs).
 "$bin/pg_ctl" -D "$work/crash" -m fast restart > /dev/null
 cat > "$work/holder.sql" <<'SQL'
