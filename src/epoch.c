@@ -444,7 +444,7 @@ eventsource_epoch_starter_main(Datum main_arg)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	if (worker_may_serve_extension() && OidIsValid(log_epochs_table()))
+	if (worker_may_serve_extension_quietly() && OidIsValid(log_epochs_table()))
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");

@@ -962,11 +962,10 @@ log_trust_change(ExtensionTrust trust, ExtensionTrust previous, Oid culprit)
  * replace or drop objects in its schema: the extension's owner and the
  * schema's owner are superusers, and no other role may create in it.  Locks
  * the extension so that it cannot be dropped before the transaction ends.
- * A refusal other than "not installed" is logged once, until the answer
- * changes.
+ * *culprit is the role or schema a refusal is about.
  */
 static ExtensionTrust
-extension_trust(void)
+judge_extension(Oid *culprit_result)
 {
 	Oid			extension_oid = get_extension_oid("eventsource", true);
 	Oid			schema_oid = InvalidOid;
@@ -1018,6 +1017,19 @@ extension_trust(void)
 			trust = EXTENSION_SCHEMA_CREATE_GRANTED;
 		ReleaseSysCache(schema_tuple);
 	}
+	*culprit_result = culprit;
+	return trust;
+}
+
+/*
+ * judge_extension, with a refusal other than "not installed" logged once,
+ * until the answer changes.
+ */
+static ExtensionTrust
+extension_trust(void)
+{
+	Oid			culprit;
+	ExtensionTrust trust = judge_extension(&culprit);
 
 	if (trust != last_trust)
 		log_trust_change(trust, last_trust, culprit);
@@ -1035,6 +1047,18 @@ bool
 worker_may_serve_extension(void)
 {
 	return extension_trust() == EXTENSION_SERVED;
+}
+
+/*
+ * The same, without logging a refusal: for the epoch starter, which leaves
+ * a database it may not serve to the appender that asked for it.
+ */
+bool
+worker_may_serve_extension_quietly(void)
+{
+	Oid			culprit;
+
+	return judge_extension(&culprit) == EXTENSION_SERVED;
 }
 
 /*
