@@ -36,12 +36,18 @@ COMMENT ON COLUMN eventsource.log_epochs.start_transaction_id IS
 
 SELECT pg_catalog.pg_extension_config_dump('eventsource.log_epochs', '');
 
--- An existing log is epoch 1 of this cluster and server start, without offset.
+-- An existing log is epoch 1 of this cluster and server start, without offset. A log whose newest
+-- transaction id is not below this cluster's counter came from another cluster (logical
+-- replication into a 0.6.0 database, say): its epoch 1 names no cluster (0), so the first append
+-- starts an epoch of this one after it.
 CREATE FUNCTION eventsource.server_start_for_upgrade() RETURNS timestamptz
 LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'eventsource_server_start';
 INSERT INTO eventsource.log_epochs
-SELECT 1, c.system_identifier, eventsource.server_start_for_upgrade(), 0, '0'::pg_catalog.xid8,
-       pg_catalog.now(), 'upgrade'
+SELECT 1,
+       CASE WHEN (SELECT pg_catalog.max(e.transaction_id) FROM eventsource.events e)
+                 OPERATOR(pg_catalog.<) pg_catalog.pg_current_xact_id()
+            THEN c.system_identifier ELSE 0 END,
+       eventsource.server_start_for_upgrade(), 0, '0'::pg_catalog.xid8, pg_catalog.now(), 'upgrade'
   FROM pg_catalog.pg_control_system() AS c
  WHERE EXISTS (SELECT FROM eventsource.events);
 DROP FUNCTION eventsource.server_start_for_upgrade();
