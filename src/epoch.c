@@ -325,10 +325,15 @@ note_current_epoch(Oid table, const LogEpoch *epoch)
 /*
  * Starts a new epoch in this transaction unless a current one exists (which
  * another starter may just have committed), and returns the current epoch.
- * Call while connected to SPI, as a role that may write the log.
+ * With only_if_free (the worker), does nothing (and returns no epoch) when
+ * another starter holds the lock: that one may be an appender starting it in
+ * its own transaction, which may in turn wait for a lock of the appender
+ * this worker serves, a wait the deadlock detector could not see through
+ * the worker.  Call while connected to SPI, as a role that may write the
+ * log.
  */
 static LogEpoch
-start_epoch(void)
+start_epoch(bool only_if_free)
 {
 	LOCKTAG		tag;
 	LogEpoch	newest;
@@ -344,7 +349,8 @@ start_epoch(void)
 	Datum		values[6];
 
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, 0, EVENTSOURCE_EPOCH_LOCK_CLASS);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	if (LockAcquire(&tag, ExclusiveLock, false, only_if_free) == LOCKACQUIRE_NOT_AVAIL)
+		return started;
 
 	newest = newest_epoch();
 	if (epoch_is_current(&newest))
@@ -430,7 +436,9 @@ start_epoch(void)
 /*
  * Entry point of the epoch starter, a background worker an appender starts
  * and waits for: main_arg is the database.  It commits the epoch with
- * synchronous_commit on and ends.
+ * synchronous_commit on and ends; whatever keeps it from starting the epoch
+ * at once (a lock, an error) leaves the epoch to the appender, whose waits
+ * the deadlock detector sees.
  */
 void
 eventsource_epoch_starter_main(Datum main_arg)
@@ -440,6 +448,8 @@ eventsource_epoch_starter_main(Datum main_arg)
 	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(main_arg), InvalidOid, 0);
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	/* Any other lock it cannot have soon is left to the appender too. */
+	SetConfigOption("lock_timeout", "1s", PGC_SUSET, PGC_S_OVERRIDE);
 	pgstat_report_appname("eventsource epoch starter");
 
 	SetCurrentStatementStartTimestamp();
@@ -449,7 +459,7 @@ eventsource_epoch_starter_main(Datum main_arg)
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		PushActiveSnapshot(GetTransactionSnapshot());
-		(void) start_epoch();
+		(void) start_epoch(true);
 		PopActiveSnapshot();
 		SPI_finish();
 	}
@@ -527,7 +537,7 @@ log_transaction_id(void)
 			if (start_epoch_in_worker())
 				epoch = newest_epoch();
 			if (!epoch_is_current(&epoch))
-				epoch = start_epoch();
+				epoch = start_epoch(false);
 		}
 		note_current_epoch(table, &epoch);
 	}

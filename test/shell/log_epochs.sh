@@ -269,8 +269,11 @@ holder=$!
 sleep 1
 "$bin/psql" -X -At -h "$work" -p "$crash_port" -U postgres -d es_crash -c "SELECT eventsource.append('order-waiting', 'Waiting', '{}')" > "$work/waiting.out" 2>&1 &
 waiting=$!
-check "the second appender waits for an epoch starter" \
-  "$(wait_for "$crash_port" es_crash "SELECT count(*) > 0 FROM pg_stat_activity WHERE backend_type = 'eventsource epoch starter' AND wait_event_type = 'Lock'" && echo t)" t
+check "the appender's epoch starter waits for the lock" \
+  "$(wait_for "$crash_port" es_crash "SELECT count(*) > 0 FROM pg_locks WHERE relation = 'eventsource.log_epochs'::regclass AND NOT granted" && echo t)" t
+sleep 1.5
+check "after the worker's lock_timeout, the appender waits itself, visibly" \
+  "$(on "$crash_port" es_crash -c "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE l.relation = 'eventsource.log_epochs'::regclass AND NOT l.granted AND a.backend_type = 'client backend'")" 1
 epochs_before=$(on "$crash_port" es_crash -c "SELECT count(*) FROM eventsource.log_epochs")
 kill_server
 wait "$holder" || true
