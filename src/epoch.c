@@ -78,7 +78,7 @@ PGDLLEXPORT void eventsource_epoch_starter_main(Datum main_arg);
 #define EPOCH_MARGIN				(INT64CONST(1) << 26)
 #define EPOCH_IDS_PER_MICROSECOND	(INT64CONST(1) << 11)
 /* 2026-01-01 00:00:00 UTC in PostgreSQL's timestamp microseconds */
-#define EPOCH_TIME_BASE				(INT64CONST(820454400) * USECS_PER_SEC)
+#define EPOCH_TIME_BASE				(INT64CONST(820540800) * USECS_PER_SEC)
 
 typedef struct EpochShared
 {
@@ -204,16 +204,23 @@ epoch_preload_init(void)
 
 /*
  * When this server (its shared memory) started.  Without the preload: the
- * postmaster's start, or the reset of the shared statistics crash recovery
- * makes, whichever is later (a reset by pg_stat_reset_shared also counts,
- * which only starts one epoch more).
+ * postmaster's start, or the reset of every shared statistic that crash
+ * recovery makes, whichever is later.  The earliest of the archiver's,
+ * bgwriter's and WAL statistics' resets is taken, so that a reset of some of
+ * them by pg_stat_reset_shared() does not count; resetting all three does,
+ * while appends may run: it must not race an append (see README.md).
  */
 static TimestampTz
 this_server_start(void)
 {
+	TimestampTz reset;
+
 	if (epoch_shared != NULL)
 		return epoch_shared->server_start;
-	return Max(PgStartTime, pgstat_fetch_stat_bgwriter()->stat_reset_timestamp);
+	reset = Min(pgstat_fetch_stat_archiver()->stat_reset_timestamp,
+				pgstat_fetch_stat_bgwriter()->stat_reset_timestamp);
+	reset = Min(reset, pgstat_fetch_stat_wal()->stat_reset_timestamp);
+	return Max(PgStartTime, reset);
 }
 
 /* ------------------------------------------------------------------------
@@ -301,7 +308,7 @@ static Oid	known_current_table = InvalidOid;
 static bool
 known_current_epoch(Oid table, LogEpoch *epoch)
 {
-	if (!known_current.found || known_current_table != table)
+	if (!known_current.found || known_current_table != table || !epoch_is_current(&known_current))
 		return false;
 	*epoch = known_current;
 	return true;
