@@ -29,7 +29,7 @@ SELECT pg_sleep(0.5);
 \echo '== 4. poll: the next batch after the checkpoint, in log order, leased for 30 seconds.'
 -- A client processes the rows; here a temporary table keeps them for the ack below.
 CREATE TEMP TABLE batch AS SELECT * FROM eventsource.poll('billing', max_count => 10, lease_seconds => 30);
-SELECT stream_id, stream_version, event_type, data, checkpoint FROM batch ORDER BY checkpoint;
+SELECT stream_id, stream_version, event_type, data, checkpoint, lease IS NOT NULL AS leased FROM batch ORDER BY checkpoint;
 
 \echo '== 5. While the batch is leased, another poll of the same subscription gets nothing.'
 SELECT count(*) AS events_while_leased FROM eventsource.poll('billing');
@@ -37,10 +37,12 @@ SELECT count(*) AS events_while_leased FROM eventsource.poll('billing');
 \echo '== 6. The status view: the batch is leased and not acknowledged yet (events_behind).'
 SELECT name, consumer_group_member, checkpoint, leased, events_behind FROM eventsource.subscription_status;
 
-\echo '== 7. ack: the checkpoint of the last event of the batch. The lease ends, the checkpoint moves on.'
+\echo '== 7. ack: the checkpoint of the last event of the batch, with its lease. The lease ends, the checkpoint moves on.'
 -- A consumer that dies before its ack gets the same batch again when the lease runs out:
--- delivery is at least once, so processing should be idempotent.
-SELECT eventsource.ack('billing', checkpoint) FROM batch ORDER BY checkpoint DESC LIMIT 1;
+-- delivery is at least once. Only the newest lease may ack: a consumer whose lease ran out and
+-- whose batch another consumer polled gets 55006, and work done in the ack's transaction rolls back
+-- with it, so "work + ack in one transaction" applies each batch once.
+SELECT eventsource.ack('billing', checkpoint, 0, lease) FROM batch ORDER BY checkpoint DESC LIMIT 1;
 SELECT name, consumer_group_member, checkpoint, leased, events_behind FROM eventsource.subscription_status;
 SELECT count(*) AS events_after_ack FROM eventsource.poll('billing');
 DROP TABLE batch;
@@ -56,11 +58,11 @@ SELECT 'order-' || n AS stream_id, eventsource.consumer_group_member('order-' ||
 -- and acknowledged in the same statement: a projection kept that way is updated exactly once.
 WITH batch AS (SELECT * FROM eventsource.poll('shipping', consumer_group_member => 0))
 SELECT string_agg(stream_id, ' ' ORDER BY checkpoint) AS member_0_received,
-       eventsource.ack('shipping', (SELECT checkpoint FROM batch ORDER BY checkpoint DESC LIMIT 1), 0)
+       eventsource.ack('shipping', (SELECT checkpoint FROM batch ORDER BY checkpoint DESC LIMIT 1), 0, min(lease::text)::uuid)
   FROM batch HAVING count(*) > 0;
 WITH batch AS (SELECT * FROM eventsource.poll('shipping', consumer_group_member => 1))
 SELECT string_agg(stream_id, ' ' ORDER BY checkpoint) AS member_1_received,
-       eventsource.ack('shipping', (SELECT checkpoint FROM batch ORDER BY checkpoint DESC LIMIT 1), 1)
+       eventsource.ack('shipping', (SELECT checkpoint FROM batch ORDER BY checkpoint DESC LIMIT 1), 1, min(lease::text)::uuid)
   FROM batch HAVING count(*) > 0;
 SELECT name, consumer_group_member, consumer_group_size, leased, events_behind
   FROM eventsource.subscription_status WHERE name = 'shipping' ORDER BY consumer_group_member;

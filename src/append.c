@@ -7,10 +7,12 @@
  *
  * An append is one statement: a compare-and-set on the stream's row in
  * eventsource.streams and the INSERT of all the events after it.  The row
- * lock taken by the compare-and-set orders writers of one stream; writers of
- * different streams share nothing but the global position sequence.  The
- * expected version is checked before any global position is taken, so the
- * loser of a race burns none.
+ * lock taken by the compare-and-set orders writers of one stream, and the
+ * row records the log transaction id of its last writer, so that a writer
+ * whose events would come before that one's in the global log is refused
+ * (see lock_stream_in_log_order); writers of different streams share nothing
+ * but the global position sequence.  The expected version is checked before
+ * any global position is taken, so the loser of a race burns none.
  *
  * When the caller supplies event ids, one query first looks them up together
  * with the stream's version.  Ids already stored at the same place make the
@@ -44,6 +46,7 @@
 
 PG_FUNCTION_INFO_V1(eventsource_append);
 PG_FUNCTION_INFO_V1(eventsource_append_events);
+PG_FUNCTION_INFO_V1(eventsource_stream_log_transaction_id);
 
 /* Set while an append's INSERT runs: the inline projections' trigger acts only then. */
 bool		eventsource_appending = false;
@@ -99,8 +102,7 @@ static KeptPlan tombstone_plan = {
  * Its parameters are the same in every variant (a variant ignores those it
  * does not use): $1 stream id, $2 number of events, $3 expected version (NULL:
  * any), $4 category, $5-$8 event id, event type, data and metadata, as
- * arrays when there is more than one event, $9 the events' transaction_id
- * (log_transaction_id()).
+ * arrays when there is more than one event.
  */
 typedef enum StreamChange
 {
@@ -108,29 +110,52 @@ typedef enum StreamChange
 	CREATE_STREAM				/* the stream is new: insert its row */
 } StreamChange;
 
+/*
+ * What this database's eventsource.streams has (the library serves every
+ * version its scripts install); the append statement follows it.
+ */
+typedef enum StreamsSchema
+{
+	STREAMS_BEFORE_LIFECYCLE,	/* before 0.5.0 */
+	STREAMS_WITH_LIFECYCLE,		/* 0.5.0 on: a tombstoned stream does not advance */
+	STREAMS_WITH_LOG_ORDER,		/* 0.7.0 on: the row checks and records the log order */
+	STREAMS_SCHEMAS				/* their number */
+} StreamsSchema;
+
+/*
+ * The part of the statement each change makes.  With the log order (0.7.0
+ * on) the row's last_transaction_id becomes this transaction's log
+ * transaction id, unless a newer transaction wrote the stream (then 40001),
+ * and the events take it as their transaction_id; the first %s is the
+ * assignment (ADVANCE_STREAM) or the column (CREATE_STREAM), the second the
+ * lifecycle's condition or the value, the third the column returned.
+ */
 static const char *const stream_change_sql[] = {
 	[ADVANCE_STREAM] =
 	"UPDATE eventsource.streams"
-	"   SET stream_version = stream_version OPERATOR(pg_catalog.+) $2, updated_at = pg_catalog.now()"
+	"   SET stream_version = stream_version OPERATOR(pg_catalog.+) $2, updated_at = pg_catalog.now()%s"
 	" WHERE stream_id OPERATOR(pg_catalog.=) $1"
-	"   AND ($3::bigint IS NULL OR stream_version OPERATOR(pg_catalog.=) $3)",
+	"   AND ($3::bigint IS NULL OR stream_version OPERATOR(pg_catalog.=) $3)%s"
+	" RETURNING stream_version OPERATOR(pg_catalog.-) $2 AS from_version%s",
 	[CREATE_STREAM] =
 	"INSERT INTO eventsource.streams"
-	"       (stream_id, category, stream_version, created_at, updated_at)"
-	"VALUES ($1, $4, $2, pg_catalog.now(), pg_catalog.now())"
+	"       (stream_id, category, stream_version, created_at, updated_at%s)"
+	"VALUES ($1, $4, $2, pg_catalog.now(), pg_catalog.now()%s)"
 	"    ON CONFLICT (stream_id) DO NOTHING"
+	" RETURNING 0::bigint AS from_version%s"
 };
 
-static const char *const stream_change_returning_sql[] = {
-	[ADVANCE_STREAM] = " RETURNING stream_version OPERATOR(pg_catalog.-) $2 AS from_version",
-	[CREATE_STREAM] = " RETURNING 0::bigint AS from_version"
-};
+static const char *const log_order_column_sql = ", last_transaction_id";
+static const char *const log_order_assignment_sql =
+", last_transaction_id = " STREAM_LOG_TRANSACTION_ID_SQL("last_transaction_id", "'append'");
+static const char *const log_order_value_sql =
+", " STREAM_LOG_TRANSACTION_ID_SQL("NULL::pg_catalog.xid8", "'append'");
 
 static const char *const events_sql[] = {
 	/* one event */
-	"SELECT $1, stream.from_version OPERATOR(pg_catalog.+) 1, $5, $6, $7, $8, $9 FROM stream",
+	"SELECT $1, stream.from_version OPERATOR(pg_catalog.+) 1, $5, $6, $7, $8%s FROM stream",
 	/* many events (ROWS FROM: the unnest of pg_catalog takes one array) */
-	"SELECT $1, stream.from_version OPERATOR(pg_catalog.+) i.ordinal, i.event_id, i.event_type, i.data, i.metadata, $9"
+	"SELECT $1, stream.from_version OPERATOR(pg_catalog.+) i.ordinal, i.event_id, i.event_type, i.data, i.metadata%s"
 	"  FROM stream,"
 	"       ROWS FROM (pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8))"
 	"       WITH ORDINALITY AS i(event_id, event_type, data, metadata, ordinal)"
@@ -147,31 +172,49 @@ static const char *const skip_taken_ids_sql = " ON CONFLICT (event_id) DO NOTHIN
 /* With the stream lifecycle (0.5.0 on), a tombstoned stream does not advance. */
 static const char *const not_tombstoned_sql = " AND tombstoned_at IS NULL";
 
+static StreamsSchema
+streams_schema(void)
+{
+	if (stream_log_order_installed())
+		return STREAMS_WITH_LOG_ORDER;
+	return stream_lifecycle_installed() ? STREAMS_WITH_LIFECYCLE : STREAMS_BEFORE_LIFECYCLE;
+}
+
 /* The kept plan of one variant of the append statement, composed on first use. */
 static KeptPlan *
-append_plan(StreamChange change, bool many, bool ids_supplied, bool lifecycle)
+append_plan(StreamChange change, bool many, bool ids_supplied, StreamsSchema schema)
 {
-	static KeptPlan plans[2][2][2][2];
-	KeptPlan   *kept = &plans[change][many][ids_supplied][lifecycle];
+	static KeptPlan plans[2][2][2][STREAMS_SCHEMAS];
+	KeptPlan   *kept = &plans[change][many][ids_supplied][schema];
 
 	if (kept->sql == NULL)
 	{
-		Oid			argtypes[9] = {TEXTOID, INT8OID, INT8OID, TEXTOID,
+		Oid			argtypes[8] = {TEXTOID, INT8OID, INT8OID, TEXTOID,
 			many ? UUIDARRAYOID : UUIDOID, many ? TEXTARRAYOID : TEXTOID,
-			many ? JSONBARRAYOID : JSONBOID, many ? JSONBARRAYOID : JSONBOID,
-		XID8OID};
+		many ? JSONBARRAYOID : JSONBOID, many ? JSONBARRAYOID : JSONBOID};
+		bool		log_order = schema == STREAMS_WITH_LOG_ORDER;
+		const char *column = log_order ? log_order_column_sql : "";
+		const char *stream_change;
 
-		kept->nargs = 9;
+		if (change == ADVANCE_STREAM)
+			stream_change = psprintf(stream_change_sql[change],
+									 log_order ? log_order_assignment_sql : "",
+									 schema != STREAMS_BEFORE_LIFECYCLE ? not_tombstoned_sql : "",
+									 column);
+		else
+			stream_change = psprintf(stream_change_sql[change], column,
+									 log_order ? log_order_value_sql : "", column);
+		kept->nargs = 8;
 		memcpy(kept->argtypes, argtypes, sizeof(argtypes));
 		kept->sql = MemoryContextStrdup(TopMemoryContext,
-										psprintf("WITH stream AS (%s%s%s)"
+										psprintf("WITH stream AS (%s)"
 												 " INSERT INTO eventsource.events"
-												 " (stream_id, stream_version, event_id, event_type, data, metadata, transaction_id)"
+												 " (stream_id, stream_version, event_id, event_type, data, metadata%s)"
 												 " %s%s RETURNING global_position, stream_version",
-												 stream_change_sql[change],
-												 lifecycle && change == ADVANCE_STREAM ? not_tombstoned_sql : "",
-												 stream_change_returning_sql[change],
-												 events_sql[many],
+												 stream_change,
+												 log_order ? ", transaction_id" : "",
+												 psprintf(events_sql[many],
+														  log_order ? ", stream.last_transaction_id" : ""),
 												 ids_supplied ? skip_taken_ids_sql : ""));
 	}
 	return kept;
@@ -625,11 +668,11 @@ resolve_retry(text *stream_id, EventBatch *batch, ExpectedVersion expected,
  * 0 when the stream was not in the expected state.
  */
 static uint64
-write_append(text *stream_id, EventBatch *batch, StreamChange change,
+write_append(text *stream_id, EventBatch *batch, StreamsSchema schema, StreamChange change,
 			 bool any_version, int64 cas_version, AppendResult *result)
 {
-	Datum		values[9];
-	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	bool		many = batch->count > 1;
 	uint64 volatile inserted = 0;
 	bool		previous_appending;
@@ -665,15 +708,12 @@ write_append(text *stream_id, EventBatch *batch, StreamChange change,
 													   JSONBOID, -1, false, TYPALIGN_INT));
 	}
 
-	values[8] = FullTransactionIdGetDatum(FullTransactionIdFromU64(log_transaction_id()));
-
 	/* Only this INSERT feeds the inline projections (a restore's COPY does not). */
 	previous_appending = eventsource_appending;
 	eventsource_appending = true;
 	PG_TRY();
 	{
-		inserted = run_kept_plan(append_plan(change, many, batch->ids_supplied,
-											 stream_lifecycle_installed()),
+		inserted = run_kept_plan(append_plan(change, many, batch->ids_supplied, schema),
 								 values, nulls, false);
 	}
 	PG_FINALLY();
@@ -704,22 +744,25 @@ write_append(text *stream_id, EventBatch *batch, StreamChange change,
 }
 
 /*
- * Orders the appenders of one stream the way the global log orders their
+ * Orders the writers of one stream the way the global log orders their
  * events.  The log is read in (transaction_id, global_position) order, so the
- * events of one stream must come from transactions whose ids grow with the
- * stream version.  A transaction id is assigned at a transaction's first
- * write, which for an append would be while it waits for the stream's row:
- * ids would then follow the order writers arrived in, not the order they got
- * the stream.
+ * events of one stream, and the $stream-deleted or $stream-tombstoned marker
+ * that covers them, must come from transactions whose log transaction ids
+ * grow with the order in which they got the stream's row.  A transaction id
+ * is assigned at a transaction's first write, which for an append would be
+ * just before it waits for the stream's row: ids would then follow the order
+ * writers arrived in, not the order they got the stream.
  *
- * So an append in a transaction without an id yet first takes a
- * transaction-scoped lock on the stream (an advisory lock on a hash of its
- * id, which assigns no id) and writes only once it holds it: every earlier
- * appender of the stream has committed by then, with a smaller id.  A
- * transaction that already has an id takes no such lock (a transaction
- * appending to many streams would fill the lock table); after its append,
- * check_stream_log_order makes sure no newer transaction appended to the
- * stream before it.
+ * So a writer of a stream (an append, a delete or a tombstone) in a
+ * transaction without an id yet first takes a transaction-scoped lock on the
+ * stream, its turn (an advisory lock on a hash of its id, which assigns no
+ * id), and writes only once it holds it: every earlier writer of the stream
+ * that took its turn has ended by then, with a smaller id.  A transaction
+ * that already has an id takes no such lock (a transaction writing many
+ * streams would fill the lock table); the statement that writes the stream's
+ * row refuses it if a newer transaction wrote the stream before it (see
+ * eventsource_stream_log_transaction_id; before 0.7.0,
+ * check_stream_log_order after the append).
  */
 void
 lock_stream_in_log_order(text *stream_id)
@@ -736,36 +779,109 @@ lock_stream_in_log_order(text *stream_id)
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
+/* The writes of a stream that must keep the log order, as the errors name them. */
+typedef enum StreamWrite
+{
+	STREAM_APPEND,
+	STREAM_DELETE,
+	STREAM_TOMBSTONE,
+	STREAM_WRITES				/* their number */
+} StreamWrite;
+
+static const struct
+{
+	const char *operation;		/* stream_log_transaction_id's argument */
+	const char *message;
+	const char *what_comes_first;
+	const char *writer;
+}			stream_writes[STREAM_WRITES] = {
+	[STREAM_APPEND] = {"append", "could not append to stream \"%s\" in log order",
+	"its events", "appends"},
+	[STREAM_DELETE] = {"delete", "could not delete stream \"%s\" in log order",
+	"its $stream-deleted event", "deletes a stream"},
+	[STREAM_TOMBSTONE] = {"tombstone", "could not tombstone stream \"%s\" in log order",
+	"its $stream-tombstoned event", "tombstones a stream"}
+};
+
 /*
- * For a transaction that had an id before it appended: the event before its
- * first one in the stream must come from an older transaction (it has
- * committed: the append waited for the stream's row).  If it does not, this
- * transaction's events would come first in the global log: a serialization
- * failure, to be retried.
+ * Raises the serialization failure of a write of the stream by this
+ * transaction (log transaction id own) that would come before the writes of
+ * transaction latest in the global log.
+ */
+static void
+raise_out_of_log_order(text *stream_id, StreamWrite write, uint64 own, uint64 latest)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg(stream_writes[write].message, text_to_cstring(stream_id)),
+			 errdetail("This transaction (%llu) wrote before transaction %llu wrote to the stream, so %s would come before that transaction's in the global log.",
+					   (unsigned long long) own, (unsigned long long) latest,
+					   stream_writes[write].what_comes_first),
+			 errhint("Retry the transaction. A transaction that %s before its other writes gets this error only when one that wrote before takes the stream first.",
+					 stream_writes[write].writer)));
+}
+
+/*
+ * eventsource.stream_log_transaction_id(stream_id, latest_transaction_id,
+ * operation) returns xid8: this transaction's log transaction id, which the
+ * statement that writes the stream's row (STREAM_LOG_TRANSACTION_ID_SQL)
+ * records as its last_transaction_id and gives the events it writes.
+ * latest_transaction_id is the row's last_transaction_id as the statement
+ * sees it; after waiting for the row, the statement sees its newest version.
+ * If that transaction is newer than this one, whatever this one writes would
+ * come before what that one wrote: 40001.
+ */
+Datum
+eventsource_stream_log_transaction_id(PG_FUNCTION_ARGS)
+{
+	char	   *operation;
+	uint64		own;
+	int			write;
+
+	check_not_null(fcinfo, 0, "stream_id");
+	check_not_null(fcinfo, 2, "operation");
+	operation = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	for (write = 0; write < STREAM_WRITES; write++)
+		if (strcmp(operation, stream_writes[write].operation) == 0)
+			break;
+	if (write == STREAM_WRITES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("operation must be append, delete or tombstone")));
+
+	own = log_transaction_id();
+	if (!PG_ARGISNULL(1) && own < DatumGetUInt64(PG_GETARG_DATUM(1)))
+		raise_out_of_log_order(PG_GETARG_TEXT_PP(0), write, own, DatumGetUInt64(PG_GETARG_DATUM(1)));
+	PG_RETURN_DATUM(UInt64GetDatum(own));
+}
+
+/*
+ * Before 0.7.0 (no last_transaction_id), for a transaction that had an id
+ * before it appended: the event before its first one in the stream must come
+ * from an older transaction (it has committed: the append waited for the
+ * stream's row).  If it does not, this transaction's events would come first
+ * in the global log: a serialization failure, to be retried.  (The events
+ * of these versions take their transaction_id from the column's default.)
  */
 static void
 check_stream_log_order(text *stream_id, int64 previous_version)
 {
 	Datum		values[2] = {PointerGetDatum(stream_id), Int64GetDatum(previous_version)};
-	uint64		own = log_transaction_id();
+	uint64		own = U64FromFullTransactionId(GetTopFullTransactionId());
 	uint64		previous;
 	bool		isnull;
 
 	if (previous_version == 0 || run_kept_plan(&previous_transaction_plan, values, NULL, false) == 0)
 		return;
-	previous = U64FromFullTransactionId(DatumGetFullTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)));
+	previous = DatumGetUInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (own < previous)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("could not append to stream \"%s\" in log order", text_to_cstring(stream_id)),
-				 errdetail("This transaction (%llu) wrote before transaction %llu appended to the stream, so its events would come first in the global log.",
-						   (unsigned long long) own, (unsigned long long) previous),
-				 errhint("Retry the transaction. A transaction that appends before its other writes never gets this error.")));
+		raise_out_of_log_order(stream_id, STREAM_APPEND, own, previous);
 }
 
 static void
 append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, AppendResult *result)
 {
+	StreamsSchema schema = streams_schema();
 	bool		had_transaction_id;
 	bool		written = false;
 
@@ -809,7 +925,7 @@ append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, Appen
 		else
 			any_version = true;
 
-		if (write_append(stream_id, batch, change, any_version, cas_version, result) > 0)
+		if (write_append(stream_id, batch, schema, change, any_version, cas_version, result) > 0)
 		{
 			written = true;
 			break;
@@ -821,7 +937,7 @@ append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, Appen
 			raise_version_conflict(stream_id, expected, current_stream_version(stream_id));
 
 		/* Any version, and the stream does not exist: create it. */
-		if (write_append(stream_id, batch, CREATE_STREAM, false, 0, result) > 0)
+		if (write_append(stream_id, batch, schema, CREATE_STREAM, false, 0, result) > 0)
 		{
 			written = true;
 			break;
@@ -829,7 +945,7 @@ append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, Appen
 		/* Another writer created it first: go round and advance it. */
 	}
 
-	if (written && had_transaction_id)
+	if (written && had_transaction_id && schema != STREAMS_WITH_LOG_ORDER)
 		check_stream_log_order(stream_id, result->stream_version - batch->count);
 	SPI_finish();
 	if (written)

@@ -1,8 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * epoch.c
- *	  Log epochs: the log transaction id every event carries, and the read
- *	  horizon below which the global log is gap-safe.
+ *	  Log epochs: the log transaction id every event carries (the place in
+ *	  the global log that every event a transaction writes takes, before its
+ *	  global position), and the read horizon below which the global log is
+ *	  gap-safe.
  *
  * An event's transaction_id is its transaction's xid8 plus the offset of
  * the log epoch it was appended in (eventsource.log_epochs).  A new epoch
@@ -380,6 +382,15 @@ start_epoch(bool only_if_free)
 			U64FromFullTransactionId(DatumGetFullTransactionId(SPI_getbinval(row, description, 4, &isnull)));
 	}
 
+	/* Offsets stay far inside bigint: ids this large never come from a server. */
+	if ((uint64) newest_id >= (uint64) PG_INT64_MAX / 2 || newest.offset >= PG_INT64_MAX / 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("could not start a log epoch after transaction id " UINT64_FORMAT,
+						(uint64) newest_id),
+				 errdetail("The log's transaction ids are beyond what a new epoch's offset can follow."),
+				 errhint("Events written directly into eventsource.events with made-up transaction ids cause this.")));
+
 	if (!newest.found)
 		reason = "new log";
 	else if (newest.system_identifier != (int64) GetSystemIdentifier())
@@ -513,8 +524,9 @@ start_epoch_in_worker(void)
 /*
  * This transaction's log transaction id: its xid8 plus the offset of the
  * current epoch, starting the epoch when there is none.  Assigns the
- * transaction id, so call it where the append would assign it anyway (after
- * lock_stream_in_log_order).  Call while connected to SPI.
+ * transaction id, so call it where the write would assign it anyway (after
+ * lock_stream_in_log_order).  Events and the streams' last_transaction_id
+ * get it from here alone.
  */
 uint64
 log_transaction_id(void)
@@ -533,6 +545,9 @@ log_transaction_id(void)
 
 	if (!known_current_epoch(table, &epoch))
 	{
+		/* Called from the statement that writes the stream's row, too. */
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
 		epoch = newest_epoch();
 		if (!epoch_is_current(&epoch))
 		{
@@ -547,6 +562,7 @@ log_transaction_id(void)
 				epoch = start_epoch(false);
 		}
 		note_current_epoch(table, &epoch);
+		SPI_finish();
 	}
 
 	own = GetTopFullTransactionId();

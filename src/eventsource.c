@@ -10,6 +10,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "fmgr.h"
@@ -18,6 +19,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "eventsource.h"
@@ -90,20 +92,40 @@ _PG_init(void)
 }
 
 /*
- * Whether this database's extension is 0.5.0 or newer (it has the stream
- * lifecycle: eventsource.streams.tombstoned_at and first_visible_version).
- * The library serves every version its scripts install, so that appends and
- * reads go on between installing a new library and ALTER EXTENSION UPDATE.
- * Three syscache lookups: cheap enough to ask on every call, which keeps the
- * answer right across an ALTER EXTENSION in the same session.
+ * Whether this database's eventsource.streams has the column.  The library
+ * serves every version its scripts install, so that appends and reads go on
+ * between installing a new library and ALTER EXTENSION UPDATE; a column that
+ * a version added tells that version apart.  Three syscache lookups: cheap
+ * enough to ask on every call, which keeps the answer right across an ALTER
+ * EXTENSION in the same session.
  */
-bool
-stream_lifecycle_installed(void)
+static bool
+streams_column_installed(const char *column)
 {
 	Oid			schema = get_namespace_oid("eventsource", true);
 	Oid			streams = OidIsValid(schema) ? get_relname_relid("streams", schema) : InvalidOid;
 
-	return OidIsValid(streams) && get_attnum(streams, "tombstoned_at") != InvalidAttrNumber;
+	return OidIsValid(streams) && get_attnum(streams, column) != InvalidAttrNumber;
+}
+
+/*
+ * Whether this database's extension is 0.5.0 or newer (it has the stream
+ * lifecycle: eventsource.streams.tombstoned_at and first_visible_version).
+ */
+bool
+stream_lifecycle_installed(void)
+{
+	return streams_column_installed("tombstoned_at");
+}
+
+/*
+ * Whether this database's extension is 0.7.0 or newer (it has
+ * eventsource.streams.last_transaction_id and stream_log_transaction_id).
+ */
+bool
+stream_log_order_installed(void)
+{
+	return streams_column_installed("last_transaction_id");
 }
 
 /*
@@ -169,6 +191,27 @@ run_kept_plan(KeptPlan *kept, Datum *values, const char *nulls, bool read_only)
 
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
+			 kept->sql, SPI_result_code_string(rc));
+	return SPI_processed;
+}
+
+/*
+ * Runs a kept plan on a snapshot taken now, not the transaction's: in
+ * REPEATABLE READ and SERIALIZABLE too it reads, locks and writes rows as the
+ * latest committed transactions (and this one) left them.  For rows that
+ * are locked before they are judged, so that waiting for a concurrent
+ * writer ends in its outcome, not in a serialization failure.
+ */
+uint64
+run_kept_plan_on_latest_snapshot(KeptPlan *kept, Datum *values, const char *nulls)
+{
+	int			rc;
+
+	CommandCounterIncrement();	/* this transaction's own changes too */
+	rc = SPI_execute_snapshot(kept_plan(kept), values, nulls, GetLatestSnapshot(), InvalidSnapshot,
+							  false, true, 0);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s",
 			 kept->sql, SPI_result_code_string(rc));
 	return SPI_processed;
 }

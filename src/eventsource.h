@@ -33,6 +33,14 @@
  */
 #define EVENTSOURCE_STREAM_LOCK_CLASS	0x4553
 
+/*
+ * The class of the advisory lock (keys 0, 0) that orders the changes to the
+ * projections, and with them the state of the log's inline trigger.
+ */
+#define EVENTSOURCE_PROJECTIONS_LOCK_CLASS	0x4550
+/* The class of the locks poll and ack take on a subscription's consumer group member. */
+#define EVENTSOURCE_MEMBER_LOCK_CLASS	0x4554
+
 /* Input limits, documented in README.md. */
 #define EVENTSOURCE_MAX_STREAM_ID_BYTES		500
 #define EVENTSOURCE_MAX_EVENT_TYPE_BYTES	255
@@ -69,6 +77,16 @@ extern bool expectation_met(ExpectedVersion expected, bool exists, int64 version
 extern void raise_version_conflict(text *stream_id, ExpectedVersion expected, int64 actual);
 extern void reject_if_tombstoned(text *stream_id);
 extern void lock_stream_in_log_order(text *stream_id);
+
+/*
+ * The new last_transaction_id of stream $1 in the statements that write it
+ * (0.7.0 on): this transaction's log transaction id, or 40001 when latest
+ * (the row's last_transaction_id, NULL for a new row) is newer.  operation
+ * is 'append', 'delete' or 'tombstone', the write the error names.
+ */
+#define STREAM_LOG_TRANSACTION_ID_SQL(latest, operation) \
+	"eventsource.stream_log_transaction_id($1, " latest ", " operation ")"
+
 extern void append_system_event(const char *stream, const char *event_type, const char *data_json,
 								Oid role);
 
@@ -124,6 +142,7 @@ typedef struct KeptPlan
 extern SPIPlanPtr kept_plan(KeptPlan *kept);
 extern uint64 run_kept_plan(KeptPlan *kept, Datum *values, const char *nulls,
 							bool read_only);
+extern uint64 run_kept_plan_on_latest_snapshot(KeptPlan *kept, Datum *values, const char *nulls);
 extern Datum column_by_name(HeapTuple row, TupleDesc description, const char *name,
 							bool *isnull);
 
@@ -160,10 +179,11 @@ extern int	compare_checkpoints(const Checkpoint *a, const Checkpoint *b);
 extern char *checkpoint_to_cstring(const Checkpoint *checkpoint);
 
 /*
- * Log epochs (epoch.c).  log_transaction_id is the transaction_id of the
- * events this transaction appends: it assigns the transaction id and starts
- * a log epoch when needed.  log_horizon is the gap-safe read horizon of the
- * active snapshot.  log_transaction_id runs while connected to SPI.
+ * Log epochs (epoch.c).  log_transaction_id is this transaction's log
+ * transaction id, the first part of the place in the global log of every
+ * event it writes (and the streams' last_transaction_id): it assigns the
+ * transaction its id if it has none yet and starts a log epoch when needed.
+ * log_horizon is the gap-safe read horizon of the active snapshot.
  */
 extern void epoch_preload_init(void);
 extern uint64 log_transaction_id(void);
@@ -172,6 +192,13 @@ extern Datum log_horizon_datum(void);
 
 /* Whether the database's extension has the stream lifecycle (0.5.0 on; eventsource.c). */
 extern bool stream_lifecycle_installed(void);
+
+/*
+ * Whether eventsource.streams records each stream's last_transaction_id, so
+ * that the statements that write a stream check the log order themselves
+ * (0.7.0 on; eventsource.c).
+ */
+extern bool stream_log_order_installed(void);
 
 /* Validation shared by append and read (eventsource.c). */
 extern void require_preloaded_library(const char *function_name, const char *detail,
@@ -202,7 +229,7 @@ extern int64 optional_stream_version(FunctionCallInfo fcinfo, int argno, const c
 	"   AND e.transaction_id OPERATOR(pg_catalog.<) " horizon \
 	"   AND ($4::pg_catalog.text[] IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY ($4))"
 
-/* Argument validation shared by the reads (read.c). */
+/* Argument validation shared by the reads, subscriptions and projections (read.c). */
 extern int32 checked_max_count(FunctionCallInfo fcinfo, int argno);
 extern text *checked_category(FunctionCallInfo fcinfo, int argno);
 extern ArrayType *checked_event_types(FunctionCallInfo fcinfo, int argno);
@@ -241,6 +268,9 @@ extern bool worker_may_serve_extension_quietly(void);
 /* Owners of projections and subscriptions, from the utility hook (owners.c). */
 extern Oid *roles_to_drop(Node *statement);
 extern void after_role_statement(Node *statement, const Oid *dropped_roles);
+
+/* The ordering lock of changes to the projections (projection.c; DROP OWNED in owners.c). */
+extern void lock_projection_changes(void);
 
 /* Async projections, run by the notifier (projection.c). */
 extern long run_async_projections(void);

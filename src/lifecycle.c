@@ -4,7 +4,8 @@
  *	  The stream lifecycle: delete_stream (soft delete), tombstone_stream,
  *	  set_stream_metadata (truncate_before, max_count, max_age), the rule
  *	  that decides which events stream reads show (first_visible_version),
- *	  and scavenge, which removes the events nothing shows any more.
+ *	  and scavenge, which removes the events nothing shows any more and the
+ *	  snapshots of versions nothing shows.
  *
  * Deletes and retention settings hide events from stream reads at once.
  * The global log keeps them, as it was written, until scavenge removes
@@ -12,7 +13,10 @@
  * member's checkpoint) or an async projection whose filter takes it has not
  * passed yet, so no consumer ever skips an event it was owed.  Consumers
  * learn of deletes and metadata changes from the audit events in the
- * $streams stream.
+ * $streams stream; the global log puts a delete's event after every event
+ * of the stream it covers and before every event appended after it (a
+ * delete takes the stream's turn and records itself as the stream's last
+ * writer, as an append does).
  *
  *-------------------------------------------------------------------------
  */
@@ -69,22 +73,38 @@ static KeptPlan lock_stream_plan = {
 	1, {TEXTOID}
 };
 
-/* Hides every event of stream $1; $2: tombstones it too. */
-static KeptPlan end_stream_plan = {
-	"UPDATE eventsource.streams"
-	"   SET deleted_through = stream_version,"
+/*
+ * Hides every event of stream $1; $2: tombstones it too.  With the log order
+ * (0.7.0 on, the second plan) it records this transaction as the last that
+ * wrote the stream, or fails with 40001 if a newer one did: the marker
+ * would come before that one's events.
+ */
+#define END_STREAM_SQL \
+	"UPDATE eventsource.streams" \
+	"   SET deleted_through = stream_version," \
 	"       tombstoned_at = CASE WHEN $2 THEN pg_catalog.now() END"
-	" WHERE stream_id OPERATOR(pg_catalog.=) $1",
-	2, {TEXTOID, BOOLOID}
+#define END_STREAM_WHERE_SQL " WHERE stream_id OPERATOR(pg_catalog.=) $1"
+#define END_STREAM_OPERATION_SQL "CASE WHEN $2 THEN 'tombstone' ELSE 'delete' END"
+
+static KeptPlan end_stream_plans[2] = {
+	{END_STREAM_SQL END_STREAM_WHERE_SQL, 2, {TEXTOID, BOOLOID}},
+	{END_STREAM_SQL ", last_transaction_id = "
+		STREAM_LOG_TRANSACTION_ID_SQL("last_transaction_id", END_STREAM_OPERATION_SQL)
+	END_STREAM_WHERE_SQL, 2, {TEXTOID, BOOLOID}}
 };
 
 /* A tombstone for a stream id never written: it may never be. */
-static KeptPlan tombstone_new_stream_plan = {
-	"INSERT INTO eventsource.streams"
-	"       (stream_id, category, stream_version, created_at, updated_at, deleted_through, tombstoned_at)"
-	"VALUES ($1, $2, 0, pg_catalog.now(), pg_catalog.now(), 0, pg_catalog.now())"
-	"    ON CONFLICT (stream_id) DO NOTHING",
-	2, {TEXTOID, TEXTOID}
+#define TOMBSTONE_NEW_STREAM_SQL(column, value) \
+	"INSERT INTO eventsource.streams" \
+	"       (stream_id, category, stream_version, created_at, updated_at, deleted_through, tombstoned_at" column ")" \
+	"VALUES ($1, $2, 0, pg_catalog.now(), pg_catalog.now(), 0, pg_catalog.now()" value ")" \
+	"    ON CONFLICT (stream_id) DO NOTHING"
+
+static KeptPlan tombstone_new_stream_plans[2] = {
+	{TOMBSTONE_NEW_STREAM_SQL("", ""), 2, {TEXTOID, TEXTOID}},
+	{TOMBSTONE_NEW_STREAM_SQL(", last_transaction_id",
+							  ", " STREAM_LOG_TRANSACTION_ID_SQL("NULL::pg_catalog.xid8", "'tombstone'")),
+	2, {TEXTOID, TEXTOID}}
 };
 
 static KeptPlan delete_stream_snapshots_plan = {
@@ -102,6 +122,14 @@ static KeptPlan metadata_plan = {
 	"SELECT eventsource.stream_metadata($1)",
 	1, {TEXTOID}
 };
+
+/*
+ * A stream that has something that hides events: the condition of the
+ * partial index streams_retention_idx, which the scavenge plans use.
+ */
+#define STREAM_HIDES_EVENTS \
+	"(s.truncate_before IS NOT NULL OR s.max_count IS NOT NULL OR s.max_age IS NOT NULL" \
+	" OR s.deleted_through IS NOT NULL)"
 
 /*
  * Up to $1 events hidden from stream reads that no consumer still needs: of
@@ -140,12 +168,23 @@ static KeptPlan scavenge_plan = {
 	"                   AND (p.checkpoint IS NULL OR p.checkpoint OPERATOR(eventsource.<)"
 	"                        eventsource.checkpoint(e.transaction_id, e.global_position)))"
 	"          ORDER BY e.stream_version LIMIT $1) e"
-	"   WHERE (s.truncate_before IS NOT NULL OR s.max_count IS NOT NULL OR s.max_age IS NOT NULL"
-	"          OR s.deleted_through IS NOT NULL)"
+	"   WHERE " STREAM_HIDES_EVENTS
 	"   LIMIT $1)"
 	" DELETE FROM eventsource.events e USING removable r"
 	"  WHERE e.global_position OPERATOR(pg_catalog.=) r.global_position",
 	1, {INT4OID}
+};
+
+/*
+ * The snapshots of versions stream reads no longer show.  Loads never use
+ * them (snapshot.c); one may hold the state of a deleted stream, saved by a
+ * transaction that committed after a repeatable read delete began.
+ */
+static KeptPlan scavenge_snapshots_plan = {
+	"DELETE FROM eventsource.snapshots n USING eventsource.streams s"
+	" WHERE n.stream_id OPERATOR(pg_catalog.=) s.stream_id AND " STREAM_HIDES_EVENTS
+	"   AND n.stream_version OPERATOR(pg_catalog.<) eventsource.first_visible_version(s)",
+	0, {}
 };
 
 /* ------------------------------------------------------------------------
@@ -210,17 +249,21 @@ eventsource_first_visible_version(PG_FUNCTION_ARGS)
 /*
  * Starts an operation that writes an audit event: refuses to run read-only,
  * notes the caller (whom the audit event names) and acts as the extension's
- * owner, connects to SPI, and takes the audit stream's turn before any
- * write, so that the audit event lands in log order (see
- * lock_stream_in_log_order).
+ * owner, connects to SPI, and takes the turn of the stream it ends (when
+ * stream_id is not NULL: delete and tombstone write the stream's order too)
+ * and the audit stream's before any write, so that what it writes lands in
+ * log order (see lock_stream_in_log_order).
  */
 static void
-begin_audited_change(FunctionCallInfo fcinfo, const char *function_name, ActingAsOwner *acting)
+begin_audited_change(FunctionCallInfo fcinfo, const char *function_name, text *stream_id,
+					 ActingAsOwner *acting)
 {
 	PreventCommandIfReadOnly(function_name);
 	act_as_function_owner(fcinfo, acting);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	if (stream_id != NULL)
+		lock_stream_in_log_order(stream_id);
 	lock_stream_in_log_order(cstring_to_text(EVENTSOURCE_AUDIT_STREAM));
 }
 
@@ -294,9 +337,10 @@ end_stream(FunctionCallInfo fcinfo, bool tombstone)
 	int64		version = 0;
 	bool		tombstoned = false;
 	bool		exists;
+	bool		log_order = stream_log_order_installed();
 	ActingAsOwner acting;
 
-	begin_audited_change(fcinfo, function_name, &acting);
+	begin_audited_change(fcinfo, function_name, stream_id, &acting);
 	for (;;)
 	{
 		exists = lock_stream(stream_id, &version, &tombstoned);
@@ -305,7 +349,7 @@ end_stream(FunctionCallInfo fcinfo, bool tombstone)
 		/* A tombstone for an id never written, unless an append creates it meanwhile. */
 		if (!expectation_met(expected, false, 0))
 			raise_version_conflict(stream_id, expected, 0);
-		if (run_kept_plan(&tombstone_new_stream_plan, new_stream, NULL, false) > 0)
+		if (run_kept_plan(&tombstone_new_stream_plans[log_order], new_stream, NULL, false) > 0)
 			break;
 	}
 	if (exists)
@@ -314,7 +358,7 @@ end_stream(FunctionCallInfo fcinfo, bool tombstone)
 			reject_if_tombstoned(stream_id);
 		if (!expectation_met(expected, true, version))
 			raise_version_conflict(stream_id, expected, version);
-		run_kept_plan(&end_stream_plan, values, NULL, false);
+		run_kept_plan(&end_stream_plans[log_order], values, NULL, false);
 	}
 	else if (!tombstone)
 		raise_no_such_stream(stream_id);
@@ -474,7 +518,7 @@ eventsource_set_stream_metadata(PG_FUNCTION_ARGS)
 							   "The keys are truncate_before, max_count and max_age.");
 	}
 
-	begin_audited_change(fcinfo, "eventsource.set_stream_metadata()", &acting);
+	begin_audited_change(fcinfo, "eventsource.set_stream_metadata()", NULL, &acting);
 	if (!lock_stream(stream_id, &version, &tombstoned))
 		raise_no_such_stream(stream_id);
 	if (tombstoned)
@@ -504,8 +548,9 @@ eventsource_set_stream_metadata(PG_FUNCTION_ARGS)
  */
 
 /*
- * Removes up to max_events events scavenge_plan finds; returns how many.
- * Call while connected to SPI.
+ * Removes up to max_events events scavenge_plan finds, and every snapshot
+ * scavenge_snapshots_plan does; returns how many events it removed.  Call
+ * while connected to SPI.
  */
 static uint64
 scavenge_batch(int max_events)
@@ -524,6 +569,7 @@ scavenge_batch(int max_events)
 	}
 	PG_END_TRY();
 	count_statistic(STATISTIC_EVENTS_SCAVENGED, removed);
+	run_kept_plan(&scavenge_snapshots_plan, NULL, NULL, false);
 	return removed;
 }
 

@@ -129,6 +129,14 @@ static bool wake_notifier_at_commit = false;
 static bool wake_launcher_at_end = false;
 static bool transaction_callback_registered = false;
 
+/*
+ * The slot of the notifier a statement of this backend paused, NULL when
+ * none is paused; and whether resume_paused_notifier_at_exit is registered
+ * (once per backend, never cancelled).
+ */
+static NotifierSlot *paused_slot = NULL;
+static bool exit_callback_registered = false;
+
 static void at_transaction_end(bool notifier_at_commit, bool launcher_at_end);
 
 void		eventsource_launcher_main(Datum main_arg);
@@ -172,18 +180,26 @@ set_latch_of(int procno)
 	SetLatch(&ProcGlobal->allProcs[procno].procLatch);
 }
 
+static void resume_paused_notifier_at_exit(int code, Datum arg);
+
 /*
  * Stops the notifier of a database and keeps it stopped while a statement
- * that needs the database without connections runs.  Sets *paused to the
+ * that needs the database without connections runs.  Sets paused_slot to the
  * slot (left NULL when no notifier serves the database) before it waits, so
- * that a caller interrupted meanwhile still resumes it.  A notifier stopped
- * here is not a failing one: the launcher starts it again without the
- * restart delay.
+ * that a backend interrupted meanwhile still resumes it, at the error or at
+ * its exit.  A notifier stopped here is not a failing one: the launcher
+ * starts it again without the restart delay.
  */
 static void
-pause_notifier(Oid database_oid, NotifierSlot *volatile *paused)
+pause_notifier(Oid database_oid)
 {
 	pid_t		pid = 0;
+
+	if (!exit_callback_registered)
+	{
+		before_shmem_exit(resume_paused_notifier_at_exit, (Datum) 0);
+		exit_callback_registered = true;
+	}
 
 	SpinLockAcquire(&notifier_shared->mutex);
 	for (int i = 0; i < NOTIFIER_MAX_DATABASES; i++)
@@ -195,7 +211,7 @@ pause_notifier(Oid database_oid, NotifierSlot *volatile *paused)
 			slot->paused = true;
 			pid = slot->pid;
 			slot->restart_at_once |= pid != 0;
-			*paused = slot;
+			paused_slot = slot;
 		}
 	}
 	SpinLockRelease(&notifier_shared->mutex);
@@ -209,7 +225,7 @@ pause_notifier(Oid database_oid, NotifierSlot *volatile *paused)
 			bool		running;
 
 			SpinLockAcquire(&notifier_shared->mutex);
-			running = (*paused)->pid != 0;
+			running = paused_slot->pid != 0;
 			SpinLockRelease(&notifier_shared->mutex);
 			if (!running)
 				break;
@@ -361,46 +377,73 @@ may_need_database_alone(Node *statement, Oid database_oid)
 }
 
 /*
- * Resumes the notifier a statement paused (arg points to the slot, NULL when
- * none), when the statement ends: normally, by an error, or by the end of
- * its backend (a terminated backend must not leave the notifier stopped for
- * good).  Wakes the launcher, which starts it again at once.
+ * Resumes the notifier a statement of this backend paused, if any, and wakes
+ * the launcher, which starts it again at once.
  */
 static void
-resume_paused_notifier(int code, Datum arg)
+resume_paused_notifier(void)
 {
-	NotifierSlot *volatile *paused = (NotifierSlot *volatile *) DatumGetPointer(arg);
-
-	if (*paused != NULL)
+	if (paused_slot != NULL)
 	{
-		resume_notifier(*paused);
-		*paused = NULL;
+		resume_notifier(paused_slot);
+		paused_slot = NULL;
 		wake_launcher();
 	}
 }
 
-/* Runs a utility statement, and what follows a role statement (owners.c). */
+/*
+ * At the exit of a backend that once paused a notifier: a backend terminated
+ * (or ended by FATAL) while its statement had the notifier paused must not
+ * leave it stopped for good.  Registered with before_shmem_exit at the first
+ * pause and never cancelled: PostgreSQL may register callbacks of its own
+ * meanwhile (two-phase commit's, a temporary schema's), so only the latest
+ * entry could be cancelled.
+ */
 static void
-run_utility(PlannedStmt *planned, const char *query_string, bool read_only_tree,
-			ProcessUtilityContext context, ParamListInfo params,
-			QueryEnvironment *query_environment, DestReceiver *dest,
-			QueryCompletion *completion, const Oid *dropped_roles)
+resume_paused_notifier_at_exit(int code, Datum arg)
 {
-	if (previous_process_utility_hook)
+	resume_paused_notifier();
+}
+
+/*
+ * Runs a utility statement by the next hook, or PostgreSQL's own code, with
+ * the notifier of pause_database paused meanwhile (none when InvalidOid).
+ */
+static void
+run_utility(Oid pause_database, PlannedStmt *planned, const char *query_string,
+			bool read_only_tree, ProcessUtilityContext context, ParamListInfo params,
+			QueryEnvironment *query_environment, DestReceiver *dest,
+			QueryCompletion *completion)
+{
+	if (OidIsValid(pause_database))
+	{
+		PG_TRY();
+		{
+			pause_notifier(pause_database);
+			run_utility(InvalidOid, planned, query_string, read_only_tree, context,
+						params, query_environment, dest, completion);
+		}
+		PG_FINALLY();
+		{
+			resume_paused_notifier();
+		}
+		PG_END_TRY();
+	}
+	else if (previous_process_utility_hook)
 		previous_process_utility_hook(planned, query_string, read_only_tree, context,
 									  params, query_environment, dest, completion);
 	else
 		standard_ProcessUtility(planned, query_string, read_only_tree, context,
 								params, query_environment, dest, completion);
-	after_role_statement(planned->utilityStmt, dropped_roles);
 }
 
 /*
  * Stops the notifier of the database a statement needs without other
  * connections, for as long as the statement runs, when the statement may
  * need it so (never in a transaction block, where such a statement fails,
- * except a rename, which may run there); otherwise runs the statement as
- * is.  The launcher looks again when the statement's transaction ends.
+ * except a rename, which may run there): it resumes when the statement ends,
+ * by an error too, or when the backend exits.  Otherwise runs the statement
+ * as is, with nothing around it.  The launcher looks again when the statement's transaction ends.
  * Around the statement: the owners of projections and subscriptions
  * (owners.c).
  */
@@ -417,29 +460,11 @@ notifier_process_utility(PlannedStmt *planned, const char *query_string, bool re
 		(context == PROCESS_UTILITY_TOPLEVEL && !IsTransactionBlock());
 	bool		needs_alone = OidIsValid(database_oid) && may_run_here &&
 		may_need_database_alone(statement, database_oid);
-	NotifierSlot *volatile paused = NULL;
 	Oid		   *dropped_roles = roles_to_drop(statement);
 
-	/*
-	 * Only a paused notifier needs resuming if the statement fails; other
-	 * statements run without the cleanup block, whose end requires that the
-	 * statement register no before_shmem_exit callback of its own (COMMIT
-	 * PREPARED does, the first time in a session).
-	 */
-	if (!needs_alone)
-		run_utility(planned, query_string, read_only_tree, context, params,
-					query_environment, dest, completion, dropped_roles);
-	else
-	{
-		PG_ENSURE_ERROR_CLEANUP(resume_paused_notifier, PointerGetDatum(&paused));
-		{
-			pause_notifier(database_oid, &paused);
-			run_utility(planned, query_string, read_only_tree, context, params,
-						query_environment, dest, completion, dropped_roles);
-		}
-		PG_END_ENSURE_ERROR_CLEANUP(resume_paused_notifier, PointerGetDatum(&paused));
-		resume_paused_notifier(0, PointerGetDatum(&paused));
-	}
+	run_utility(needs_alone ? database_oid : InvalidOid, planned, query_string, read_only_tree,
+				context, params, query_environment, dest, completion);
+	after_role_statement(statement, dropped_roles);
 	/* When the statement's transaction ends, the launcher looks again: a database may be new. */
 	if (database_name || IsA(statement, CreatedbStmt))
 		at_transaction_end(false, true);

@@ -221,6 +221,10 @@ after_role_statement(Node *statement, const Oid *dropped_roles)
 							   role_array(((ReassignOwnedStmt *) statement)->roles),
 							   get_rolespec_oid(((ReassignOwnedStmt *) statement)->newrole, false), NULL);
 	else
+	{
+		/* Dropping projections changes the log's inline trigger: in turn. */
+		lock_projection_changes();
 		run_as_extension_owner(table_owner, &drop_owned_plan,
 							   role_array(((DropOwnedStmt *) statement)->roles), InvalidOid, NULL);
+	}
 }

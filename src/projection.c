@@ -8,7 +8,9 @@
  * trigger on the log (enabled only while an inline projection is running)
  * calls each handler for each event the INSERT appended, in stream order;
  * an error in a handler aborts the append, so the read model never gets
- * out of step with the log.
+ * out of step with the log.  Every change to the projections takes one
+ * ordering lock first and then decides the trigger's state from the latest
+ * committed projections, so the last change to commit leaves it right.
  *
  * Async projections run in the notifier's background worker: batches from
  * the gap-safe log after the projection's checkpoint, the handler's work
@@ -23,6 +25,11 @@
  * events starts), in a security-restricted operation, inside a GUC nest
  * level of their own that undoes every setting they change, with the search
  * path in effect when the projection was created and pg_temp last.
+ *
+ * A handler is stored as its schema-qualified signature (text, which
+ * pg_upgrade accepts, unlike regprocedure) and resolved to the function each
+ * time its projection's row is read; a database still at 0.6.0 stores its
+ * OID (regprocedure).
  *
  *-------------------------------------------------------------------------
  */
@@ -40,6 +47,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "parser/parse_type.h"
+#include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -78,8 +86,10 @@ PG_FUNCTION_INFO_V1(eventsource_rebuild_projection);
 typedef struct Projection
 {
 	char	   *name;
-	Oid			handler;
-	Oid			reset_handler;	/* InvalidOid: none */
+	Oid			handler;		/* InvalidOid: its signature resolves to nothing */
+	char	   *handler_signature;
+	Oid			reset_handler;	/* InvalidOid: none, or it resolves to nothing */
+	char	   *reset_signature;	/* NULL: none */
 	Oid			owner;
 	ArrayType  *event_types;	/* NULL: every type */
 	char	   *category;		/* NULL: every category */
@@ -114,22 +124,23 @@ handler_call_context(void *arg)
 }
 
 /*
- * Why role (called role_name) may not have function run as itself, or NULL
- * when it may: it must be allowed to execute the function and to use its
- * schema (a function given by OID skips the name lookup that checks that),
- * and the function must belong to the role itself or to a superuser, so
- * that no one else (not even another member of a group that owns it) can
+ * Why role (called role_name) may not have function (its signature
+ * signature; InvalidOid when that resolves to nothing) run as itself, or
+ * NULL when it may: it must be allowed to execute the function and to use
+ * its schema (a function given by OID skips the name lookup that checks
+ * that), and the function must belong to the role itself or to a superuser,
+ * so that no one else (not even another member of a group that owns it) can
  * replace its body with code that then runs as the role.
  */
 static char *
-function_rights_problem(Oid function, Oid role, const char *role_name)
+function_rights_problem(Oid function, const char *signature, Oid role, const char *role_name)
 {
 	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(function));
 	Oid			schema;
 	Oid			function_owner;
 
 	if (!HeapTupleIsValid(tuple))
-		return psprintf("Its function with OID %u no longer exists.", function);
+		return psprintf("Its function %s no longer exists.", signature);
 	schema = ((Form_pg_proc) GETSTRUCT(tuple))->pronamespace;
 	function_owner = ((Form_pg_proc) GETSTRUCT(tuple))->proowner;
 	ReleaseSysCache(tuple);
@@ -151,7 +162,7 @@ function_rights_problem(Oid function, Oid role, const char *role_name)
  * projection is created.
  */
 static char *
-owner_rights_problem(const Projection *projection, Oid function)
+owner_rights_problem(const Projection *projection, Oid function, const char *signature)
 {
 	char	   *owner_name = GetUserNameFromId(projection->owner, true);
 
@@ -159,7 +170,7 @@ owner_rights_problem(const Projection *projection, Oid function)
 		return psprintf("Its owner, the role with OID %u, no longer exists.", projection->owner);
 	if (!may_administer(projection->owner))
 		return psprintf("Its owner, role \"%s\", is no longer a member of eventsource_admin.", owner_name);
-	return function_rights_problem(function, projection->owner, owner_name);
+	return function_rights_problem(function, signature, projection->owner, owner_name);
 }
 
 static void
@@ -169,13 +180,13 @@ raise_owner_rights_problem(const Projection *projection, const char *problem)
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("permission denied to run projection \"%s\"", projection->name),
 			 errdetail_internal("%s", problem),
-			 errhint("Give the owner its rights back, or drop the projection.")));
+			 errhint("Give the owner its rights back (or create its handler again, if it was dropped), or drop the projection.")));
 }
 
 static void
-require_owner_rights(const Projection *projection, Oid function)
+require_owner_rights(const Projection *projection, Oid function, const char *signature)
 {
-	char	   *problem = owner_rights_problem(projection, function);
+	char	   *problem = owner_rights_problem(projection, function, signature);
 
 	if (problem != NULL)
 		raise_owner_rights_problem(projection, problem);
@@ -205,7 +216,7 @@ call_as_owner(Projection *projection, FmgrInfo *flinfo, Datum event, int64 globa
 	{
 		if (!projection->handler_info_ready)
 		{
-			require_owner_rights(projection, projection->handler);
+			require_owner_rights(projection, projection->handler, projection->handler_signature);
 			fmgr_info(projection->handler, &projection->handler_info);
 			projection->handler_info_ready = true;
 		}
@@ -283,6 +294,38 @@ projection_wants(const Projection *projection, text *stream_id, text *event_type
 }
 
 /*
+ * The function a handler column of a projection's row names, and its
+ * signature (NULL when the column is NULL): since 0.7.0 the column holds the
+ * schema-qualified signature, which is looked up now (InvalidOid when it
+ * names no function, as after a DROP FUNCTION); before, the function's OID
+ * (regprocedure).
+ */
+static Oid
+handler_from_row(HeapTuple row, TupleDesc description, const char *column, char **signature)
+{
+	bool		isnull;
+	Datum		value = column_by_name(row, description, column, &isnull);
+	Oid			function;
+	LOCAL_FCINFO(lookup, 1);
+
+	*signature = NULL;
+	if (isnull)
+		return InvalidOid;
+	if (SPI_gettypeid(description, SPI_fnumber(description, column)) == REGPROCEDUREOID)
+	{
+		function = DatumGetObjectId(value);
+		*signature = format_procedure_extended(function, FORMAT_PROC_FORCE_QUALIFY);
+		return function;
+	}
+	*signature = TextDatumGetCString(value);
+	InitFunctionCallInfoData(*lookup, NULL, 1, InvalidOid, NULL, NULL);
+	lookup->args[0].value = value;
+	lookup->args[0].isnull = false;
+	function = DatumGetObjectId(to_regprocedure(lookup));
+	return lookup->isnull ? InvalidOid : function;
+}
+
+/*
  * Reads a projection from a row of eventsource.projections (all of its
  * columns, p.*, by name: a column the installed version lacks reads as
  * NULL).
@@ -295,9 +338,9 @@ projection_from_row(HeapTuple row, TupleDesc description)
 	Datum		value;
 
 	projection->name = TextDatumGetCString(column_by_name(row, description, "name", &isnull));
-	projection->handler = DatumGetObjectId(column_by_name(row, description, "handler", &isnull));
-	value = column_by_name(row, description, "reset_handler", &isnull);
-	projection->reset_handler = isnull ? InvalidOid : DatumGetObjectId(value);
+	projection->handler = handler_from_row(row, description, "handler", &projection->handler_signature);
+	projection->reset_handler = handler_from_row(row, description, "reset_handler",
+												 &projection->reset_signature);
 	projection->owner = DatumGetObjectId(column_by_name(row, description, "owner", &isnull));
 	value = column_by_name(row, description, "event_types", &isnull);
 	if (!isnull)
@@ -510,7 +553,8 @@ check_handler(Oid function, int expected_arguments, const char *what, Oid caller
 						   "A reset handler is a function that takes no argument." :
 						   "A handler is a function that takes one argument of type eventsource.event."),
 				 errhint("Its return value is ignored: declare it RETURNS void.")));
-	problem = function_rights_problem(function, caller, GetUserNameFromId(caller, false));
+	problem = function_rights_problem(function, format_procedure(function), caller,
+									  GetUserNameFromId(caller, false));
 	if (problem != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -573,12 +617,19 @@ handler_search_path(FunctionCallInfo fcinfo, int argno, Oid owner)
 	return path.data;
 }
 
+/*
+ * The handlers' signatures ($2, $3) go through json_populate_record, which
+ * reads them as the columns' type: text since 0.7.0, regprocedure before.
+ */
 static KeptPlan create_projection_plan = {
 	"INSERT INTO eventsource.projections"
 	" (name, handler, reset_handler, owner, event_types, category, mode, on_failure, max_attempts,"
 	"  search_path)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (name) DO NOTHING",
-	10, {TEXTOID, REGPROCEDUREOID, REGPROCEDUREOID, REGROLEOID, TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID,
+	" SELECT $1, h.handler, h.reset_handler, $4, $5, $6, $7, $8, $9, $10"
+	"   FROM pg_catalog.json_populate_record(NULL::eventsource.projections,"
+	"          pg_catalog.json_build_object('handler', $2, 'reset_handler', $3)) h"
+	" ON CONFLICT (name) DO NOTHING",
+	10, {TEXTOID, TEXTOID, TEXTOID, REGROLEOID, TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID,
 	INT4OID, TEXTOID}
 };
 
@@ -602,9 +653,35 @@ static KeptPlan disable_trigger_plan = {
 };
 
 /*
+ * Set while the notifier records a failure of an async projection (its
+ * status): that runs no user code, and changes no inline projection, so it
+ * need not wait for the ordering lock held by an administrator's open
+ * transaction.
+ */
+static bool recording_async_failure = false;
+
+/*
+ * Takes the lock that orders the changes to the projections (a transaction
+ * advisory lock), before a change: the change then decides the state of the
+ * log's trigger after every earlier change has committed.
+ */
+void
+lock_projection_changes(void)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, 0, EVENTSOURCE_PROJECTIONS_LOCK_CLASS);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/*
  * Enables the log's inline projection trigger while a running inline
  * projection exists, and disables it otherwise (appends then pay nothing).
- * Run by the trigger on eventsource.projections.
+ * Run by the trigger on eventsource.projections, under the ordering lock, so
+ * no other change commits until this one has: it decides from the latest
+ * committed projections and its own changes (a fresh snapshot, also in
+ * REPEATABLE READ and SERIALIZABLE), and whichever change commits last
+ * leaves the trigger right.
  */
 static void
 synchronize_inline_trigger(void)
@@ -612,8 +689,14 @@ synchronize_inline_trigger(void)
 	bool		isnull;
 	bool		wanted;
 	bool		enabled;
+	int			rc;
 
-	run_kept_plan(&inline_trigger_wrong_plan, NULL, NULL, false);
+	lock_projection_changes();
+	rc = SPI_execute_snapshot(kept_plan(&inline_trigger_wrong_plan), NULL, NULL, GetLatestSnapshot(),
+							  InvalidSnapshot, false, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s",
+			 inline_trigger_wrong_plan.sql, SPI_result_code_string(rc));
 	wanted = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	enabled = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	/* Altering the trigger locks the log against appends: only when it must change. */
@@ -630,6 +713,9 @@ eventsource_synchronize_inline_projections(PG_FUNCTION_ARGS)
 {
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "synchronize_inline_projections must be called as a trigger");
+	/* The notifier's failure records change async projections, which leave the trigger as it is. */
+	if (recording_async_failure)
+		return PointerGetDatum(NULL);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	synchronize_inline_trigger();
@@ -672,8 +758,8 @@ eventsource_create_projection(PG_FUNCTION_ARGS)
 	max_attempts = checked_integer(fcinfo, 7, "max_attempts", 1, MAX_ATTEMPTS_LIMIT);
 
 	values[0] = PointerGetDatum(name);
-	values[1] = PG_GETARG_DATUM(1);
-	values[2] = PG_ARGISNULL(5) ? (Datum) 0 : PG_GETARG_DATUM(5);
+	values[1] = CStringGetTextDatum(format_procedure_qualified(PG_GETARG_OID(1)));
+	values[2] = PG_ARGISNULL(5) ? (Datum) 0 : CStringGetTextDatum(format_procedure_qualified(PG_GETARG_OID(5)));
 	nulls[2] = PG_ARGISNULL(5) ? 'n' : ' ';
 	values[3] = ObjectIdGetDatum(acting.caller);
 	values[4] = PointerGetDatum(event_types);
@@ -685,6 +771,7 @@ eventsource_create_projection(PG_FUNCTION_ARGS)
 	values[8] = Int32GetDatum(max_attempts);
 	values[9] = CStringGetTextDatum(handler_search_path(fcinfo, 8, acting.caller));
 
+	lock_projection_changes();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (run_kept_plan(&create_projection_plan, values, nulls, false) == 0)
@@ -729,6 +816,7 @@ change_projection(FunctionCallInfo fcinfo, KeptPlan *plan, const char *status)
 	text	   *name = checked_object_name(fcinfo, 0, "projection");
 	Datum		values[2] = {PointerGetDatum(name), status ? CStringGetTextDatum(status) : (Datum) 0};
 
+	lock_projection_changes();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (run_kept_plan(plan, values, NULL, false) == 0)
@@ -782,18 +870,38 @@ eventsource_rebuild_projection(PG_FUNCTION_ARGS)
 	Projection *projection;
 	int64		replayed = 0;
 
+	lock_projection_changes();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	/* The row lock keeps the worker off the projection until this commits. */
+
+	/*
+	 * The row lock keeps the worker off the projection until this commits;
+	 * in REPEATABLE READ or SERIALIZABLE, a batch the worker committed after
+	 * this transaction's snapshot makes it a serialization failure.
+	 */
 	if (run_kept_plan(&lock_projection_plan, key, NULL, false) == 0)
 		raise_unknown_projection(name);
 	projection = projection_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
 
-	if (OidIsValid(projection->reset_handler))
+	/*
+	 * An inline projection's read model holds the events committed so far,
+	 * also those committed after this transaction's snapshot, whose rows the
+	 * reset removes: a replay must see them, which a transaction snapshot
+	 * (REPEATABLE READ, SERIALIZABLE) does not.
+	 */
+	if (projection->is_inline && IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot rebuild inline projection \"%s\" in a %s transaction", projection->name,
+						IsolationIsSerializable() ? "SERIALIZABLE" : "REPEATABLE READ"),
+				 errdetail("The replay would not see the events committed after the transaction's snapshot, whose changes to the read model the reset handler removes."),
+				 errhint("Rebuild it in a READ COMMITTED transaction.")));
+
+	if (projection->reset_signature != NULL)
 	{
 		FmgrInfo	reset_info;
 
-		require_owner_rights(projection, projection->reset_handler);
+		require_owner_rights(projection, projection->reset_handler, projection->reset_signature);
 		fmgr_info(projection->reset_handler, &reset_info);
 		call_as_owner(projection, &reset_info, (Datum) 0, 0);
 	}
@@ -921,7 +1029,10 @@ record_failure_state(const Projection *projection, int attempts, long delay_ms, 
 	values[4] = CStringGetTextDatum(message);
 	values[5] = failed_position ? Int64GetDatum(*failed_position) : (Datum) 0;
 	nulls[5] = failed_position ? ' ' : 'n';
+	/* An error here ends the notifier, which starts again with the flag clear. */
+	recording_async_failure = true;
 	run_kept_plan(&failure_plan, values, nulls, false);
+	recording_async_failure = false;
 }
 
 /*
@@ -978,7 +1089,8 @@ project_batch(Projection *projection, TupleDesc event_description)
 	int			limit = projection->attempts > 0 ? 1 : ASYNC_BATCH;
 	Checkpoint	after = projection->checkpoint;
 	uint64		count = 0;
-	char	   *problem = owner_rights_problem(projection, projection->handler);
+	char	   *problem = owner_rights_problem(projection, projection->handler,
+											   projection->handler_signature);
 	ErrorData  *error;
 
 	if (problem != NULL)

@@ -339,15 +339,36 @@ read_log(FunctionCallInfo fcinfo, int after_argno, int max_count_argno,
 	return (Datum) 0;
 }
 
+/*
+ * The category argument of read_all, read_category, create_subscription and
+ * create_projection (the caller handles NULL): not empty, and without '-',
+ * for a category is the part of a stream id before its first '-' and one
+ * with a '-' (a stream id passed by mistake) would match nothing.
+ */
 text *
 checked_category(FunctionCallInfo fcinfo, int argno)
 {
 	text	   *category = PG_GETARG_TEXT_PP(argno);
+	int			length = VARSIZE_ANY_EXHDR(category);
 
-	if (VARSIZE_ANY_EXHDR(category) == 0)
+	if (length == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("category must not be empty")));
+	if (memchr(VARDATA_ANY(category), '-', length) != NULL)
+	{
+		char	   *name = text_to_cstring(category);
+		char	   *before_dash = text_to_cstring(category_of(category));
+
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("category \"%s\" contains '-'", name),
+				 errdetail("No stream's category contains '-', so \"%s\" would match nothing.", name),
+				 before_dash[0] != '\0' ?
+				 errhint("A category is the part of a stream id before its first '-': pass '%s', not '%s'.",
+						 before_dash, name) :
+				 errhint("A category is the part of a stream id before its first '-'.")));
+	}
 	return category;
 }
 

@@ -11,9 +11,18 @@
  * consumers polling the same member get nothing, and one whose lease ran
  * out gets the batch again (at-least-once delivery).  The member's row is
  * locked with SKIP LOCKED while a poll decides, so two consumers polling at
- * once never both get the batch.  In a consumer group of n, member i
- * receives the streams whose id hashes to i: every event of a stream goes
- * to the same member, in order.
+ * once never both get the batch.  Each poll that delivers grants a new lease,
+ * a uuid the consumer presents to ack: an ack is accepted only from the
+ * lease that holds the batch now, unexpired, so a consumer that records its
+ * work and acks in one transaction has its work undone when another
+ * consumer got the batch after its lease ran out (exactly-once effects).
+ * The member's lock (an advisory lock that an ack waits for and a poll
+ * skips) orders acks and polls of a member in every isolation level.
+ * Leases are timed by clock_timestamp(): a transaction's now() is its
+ * start.  (Before 0.7.0, poll returns no lease and ack takes none.)
+ *
+ * In a consumer group of n, member i receives the streams whose id hashes
+ * to i: every event of a stream goes to the same member, in order.
  *
  * A subscription belongs to a role, its owner (its creator, or the role
  * named at creation): only the owner's members and eventsource_admin may
@@ -28,12 +37,16 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/uuid.h"
 #include "utils/xid8.h"
 
 #include "eventsource.h"
@@ -88,68 +101,110 @@ static KeptPlan set_owner_plan = {
 	" WHERE m.subscription_name OPERATOR(pg_catalog.=) $1" \
 	"   AND m.consumer_group_member OPERATOR(pg_catalog.=) $2"
 
-/* The member's row, unless another poll holds it; whether it is leased. */
+/* The member's row, unless another poll (or ack) holds it; whether it is leased. */
 static KeptPlan lock_member_plan = {
 	"SELECT eventsource.checkpoint_transaction_id(m.checkpoint),"
 	"       eventsource.checkpoint_global_position(m.checkpoint),"
-	"       COALESCE(m.leased_until OPERATOR(pg_catalog.>) pg_catalog.now(), false)"
+	"       COALESCE(m.leased_until OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp(), false)"
 	"  FROM eventsource.subscription_members m"
 	MEMBER_KEY
 	"   FOR UPDATE SKIP LOCKED",
 	2, {TEXTOID, INT4OID}
 };
 
-/* The consumer group part of a poll: $6 members, this is member $7 ($8 is the horizon). */
+/*
+ * The subscription's events after checkpoint ($1, $2), of the event types $4
+ * (NULL: all) and the category $5, for member $7 of a consumer group of $6,
+ * at most $3 of them, below the horizon $8 (poll's plans): LOG_CONDITIONS
+ * and ORDER_AND_LIMIT around the category and group conditions.
+ */
 #define GROUP_CONDITION \
 	"   AND ($6 OPERATOR(pg_catalog.=) 1" \
 	"        OR eventsource.consumer_group_member(e.stream_id, $6) OPERATOR(pg_catalog.=) $7)"
+#define CATEGORY_CONDITION \
+	"   AND pg_catalog.split_part(e.stream_id, '-', 1) OPERATOR(pg_catalog.=) $5"
+#define ORDER_AND_LIMIT \
+	" ORDER BY e.transaction_id, e.global_position LIMIT $3"
+#define SUBSCRIPTION_ARGUMENTS \
+	7, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID}
+#define POLL_ARGUMENTS \
+	8, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID, XID8OID}
 
 static KeptPlan poll_all_plan = {
-	EVENT_COLUMNS
-	LOG_CONDITIONS("$8")
-	GROUP_CONDITION
-	" ORDER BY e.transaction_id, e.global_position LIMIT $3",
-	8, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID, XID8OID}
+	EVENT_COLUMNS LOG_CONDITIONS("$8") GROUP_CONDITION ORDER_AND_LIMIT,
+	POLL_ARGUMENTS
 };
 
 static KeptPlan poll_category_plan = {
-	EVENT_COLUMNS
-	LOG_CONDITIONS("$8")
-	"   AND pg_catalog.split_part(e.stream_id, '-', 1) OPERATOR(pg_catalog.=) $5"
-	GROUP_CONDITION
-	" ORDER BY e.transaction_id, e.global_position LIMIT $3",
-	8, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID, XID8OID},
+	EVENT_COLUMNS LOG_CONDITIONS("$8") CATEGORY_CONDITION GROUP_CONDITION ORDER_AND_LIMIT,
+	POLL_ARGUMENTS,
 	CURSOR_OPT_CUSTOM_PLAN
 };
 
-/* Leases a delivered batch, whose last event is at checkpoint ($4, $5). */
+/*
+ * Whether checkpoint ($1, $2) names an event the subscription delivers to
+ * the member, with the arguments of the poll plans ($3, the limit, is 1).
+ */
+static KeptPlan subscription_event_plan = {
+	"SELECT FROM eventsource.events e"
+	" WHERE e.transaction_id OPERATOR(pg_catalog.=) $1 AND e.global_position OPERATOR(pg_catalog.=) $2"
+	"   AND ($4::pg_catalog.text[] IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY ($4))"
+	"   AND ($5::pg_catalog.text IS NULL"
+	"        OR pg_catalog.split_part(e.stream_id, '-', 1) OPERATOR(pg_catalog.=) $5)"
+	GROUP_CONDITION
+	" LIMIT $3",
+	SUBSCRIPTION_ARGUMENTS
+};
+
+/*
+ * Leases a delivered batch, whose last event is at checkpoint ($4, $5), for
+ * $3 seconds; from 0.7.0 with a new lease token, which it returns.
+ */
+#define LEASE_BATCH(new_lease) \
+	"UPDATE eventsource.subscription_members m" \
+	"   SET leased_until = pg_catalog.clock_timestamp()" \
+	"                      OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $3)," \
+	new_lease \
+	"       delivered_through = eventsource.checkpoint($4, $5)" \
+	MEMBER_KEY
+
 static KeptPlan lease_plan = {
-	"UPDATE eventsource.subscription_members m"
-	"   SET leased_until = pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $3),"
-	"       delivered_through = eventsource.checkpoint($4, $5)"
-	MEMBER_KEY,
+	LEASE_BATCH("       lease = pg_catalog.gen_random_uuid(),") " RETURNING m.lease",
+	5, {TEXTOID, INT4OID, FLOAT8OID, XID8OID, INT8OID}
+};
+
+/* Before 0.7.0, members have no lease token. */
+static KeptPlan lease_0_3_plan = {
+	LEASE_BATCH(""),
 	5, {TEXTOID, INT4OID, FLOAT8OID, XID8OID, INT8OID}
 };
 
 /*
- * Acknowledges up to checkpoint ($3, $4) unless that is beyond what poll
- * delivered; the lease ends only when the whole leased batch is acknowledged
- * (a late ack of an earlier batch leaves the current lease alone).  Returns
- * the row when it was beyond, for the error.
+ * The member's row for an ack, locked until the transaction ends, with
+ * whether its lease still holds (the columns of the installed version).
+ */
+static KeptPlan lock_member_for_ack_plan = {
+	"SELECT m.*,"
+	"       COALESCE(m.leased_until OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp(), false) AS lease_holds"
+	"  FROM eventsource.subscription_members m"
+	MEMBER_KEY
+	"   FOR UPDATE",
+	2, {TEXTOID, INT4OID}
+};
+
+/*
+ * Acknowledges up to checkpoint ($3, $4), never moving back (only before
+ * 0.7.0 can it be at or below the checkpoint); the lease ends when the whole
+ * leased batch is acknowledged, and its token stays, so that a re-ack can
+ * be told from a superseded lease.
  */
 static KeptPlan ack_plan = {
-	"WITH acknowledged AS ("
-	"  UPDATE eventsource.subscription_members m"
-	"     SET checkpoint = GREATEST(m.checkpoint, eventsource.checkpoint($3, $4)),"
-	"         leased_until = CASE WHEN eventsource.checkpoint($3, $4) OPERATOR(eventsource.>=) m.delivered_through"
-	"                             THEN NULL ELSE m.leased_until END,"
-	"         acknowledged_at = pg_catalog.now()"
-	MEMBER_KEY
-	"     AND eventsource.checkpoint($3, $4) OPERATOR(eventsource.<=) m.delivered_through"
-	"  RETURNING 1)"
-	" SELECT m.delivered_through::pg_catalog.text FROM eventsource.subscription_members m"
-	MEMBER_KEY
-	"    AND NOT EXISTS (SELECT FROM acknowledged)",
+	"UPDATE eventsource.subscription_members m"
+	"   SET checkpoint = GREATEST(m.checkpoint, eventsource.checkpoint($3, $4)),"
+	"       leased_until = CASE WHEN eventsource.checkpoint($3, $4) OPERATOR(eventsource.>=) m.delivered_through"
+	"                           THEN NULL ELSE m.leased_until END,"
+	"       acknowledged_at = pg_catalog.now()"
+	MEMBER_KEY,
 	4, {TEXTOID, INT4OID, XID8OID, INT8OID}
 };
 
@@ -358,8 +413,43 @@ eventsource_drop_subscription(PG_FUNCTION_ARGS)
 }
 
 /*
+ * Takes the member's lock, held until the transaction ends, which orders the
+ * changes of its lease: an ack waits for it, a poll gives up at once (returns
+ * false) when another transaction holds it.
+ */
+static bool
+lock_member(text *name, int32 member, bool wait)
+{
+	LOCKTAG		tag;
+	uint32		hash = hash_bytes((const unsigned char *) VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name));
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, hash, (uint32) member, EVENTSOURCE_MEMBER_LOCK_CLASS);
+	return LockAcquire(&tag, ExclusiveLock, false, !wait) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/*
+ * The arguments of the plans that read the subscription's events for a
+ * member: after checkpoint (transaction_id, global_position), at most count.
+ */
+static void
+subscription_arguments(const Subscription *subscription, int32 member, Datum transaction_id,
+					   Datum global_position, int32 count, Datum *values, char *nulls)
+{
+	values[0] = transaction_id;
+	values[1] = global_position;
+	values[2] = Int32GetDatum(count);
+	values[3] = subscription->event_types;
+	nulls[3] = subscription->event_types_null ? 'n' : ' ';
+	values[4] = subscription->category;
+	nulls[4] = subscription->category_null ? 'n' : ' ';
+	values[5] = Int32GetDatum(subscription->consumer_group_size);
+	values[6] = Int32GetDatum(member);
+}
+
+/*
  * eventsource.poll(name, max_count, consumer_group_member, lease_seconds)
- * returns setof eventsource.event.
+ * returns the rows of eventsource.event with the batch's lease (before
+ * 0.7.0, setof eventsource.event: no lease).
  */
 Datum
 eventsource_poll(PG_FUNCTION_ARGS)
@@ -374,6 +464,8 @@ eventsource_poll(PG_FUNCTION_ARGS)
 	Datum		member_key[5];
 	Datum		values[8];
 	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		transaction_id;
+	Datum		global_position;
 	bool		isnull;
 	ActingAsOwner acting;
 
@@ -386,8 +478,9 @@ eventsource_poll(PG_FUNCTION_ARGS)
 	member_key[0] = PointerGetDatum(name);
 	member_key[1] = Int32GetDatum(member);
 
-	/* Another consumer is deciding, or holds the lease: nothing for this one. */
-	if (run_kept_plan(&lock_member_plan, member_key, NULL, false) == 0 ||
+	/* Another consumer is deciding or acknowledging, or holds the lease: nothing for this one. */
+	if (!lock_member(name, member, false) ||
+		run_kept_plan(&lock_member_plan, member_key, NULL, false) == 0 ||
 		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)))
 	{
 		SPI_finish();
@@ -395,39 +488,47 @@ eventsource_poll(PG_FUNCTION_ARGS)
 		return (Datum) 0;
 	}
 
-	values[0] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	transaction_id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
-		values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(0));
-	values[1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		transaction_id = FullTransactionIdGetDatum(FullTransactionIdFromU64(0));
+	global_position = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 	if (isnull)
-		values[1] = Int64GetDatum(0);
-	values[2] = Int32GetDatum(max_count);
-	values[3] = subscription.event_types;
-	nulls[3] = subscription.event_types_null ? 'n' : ' ';
-	values[4] = subscription.category;
-	nulls[4] = subscription.category_null ? 'n' : ' ';
-	values[5] = Int32GetDatum(subscription.consumer_group_size);
-	values[6] = Int32GetDatum(member);
+		global_position = Int64GetDatum(0);
+	subscription_arguments(&subscription, member, transaction_id, global_position, max_count,
+						   values, nulls);
 	values[7] = log_horizon_datum();
 
-	/* Into the result; the last row's checkpoint is where the lease ends. */
 	batch_size = run_kept_plan(subscription.category_null ? &poll_all_plan : &poll_category_plan,
 							   values, nulls, false);
 	if (batch_size > 0)
 	{
 		SPITupleTable *rows = SPI_tuptable;
-		Checkpoint *last;
+		TupleDesc	result = rsinfo->setDesc;
 
-		for (uint64 i = 0; i < batch_size; i++)
-			tuplestore_puttuple(rsinfo->setResult, rows->vals[i]);
-		/* The checkpoint column, the last of eventsource.event. */
-		last = (Checkpoint *) DatumGetPointer(SPI_getbinval(rows->vals[batch_size - 1], rows->tupdesc,
-															rows->tupdesc->natts, &isnull));
+		/* From 0.7.0 every row has the lease after the columns of eventsource.event. */
+		bool		with_lease = result->natts > rows->tupdesc->natts;
+		Datum	   *columns = palloc(result->natts * sizeof(Datum));
+		bool	   *column_nulls = palloc0(result->natts * sizeof(bool));
+
+		/* The lease ends at the last row's checkpoint (the last column of eventsource.event). */
+		Checkpoint *last = (Checkpoint *) DatumGetPointer(SPI_getbinval(rows->vals[batch_size - 1],
+																		rows->tupdesc,
+																		rows->tupdesc->natts,
+																		&isnull));
 
 		member_key[2] = Float8GetDatum((double) lease_seconds);
 		member_key[3] = FullTransactionIdGetDatum(FullTransactionIdFromU64(last->transaction_id));
 		member_key[4] = Int64GetDatum(last->global_position);
-		run_kept_plan(&lease_plan, member_key, NULL, false);
+		run_kept_plan(with_lease ? &lease_plan : &lease_0_3_plan, member_key, NULL, false);
+		if (with_lease)
+			columns[result->natts - 1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+													   1, &isnull);
+
+		for (uint64 i = 0; i < batch_size; i++)
+		{
+			heap_deform_tuple(rows->vals[i], rows->tupdesc, columns, column_nulls);
+			tuplestore_putvalues(rsinfo->setResult, result, columns, column_nulls);
+		}
 	}
 
 	SPI_finish();
@@ -435,45 +536,139 @@ eventsource_poll(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/* What a consumer whose lease no longer holds its batch should do. */
+#define POLL_AGAIN_HINT \
+	errhint("Roll back the work done for the batch and poll again: the batch may have been delivered to another consumer.")
+
 /*
- * eventsource.ack(name, checkpoint, consumer_group_member) returns void.
+ * Raises 55006 unless presented is the member's current lease, neither
+ * acknowledged nor expired.  row is the member's locked row.
+ */
+static void
+check_lease(text *name, int32 member, pg_uuid_t *presented, HeapTuple row, TupleDesc description)
+{
+	char	   *lease = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(presented)));
+	bool		isnull;
+	Datum		current = column_by_name(row, description, "lease", &isnull);
+
+	if (isnull || memcmp(DatumGetUUIDP(current), presented, UUID_LEN) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("the lease of subscription \"%s\" has been superseded", text_to_cstring(name)),
+				 errdetail("Lease %s is not the current lease of consumer group member %d: the member was polled again after that lease ended.",
+						   lease, member),
+				 POLL_AGAIN_HINT));
+	column_by_name(row, description, "leased_until", &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("the lease of subscription \"%s\" has already been acknowledged", text_to_cstring(name)),
+				 errdetail("Lease %s of consumer group member %d ended when its batch was acknowledged through checkpoint %s.",
+						   lease, member,
+						   SPI_getvalue(row, description, SPI_fnumber(description, "checkpoint"))),
+				 errhint("A batch is acknowledged once: poll for the next one.")));
+	if (!DatumGetBool(column_by_name(row, description, "lease_holds", &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("the lease of subscription \"%s\" has expired", text_to_cstring(name)),
+				 errdetail("Lease %s of consumer group member %d ended at %s.", lease, member,
+						   SPI_getvalue(row, description, SPI_fnumber(description, "leased_until"))),
+				 POLL_AGAIN_HINT));
+}
+
+/*
+ * eventsource.ack(name, checkpoint, consumer_group_member, lease) returns
+ * void.  (Before 0.7.0 it has no lease argument.)
+ *
+ * It waits for the member's lock, then locks, reads and writes the member's
+ * row as the latest committed transactions left it, not as the caller's
+ * snapshot shows it: of two acks at once (or an ack and a poll), the second
+ * waits for the first to end and then judges its outcome, in READ
+ * COMMITTED, REPEATABLE READ and SERIALIZABLE alike, never failing on the
+ * concurrent update.
  */
 Datum
 eventsource_ack(PG_FUNCTION_ARGS)
 {
 	text	   *name = checked_object_name(fcinfo, 0, "subscription");
+	bool		with_lease = PG_NARGS() > 3;
 	Checkpoint *checkpoint;
 	Subscription subscription;
+	int32		member;
+	HeapTuple	row;
+	TupleDesc	description;
+	bool		isnull;
+	Datum		acknowledged;
+	Datum		delivered;
 	Datum		values[4];
+	Datum		event_arguments[7];
+	char		event_nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	ActingAsOwner acting;
 
 	check_not_null(fcinfo, 1, "checkpoint");
 	checkpoint = PG_GETARG_CHECKPOINT(1);
+	if (with_lease && PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("lease must not be null"),
+				 errdetail("An acknowledgement is accepted only from the lease of the batch it acknowledges."),
+				 errhint("Pass the lease column of the batch that poll returned: eventsource.ack(name, checkpoint, consumer_group_member, lease).")));
 
 	act_as_function_owner(fcinfo, &acting);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	member = subscription_member(fcinfo, name, 2, &subscription, acting.caller);
 	values[0] = PointerGetDatum(name);
-	values[1] = Int32GetDatum(subscription_member(fcinfo, name, 2, &subscription, acting.caller));
+	values[1] = Int32GetDatum(member);
 	values[2] = FullTransactionIdGetDatum(FullTransactionIdFromU64(checkpoint->transaction_id));
 	values[3] = Int64GetDatum(checkpoint->global_position);
 
-	/* Acknowledging beyond what was delivered would skip events no one received. */
-	if (run_kept_plan(&ack_plan, values, NULL, false) > 0)
-	{
-		char	   *delivered = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	lock_member(name, member, true);
+	/* Dropped since subscription_member looked it up: as if it had not existed. */
+	if (run_kept_plan_on_latest_snapshot(&lock_member_for_ack_plan, values, NULL) == 0)
+		raise_unknown_subscription(name);
+	row = SPI_tuptable->vals[0];
+	description = SPI_tuptable->tupdesc;
+	if (with_lease)
+		check_lease(name, member, PG_GETARG_UUID_P(3), row, description);
 
+	/* Acknowledging beyond what was delivered would skip events no one received. */
+	delivered = column_by_name(row, description, "delivered_through", &isnull);
+	if (isnull || compare_checkpoints(checkpoint, (Checkpoint *) DatumGetPointer(delivered)) > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("checkpoint %s is beyond what subscription \"%s\" delivered",
 						checkpoint_to_cstring(checkpoint), text_to_cstring(name)),
-				 delivered ?
+				 isnull ?
+				 errdetail("poll has delivered nothing to consumer group member %d yet.", member) :
 				 errdetail("The last event poll delivered to consumer group member %d has checkpoint %s.",
-						   DatumGetInt32(values[1]), delivered) :
-				 errdetail("poll has delivered nothing to consumer group member %d yet.",
-						   DatumGetInt32(values[1])),
+						   member, checkpoint_to_cstring((Checkpoint *) DatumGetPointer(delivered))),
 				 errhint("Acknowledge the checkpoint column of the last event of a batch that poll returned.")));
-	}
+
+	/* With a lease, a checkpoint is acknowledged once (before 0.7.0 again is nothing). */
+	acknowledged = column_by_name(row, description, "checkpoint", &isnull);
+	if (with_lease && !isnull &&
+		compare_checkpoints(checkpoint, (Checkpoint *) DatumGetPointer(acknowledged)) <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("checkpoint %s of subscription \"%s\" is already acknowledged",
+						checkpoint_to_cstring(checkpoint), text_to_cstring(name)),
+				 errdetail("Consumer group member %d has acknowledged through checkpoint %s.",
+						   member, checkpoint_to_cstring((Checkpoint *) DatumGetPointer(acknowledged))),
+				 errhint("Acknowledge each checkpoint once, the last event of the batch when its work is done.")));
+
+	subscription_arguments(&subscription, member, values[2], values[3], 1,
+						   event_arguments, event_nulls);
+	if (run_kept_plan_on_latest_snapshot(&subscription_event_plan, event_arguments, event_nulls) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("checkpoint %s names no event of subscription \"%s\"",
+						checkpoint_to_cstring(checkpoint), text_to_cstring(name)),
+				 errdetail("Consumer group member %d has been delivered no event with that checkpoint.",
+						   member),
+				 errhint("Acknowledge the checkpoint column of the last event of a batch that poll returned.")));
+
+	run_kept_plan_on_latest_snapshot(&ack_plan, values, NULL);
 	SPI_finish();
 	stop_acting_as_owner(&acting);
 	PG_RETURN_VOID();

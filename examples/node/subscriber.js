@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // examples/node/subscriber.js: a subscriber to the eventsource bus, with the pg package (npm ci).
-// It drains its subscription with eventsource.poll, acknowledges each batch with eventsource.ack,
+// It drains its subscription with eventsource.poll, acknowledges each batch with eventsource.ack
+// (with the batch's lease),
 // then waits: for a NOTIFY on the subscription's channel (--mode listen, polling anyway after
 // --listen-timeout seconds in case a notification is missed), or for --poll-interval seconds
 // (--mode poll: no LISTEN, which works behind pgbouncer's transaction pooling too).
@@ -79,7 +80,17 @@ async function subscribe(client) {
         [name, Number(options['batch-size'])]);
       if (batch.length === 0) break;
       batch.forEach(processEvent);
-      await client.query('SELECT eventsource.ack($1, $2::eventsource.checkpoint)', [name, batch.at(-1).checkpoint]);
+      // The lease poll returned: if it ran out and another consumer polled the batch meanwhile, the
+      // ack fails with 55006 and the batch is that consumer's (work done in the ack's transaction
+      // would roll back with it); poll again.
+      try {
+        await client.query('SELECT eventsource.ack($1, $2::eventsource.checkpoint, 0, $3)',
+          [name, batch.at(-1).checkpoint, batch.at(-1).lease]);
+      } catch (error) {
+        if (error.code !== '55006') throw error;
+        console.error(`batch not acknowledged: ${error.message}`);
+        continue;
+      }
       count += batch.length;
       if (untilCount !== null && count >= untilCount) return 0;
     }

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # examples/python/subscriber.py: a subscriber to the eventsource bus, with psycopg 3 (Debian's
 # python3-psycopg). It drains its subscription with eventsource.poll, acknowledges each batch with
-# eventsource.ack, then waits: for a NOTIFY on the subscription's channel (--mode listen, polling
+# eventsource.ack (with the batch's lease), then waits: for a NOTIFY on the subscription's channel (--mode listen, polling
 # anyway after --listen-timeout seconds in case a notification is missed), or for --poll-interval
 # seconds (--mode poll: no LISTEN, which works behind pgbouncer's transaction pooling too).
 # It prints one line per event: "received <stream_id> <stream_version> <event_type>".
@@ -74,8 +74,15 @@ while True:
             break
         for event in batch:
             process(event)
-        conn.execute("SELECT eventsource.ack(%s, %s::eventsource.checkpoint)",
-                     (args.subscription, str(batch[-1].checkpoint)))
+        # The lease poll returned: if it ran out and another consumer polled the batch meanwhile,
+        # the ack fails with 55006 and the batch is that consumer's (work done in the ack's
+        # transaction would roll back with it); poll again.
+        try:
+            conn.execute("SELECT eventsource.ack(%s, %s::eventsource.checkpoint, 0, %s)",
+                         (args.subscription, str(batch[-1].checkpoint), batch[-1].lease))
+        except psycopg.errors.ObjectInUse as error:
+            print("batch not acknowledged:", error.diag.message_primary, file=sys.stderr, flush=True)
+            continue
         count += len(batch)
         if args.until_count is not None and count >= args.until_count:
             sys.exit(0)

@@ -6,7 +6,7 @@ DROP EXTENSION IF EXISTS eventsource;
 CREATE EXTENSION eventsource;
 RESET client_min_messages;
 
-SELECT plan(57);
+SELECT plan(58);
 
 -- The API's shape.
 SELECT has_schema('eventsource');
@@ -15,7 +15,8 @@ SELECT has_table('eventsource', 'streams', 'the stream registry');
 SELECT columns_are('eventsource', 'events', ARRAY['global_position', 'transaction_id', 'stream_id',
     'stream_version', 'event_id', 'event_type', 'data', 'metadata', 'recorded_at']);
 SELECT columns_are('eventsource', 'streams', ARRAY['stream_id', 'category', 'stream_version', 'created_at', 'updated_at',
-                                                   'truncate_before', 'max_count', 'max_age', 'deleted_through', 'tombstoned_at']);
+                                                   'truncate_before', 'max_count', 'max_age', 'deleted_through', 'tombstoned_at',
+                                                   'last_transaction_id']);
 SELECT has_function('eventsource', 'append', ARRAY['text', 'text', 'jsonb', 'jsonb', 'bigint', 'uuid']);
 SELECT has_function('eventsource', 'append_events', ARRAY['text', 'jsonb', 'bigint']);
 SELECT has_function('eventsource', 'read_stream', ARRAY['text', 'bigint', 'integer', 'text']);
@@ -107,6 +108,8 @@ SELECT results_eq($$SELECT stream_version FROM eventsource.read_stream('tap-1', 
     ARRAY[4, 3, 2, 1]::bigint[], 'read_stream backwards');
 SELECT results_eq($$SELECT event_type FROM eventsource.read_category('tap', event_types => '{Deposited}')$$,
     ARRAY['Deposited', 'Deposited'], 'read_category filtered by event type');
+SELECT throws_ok($$SELECT * FROM eventsource.read_category('tap-1')$$, '22023',
+    'category "tap-1" contains ''-''', 'a stream id is not a category');
 SELECT results_eq(
     $$SELECT global_position FROM eventsource.read_all((SELECT checkpoint FROM eventsource.read_all(max_count => 2) OFFSET 1), 3)$$,
     $$SELECT global_position FROM eventsource.read_all() OFFSET 2 LIMIT 3$$,

@@ -8,7 +8,7 @@ CREATE EXTENSION eventsource;
 DROP SCHEMA IF EXISTS bank CASCADE;
 RESET client_min_messages;
 
-SELECT plan(28);
+SELECT plan(29);
 
 SELECT has_table('eventsource', 'snapshots', 'the snapshot store');
 SELECT has_function('eventsource', 'save_snapshot', ARRAY['text', 'bigint', 'jsonb', 'integer']);
@@ -97,6 +97,12 @@ SELECT throws_ok($$SELECT eventsource.save_snapshot('account-1', 1001, '{}')$$, 
                  'stream "account-1" has no version 1001 to snapshot', 'a version the stream does not have');
 SELECT throws_ok($$SELECT eventsource.save_snapshot('account-2', 1, '{}')$$, 'SE004',
                  'stream "account-2" has no version 1 to snapshot', 'a stream that does not exist');
+\o /dev/null
+SELECT eventsource.append('account-3', 'Opened', '{}');
+SELECT eventsource.tombstone_stream('account-3');
+\o
+SELECT throws_ok($$SELECT eventsource.save_snapshot('account-3', 1, '{}')$$, 'SE004',
+                 'stream "account-3" has no version 1 to snapshot', 'a version a tombstone hides');
 SELECT throws_ok($$SELECT eventsource.save_snapshot('account-1', 1, '{}', 0)$$, '22023',
                  'schema_version must be positive', 'schema versions start at 1');
 SELECT is((SELECT count(*) FROM eventsource.snapshots), 2::bigint, 'failed saves stored nothing');

@@ -1,5 +1,5 @@
 -- subscriptions.sql: pgTAP tests of durable subscriptions: the API's shape, the SQLSTATE of each
--- error, at-least-once redelivery, and a consumer group receiving every event exactly once.
+-- error, at-least-once redelivery with late acks refused, and a consumer group receiving every event exactly once.
 -- Runs in a database of its own (see test/run).
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
@@ -7,14 +7,14 @@ DROP EXTENSION IF EXISTS eventsource;
 CREATE EXTENSION eventsource;
 RESET client_min_messages;
 
-SELECT plan(17);
+SELECT plan(18);
 
 SELECT has_table('eventsource', 'subscriptions', 'the subscriptions');
 SELECT has_table('eventsource', 'subscription_members', 'their members and checkpoints');
 SELECT has_view('eventsource', 'subscription_status', 'their status');
 SELECT has_function('eventsource', 'create_subscription', ARRAY['text', 'text', 'text[]', 'text', 'integer', 'regrole']);
 SELECT has_function('eventsource', 'poll', ARRAY['text', 'integer', 'integer', 'integer']);
-SELECT has_function('eventsource', 'ack', ARRAY['text', 'eventsource.checkpoint', 'integer']);
+SELECT has_function('eventsource', 'ack', ARRAY['text', 'eventsource.checkpoint', 'integer', 'uuid']);
 SELECT isnt_definer('eventsource', 'poll', ARRAY['text', 'integer', 'integer', 'integer'], 'poll is SECURITY INVOKER: it knows its caller, checks it against the subscription''s owner, then acts as the extension''s owner');
 
 \o /dev/null
@@ -27,8 +27,8 @@ SELECT throws_ok($$SELECT eventsource.create_subscription('tap')$$, '42710', 'su
 SELECT throws_ok($$SELECT * FROM eventsource.poll('nobody')$$, '42704', 'subscription "nobody" does not exist', 'an unknown subscription');
 SELECT throws_ok($$SELECT * FROM eventsource.poll('tap-group', consumer_group_member => 4)$$, '22023',
                  'subscription "tap-group" has no consumer group member 4', 'a member the group does not have');
-SELECT throws_like($$SELECT eventsource.ack('tap', checkpoint) FROM eventsource.read_all() ORDER BY global_position DESC LIMIT 1$$,
-                   'checkpoint (%,%) is beyond what subscription "tap" delivered', 'an ack beyond what poll delivered');
+SELECT throws_ok($$SELECT eventsource.ack('tap', checkpoint) FROM eventsource.read_all() ORDER BY global_position DESC LIMIT 1$$,
+                 '22004', 'lease must not be null', 'an ack without the lease poll returned');
 
 -- At least once: an unacknowledged batch comes back when its lease ends.
 CREATE TEMP TABLE first_batch AS SELECT * FROM eventsource.poll('tap', 50, lease_seconds => 1);
@@ -36,6 +36,8 @@ SELECT is((SELECT count(*) FROM eventsource.poll('tap', 50)), 0::bigint, 'a leas
 SELECT pg_sleep(1.1);
 SELECT results_eq($$SELECT global_position FROM eventsource.poll('tap', 50)$$,
                   $$SELECT global_position FROM first_batch$$, 'after the lease the same batch is delivered again');
+SELECT throws_ok($$SELECT eventsource.ack('tap', checkpoint, 0, lease) FROM first_batch ORDER BY checkpoint DESC LIMIT 1$$,
+                 '55006', 'the lease of subscription "tap" has been superseded', 'and the first consumer''s late ack fails');
 
 -- A consumer group of four, each member polling and acknowledging in batches of 7 until done:
 -- together they receive every event exactly once, each stream on one member, in stream order.
@@ -43,15 +45,16 @@ CREATE TEMP TABLE received (member int, stream_id text, stream_version bigint, r
 CREATE FUNCTION pg_temp.consume(member int) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     last_checkpoint eventsource.checkpoint;
+    batch_lease uuid;
 BEGIN
     LOOP
         last_checkpoint := NULL;
         WITH batch AS (SELECT * FROM eventsource.poll('tap-group', 7, member)),
              stored AS (INSERT INTO received (member, stream_id, stream_version)
                         SELECT member, b.stream_id, b.stream_version FROM batch b ORDER BY b.checkpoint)
-        SELECT b.checkpoint INTO last_checkpoint FROM batch b ORDER BY b.checkpoint DESC LIMIT 1;
+        SELECT b.checkpoint, b.lease INTO last_checkpoint, batch_lease FROM batch b ORDER BY b.checkpoint DESC LIMIT 1;
         EXIT WHEN last_checkpoint IS NULL;
-        PERFORM eventsource.ack('tap-group', last_checkpoint, member);
+        PERFORM eventsource.ack('tap-group', last_checkpoint, member, batch_lease);
     END LOOP;
 END
 $$;

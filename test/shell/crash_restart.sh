@@ -210,7 +210,7 @@ echo "# $faults faults injected (SIGKILL of: $faults_to_inject), $acked_total ac
 # Clean restart: poll and ack some events; keep the checkpoint and the read models.
 # (A poll the killed consumer did not ack holds a lease of 2 s.)
 for _ in $(seq 50); do
-  acked=$(psql_db -c "SELECT 'acked', eventsource.ack('crash-sub', checkpoint) FROM (SELECT checkpoint FROM eventsource.poll('crash-sub', 50) ORDER BY checkpoint DESC LIMIT 1) p")
+  acked=$(psql_db -c "SELECT 'acked', eventsource.ack('crash-sub', checkpoint, 0, lease) FROM (SELECT checkpoint, lease FROM eventsource.poll('crash-sub', 50) ORDER BY checkpoint DESC LIMIT 1) p")
   [ "$acked" = "acked|" ] && break
   sleep 0.1
 done

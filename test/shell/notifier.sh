@@ -167,7 +167,7 @@ check "stream_status shows them as still to scavenge" \
   "$(psql_db -c "SELECT visible_events, events_to_scavenge FROM eventsource.stream_status WHERE stream_id = 'held-1'")" "2|8"
 check "the counter did not move meanwhile" "$(( $(scavenged) - scavenged_before ))" 7
 psql_db -c "SELECT count(*) FROM eventsource.poll('held', 5)" \
-        -c "SELECT eventsource.ack('held', checkpoint) FROM eventsource.read_category('held', max_count => 5) ORDER BY global_position DESC LIMIT 1" > /dev/null
+        -c "SELECT eventsource.ack('held', checkpoint, 0, (SELECT lease FROM eventsource.subscription_members WHERE subscription_name = 'held' AND consumer_group_member = 0)) FROM eventsource.read_category('held', max_count => 5) ORDER BY global_position DESC LIMIT 1" > /dev/null
 check "once it acknowledges five of them, the notifier removes those five" "$(stored_after held-1 5)" 5
 check "and leaves the rest, which it has not passed" \
   "$(sleep 2; psql_db -c "SELECT string_agg(stream_version::text, ',' ORDER BY stream_version) FROM eventsource.events WHERE stream_id = 'held-1'")" 6,7,8,9,10

@@ -56,7 +56,7 @@ else
   echo "# projections.handler is $handler_type, which pg_upgrade refuses: the projection part is left out"
 fi
 for n in $(seq 1 50); do echo "SELECT eventsource.append('order-$((n % 5))', 'OrderEvent', '{\"n\": $n}');"; done | on "$old_port" > /dev/null
-on "$old_port" -c "SELECT eventsource.ack('billing', (SELECT checkpoint FROM eventsource.poll('billing', 20) ORDER BY checkpoint DESC LIMIT 1))" > /dev/null
+on "$old_port" -c "SELECT eventsource.ack('billing', b.checkpoint, 0, b.lease) FROM (SELECT checkpoint, lease FROM eventsource.poll('billing', 20) ORDER BY checkpoint DESC LIMIT 1) AS b" > /dev/null
 if [ "$with_projection" = yes ]; then
   check "old cluster: the async projection has caught up" "$(wait_for "$old_port" "SELECT count(*) = 50 FROM model.seen" && echo t)" t
 fi

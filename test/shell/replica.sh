@@ -7,7 +7,8 @@
 # before the primary's last appends and promoted, starts a log epoch, so a follower's checkpoint
 # from the old primary does not skip the events appended after the promotion.
 # Makes its two throwaway clusters under a temporary directory, on ports PGPORT + 14 (primary)
-# and PGPORT + 15 (standby), next to test/run's cluster; removes them on exit.
+# and PGPORT + 15 (standby), next to test/run's cluster; removes them on exit. The servers are
+# ${EVENTSOURCE_PG_BIN:-/usr/lib/postgresql/15/bin}'s, so that it can test another build.
 set -euo pipefail
 
 source "$(dirname "$0")/lib/check.sh"
@@ -96,7 +97,7 @@ SQL
 check "the primary holds 3000 events" "$(primary -c "SELECT count(*) FROM eventsource.read_all(NULL, 100000)")" 3000
 polled=$(primary -c "SELECT count(*) FROM eventsource.poll('s', 500)")
 check "poll delivers a batch on the primary" "$polled" 500
-primary -c "SELECT eventsource.ack('s', c) FROM (SELECT checkpoint AS c FROM eventsource.read_all(NULL, 300) ORDER BY global_position DESC LIMIT 1) x" > /dev/null
+primary -c "SELECT eventsource.ack('s', c, 0, (SELECT lease FROM eventsource.subscription_members WHERE subscription_name = 's' AND consumer_group_member = 0)) FROM (SELECT checkpoint AS c FROM eventsource.read_all(NULL, 300) ORDER BY global_position DESC LIMIT 1) x" > /dev/null
 
 # Wait until the standby has replayed everything the primary wrote.
 lsn=$(primary -c "SELECT pg_current_wal_lsn()")

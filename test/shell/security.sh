@@ -41,16 +41,21 @@
 # 13. the $streams audit event of delete_stream called in the attacker's SECURITY DEFINER function
 #     that the writer calls names the attacker as its role;
 # 14. DROP DATABASE by the database's owner, terminated while it waits for another session, leaves
-#     the notifier running again; in a transaction block (where it fails) it never stops it.
+#     the notifier running again; in a transaction block (where it fails) it never stops it;
+# 15. statements during which PostgreSQL registers exit callbacks of its own, by a role with no
+#     rights at all: COMMIT PREPARED and ROLLBACK PREPARED of a transaction prepared in another
+#     session, a DO block that creates the session's first temporary table (its session then ended
+#     by idle_session_timeout) succeed, and no backend crashes at its exit (the server does not
+#     restart: its checkpointer keeps its start, the log has no "terminated by signal").
 # Runs initdb and pg_ctl itself (as the postgres OS user when run as root) on port $PGPORT + 14,
-# with the binaries in ${EVENTSOURCE_PG_BINDIR:-/usr/lib/postgresql/15/bin}, so that it can test
+# with the binaries in ${EVENTSOURCE_PG_BIN:-/usr/lib/postgresql/15/bin}, so that it can test
 # another build of PostgreSQL and eventsource. A failed step is a failed check, never the end of
 # the run (no set -e).
 set -uo pipefail
 
 source "$(dirname "$0")/lib/check.sh"
 
-bindir=${EVENTSOURCE_PG_BINDIR:-/usr/lib/postgresql/15/bin}
+bindir=${EVENTSOURCE_PG_BIN:-/usr/lib/postgresql/15/bin}
 export PATH="$bindir:$PATH"
 port=$((${PGPORT:-5432} + 14))
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/eventsource-security.XXXXXX")
@@ -80,6 +85,7 @@ fsync = off
 shared_preload_libraries = 'eventsource'
 eventsource.notify_databases = 'es_security,es_lookalike,es_victim,es_paused'
 eventsource.scavenge_interval = 1
+max_prepared_transactions = 2
 EOF
 echo "local all all trust" > "$tmp/data/pg_hba.conf"
 if ! as_postgres pg_ctl -D "$tmp/data" -l "$tmp/server.log" -w -t 60 start > /dev/null; then
@@ -659,10 +665,11 @@ out=$(psql_as billing es_security -c "SELECT 'polled=' || count(*) FROM eventsou
 check "4 billing (a member of the owner) polls billing" "$(field polled "$out")" 3
 before=$(member_state billing)
 last="(SELECT checkpoint FROM eventsource.read_category('bill') ORDER BY global_position DESC LIMIT 1)"
-out=$(psql_as reporting es_security -c "SELECT eventsource.ack('billing', $last)")
+lease="(SELECT lease FROM eventsource.subscription_members WHERE subscription_name = 'billing' AND consumer_group_member = 0)"
+out=$(psql_as reporting es_security -c "SELECT eventsource.ack('billing', $last, 0, $lease)")
 check "4 reporting may not acknowledge billing (42501)" "$(sqlstate "$out")" 42501
 check "4 billing's checkpoint and lease are unchanged by it" "$(member_state billing)" "$before"
-out=$(psql_as billing es_security -c "SELECT eventsource.ack('billing', $last)")
+out=$(psql_as billing es_security -c "SELECT eventsource.ack('billing', $last, 0, $lease)")
 check "4 billing acknowledges billing" "$(sqlstate "$out")" ok
 check "4 and its checkpoint is the last event, its lease ended" \
   "$(super -c "SELECT m.checkpoint OPERATOR(eventsource.=) $last AND m.leased_until IS NULL FROM eventsource.subscription_members m WHERE m.subscription_name = 'billing'")" t
@@ -979,7 +986,7 @@ owned() {
 psql_as writer es_security -c "SELECT eventsource.append('legacy-' || n, 'Billed', '{}') FROM generate_series(1, 3) AS n" > /dev/null
 super -c "SELECT eventsource.create_subscription('legacy-' || n, category => 'legacy', owner => 'eventsource_reader') FROM generate_series(1, 2) AS n" > /dev/null
 out=$(psql_as reader es_security -c "SELECT count(*) FROM eventsource.poll('legacy-1')" \
-        -c "SELECT eventsource.ack('legacy-1', (SELECT checkpoint FROM eventsource.read_category('legacy') ORDER BY global_position DESC LIMIT 1))")
+        -c "SELECT eventsource.ack('legacy-1', (SELECT checkpoint FROM eventsource.read_category('legacy') ORDER BY global_position DESC LIMIT 1), 0, (SELECT lease FROM eventsource.subscription_members WHERE subscription_name = 'legacy-1' AND consumer_group_member = 0))")
 check "11 reader polls and acknowledges legacy-1" "$(sqlstate "$out")" ok
 legacy=$(owned 'legacy-%')
 for attack in "reader2:REASSIGN OWNED BY eventsource_reader TO reader2" "reader:DROP OWNED BY eventsource_reader"; do
@@ -1073,5 +1080,37 @@ SQL
 check "14 BEGIN; DROP DATABASE es_paused; ROLLBACK by dbowner fails with 25001" "$(sqlstate "$out")" 25001
 check "14 and the notifier of es_paused kept its process" "$(wait_notifier es_paused)" "$paused_pid"
 no_escalation "14 DROP DATABASE es_paused by its owner"
+
+# ------------------------------------------------------------------------------------------------
+# 15. Statements during which PostgreSQL registers exit callbacks of its own, by a plain role
+# ------------------------------------------------------------------------------------------------
+# The server's (re)start: a crash restart keeps the postmaster, and so pg_postmaster_start_time(),
+# but starts a new checkpointer.
+server_start() { super -c "SELECT backend_start FROM pg_stat_activity WHERE backend_type = 'checkpointer'" 2>&1; }
+started=$(server_start)
+log_lines=$(wc -l < "$tmp/server.log")
+for finish_prepared in "COMMIT PREPARED" "ROLLBACK PREPARED"; do
+  psql_as nobody postgres -c "BEGIN" -c "SELECT 1" -c "PREPARE TRANSACTION 'es_nobody'" > /dev/null
+  out=$(psql_as nobody postgres -c "$finish_prepared 'es_nobody'" -c "SELECT 'after=done'")
+  check "15 nobody's $finish_prepared from another session succeeds, and the session goes on" \
+    "$(sqlstate "$out") $(field after "$out")" "ok done"
+done
+check "15 no prepared transaction is left" "$(super -c "SELECT count(*) FROM pg_prepared_xacts")" 0
+out=$(psql_as nobody postgres -c 'DO $$ BEGIN CREATE TEMP TABLE es_first_temp (a int); COMMIT; END $$' \
+        -c "SET idle_session_timeout = '200ms'" -c "SELECT pg_sleep(0.6)" -c "SELECT 'after=done'")
+check "15 nobody's DO block that creates its session's first temporary table succeeds" \
+  "$(sqlstate "$out") $(field after "$out")" "ok done"
+# The same in a session that then idles until idle_session_timeout ends it (FATAL 57P05).
+out=$({ echo 'DO $$ BEGIN CREATE TEMP TABLE es_first_temp (a int); COMMIT; END $$;'
+        echo "SET idle_session_timeout = '200ms';"; sleep 1; echo "SELECT 'after=done';"; } |
+      psql_as nobody postgres -v ON_ERROR_STOP=0)
+check "15 and in a session that then idles, idle_session_timeout ends the session (57P05)" \
+  "$(sqlstate "$out") $(mentions "$out" 57P05)" "ok 57P05"
+sleep 1
+check "15 the server did not restart (its checkpointer's start is unchanged)" "$(server_start)" "$started"
+check "15 no backend was terminated by a signal" \
+  "$(tail -n +"$((log_lines + 1))" "$tmp/server.log" | grep -c 'terminated by signal')" 0
+no_escalation "15 statements that register exit callbacks"
+notifier_kept "15" es_security "$security_pid"
 
 finish security

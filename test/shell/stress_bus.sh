@@ -93,8 +93,8 @@ SQL
 # One batch of a subscriber: psql variables sub, member, max_count, lease, split, received.
 cat > "$work/batch.psql" <<'PSQL'
 BEGIN;
-INSERT INTO batch (n, stream_id, stream_version, global_position, checkpoint)
-SELECT p.ordinality, p.stream_id, p.stream_version, p.global_position, p.checkpoint
+INSERT INTO batch (n, stream_id, stream_version, global_position, checkpoint, lease)
+SELECT p.ordinality, p.stream_id, p.stream_version, p.global_position, p.checkpoint, p.lease
   FROM eventsource.poll(:'sub', :max_count, :member, :lease) WITH ORDINALITY AS p;
 SELECT count(*) AS got, count(*) > 0 AS got_any,
        coalesce((array_agg(global_position ORDER BY n))[1], 0) AS first_position,
@@ -110,7 +110,7 @@ INSERT INTO :"received" (subscriber, stream_id, stream_version, global_position,
 SELECT :'sub', stream_id, stream_version, global_position, :member, checkpoint FROM batch ORDER BY n;
 SELECT pg_sleep(60) FROM holds WHERE subscriber = :'sub' AND member = :member AND :got > 0;
 \if :got_any
-SELECT eventsource.ack(:'sub', checkpoint, :member) AS acked FROM batch ORDER BY n DESC LIMIT 1 \gset
+SELECT eventsource.ack(:'sub', checkpoint, :member, lease) AS acked FROM batch ORDER BY n DESC LIMIT 1 \gset
 \endif
 DELETE FROM batch;
 COMMIT;
@@ -135,7 +135,7 @@ start_subscriber() {
     {
       # A killed client must end its backend at once, even in pg_sleep, so its locks go with it.
       echo "SET client_connection_check_interval = 100;"
-      echo "CREATE TEMP TABLE batch (n bigint, stream_id text, stream_version bigint, global_position bigint, checkpoint eventsource.checkpoint);"
+      echo "CREATE TEMP TABLE batch (n bigint, stream_id text, stream_version bigint, global_position bigint, checkpoint eventsource.checkpoint, lease uuid);"
       echo "$listen"
       echo "SELECT extract(epoch FROM clock_timestamp()) AS started_at \\gset"
       echo "\\echo started :started_at"

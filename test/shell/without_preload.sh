@@ -23,7 +23,7 @@ check "reads work" "$(psql_db -c "SELECT string_agg(event_type, ',' ORDER BY glo
 check "snapshots work" "$(psql_db -c "SELECT eventsource.save_snapshot('order-1', 1, '{}')" -c "SELECT count(*) FROM eventsource.load_stream('order-1')")" "$(printf '\n2')"
 psql_db -c "SELECT eventsource.create_subscription('billing')" > /dev/null
 check "poll delivers without LISTEN" "$(psql_db -c "SELECT count(*) FROM eventsource.poll('billing')")" 2
-psql_db -c "SELECT eventsource.ack('billing', checkpoint) FROM eventsource.read_all() ORDER BY global_position DESC LIMIT 1" > /dev/null
+psql_db -c "SELECT eventsource.ack('billing', checkpoint, 0, (SELECT lease FROM eventsource.subscription_members WHERE subscription_name = 'billing' AND consumer_group_member = 0)) FROM eventsource.read_all() ORDER BY global_position DESC LIMIT 1" > /dev/null
 check "ack advances the subscription" "$(psql_db -c "SELECT count(*) FROM eventsource.poll('billing')")" 0
 check "the notify settings exist once the library is loaded" "$(psql_db -c "SELECT eventsource.stream_version('order-1')" -c "SHOW eventsource.notify")" "$(printf '2\non')"
 error=$(psql -X -q -At -d es_plain -v VERBOSITY=verbose -c "SELECT * FROM eventsource.notifier_status()" 2>&1 || true)

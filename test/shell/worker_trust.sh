@@ -12,13 +12,13 @@
 #   DATABASE ... TEMPLATE of a served database leaves its notifier running (the same pid), and so does
 #   an ALTER DATABASE that needs no exclusive use; the owner's DROP DATABASE stops it and succeeds, and
 #   after a privileged statement that fails the notifier runs again at once.
-# Makes its own cluster (initdb and pg_ctl from EVENTSOURCE_PG_BINDIR, /usr/lib/postgresql/15/bin by
+# Makes its own cluster (initdb and pg_ctl from EVENTSOURCE_PG_BIN, /usr/lib/postgresql/15/bin by
 # default, so that it can run against a private install tree) under a temporary directory, on port
 # PGPORT + 17, next to test/run's cluster; removes it on exit.
 set -euo pipefail
 
 source "$(dirname "$0")/lib/check.sh"
-bindir=${EVENTSOURCE_PG_BINDIR:-/usr/lib/postgresql/15/bin}
+bindir=${EVENTSOURCE_PG_BIN:-/usr/lib/postgresql/15/bin}
 port=$((${PGPORT:-5432} + 17))
 work=$(mktemp -d)
 # The server runs as postgres when this runs as root.

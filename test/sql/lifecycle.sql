@@ -54,7 +54,7 @@ SELECT eventsource.set_stream_metadata('cart-1', '{"max_age": "2 seconds"}');
 SELECT pg_sleep(2.2);
 SELECT eventsource.append('cart-1', 'ItemAdded', '{}');
 SELECT stream_version, event_type FROM eventsource.read_stream('cart-1');
--- load_stream honours them too, and uses only a snapshot from just before the first visible version on.
+-- load_stream honours them too, and uses only a snapshot of a visible version.
 SELECT eventsource.set_stream_metadata('order-2', '{"truncate_before": 2}');
 SELECT kind, stream_version FROM eventsource.load_stream('order-2');
 SELECT eventsource.set_stream_metadata('order-2', '{"truncate_before": 4}');
@@ -168,7 +168,7 @@ SELECT eventsource.scavenge() AS nothing_left;
 SELECT stream_id, count(*) FROM eventsource.events WHERE stream_id IN ('cart-1', 'order-2') GROUP BY 1 ORDER BY 1;
 -- The member that receives order-2 passes its deleted events: they can go, though the other member
 -- has polled nothing (it never receives order-2).
-SELECT eventsource.ack('orders', checkpoint, eventsource.consumer_group_member('order-2', 2))
+SELECT eventsource.ack('orders', checkpoint, eventsource.consumer_group_member('order-2', 2), lease)
   FROM eventsource.poll('orders', 1000, eventsource.consumer_group_member('order-2', 2))
  ORDER BY checkpoint DESC LIMIT 1;
 SELECT eventsource.scavenge();
@@ -209,6 +209,42 @@ ROLLBACK;
 BEGIN READ ONLY;
 SELECT eventsource.delete_stream('order-1');
 ROLLBACK;
+
+-- The log order: each stream's row records the log transaction id of the last transaction that
+-- appended to, deleted or tombstoned it; its events and its marker in $streams carry the same one.
+BEGIN;
+SELECT eventsource.append('memo-1', 'Noted', '{}');
+SELECT eventsource.append('memo-1', 'Noted', '{}');
+SELECT eventsource.delete_stream('memo-1');
+COMMIT;
+SELECT count(DISTINCT e.transaction_id) AS transaction_ids, count(*) AS events_and_marker,
+       min(e.transaction_id) = min(s.last_transaction_id) AS the_rows_last_transaction_id
+  FROM eventsource.events e, eventsource.streams s
+ WHERE (e.stream_id = 'memo-1' OR (e.stream_id = '$streams' AND e.data->>'stream_id' = 'memo-1'))
+   AND s.stream_id = 'memo-1';
+SELECT eventsource.tombstone_stream('memo-2');
+SELECT s.last_transaction_id = e.transaction_id AS tombstone_of_a_new_stream_has_its_marker_id
+  FROM eventsource.streams s
+  JOIN eventsource.events e ON e.stream_id = '$streams' AND e.data->>'stream_id' = s.stream_id
+ WHERE s.stream_id = 'memo-2';
+-- A writer newer than this transaction took the stream: 40001 (this transaction's id differs from
+-- run to run: shown as N).
+DO $$
+DECLARE
+    detail text;
+    hint text;
+BEGIN
+    PERFORM eventsource.stream_log_transaction_id('memo-1', '18446744073709551615', 'delete');
+EXCEPTION WHEN serialization_failure THEN
+    GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    RAISE NOTICE E'%\n%\n%', SQLERRM, regexp_replace(detail, '\(\d+\)', '(N)'), hint;
+END
+$$;
+SELECT eventsource.stream_log_transaction_id('memo-1', NULL, 'rename');
+-- Only the extension's own statements call it.
+SET ROLE lifecycle_operator;
+SELECT eventsource.stream_log_transaction_id('memo-1', NULL, 'append');
+RESET ROLE;
 
 SELECT eventsource.drop_subscription('carts');
 DROP SCHEMA lifecycle CASCADE;

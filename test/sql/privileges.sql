@@ -47,7 +47,7 @@ SELECT eventsource.save_snapshot('ledger-1', 1, '{}');
 SELECT eventsource.delete_snapshots();
 -- Readers consume subscriptions; creating and dropping them is for admins.
 SELECT stream_id, stream_version FROM eventsource.poll('ledger-feed');
-SELECT eventsource.ack('ledger-feed', checkpoint) FROM eventsource.read_all() ORDER BY global_position DESC LIMIT 1;
+SELECT eventsource.ack('ledger-feed', checkpoint, 0, (SELECT lease FROM eventsource.subscription_members WHERE subscription_name OPERATOR(pg_catalog.=) 'ledger-feed')) FROM eventsource.read_all() ORDER BY global_position DESC LIMIT 1;
 SELECT name, events_behind FROM eventsource.subscription_status;
 SELECT eventsource.create_subscription('mine');
 SELECT eventsource.drop_subscription('ledger-feed');

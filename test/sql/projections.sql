@@ -51,6 +51,19 @@ SELECT * FROM read_model.orders ORDER BY order_id;
 SELECT eventsource.rebuild_projection('orders') AS replayed;
 SELECT * FROM read_model.orders ORDER BY order_id;
 
+-- An inline rebuild in REPEATABLE READ or SERIALIZABLE would not see the events committed after
+-- the transaction's snapshot, whose rows the reset removes (test/specs/projection_rebuild.spec):
+-- it refuses (0A000); READ COMMITTED is the remedy.
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT eventsource.rebuild_projection('orders');
+ROLLBACK;
+BEGIN ISOLATION LEVEL SERIALIZABLE;
+SELECT eventsource.rebuild_projection('orders');
+ROLLBACK;
+BEGIN ISOLATION LEVEL READ COMMITTED;
+SELECT eventsource.rebuild_projection('orders') AS replayed;
+COMMIT;
+
 -- Event type filters.
 CREATE TABLE read_model.payments (order_id text, global_position bigint);
 CREATE FUNCTION read_model.project_payment(e eventsource.event) RETURNS void LANGUAGE sql
@@ -114,6 +127,7 @@ SELECT eventsource.create_projection('bad', 'read_model.project_order(eventsourc
 SELECT eventsource.create_projection('bad', 'read_model.project_order(eventsource.event)', max_attempts => 0);
 SELECT eventsource.create_projection('bad', 'read_model.project_order(eventsource.event)', max_attempts => 101);
 SELECT eventsource.create_projection('bad', 'read_model.project_order(eventsource.event)', category => '');
+SELECT eventsource.create_projection('bad', 'read_model.project_order(eventsource.event)', category => 'order-1');
 SELECT eventsource.create_projection('bad', 'read_model.project_order(eventsource.event)', event_types => '{}');
 -- A role may not register a handler it cannot execute.
 REVOKE EXECUTE ON FUNCTION read_model.audit_event(eventsource.event) FROM projection_admin, PUBLIC;
@@ -127,6 +141,24 @@ SELECT eventsource.rebuild_projection('nothing');
 SELECT eventsource.rebuild_projection(NULL);
 SELECT count(*) AS changed FROM ((SELECT name, status, mode FROM eventsource.projections EXCEPT SELECT * FROM projections_before)
                                  UNION ALL (SELECT * FROM projections_before EXCEPT SELECT name, status, mode FROM eventsource.projections)) AS difference;
+
+-- Handlers are stored as their qualified signature (text), resolved each time they run. Like the
+-- regprocedure of before 0.7.0 it records no dependency: DROP FUNCTION succeeds, and the projection
+-- then fails with 42501 naming the signature (an inline one fails every matching append) until a
+-- function of that signature, the owner's, exists again.
+CREATE FUNCTION read_model.count_gone(e eventsource.event) RETURNS void LANGUAGE sql AS 'SELECT';
+CREATE FUNCTION read_model.reset_gone() RETURNS void LANGUAGE sql AS 'SELECT';
+SELECT eventsource.create_projection('gone', 'read_model.count_gone(eventsource.event)', category => 'gone',
+                                     reset_handler => 'read_model.reset_gone()');
+SELECT handler, reset_handler, pg_typeof(handler) FROM eventsource.projections WHERE name = 'gone';
+DROP FUNCTION read_model.count_gone(eventsource.event);
+DROP FUNCTION read_model.reset_gone();
+SELECT eventsource.append('gone-1', 'Happened', '{}');
+SELECT eventsource.rebuild_projection('gone');
+SELECT count(*) AS gone_events FROM eventsource.events WHERE stream_id = 'gone-1';
+CREATE FUNCTION read_model.count_gone(e eventsource.event) RETURNS void LANGUAGE sql AS 'SELECT';
+SELECT eventsource.append('gone-1', 'Happened', '{}');
+SELECT eventsource.drop_projection('gone');
 
 -- Dropping the last inline projection disables the trigger; the read model tables stay.
 SELECT eventsource.drop_projection('orders');

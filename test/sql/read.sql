@@ -131,5 +131,9 @@ SELECT * FROM eventsource.read_all(event_types => ARRAY['Created', NULL]);
 SELECT * FROM eventsource.read_all(category => '');
 SELECT * FROM eventsource.read_category(NULL);
 SELECT * FROM eventsource.read_category('');
+-- A category never contains '-': a stream id passed as one is an error, not a read of nothing.
+SELECT * FROM eventsource.read_all(category => 'shipment-1');
+SELECT * FROM eventsource.read_category('shipment-1');
+SELECT * FROM eventsource.read_category('-1');
 SELECT eventsource.stream_version(NULL);
 SELECT eventsource.stream_version('');

@@ -212,7 +212,8 @@ UNION ALL
 SELECT stream_id, stream_version, event_type FROM eventsource.poll('orders', consumer_group_member => 1)
  ORDER BY 1, 2;
 SELECT global_position, stream_id, event_type FROM eventsource.poll('everything', 3);
-SELECT eventsource.ack('everything', checkpoint) FROM eventsource.read_all(max_count => 3) ORDER BY checkpoint DESC LIMIT 1;
+SELECT eventsource.ack('everything', checkpoint, 0, (SELECT lease FROM eventsource.subscription_members WHERE subscription_name OPERATOR(pg_catalog.=) 'everything'))
+  FROM eventsource.read_all(max_count => 3) ORDER BY checkpoint DESC LIMIT 1;
 SELECT global_position, stream_id, event_type FROM eventsource.poll('everything', 2, lease_seconds => 1);
 SELECT name, consumer_group_member, consumer_group_size, checkpoint IS NOT NULL AS acknowledged,
        delivered_through IS NOT NULL AS delivered, events_behind
@@ -306,7 +307,8 @@ SELECT kind, stream_version, event_type, data FROM eventsource.load_stream('invo
 SELECT eventsource.delete_snapshots('invoice-1');
 SELECT eventsource.create_subscription('invoices', category => 'invoice');
 SELECT stream_id, stream_version, event_type FROM eventsource.poll('invoices', 3);
-SELECT eventsource.ack('invoices', checkpoint) FROM eventsource.read_category('invoice', max_count => 3) ORDER BY checkpoint DESC LIMIT 1;
+SELECT eventsource.ack('invoices', checkpoint, 0, (SELECT lease FROM eventsource.subscription_members WHERE subscription_name OPERATOR(pg_catalog.=) 'invoices'))
+  FROM eventsource.read_category('invoice', max_count => 3) ORDER BY checkpoint DESC LIMIT 1;
 SELECT name, checkpoint IS NOT NULL AS acknowledged, events_behind FROM eventsource.subscription_status WHERE name OPERATOR(pg_catalog.=) 'invoices';
 SELECT eventsource.set_stream_metadata('invoice-1', '{"max_count": 3, "max_age": 86400}');
 SELECT eventsource.stream_metadata('invoice-1');

@@ -121,3 +121,45 @@ SELECT eventsource.delete_snapshots() AS deleted;
 SELECT count(*) AS left_over FROM eventsource.snapshots;
 -- The events are untouched by all of it.
 SELECT stream_id, count(*) FROM eventsource.events GROUP BY stream_id ORDER BY stream_id;
+
+-- Deleted, tombstoned and truncated versions are gone for snapshots as for stream reads: saving one
+-- is SE004, the error of a version that does not exist, and the loads never use a snapshot of one.
+SELECT eventsource.append_events('person-1', '[{"type": "Registered", "data": {"name": "Ann"}}, {"type": "Moved", "data": {"city": "Oslo"}}]');
+SELECT eventsource.tombstone_stream('person-1');
+SELECT eventsource.save_snapshot('person-1', 2, '{"name": "Ann", "city": "Oslo"}');
+SELECT eventsource.save_snapshot('person-1', 1, '{"name": "Ann"}');
+SELECT count(*) AS stored FROM eventsource.snapshots WHERE stream_id = 'person-1';
+-- Soft delete, then the stream written again: its deleted versions cannot be snapshotted, its new ones can.
+SELECT eventsource.append_events('person-2', '[{"type": "Registered", "data": {"name": "Ann"}}, {"type": "Moved", "data": {"city": "Oslo"}}]');
+SELECT eventsource.delete_stream('person-2');
+SELECT eventsource.save_snapshot('person-2', 2, '{"name": "Ann", "city": "Oslo"}');
+SELECT eventsource.append('person-2', 'Registered', '{"name": "Bo"}');
+SELECT eventsource.save_snapshot('person-2', 2, '{"name": "Ann", "city": "Oslo"}');
+SELECT eventsource.save_snapshot('person-2', 3, '{"name": "Bo"}');
+SELECT kind, stream_version, data FROM eventsource.load_stream('person-2');
+-- Truncation: a snapshot of a version it hides is neither saved nor loaded, not even one stored
+-- before it.
+SELECT eventsource.append_events('person-3', '[{"type": "A", "data": {}}, {"type": "B", "data": {}}, {"type": "C", "data": {}}]');
+SELECT eventsource.save_snapshot('person-3', 2, '{"v": 2}');
+SELECT eventsource.set_stream_metadata('person-3', '{"truncate_before": 3}');
+SELECT eventsource.save_snapshot('person-3', 2, '{"v": 2}');
+SELECT kind, stream_version, data FROM eventsource.load_stream('person-3');
+SELECT count(*) AS hidden FROM eventsource.load_snapshot('person-3');
+SELECT eventsource.save_snapshot('person-3', 3, '{"v": 3}');
+SELECT kind, stream_version, data FROM eventsource.load_stream('person-3');
+-- max_count moves the first visible version with every append.
+SELECT eventsource.set_stream_metadata('person-3', '{"max_count": 1}');
+SELECT eventsource.append('person-3', 'D', '{}');
+SELECT kind, stream_version, data FROM eventsource.load_stream('person-3');
+SELECT eventsource.save_snapshot('person-3', 3, '{"v": 3}');
+-- A snapshot of deleted data that a delete could not see (a save committed after a repeatable read
+-- delete began, see snapshot_after_delete.spec) is never loaded either, and scavenge removes it
+-- with the other snapshots of hidden versions.
+INSERT INTO eventsource.snapshots (stream_id, stream_version, schema_version, state)
+VALUES ('person-1', 2, 1, '{"name": "Ann", "city": "Oslo"}'), ('person-2', 2, 1, '{"name": "Ann", "city": "Oslo"}');
+SELECT count(*) AS tombstoned FROM eventsource.load_stream('person-1');
+SELECT count(*) AS tombstoned FROM eventsource.load_snapshot('person-1');
+SELECT kind, stream_version, data FROM eventsource.load_stream('person-2', max_version => 2);
+SELECT kind, stream_version, data FROM eventsource.load_stream('person-2');
+SELECT eventsource.scavenge() AS events_scavenged;
+SELECT stream_id, stream_version, state FROM eventsource.snapshots ORDER BY 1, 2;

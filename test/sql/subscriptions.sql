@@ -4,6 +4,35 @@
 DROP EXTENSION eventsource;
 CREATE EXTENSION eventsource;
 \set VERBOSITY default
+-- A consumer acknowledges the last event of its batch with the lease poll returned: ack_batch does
+-- that for the batch poll delivered last to the member (its lease is in subscription_members).
+CREATE FUNCTION pg_temp.ack_batch(subscription text, member integer DEFAULT 0) RETURNS void LANGUAGE sql AS $$
+    SELECT eventsource.ack(subscription, m.delivered_through, member, m.lease)
+      FROM eventsource.subscription_members m
+     WHERE m.subscription_name = subscription AND m.consumer_group_member = member
+$$;
+-- The SQLSTATE, message, detail and hint of the error a statement raises, with what differs from
+-- run to run (lease tokens, transaction ids, times) replaced.
+CREATE FUNCTION pg_temp.error_of(statement text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    state text;
+    message text;
+    detail text;
+    hint text;
+BEGIN
+    EXECUTE statement;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL,
+                            hint = PG_EXCEPTION_HINT;
+    RETURN regexp_replace(regexp_replace(regexp_replace(
+               format(E'%s: %s\nDETAIL:  %s\nHINT:  %s', state, message, detail, hint),
+               '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<lease>', 'g'),
+               '\(\d+,(\d+)\)', '(<xid>,\1)', 'g'),
+               'ended at [^\n]+\.\n', E'ended at <time>.\n');
+END
+$$;
+
 SELECT eventsource.append('order-1', 'OrderPlaced', '{"total": 10}');
 SELECT eventsource.append('order-2', 'OrderPlaced', '{"total": 20}');
 SELECT eventsource.append('cart-1', 'ItemAdded', '{}');
@@ -22,17 +51,20 @@ SELECT stream_id, stream_version, event_type FROM eventsource.poll('audit', 3);
 SELECT count(*) AS while_leased FROM eventsource.poll('audit', 3);
 SELECT name, leased, events_behind FROM eventsource.subscription_status WHERE name = 'audit';
 -- ack the last event of the batch: the lease ends and the next poll continues after it.
-SELECT eventsource.ack('audit', checkpoint) FROM eventsource.read_all(max_count => 3) ORDER BY checkpoint DESC LIMIT 1;
+SELECT pg_temp.ack_batch('audit');
 SELECT stream_id, stream_version, event_type FROM eventsource.poll('audit', 3);
-SELECT eventsource.ack('audit', checkpoint) FROM eventsource.read_all() ORDER BY checkpoint DESC LIMIT 1;
+SELECT pg_temp.ack_batch('audit');
 SELECT count(*) AS caught_up FROM eventsource.poll('audit');
 SELECT name, leased, events_behind, seconds_behind FROM eventsource.subscription_status WHERE name = 'audit';
 -- A caught-up poll takes no lease: new events arrive at the next poll.
 SELECT eventsource.append('order-3', 'OrderPlaced', '{}');
 SELECT stream_id FROM eventsource.poll('audit');
--- An ack never moves the checkpoint back.
-SELECT eventsource.ack('audit', checkpoint) FROM eventsource.read_all() ORDER BY checkpoint DESC LIMIT 1;
-SELECT eventsource.ack('audit', checkpoint) FROM eventsource.read_all() ORDER BY checkpoint LIMIT 1;
+SELECT pg_temp.ack_batch('audit');
+-- A batch is acknowledged once: a re-ack, or an ack of an earlier checkpoint, is 55006, and the
+-- checkpoint never moves back.
+SELECT pg_temp.error_of($$SELECT pg_temp.ack_batch('audit')$$);
+SELECT pg_temp.error_of($$SELECT eventsource.ack('audit', (SELECT checkpoint FROM eventsource.read_all(max_count => 1)), 0, lease)
+                            FROM eventsource.subscription_members WHERE subscription_name = 'audit'$$);
 SELECT eventsource.checkpoint_global_position(checkpoint) = (SELECT max(global_position) FROM eventsource.events) AS still_at_the_head
   FROM eventsource.subscription_members WHERE subscription_name = 'audit';
 
@@ -48,16 +80,49 @@ SELECT count(*) AS while_leased FROM eventsource.poll('retry');
 SELECT pg_sleep(1.1);
 SELECT count(*) AS redelivered FROM eventsource.poll('retry');
 
--- A late ack of an earlier batch advances the checkpoint but leaves the current lease alone.
+-- A late ack: the first consumer's lease ran out, so its ack fails (55006) and the work it did in
+-- the same transaction rolls back with it; once a second consumer has polled the batch, the first's
+-- lease is superseded, and its ack leaves the second's lease alone.
 SELECT eventsource.create_subscription('late');
-SELECT count(*) AS first_consumer FROM eventsource.poll('late', 2, lease_seconds => 1);
+CREATE TEMP TABLE work (consumer text, event_id uuid);
+CREATE TEMP TABLE first_batch AS SELECT * FROM eventsource.poll('late', 2, lease_seconds => 1);
+SELECT count(*) AS first_consumer, count(DISTINCT lease) AS leases FROM first_batch;
 SELECT pg_sleep(1.1);
-SELECT count(*) AS second_consumer FROM eventsource.poll('late', 4);
-SELECT eventsource.ack('late', checkpoint) FROM eventsource.read_all(max_count => 2) ORDER BY checkpoint DESC LIMIT 1;
+SELECT pg_temp.error_of($$SELECT eventsource.ack('late', checkpoint, 0, lease) FROM first_batch ORDER BY checkpoint DESC LIMIT 1$$);
+CREATE TEMP TABLE second_batch AS SELECT * FROM eventsource.poll('late', 4);
+SELECT count(*) AS second_consumer, count(*) FILTER (WHERE event_id IN (SELECT event_id FROM first_batch)) AS redelivered,
+       bool_and(lease <> (SELECT lease FROM first_batch LIMIT 1)) AS new_lease FROM second_batch;
+SELECT pg_temp.error_of($$SELECT eventsource.ack('late', checkpoint, 0, lease) FROM first_batch ORDER BY checkpoint DESC LIMIT 1$$);
+\set VERBOSITY terse
+BEGIN;
+INSERT INTO work SELECT 'first', event_id FROM first_batch;
+SELECT eventsource.ack('late', checkpoint, 0, lease) FROM first_batch ORDER BY checkpoint DESC LIMIT 1;
+COMMIT;
+\set VERBOSITY default
+SELECT count(*) AS first_consumers_work FROM work;
 SELECT count(*) AS third_consumer FROM eventsource.poll('late');
+SELECT leased, checkpoint IS NULL AS nothing_acknowledged, events_behind FROM eventsource.subscription_status WHERE name = 'late';
+-- The second consumer acknowledges part of its batch, then the rest: the lease holds until the end.
+BEGIN;
+INSERT INTO work SELECT 'second', event_id FROM second_batch;
+SELECT eventsource.ack('late', checkpoint, 0, lease) FROM second_batch ORDER BY checkpoint LIMIT 1 OFFSET 1;
+COMMIT;
 SELECT leased, events_behind FROM eventsource.subscription_status WHERE name = 'late';
-SELECT eventsource.ack('late', checkpoint) FROM eventsource.read_all(max_count => 4) ORDER BY checkpoint DESC LIMIT 1;
+SELECT eventsource.ack('late', checkpoint, 0, lease) FROM second_batch ORDER BY checkpoint DESC LIMIT 1;
 SELECT leased, events_behind FROM eventsource.subscription_status WHERE name = 'late';
+SELECT consumer, count(*) AS effects FROM work GROUP BY consumer;
+
+-- A lease is timed by the clock, not by the start of the transaction: in a transaction that outlives
+-- it, subscription_status shows it ended, and a poll gets the batch again.
+SELECT eventsource.create_subscription('clock');
+BEGIN;
+SELECT count(*) AS polled FROM eventsource.poll('clock', 1, lease_seconds => 1);
+SELECT leased FROM eventsource.subscription_status WHERE name = 'clock';
+SELECT pg_sleep(1.1);
+SELECT leased FROM eventsource.subscription_status WHERE name = 'clock';
+SELECT count(*) AS polled_again FROM eventsource.poll('clock', 1, lease_seconds => 1);
+ROLLBACK;
+SELECT eventsource.drop_subscription('clock');
 
 -- Consumer groups: every stream goes to one member, together the members get every event once.
 SELECT count(eventsource.append('order-' || n, 'OrderPlaced', '{}')) FROM generate_series(4, 40) AS n;
@@ -76,12 +141,14 @@ SELECT name, consumer_group_member, consumer_group_size, leased FROM eventsource
 -- Errors: each one changes nothing.
 SELECT eventsource.create_subscription('fresh');
 SELECT eventsource.append('order-99', 'OrderPlaced', '{}');
+SELECT stream_id FROM eventsource.poll('fresh', 1);
 CREATE TEMP TABLE members_before AS SELECT * FROM eventsource.subscription_members;
 SELECT eventsource.create_subscription('audit');
 SELECT eventsource.create_subscription(NULL);
 SELECT eventsource.create_subscription('');
 SELECT eventsource.create_subscription(repeat('s', 256));
 SELECT eventsource.create_subscription('bad', category => '');
+SELECT eventsource.create_subscription('bad', category => 'order-1');
 SELECT eventsource.create_subscription('bad', event_types => '{}');
 SELECT eventsource.create_subscription('bad', event_types => '{A,NULL}');
 SELECT eventsource.create_subscription('bad', start_from => 'middle');
@@ -98,15 +165,20 @@ SELECT * FROM eventsource.poll('audit', consumer_group_member => -1);
 SELECT * FROM eventsource.poll('audit', consumer_group_member => NULL);
 SELECT * FROM eventsource.poll('audit', lease_seconds => 0);
 SELECT * FROM eventsource.poll('audit', lease_seconds => 86401);
-SELECT eventsource.ack('nobody', '(1,1)');
-SELECT eventsource.ack('audit', NULL);
--- An ack beyond what poll delivered would skip events nobody received (the message names
--- transaction ids, which differ from run to run: only the SQLSTATE is shown).
-\set VERBOSITY sqlstate
-SELECT eventsource.ack('audit', checkpoint) FROM eventsource.read_all() WHERE stream_id = 'order-99';
-SELECT eventsource.ack('fresh', checkpoint) FROM eventsource.read_all() WHERE stream_id = 'order-99';
-\set VERBOSITY default
-SELECT eventsource.ack('grouped', (SELECT checkpoint FROM eventsource.read_all(max_count => 1)), 3);
+SELECT eventsource.ack('nobody', '(1,1)', 0, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11');
+SELECT eventsource.ack('audit', NULL, 0, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11');
+-- The call of before 0.7.0, without the lease: 22004.
+SELECT eventsource.ack('fresh', checkpoint) FROM eventsource.read_all(max_count => 1);
+SELECT eventsource.ack('fresh', checkpoint, 0, NULL) FROM eventsource.read_all(max_count => 1);
+-- A lease the member does not hold: 55006.
+SELECT pg_temp.error_of($$SELECT eventsource.ack('fresh', checkpoint, 0, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11') FROM eventsource.read_all(max_count => 1)$$);
+-- With the lease: an ack beyond what poll delivered would skip events nobody received; a checkpoint
+-- that names no event, or an event the subscription does not deliver ('billing' gets the OrderPaid
+-- of category order), is 22023.
+SELECT pg_temp.error_of($$SELECT eventsource.ack('fresh', e.checkpoint, 0, m.lease) FROM eventsource.read_all() e, eventsource.subscription_members m WHERE e.stream_id = 'order-99' AND m.subscription_name = 'fresh'$$);
+SELECT pg_temp.error_of($$SELECT eventsource.ack('fresh', '(1,1)', 0, lease) FROM eventsource.subscription_members WHERE subscription_name = 'fresh'$$);
+SELECT pg_temp.error_of($$SELECT eventsource.ack('billing', e.checkpoint, 0, m.lease) FROM eventsource.read_all() e, eventsource.subscription_members m WHERE e.stream_id = 'order-2' AND m.subscription_name = 'billing'$$);
+SELECT eventsource.ack('grouped', (SELECT checkpoint FROM eventsource.read_all(max_count => 1)), 3, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11');
 SELECT eventsource.drop_subscription('nobody');
 SELECT eventsource.consumer_group_member('order-1', 0);
 SELECT eventsource.consumer_group_member('order-1', 1001);
@@ -130,7 +202,7 @@ SELECT eventsource.set_subscription_owner('owned', '-');
 SELECT eventsource.set_subscription_owner('no-such-subscription', 'subscription_owner');
 SET ROLE subscription_stranger;
 SELECT count(*) FROM eventsource.poll('owned');
-SELECT eventsource.ack('owned', eventsource.checkpoint('1', 1));
+SELECT eventsource.ack('owned', eventsource.checkpoint('1', 1), 0, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11');
 RESET ROLE;
 SET ROLE subscription_owner;
 SELECT count(*) > 0 AS polled_by_its_owner FROM eventsource.poll('owned');

@@ -62,12 +62,12 @@ def writer(connection):
 def consumer(connection):
     while True:
         rows = connection.execute(
-            "SELECT checkpoint::text FROM eventsource.poll(%s, 20, lease_seconds => 2)", (args.subscription,)
+            "SELECT checkpoint::text, lease FROM eventsource.poll(%s, 20, lease_seconds => 2)", (args.subscription,)
         ).fetchall()
         if rows:
-            checkpoint = rows[-1][0]
-            connection.execute("SELECT eventsource.ack(%s, %s::eventsource.checkpoint)",
-                               (args.subscription, checkpoint))
+            checkpoint, lease = rows[-1]
+            connection.execute("SELECT eventsource.ack(%s, %s::eventsource.checkpoint, 0, %s)",
+                               (args.subscription, checkpoint, lease))
             log("ack", checkpoint)
 
 

@@ -156,7 +156,7 @@ for h in HOSTILE:
         add(f"SELECT eventsource.create_subscription({lit(h)})", "42710", (), None, 0, "create_subscription:duplicate")
     sub_expect = "ok" if ne == "ok" else ("22001" if ne == "22001" else None)
     add(f"SELECT count(*) FROM eventsource.poll({lit(h)}, 3, 1, 5)", sub_expect, (), None, 0, "poll:name")
-    add(f"SELECT eventsource.ack({lit(h)}, '(1,999999999)', 1)", None, (), None, 0, "ack:name")
+    add(f"SELECT eventsource.ack({lit(h)}, '(1,999999999)', 1, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11')", None, (), None, 0, "ack:name")
     add(f"SELECT eventsource.drop_subscription({lit(h)})", sub_expect, (),
         f"SELECT count(*) = 0 FROM eventsource.subscriptions WHERE name = {lit(h)}", 0, "drop_subscription:name")
     add(f"SELECT eventsource.drop_subscription({lit(h)})", None if ne != "ok" else "42704", (), None, 0, "drop_subscription:again")
@@ -330,7 +330,7 @@ for v in BIG:
     add(f"SELECT count(*) FROM eventsource.poll('hsub', {v})", None, ("22003",), None, 0, "poll:max_count")
     add(f"SELECT count(*) FROM eventsource.poll('hsub', 1, {v})", None, ("22003",), None, 0, "poll:consumer_group_member")
     add(f"SELECT count(*) FROM eventsource.poll('hsub', 1, 1, {v})", None, ("22003",), None, 0, "poll:lease_seconds")
-    add(f"SELECT eventsource.ack('hsub', '(1,1)', {v})", None, ("22003",), None, 0, "ack:consumer_group_member")
+    add(f"SELECT eventsource.ack('hsub', '(1,1)', {v}, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11')", None, ("22003",), None, 0, "ack:consumer_group_member")
     add(f"SELECT count(*) FROM eventsource.load_snapshot('h-1', {v})", None, ("22003",), None, 0, "load_snapshot:max_version")
     add(f"SELECT count(*) FROM eventsource.load_snapshot('h-1', NULL, {v})", None, ("22003",), None, 0, "load_snapshot:schema_version")
     add(f"SELECT count(*) FROM eventsource.load_stream('h-1', {v}, {v if ii else 'NULL'})", None, ("22003",), None, 0, "load_stream:versions")
@@ -361,7 +361,8 @@ for c in CHECKPOINTS:
     add(f"SELECT count(*) FROM eventsource.read_all({lit(c)}::text::eventsource.checkpoint, 10, 'h')", None, (), None, 0, "read_all:after")
     add(f"SELECT count(*) FROM eventsource.read_category('h', {lit(c)})", None, (), None, 0, "read_category:after")
     add(f"SELECT eventsource.ack('hsub', {lit(c)})", None, (), None, 0, "ack:checkpoint")
-    add(f"SELECT eventsource.ack('hsub', {lit(c)}, 1)", None, (), None, 0, "ack:checkpoint")
+    add(f"SELECT eventsource.ack('hsub', {lit(c)}, 1, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11')", None, (), None, 0, "ack:checkpoint")
+    add(f"SELECT eventsource.ack('hsub', '(1,1)', 1, {lit(c)})", None, (), None, 0, "ack:lease")
     add(f"SELECT eventsource.checkpoint_global_position({lit(c)}), eventsource.checkpoint_transaction_id({lit(c)})", None, (), None, 0, "checkpoint:accessors")
     add(f"SELECT {lit(c)}::eventsource.checkpoint OPERATOR(eventsource.<) '(1,1)'::eventsource.checkpoint", None, (), None, 0, "checkpoint:compare")
 add("SELECT eventsource.checkpoint_transaction_id(NULL), eventsource.checkpoint_global_position(NULL)", "ok", (), None, 0, "checkpoint:null")
@@ -388,6 +389,7 @@ NULLS = [
     ("SELECT count(*) FROM eventsource.poll(NULL)", None), ("SELECT count(*) FROM eventsource.poll('hsub', NULL)", None),
     ("SELECT count(*) FROM eventsource.poll('hsub', 1, NULL)", None), ("SELECT count(*) FROM eventsource.poll('hsub', 1, 0, NULL)", None),
     ("SELECT eventsource.ack(NULL, '(1,1)')", None), ("SELECT eventsource.ack('hsub', NULL)", None), ("SELECT eventsource.ack('hsub', '(1,1)', NULL)", None),
+    ("SELECT eventsource.ack('hsub', '(1,1)', 0, NULL)", "22004"), ("SELECT eventsource.ack('hsub', '(1,1)', NULL, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11')", None),
     ("SELECT eventsource.drop_subscription(NULL)", None), ("SELECT eventsource.drop_subscription('hs-n')", None), ("SELECT eventsource.drop_subscription('hs-n2')", None),
     ("SELECT eventsource.create_projection(NULL, 'hostile.noop(eventsource.event)')", None), ("SELECT eventsource.create_projection('hp-n', NULL)", None),
     ("SELECT eventsource.create_projection('hp-n', 'hostile.noop(eventsource.event)', NULL, NULL, NULL)", None),
