@@ -37,7 +37,7 @@ PAGE = 1000
 READ = ("SELECT checkpoint::text, stream_id, (data->>'sent_us')::bigint"
         "  FROM eventsource.read_all(%s::eventsource.checkpoint, %s)")
 HEAD = ("SELECT eventsource.checkpoint(transaction_id, global_position)::text FROM eventsource.events"
-        " WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())"
+        " WHERE transaction_id < (SELECT eventsource.log_horizon())"
         " ORDER BY transaction_id DESC, global_position DESC LIMIT 1")
 
 

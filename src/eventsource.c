@@ -88,6 +88,7 @@ _PG_init(void)
 		preloaded = true;
 		notifier_preload_init();
 		statistics_preload_init();
+		epoch_preload_init();
 	}
 }
 

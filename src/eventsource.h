@@ -41,6 +41,9 @@
 /* The class of the locks poll and ack take on a subscription's consumer group member. */
 #define EVENTSOURCE_MEMBER_LOCK_CLASS	0x4554
 
+/* The class of the advisory lock (keys 0, 0) that serialises the starters of log epochs. */
+#define EVENTSOURCE_EPOCH_LOCK_CLASS	0x4545
+
 /* Input limits, documented in README.md. */
 #define EVENTSOURCE_MAX_STREAM_ID_BYTES		500
 #define EVENTSOURCE_MAX_EVENT_TYPE_BYTES	255
@@ -193,6 +196,18 @@ typedef struct Checkpoint
 extern int	compare_checkpoints(const Checkpoint *a, const Checkpoint *b);
 extern char *checkpoint_to_cstring(const Checkpoint *checkpoint);
 
+/*
+ * Log epochs (epoch.c).  log_transaction_id is this transaction's log
+ * transaction id, the first part of the place in the global log of every
+ * event it writes (and the streams' last_transaction_id): it assigns the
+ * transaction its id if it has none yet and starts a log epoch when needed.
+ * log_horizon is the gap-safe read horizon of the active snapshot.
+ */
+extern void epoch_preload_init(void);
+extern uint64 log_transaction_id(void);
+extern uint64 log_horizon(void);
+extern Datum log_horizon_datum(void);
+
 /* Whether the database's extension has the stream lifecycle (0.5.0 on; eventsource.c). */
 extern bool stream_lifecycle_installed(void);
 
@@ -202,13 +217,6 @@ extern bool stream_lifecycle_installed(void);
  * (0.7.0 on; eventsource.c).
  */
 extern bool stream_log_order_installed(void);
-
-/*
- * This transaction's log transaction id: the first part of the place in the
- * global log of every event it writes (epoch.c).  Assigns the transaction
- * its id if it has none yet.
- */
-extern uint64 log_transaction_id(void);
 
 /* Validation shared by append and read (eventsource.c). */
 extern void require_preloaded_library(const char *function_name, const char *detail,
@@ -232,12 +240,12 @@ extern int64 optional_stream_version(FunctionCallInfo fcinfo, int argno, const c
 
 /*
  * The gap-safe part of every log read: after the checkpoint ($1, $2), below
- * the horizon, of the event types $4 (NULL: all).  $3 is the row limit.
+ * the horizon (a parameter set to log_horizon_datum()), of the event types
+ * $4 (NULL: all).  $3 is the row limit.
  */
-#define LOG_CONDITIONS \
+#define LOG_CONDITIONS(horizon) \
 	" WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>) ($1, $2)" \
-	"   AND e.transaction_id OPERATOR(pg_catalog.<)" \
-	"       pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())" \
+	"   AND e.transaction_id OPERATOR(pg_catalog.<) " horizon \
 	"   AND ($4::pg_catalog.text[] IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY ($4))"
 
 /* Argument validation shared by the reads, subscriptions and projections (read.c). */
@@ -274,6 +282,7 @@ extern void notifier_preload_init(void);
 extern void notifier_wake_at_commit(void);
 extern bool notifier_serves_this_database(void);
 extern bool worker_may_serve_extension(void);
+extern bool worker_may_serve_extension_quietly(void);
 
 /* Owners of projections and subscriptions, from the utility hook (owners.c). */
 extern Oid *roles_to_drop(Node *statement);

@@ -987,11 +987,10 @@ log_trust_change(ExtensionTrust trust, ExtensionTrust previous, Oid culprit)
  * replace or drop objects in its schema: the extension's owner and the
  * schema's owner are superusers, and no other role may create in it.  Locks
  * the extension so that it cannot be dropped before the transaction ends.
- * A refusal other than "not installed" is logged once, until the answer
- * changes.
+ * *culprit is the role or schema a refusal is about.
  */
 static ExtensionTrust
-extension_trust(void)
+judge_extension(Oid *culprit_result)
 {
 	Oid			extension_oid = get_extension_oid("eventsource", true);
 	Oid			schema_oid = InvalidOid;
@@ -1043,6 +1042,19 @@ extension_trust(void)
 			trust = EXTENSION_SCHEMA_CREATE_GRANTED;
 		ReleaseSysCache(schema_tuple);
 	}
+	*culprit_result = culprit;
+	return trust;
+}
+
+/*
+ * judge_extension, with a refusal other than "not installed" logged once,
+ * until the answer changes.
+ */
+static ExtensionTrust
+extension_trust(void)
+{
+	Oid			culprit;
+	ExtensionTrust trust = judge_extension(&culprit);
 
 	if (trust != last_trust)
 		log_trust_change(trust, last_trust, culprit);
@@ -1063,7 +1075,19 @@ worker_may_serve_extension(void)
 }
 
 /*
- * Of the next ROUND_EVENTS events that became visible after ($1, $2), the
+ * The same, without logging a refusal: for the epoch starter, which leaves
+ * a database it may not serve to the appender that asked for it.
+ */
+bool
+worker_may_serve_extension_quietly(void)
+{
+	Oid			culprit;
+
+	return judge_extension(&culprit) == EXTENSION_SERVED;
+}
+
+/*
+ * Of the next ROUND_EVENTS events below the horizon $3 after ($1, $2), the
  * newest of each category, and how many there were.  The limit keeps the
  * plan an index scan in log order (without it the generic plan scans the
  * whole log); a round that reaches it is followed at once by another.
@@ -1076,20 +1100,22 @@ static KeptPlan newly_visible_plan = {
 	"               e.transaction_id, e.global_position"
 	"          FROM eventsource.events e"
 	"         WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>) ($1, $2)"
-	"           AND e.transaction_id OPERATOR(pg_catalog.<)"
-	"               pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())"
+	"           AND e.transaction_id OPERATOR(pg_catalog.<) $3"
 	"         ORDER BY e.transaction_id, e.global_position"
 	"         LIMIT " CppAsString2(ROUND_EVENTS) ") AS visible"
 	" ORDER BY category, transaction_id DESC, global_position DESC",
-	2, {XID8OID, INT8OID}
+	3, {XID8OID, INT8OID, XID8OID}
 };
 
-/* Whether committed events wait behind a transaction still running. */
+/*
+ * Whether committed events wait at or above the horizon $1 (behind a
+ * transaction still running).  Written with max(), which is an index probe
+ * in any plan: an EXISTS gets a generic plan that scans the log.
+ */
 static KeptPlan held_back_plan = {
-	"SELECT EXISTS (SELECT FROM eventsource.events e"
-	"  WHERE e.transaction_id OPERATOR(pg_catalog.>=)"
-	"        pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot()))",
-	0, {InvalidOid}
+	"SELECT COALESCE(pg_catalog.max(e.transaction_id) OPERATOR(pg_catalog.>=) $1, false)"
+	"  FROM eventsource.events e",
+	1, {XID8OID}
 };
 
 static KeptPlan notify_plan = {
@@ -1124,12 +1150,13 @@ static Checkpoint
 notify_categories(const Checkpoint *position, bool *more)
 {
 	Checkpoint	newest = *position;
-	Datum		values[2];
+	Datum		values[3];
 	uint64		categories;
 	SPITupleTable *rows;
 
 	values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(position->transaction_id));
 	values[1] = Int64GetDatum(position->global_position);
+	values[2] = log_horizon_datum();
 	categories = run_kept_plan(&newly_visible_plan, values, NULL, true);
 	rows = SPI_tuptable;
 	*more = false;
@@ -1223,7 +1250,11 @@ notify_newly_visible(bool *has_position, Checkpoint *position)
 			SpinLockRelease(&notifier_shared->mutex);
 		}
 
-		run_kept_plan(&held_back_plan, NULL, NULL, true);
+		{
+			Datum		horizon[1] = {log_horizon_datum()};
+
+			run_kept_plan(&held_back_plan, horizon, NULL, true);
+		}
 		if (more)
 			timeout = 0;
 		else if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))

@@ -494,7 +494,7 @@ eventsource_run_inline_projections(PG_FUNCTION_ARGS)
 
 /*
  * The projection's events after ($1, $2), in log order, at most $3; $4 event
- * types, $5 category.  visible_only: below the gap-safe horizon (async), or
+ * types, $5 category.  visible_only: below the gap-safe horizon $6 (async), or
  * every event this snapshot sees (an inline rebuild, which must not miss the
  * events an older running transaction holds back: their triggers ran before
  * the reset).
@@ -505,8 +505,8 @@ eventsource_run_inline_projections(PG_FUNCTION_ARGS)
 	" ORDER BY e.transaction_id, e.global_position LIMIT $3"
 
 static KeptPlan replay_visible_plan = {
-	EVENT_COLUMNS LOG_CONDITIONS REPLAY_ORDER,
-	5, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID}
+	EVENT_COLUMNS LOG_CONDITIONS("$6") REPLAY_ORDER,
+	6, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, XID8OID}
 };
 
 static KeptPlan replay_all_plan = {
@@ -524,8 +524,8 @@ static KeptPlan replay_all_plan = {
 static uint64
 read_projection_events(const Projection *projection, const Checkpoint *after, int limit, bool visible_only)
 {
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 
 	values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(after->transaction_id));
 	values[1] = Int64GetDatum(after->global_position);
@@ -534,6 +534,7 @@ read_projection_events(const Projection *projection, const Checkpoint *after, in
 	nulls[3] = projection->event_types ? ' ' : 'n';
 	values[4] = projection->category ? CStringGetTextDatum(projection->category) : (Datum) 0;
 	nulls[4] = projection->category ? ' ' : 'n';
+	values[5] = visible_only ? log_horizon_datum() : (Datum) 0;
 	return run_kept_plan(visible_only ? &replay_visible_plan : &replay_all_plan, values, nulls, false);
 }
 

@@ -36,10 +36,9 @@ PG_FUNCTION_INFO_V1(eventsource_read_category);
 /* The newest event below the horizon: the head of the gap-safe log. */
 static KeptPlan visible_head_plan = {
 	"SELECT e.transaction_id, e.global_position FROM eventsource.events e"
-	" WHERE e.transaction_id OPERATOR(pg_catalog.<)"
-	"       pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())"
+	" WHERE e.transaction_id OPERATOR(pg_catalog.<) $1"
 	" ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1",
-	0, {InvalidOid}
+	1, {XID8OID}
 };
 
 static KeptPlan current_version_plan = {
@@ -74,19 +73,20 @@ static KeptPlan read_backward_plans[2] = {
 	 3, {TEXTOID, INT8OID, INT4OID}}
 };
 
+/* $5 is read_category's category, $6 the horizon. */
 static KeptPlan read_all_plan = {
 	EVENT_COLUMNS
-	LOG_CONDITIONS
+	LOG_CONDITIONS("$6")
 	" ORDER BY e.transaction_id, e.global_position LIMIT $3",
-	4, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID}
+	6, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, XID8OID}
 };
 
 static KeptPlan read_category_plan = {
 	EVENT_COLUMNS
-	LOG_CONDITIONS
+	LOG_CONDITIONS("$6")
 	"   AND pg_catalog.split_part(e.stream_id, '-', 1) OPERATOR(pg_catalog.=) $5"
 	" ORDER BY e.transaction_id, e.global_position LIMIT $3",
-	5, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID},
+	6, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, XID8OID},
 
 	/*
 	 * Whether the category index or the log order index (filtering on the
@@ -196,8 +196,9 @@ Checkpoint
 visible_head(void)
 {
 	Checkpoint	head = {0, 0};
+	Datum		values[1] = {log_horizon_datum()};
 
-	if (run_kept_plan(&visible_head_plan, NULL, NULL, true) > 0)
+	if (run_kept_plan(&visible_head_plan, values, NULL, true) > 0)
 		head = checkpoint_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	return head;
 }
@@ -309,8 +310,8 @@ read_log(FunctionCallInfo fcinfo, int after_argno, int max_count_argno,
 		 text *category, int event_types_argno)
 {
 	int32		max_count = checked_max_count(fcinfo, max_count_argno);
-	Datum		values[5];
-	bool		nulls[5] = {false, false, false, false, false};
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, true, false};
 
 	values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(0));
 	values[1] = Int64GetDatum(0);
@@ -326,11 +327,13 @@ read_log(FunctionCallInfo fcinfo, int after_argno, int max_count_argno,
 	values[3] = PointerGetDatum(checked_event_types(fcinfo, event_types_argno));
 	nulls[3] = values[3] == (Datum) 0;
 
+	values[5] = log_horizon_datum();
 	if (category == NULL)
 		materialize_read(fcinfo, &read_all_plan, values, nulls);
 	else
 	{
 		values[4] = PointerGetDatum(category);
+		nulls[4] = false;
 		materialize_read(fcinfo, &read_category_plan, values, nulls);
 	}
 	return (Datum) 0;

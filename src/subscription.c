@@ -115,8 +115,8 @@ static KeptPlan lock_member_plan = {
 /*
  * The subscription's events after checkpoint ($1, $2), of the event types $4
  * (NULL: all) and the category $5, for member $7 of a consumer group of $6,
- * at most $3 of them: LOG_CONDITIONS and ORDER_AND_LIMIT around the category
- * and group conditions.
+ * at most $3 of them, below the horizon $8 (poll's plans): LOG_CONDITIONS
+ * and ORDER_AND_LIMIT around the category and group conditions.
  */
 #define GROUP_CONDITION \
 	"   AND ($6 OPERATOR(pg_catalog.=) 1" \
@@ -127,15 +127,17 @@ static KeptPlan lock_member_plan = {
 	" ORDER BY e.transaction_id, e.global_position LIMIT $3"
 #define SUBSCRIPTION_ARGUMENTS \
 	7, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID}
+#define POLL_ARGUMENTS \
+	8, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID, XID8OID}
 
 static KeptPlan poll_all_plan = {
-	EVENT_COLUMNS LOG_CONDITIONS GROUP_CONDITION ORDER_AND_LIMIT,
-	SUBSCRIPTION_ARGUMENTS
+	EVENT_COLUMNS LOG_CONDITIONS("$8") GROUP_CONDITION ORDER_AND_LIMIT,
+	POLL_ARGUMENTS
 };
 
 static KeptPlan poll_category_plan = {
-	EVENT_COLUMNS LOG_CONDITIONS CATEGORY_CONDITION GROUP_CONDITION ORDER_AND_LIMIT,
-	SUBSCRIPTION_ARGUMENTS,
+	EVENT_COLUMNS LOG_CONDITIONS("$8") CATEGORY_CONDITION GROUP_CONDITION ORDER_AND_LIMIT,
+	POLL_ARGUMENTS,
 	CURSOR_OPT_CUSTOM_PLAN
 };
 
@@ -460,8 +462,8 @@ eventsource_poll(PG_FUNCTION_ARGS)
 	int32		member;
 	uint64		batch_size;
 	Datum		member_key[5];
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	Datum		transaction_id;
 	Datum		global_position;
 	bool		isnull;
@@ -494,6 +496,7 @@ eventsource_poll(PG_FUNCTION_ARGS)
 		global_position = Int64GetDatum(0);
 	subscription_arguments(&subscription, member, transaction_id, global_position, max_count,
 						   values, nulls);
+	values[7] = log_horizon_datum();
 
 	batch_size = run_kept_plan(subscription.category_null ? &poll_all_plan : &poll_category_plan,
 							   values, nulls, false);

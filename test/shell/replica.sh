@@ -3,7 +3,9 @@
 # serves read_all, read_stream, read_category, load_stream, stream_version and the subscription
 # tables exactly as the primary does once it has replayed the primary's WAL; appends on the standby
 # and polls fail with SQLSTATE 25006 (read-only transaction), and the notifier, preloaded on both, neither
-# breaks recovery nor makes notifier_status() fail on the standby.
+# breaks recovery nor makes notifier_status() fail on the standby. Failover: the standby, cut off
+# before the primary's last appends and promoted, starts a log epoch, so a follower's checkpoint
+# from the old primary does not skip the events appended after the promotion.
 # Makes its two throwaway clusters under a temporary directory, on ports PGPORT + 14 (primary)
 # and PGPORT + 15 (standby), next to test/run's cluster; removes them on exit. The servers are
 # ${EVENTSOURCE_PG_BIN:-/usr/lib/postgresql/15/bin}'s, so that it can test another build.
@@ -39,6 +41,7 @@ cleanup() {
 trap cleanup EXIT
 trap "exit 1" INT TERM HUP PIPE
 
+psql() { "$bin/psql" "$@"; }
 primary() { psql -X -q -v ON_ERROR_STOP=1 -At -h "$dir" -p "$primary_port" -U "$owner" -d es_replica "$@"; }
 standby() { psql -X -q -v ON_ERROR_STOP=1 -At -h "$dir" -p "$standby_port" -U "$owner" -d es_replica "$@"; }
 
@@ -202,5 +205,29 @@ check "a notifier serves the primary" "$serves" t
 check "the standby's log has no other errors" \
   "$(grep -E 'ERROR|FATAL|PANIC' "$dir/standby.log" | grep -v 'in a read-only transaction' | head -3 | tr '\n' ' ' || true)" ""
 check "the primary's log has no errors" "$(grep -E 'ERROR|FATAL|PANIC' "$dir/primary.log" | head -3 | tr '\n' ' ' || true)" ""
+
+# Failover to the asynchronous standby: the primary's last commits never reached it. A follower
+# that read them from the primary and kept its checkpoint as text gets, from the promoted standby,
+# every event appended there since; no global position is handed out twice.
+check "the standby has replayed everything so far" "$(wait_replay)" t
+standby -c "ALTER SYSTEM SET primary_conninfo = ''" -c "SELECT pg_reload_conf()" > /dev/null
+for _ in $(seq 100); do
+  [ "$(standby -c "SELECT count(*) FROM pg_stat_wal_receiver")" = 0 ] && break
+  sleep 0.1
+done
+for n in 1 2 3 4 5; do primary -c "SELECT eventsource.append('lost-$n', 'NeverReplicated', '{}')" > /dev/null; done
+checkpoint=$(primary -c "SELECT checkpoint FROM eventsource.read_all(NULL, 100000) ORDER BY checkpoint DESC LIMIT 1")
+position=$(primary -c "SELECT max(global_position) FROM eventsource.events")
+check "the standby never received the primary's last appends" \
+  "$(standby -c "SELECT count(*) FROM eventsource.events WHERE stream_id LIKE 'lost-%'")" 0
+as_postgres "$bin/pg_ctl" -D "$dir/primary" -m immediate -w stop > /dev/null
+as_postgres "$bin/pg_ctl" -D "$dir/standby" -w promote > /dev/null
+for n in 1 2 3; do standby -c "SELECT eventsource.append('after-failover', 'Appended', '{}')" > /dev/null; done
+check "after promotion, reading after the follower's checkpoint gets the events appended since" \
+  "$(standby -c "SELECT count(*) FROM eventsource.read_all('$checkpoint') WHERE stream_id = 'after-failover'")" 3
+check "and new global positions are above the lost ones" \
+  "$(standby -c "SELECT min(global_position) > $position FROM eventsource.events WHERE stream_id = 'after-failover'")" t
+check "the promoted standby started a log epoch" \
+  "$(standby -c "SELECT reason FROM eventsource.log_epochs ORDER BY epoch DESC LIMIT 1")" "server start"
 
 finish replica

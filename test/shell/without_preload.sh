@@ -3,7 +3,8 @@
 # Postgres, say), appends, reads, snapshots and subscriptions (poll and ack) all work; the notifier's
 # status says clearly that the library must be preloaded. The stream lifecycle (delete, tombstone,
 # metadata, scavenge) works too; the shared-memory counters of eventsource.statistics() are NULL,
-# and reset_statistics() says the library must be preloaded.
+# and reset_statistics() says the library must be preloaded. Log epochs still start after a server
+# start: a reset of all shared statistics (which crash recovery makes) counts as one.
 # Starts its cluster with pg_virtualenv on a port of its own, next to test/run's cluster.
 set -euo pipefail
 
@@ -78,6 +79,20 @@ check "and the log holds what stream reads show, and the audit events" \
 psql_db -c "CALL eventsource.scavenge_all()" > /dev/null
 check "scavenge_all works" "$(psql_db -c "SELECT eventsource.scavenge()")" 0
 check "the counters stay NULL" "$(psql_db -c "SELECT events_scavenged IS NULL AND appends IS NULL FROM eventsource.statistics()")" t
+# Log epochs: without shared memory, a server start is the later of the postmaster's start and the
+# last reset of every shared statistic (crash recovery resets them all), so such a reset starts an
+# epoch, and a reset of only some does not.
+before=$(psql_db -c "SELECT checkpoint FROM eventsource.read_all() ORDER BY checkpoint DESC LIMIT 1")
+psql_db -c "SELECT pg_stat_reset_shared('bgwriter')" -c "SELECT pg_stat_reset_shared('wal')" > /dev/null
+check "a reset of some shared statistics starts no log epoch" \
+  "$(psql_db -c "SELECT eventsource.append('order-1', 'AfterSomeReset', '{}') > 0" -c "SELECT string_agg(reason, ',' ORDER BY epoch) FROM eventsource.log_epochs")" \
+  "$(printf 't\nnew log')"
+psql_db -c "SELECT pg_stat_reset_shared('archiver')" -c "SELECT pg_sleep(0.01)" > /dev/null
+check "a reset of all of them (as crash recovery makes) starts a log epoch at the next append" \
+  "$(psql_db -c "SELECT eventsource.append('order-1', 'AfterReset', '{}') > 0" -c "SELECT string_agg(reason, ',' ORDER BY epoch) FROM eventsource.log_epochs")" \
+  "$(printf 't\nnew log,server start')"
+check "and the new events come after the log" \
+  "$(psql_db -c "SELECT string_agg(event_type, ',') FROM eventsource.read_all('$before')")" AfterSomeReset,AfterReset
 check "no notifier or launcher runs" "$(psql_db -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'eventsource%'")" 0
 
 finish without_preload

@@ -61,7 +61,9 @@ INSERT INTO matrix.operations (operation, statement) VALUES
     ('scavenge',               $$SELECT eventsource.scavenge()$$),
     ('stream_status',          $$SELECT count(*) FROM eventsource.stream_status$$),
     ('statistics views',       $$SELECT (SELECT count(*) FROM eventsource.store_statistics) + (SELECT count(*) FROM eventsource.category_statistics) + (SELECT count(*) FROM eventsource.event_type_statistics) + (SELECT count(*) FROM eventsource.snapshot_statistics) + (SELECT count(*) FROM eventsource.visibility_horizon)$$),
-    ('reset_statistics',       $$SELECT eventsource.reset_statistics()$$);
+    ('reset_statistics',       $$SELECT eventsource.reset_statistics()$$),
+    ('log_horizon, log_epochs', $$SELECT eventsource.log_horizon() IS NOT NULL AND (SELECT count(*) FROM eventsource.log_epochs) >= 0$$),
+    ('insert into log_epochs', $$INSERT INTO eventsource.log_epochs SELECT epoch + 1, system_identifier, server_started_at, transaction_id_offset, start_transaction_id, started_at, reason FROM eventsource.log_epochs$$);
 
 -- Runs a statement as a role in a subtransaction that is always undone; "ok" or the SQLSTATE.
 CREATE FUNCTION matrix.try(role_name text, statement text) RETURNS text LANGUAGE plpgsql AS $$

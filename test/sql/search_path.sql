@@ -255,6 +255,7 @@ SELECT category, streams, deleted_streams, tombstoned_streams, events FROM event
 SELECT event_type, events, streams FROM eventsource.event_type_statistics ORDER BY event_type;
 SELECT category, schema_version, snapshots, streams FROM eventsource.snapshot_statistics ORDER BY category, schema_version;
 SELECT events_held_back IS NOT NULL AS shown FROM eventsource.visibility_horizon;
+SELECT eventsource.log_horizon() IS NOT NULL AS shown;
 SELECT pg_catalog.count(*) IS NOT NULL AS shown FROM eventsource.notifier_status();
 SELECT eventsource.reset_statistics();
 

@@ -173,6 +173,12 @@ SELECT eventsource.ack('lending', '(1,1)');
 SELECT stream_id, stream_version FROM eventsource.poll('lending', 1, lease_seconds => 1);
 ALTER EXTENSION eventsource UPDATE TO '0.7.0';
 SELECT extversion FROM pg_extension WHERE extname = 'eventsource';
+-- The existing log is epoch 1 of this cluster, without offset: its checkpoints stay valid.
+SELECT epoch, reason, transaction_id_offset, start_transaction_id,
+       system_identifier = (SELECT system_identifier FROM pg_control_system()) AS this_cluster
+  FROM eventsource.log_epochs;
+SELECT count(*) > 0 AS read_after_0_7_0, bool_and(transaction_id < eventsource.log_horizon()) AS below_horizon
+  FROM eventsource.read_all(max_count => 100000);
 SELECT count(*) AS while_leased FROM eventsource.poll('lending');
 \set VERBOSITY sqlstate
 SELECT eventsource.ack('lending', delivered_through) FROM eventsource.subscription_members WHERE subscription_name = 'lending';
@@ -232,6 +238,8 @@ SELECT s.last_transaction_id = e.transaction_id AS row_has_the_marker
   FROM eventsource.streams s
   JOIN eventsource.events e ON e.stream_id = '$streams' AND e.stream_version = (SELECT stream_version FROM eventsource.streams WHERE stream_id = '$streams')
  WHERE s.stream_id = 'loan-1';
+-- The appends after the update stayed in epoch 1: same cluster, same server start.
+SELECT count(*) AS epochs FROM eventsource.log_epochs;
 
 -- The upgraded extension is the fresh install: nothing missing, nothing extra, nothing different.
 CREATE TEMP TABLE upgraded AS SELECT * FROM extension_objects;
