@@ -10,7 +10,6 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "fmgr.h"
@@ -19,7 +18,6 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
-#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "eventsource.h"
@@ -190,27 +188,6 @@ run_kept_plan(KeptPlan *kept, Datum *values, const char *nulls, bool read_only)
 
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
-			 kept->sql, SPI_result_code_string(rc));
-	return SPI_processed;
-}
-
-/*
- * Runs a kept plan on a snapshot taken now, not the transaction's: in
- * REPEATABLE READ and SERIALIZABLE too it reads, locks and writes rows as the
- * latest committed transactions (and this one) left them.  For rows that
- * are locked before they are judged, so that waiting for a concurrent
- * writer ends in its outcome, not in a serialization failure.
- */
-uint64
-run_kept_plan_on_latest_snapshot(KeptPlan *kept, Datum *values, const char *nulls)
-{
-	int			rc;
-
-	CommandCounterIncrement();	/* this transaction's own changes too */
-	rc = SPI_execute_snapshot(kept_plan(kept), values, nulls, GetLatestSnapshot(), InvalidSnapshot,
-							  false, true, 0);
-	if (rc < 0)
-		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s",
 			 kept->sql, SPI_result_code_string(rc));
 	return SPI_processed;
 }

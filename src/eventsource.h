@@ -142,7 +142,6 @@ typedef struct KeptPlan
 extern SPIPlanPtr kept_plan(KeptPlan *kept);
 extern uint64 run_kept_plan(KeptPlan *kept, Datum *values, const char *nulls,
 							bool read_only);
-extern uint64 run_kept_plan_on_latest_snapshot(KeptPlan *kept, Datum *values, const char *nulls);
 extern Datum column_by_name(HeapTuple row, TupleDesc description, const char *name,
 							bool *isnull);
 
