@@ -171,9 +171,10 @@ SELECT s.name, s.category, s.event_types, m.consumer_group_member, s.consumer_gr
               COALESCE('process ' OPERATOR(pg_catalog.||) l.pid,
                        'prepared transaction ' OPERATOR(pg_catalog.||) pg_catalog.quote_literal(p.gid)) AS locked_by
          FROM pg_catalog.pg_locks l
-         LEFT JOIN pg_catalog.pg_prepared_xacts p
-                ON l.pid IS NULL
-               AND l.virtualtransaction OPERATOR(pg_catalog.=) ('-1/' OPERATOR(pg_catalog.||) p.transaction)
+         LEFT JOIN (pg_catalog.pg_locks x
+                    JOIN pg_catalog.pg_prepared_xacts p ON p.transaction OPERATOR(pg_catalog.=) x.transactionid)
+                ON l.pid IS NULL AND x.pid IS NULL AND x.locktype OPERATOR(pg_catalog.=) 'transactionid'
+               AND x.virtualtransaction OPERATOR(pg_catalog.=) l.virtualtransaction
         WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.objsubid OPERATOR(pg_catalog.=) 17748 AND l.granted
           AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
                                                   WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())) AS holder
