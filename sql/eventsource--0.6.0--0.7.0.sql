@@ -266,15 +266,40 @@ COMMENT ON FUNCTION eventsource.ack(text, eventsource.checkpoint, integer, uuid)
     'Acknowledges a subscription''s events up to and including checkpoint, an event of the batch that poll leased with lease; only that lease, unexpired and not yet superseded by another poll, may (otherwise 55006, so work done in the same transaction rolls back). The lease ends once the whole batch is acknowledged.';
 
 -- A lease's end is compared with the clock, not with the start of the reading transaction.
+-- locked_by names the transaction that holds the member's lock (a poll that leased a batch, or an
+-- ack, that has not ended, perhaps prepared): its lease is not committed, so leased may be false,
+-- but polls get nothing and acks wait until it ends. The lock is the advisory lock of class 17748
+-- whose keys are the first 8 bytes of the SHA-256 of the name and the member number (as the
+-- library computes them).
 CREATE OR REPLACE VIEW eventsource.subscription_status AS
 SELECT s.name, s.category, s.event_types, m.consumer_group_member, s.consumer_group_size,
        m.checkpoint, m.acknowledged_at, m.delivered_through,
        COALESCE(m.leased_until OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp(), false) AS leased, m.leased_until,
        pending.events_behind,
        COALESCE(EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) pending.oldest_recorded_at), 0)
-           AS seconds_behind
+           AS seconds_behind,
+       holder.locked_by
   FROM eventsource.subscriptions s
   JOIN eventsource.subscription_members m ON m.subscription_name = s.name
+ CROSS JOIN LATERAL (
+       SELECT pg_catalog.sha256(pg_catalog.convert_to(s.name, pg_catalog.getdatabaseencoding())
+                                OPERATOR(pg_catalog.||) pg_catalog.int4send(m.consumer_group_member)) AS digest) AS lock_key
+  LEFT JOIN (
+       SELECT l.classid, l.objid,
+              COALESCE('process ' OPERATOR(pg_catalog.||) l.pid,
+                       'prepared transaction ' OPERATOR(pg_catalog.||) pg_catalog.quote_literal(p.gid)) AS locked_by
+         FROM pg_catalog.pg_locks l
+         LEFT JOIN (pg_catalog.pg_locks x
+                    JOIN pg_catalog.pg_prepared_xacts p ON p.transaction OPERATOR(pg_catalog.=) x.transactionid)
+                ON l.pid IS NULL AND x.pid IS NULL AND x.locktype OPERATOR(pg_catalog.=) 'transactionid'
+               AND x.virtualtransaction OPERATOR(pg_catalog.=) l.virtualtransaction
+        WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.objsubid OPERATOR(pg_catalog.=) 17748 AND l.granted
+          AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                                                  WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())) AS holder
+       ON holder.classid OPERATOR(pg_catalog.=)
+              ('x' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(lock_key.digest, 1, 4), 'hex'))::pg_catalog.bit(32)::pg_catalog.int8::pg_catalog.oid
+      AND holder.objid OPERATOR(pg_catalog.=)
+              ('x' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(lock_key.digest, 5, 4), 'hex'))::pg_catalog.bit(32)::pg_catalog.int8::pg_catalog.oid
  CROSS JOIN LATERAL (
        SELECT pg_catalog.count(*) AS events_behind, pg_catalog.min(e.recorded_at) AS oldest_recorded_at
          FROM eventsource.events e
@@ -287,6 +312,9 @@ SELECT s.name, s.category, s.event_types, m.consumer_group_member, s.consumer_gr
           AND (s.consumer_group_size OPERATOR(pg_catalog.=) 1
                OR eventsource.consumer_group_member(e.stream_id, s.consumer_group_size)
                   OPERATOR(pg_catalog.=) m.consumer_group_member)) AS pending;
+
+COMMENT ON VIEW eventsource.subscription_status IS
+    'Every subscription member with its checkpoint, lease and lag (the visible events it has not acknowledged and the age in seconds of the oldest of them), and locked_by: the process or prepared transaction whose poll that leased a batch, or ack, has not ended (polls get nothing and acks wait until it ends), or NULL.';
 
 REVOKE ALL ON FUNCTION
     eventsource.poll(text, integer, integer, integer),

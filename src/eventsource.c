@@ -199,9 +199,10 @@ run_kept_plan(KeptPlan *kept, Datum *values, const char *nulls, bool read_only)
 /*
  * Runs a kept plan on a snapshot taken now, not the transaction's: in
  * REPEATABLE READ and SERIALIZABLE too it reads, locks and writes rows as the
- * latest committed transactions (and this one) left them.  For rows that
- * are locked before they are judged, so that waiting for a concurrent
- * writer ends in its outcome, not in a serialization failure.
+ * latest committed transactions (and this one) left them.  For statements
+ * that must act on what committed after the transaction's snapshot: the
+ * inline projections an append feeds, the state of the log's inline trigger,
+ * the handlers a rename moves.
  */
 uint64
 run_kept_plan_on_latest_snapshot(KeptPlan *kept, Datum *values, const char *nulls)

@@ -9,15 +9,16 @@
  * member.  poll returns the next batch after the member's checkpoint and
  * leases it: until the batch is acknowledged or the lease runs out, other
  * consumers polling the same member get nothing, and one whose lease ran
- * out gets the batch again (at-least-once delivery).  The member's row is
- * locked with SKIP LOCKED while a poll decides, so two consumers polling at
- * once never both get the batch.  Each poll that delivers grants a new lease,
- * a uuid the consumer presents to ack: an ack is accepted only from the
- * lease that holds the batch now, unexpired, so a consumer that records its
- * work and acks in one transaction has its work undone when another
- * consumer got the batch after its lease ran out (exactly-once effects).
- * The member's lock (an advisory lock that an ack waits for and a poll
- * skips) orders acks and polls of a member in every isolation level.
+ * out gets the batch again (at-least-once delivery).  Each poll that
+ * delivers grants a new lease, a uuid the consumer presents to ack: an ack
+ * is accepted only from the lease that holds the batch now, unexpired, so a
+ * consumer that records its work and acks in one transaction has its work
+ * undone when another consumer got the batch after its lease ran out
+ * (exactly-once effects).  The member's lock (an advisory lock of its own
+ * that an ack waits for and a poll skips) orders acks and polls of a member
+ * in every isolation level, so two consumers polling at once never both get
+ * the batch: an ack and a poll that leases a batch hold it until their
+ * transaction ends, a poll that leases nothing lets it go at once.
  * Leases are timed by clock_timestamp(): a transaction's now() is its
  * start.  (Before 0.7.0, poll returns no lease and ack takes none.)
  *
@@ -40,9 +41,11 @@
 #include "access/htup_details.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
+#include "common/cryptohash.h"
+#include "common/sha2.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "port/pg_bswap.h"
 #include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -101,14 +104,13 @@ static KeptPlan set_owner_plan = {
 	" WHERE m.subscription_name OPERATOR(pg_catalog.=) $1" \
 	"   AND m.consumer_group_member OPERATOR(pg_catalog.=) $2"
 
-/* The member's row, unless another poll (or ack) holds it; whether it is leased. */
-static KeptPlan lock_member_plan = {
+/* The member's checkpoint and whether it is leased. */
+static KeptPlan member_plan = {
 	"SELECT eventsource.checkpoint_transaction_id(m.checkpoint),"
 	"       eventsource.checkpoint_global_position(m.checkpoint),"
 	"       COALESCE(m.leased_until OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp(), false)"
 	"  FROM eventsource.subscription_members m"
-	MEMBER_KEY
-	"   FOR UPDATE SKIP LOCKED",
+	MEMBER_KEY,
 	2, {TEXTOID, INT4OID}
 };
 
@@ -413,18 +415,39 @@ eventsource_drop_subscription(PG_FUNCTION_ARGS)
 }
 
 /*
- * Takes the member's lock, held until the transaction ends, which orders the
- * changes of its lease: an ack waits for it, a poll gives up at once (returns
- * false) when another transaction holds it.
+ * The tag of the member's lock, which orders the changes of its lease: an
+ * advisory lock of the database, of class EVENTSOURCE_MEMBER_LOCK_CLASS,
+ * whose two keys are the first 8 bytes of the SHA-256 of the subscription's
+ * name followed by the member's number (4 bytes, big-endian), read as two
+ * big-endian integers.  (subscription_status computes the same keys.)
+ */
+static void
+member_lock_tag(text *name, int32 member, LOCKTAG *tag)
+{
+	pg_cryptohash_ctx *context = pg_cryptohash_create(PG_SHA256);
+	uint32		member_bytes = pg_hton32((uint32) member);
+	uint32		digest[PG_SHA256_DIGEST_LENGTH / sizeof(uint32)];
+
+	if (pg_cryptohash_init(context) < 0 ||
+		pg_cryptohash_update(context, (const uint8 *) VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name)) < 0 ||
+		pg_cryptohash_update(context, (const uint8 *) &member_bytes, sizeof(member_bytes)) < 0 ||
+		pg_cryptohash_final(context, (uint8 *) digest, sizeof(digest)) < 0)
+		elog(ERROR, "could not compute the SHA-256 of the name of subscription \"%s\": %s",
+			 text_to_cstring(name), pg_cryptohash_error(context));
+	pg_cryptohash_free(context);
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, pg_ntoh32(digest[0]), pg_ntoh32(digest[1]),
+						 EVENTSOURCE_MEMBER_LOCK_CLASS);
+}
+
+/*
+ * Takes the member's lock, held until the transaction ends unless released:
+ * an ack waits for it, a poll gives up at once (returns false) when another
+ * transaction holds it.
  */
 static bool
-lock_member(text *name, int32 member, bool wait)
+lock_member(const LOCKTAG *tag, bool wait)
 {
-	LOCKTAG		tag;
-	uint32		hash = hash_bytes((const unsigned char *) VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name));
-
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, hash, (uint32) member, EVENTSOURCE_MEMBER_LOCK_CLASS);
-	return LockAcquire(&tag, ExclusiveLock, false, !wait) != LOCKACQUIRE_NOT_AVAIL;
+	return LockAcquire(tag, ExclusiveLock, false, !wait) != LOCKACQUIRE_NOT_AVAIL;
 }
 
 /*
@@ -467,6 +490,7 @@ eventsource_poll(PG_FUNCTION_ARGS)
 	Datum		transaction_id;
 	Datum		global_position;
 	bool		isnull;
+	LOCKTAG		member_lock;
 	ActingAsOwner acting;
 
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
@@ -478,15 +502,17 @@ eventsource_poll(PG_FUNCTION_ARGS)
 	member_key[0] = PointerGetDatum(name);
 	member_key[1] = Int32GetDatum(member);
 
-	/* Another consumer is deciding or acknowledging, or holds the lease: nothing for this one. */
-	if (!lock_member(name, member, false) ||
-		run_kept_plan(&lock_member_plan, member_key, NULL, false) == 0 ||
-		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)))
+	/* Another consumer is deciding, leasing or acknowledging: nothing for this one. */
+	member_lock_tag(name, member, &member_lock);
+	if (!lock_member(&member_lock, false))
 	{
 		SPI_finish();
 		stop_acting_as_owner(&acting);
 		return (Datum) 0;
 	}
+	/* Dropped since subscription_member looked it up: as if it had not existed. */
+	if (run_kept_plan(&member_plan, member_key, NULL, false) == 0)
+		raise_unknown_subscription(name);
 
 	transaction_id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
@@ -498,9 +524,20 @@ eventsource_poll(PG_FUNCTION_ARGS)
 						   values, nulls);
 	values[7] = log_horizon_datum();
 
-	batch_size = run_kept_plan(subscription.category_null ? &poll_all_plan : &poll_category_plan,
-							   values, nulls, false);
-	if (batch_size > 0)
+	/*
+	 * A poll that leases nothing (the lease holds, or there is nothing to
+	 * deliver) lets the member go at once, even if its transaction stays
+	 * open; it has changed nothing.  (If this transaction took the lock
+	 * before, to lease or ack, it keeps it.)
+	 */
+	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)))
+		batch_size = 0;
+	else
+		batch_size = run_kept_plan(subscription.category_null ? &poll_all_plan : &poll_category_plan,
+								   values, nulls, false);
+	if (batch_size == 0)
+		LockRelease(&member_lock, ExclusiveLock, false);
+	else
 	{
 		SPITupleTable *rows = SPI_tuptable;
 		TupleDesc	result = rsinfo->setDesc;
@@ -519,7 +556,8 @@ eventsource_poll(PG_FUNCTION_ARGS)
 		member_key[2] = Float8GetDatum((double) lease_seconds);
 		member_key[3] = FullTransactionIdGetDatum(FullTransactionIdFromU64(last->transaction_id));
 		member_key[4] = Int64GetDatum(last->global_position);
-		run_kept_plan(with_lease ? &lease_plan : &lease_0_3_plan, member_key, NULL, false);
+		if (run_kept_plan(with_lease ? &lease_plan : &lease_0_3_plan, member_key, NULL, false) == 0)
+			raise_unknown_subscription(name);
 		if (with_lease)
 			columns[result->natts - 1] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 													   1, &isnull);
@@ -580,12 +618,14 @@ check_lease(text *name, int32 member, pg_uuid_t *presented, HeapTuple row, Tuple
  * eventsource.ack(name, checkpoint, consumer_group_member, lease) returns
  * void.  (Before 0.7.0 it has no lease argument.)
  *
- * It waits for the member's lock, then locks, reads and writes the member's
- * row as the latest committed transactions left it, not as the caller's
- * snapshot shows it: of two acks at once (or an ack and a poll), the second
- * waits for the first to end and then judges its outcome, in READ
- * COMMITTED, REPEATABLE READ and SERIALIZABLE alike, never failing on the
- * concurrent update.
+ * It waits for the member's lock, then locks and reads the member's row: of
+ * two acks at once (or an ack and a poll that leases), the second waits for
+ * the first to end.  In READ COMMITTED it then judges the outcome (55006
+ * when the first took the lease or acknowledged it).  In REPEATABLE READ and
+ * SERIALIZABLE it reads the row through the transaction's snapshot, as the
+ * work done with it did: if the row changed after that snapshot, locking it
+ * fails with PostgreSQL's serialization failure (40001), since the work may
+ * rest on a lease or checkpoint that no longer holds.
  */
 Datum
 eventsource_ack(PG_FUNCTION_ARGS)
@@ -598,6 +638,7 @@ eventsource_ack(PG_FUNCTION_ARGS)
 	HeapTuple	row;
 	TupleDesc	description;
 	bool		isnull;
+	LOCKTAG		member_lock;
 	Datum		acknowledged;
 	Datum		delivered;
 	Datum		values[4];
@@ -623,9 +664,10 @@ eventsource_ack(PG_FUNCTION_ARGS)
 	values[2] = FullTransactionIdGetDatum(FullTransactionIdFromU64(checkpoint->transaction_id));
 	values[3] = Int64GetDatum(checkpoint->global_position);
 
-	lock_member(name, member, true);
+	member_lock_tag(name, member, &member_lock);
+	lock_member(&member_lock, true);
 	/* Dropped since subscription_member looked it up: as if it had not existed. */
-	if (run_kept_plan_on_latest_snapshot(&lock_member_for_ack_plan, values, NULL) == 0)
+	if (run_kept_plan(&lock_member_for_ack_plan, values, NULL, false) == 0)
 		raise_unknown_subscription(name);
 	row = SPI_tuptable->vals[0];
 	description = SPI_tuptable->tupdesc;
@@ -659,7 +701,7 @@ eventsource_ack(PG_FUNCTION_ARGS)
 
 	subscription_arguments(&subscription, member, values[2], values[3], 1,
 						   event_arguments, event_nulls);
-	if (run_kept_plan_on_latest_snapshot(&subscription_event_plan, event_arguments, event_nulls) == 0)
+	if (run_kept_plan(&subscription_event_plan, event_arguments, event_nulls, false) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("checkpoint %s names no event of subscription \"%s\"",
@@ -668,7 +710,7 @@ eventsource_ack(PG_FUNCTION_ARGS)
 						   member),
 				 errhint("Acknowledge the checkpoint column of the last event of a batch that poll returned.")));
 
-	run_kept_plan_on_latest_snapshot(&ack_plan, values, NULL);
+	run_kept_plan(&ack_plan, values, NULL, false);
 	SPI_finish();
 	stop_acting_as_owner(&acting);
 	PG_RETURN_VOID();
