@@ -78,6 +78,8 @@ PGDLLEXPORT void eventsource_epoch_starter_main(Datum main_arg);
 #define EPOCH_IDS_PER_MICROSECOND	(INT64CONST(1) << 11)
 /* 2026-01-01 00:00:00 UTC in PostgreSQL's timestamp microseconds */
 #define EPOCH_TIME_BASE				(INT64CONST(820540800) * USECS_PER_SEC)
+/* 2^62: offsets stay far inside bigint (the time term reaches it in 2097) */
+#define EPOCH_OFFSET_LIMIT			(PG_INT64_MAX / 2 + 1)
 
 typedef struct EpochShared
 {
@@ -329,6 +331,40 @@ note_current_epoch(Oid table, const LogEpoch *epoch)
  */
 
 /*
+ * The offset of a new epoch that begins at transaction start_id: its events
+ * come after the log's newest (newest_id) and, by at least EPOCH_MARGIN,
+ * after the previous epoch's ids, and at least EPOCH_IDS_PER_MICROSECOND
+ * times the microseconds since EPOCH_TIME_BASE, which passes every id any
+ * cluster handed out before now (a restored older dump, commits a crash or
+ * a failover lost) as long as no server runs more than 2^11 transactions a
+ * microsecond and the clocks agree.  Offsets stay below 2^62, far inside
+ * bigint.
+ */
+static int64
+new_epoch_offset(const LogEpoch *newest, int64 newest_id, uint64 start_id)
+{
+	int64		after_log = Max(0, newest_id + 1 - (int64) start_id);
+	int64		after_epoch = newest->found ? newest->offset + EPOCH_MARGIN : 0;
+	int64		after_time = EPOCH_IDS_PER_MICROSECOND * (GetCurrentTimestamp() - EPOCH_TIME_BASE);
+
+	if (after_time >= EPOCH_OFFSET_LIMIT)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("could not start a log epoch: the server's clock says %s",
+						timestamptz_to_str(GetCurrentTimestamp())),
+				 errdetail("A log epoch started after the year 2097 would give transaction ids no later epoch can follow."),
+				 errhint("Set the server's clock right; the next append then starts the epoch.")));
+	if (Max(after_log, after_epoch) >= EPOCH_OFFSET_LIMIT)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("could not start a log epoch after transaction id " UINT64_FORMAT,
+						(uint64) Max(newest_id, newest->offset)),
+				 errdetail("The log's newest transaction id or its newest epoch's offset is 2^62 or more, beyond what a new epoch's offset can follow."),
+				 errhint("Only events inserted directly into eventsource.events (not through append) with made-up transaction ids have such ids: delete them.")));
+	return Max(Max(after_log, after_epoch), after_time);
+}
+
+/*
  * Starts a new epoch in this transaction unless a current one exists (which
  * another starter may just have committed), and returns the current epoch.
  * With only_if_free (the worker), does nothing (and returns no epoch) when
@@ -379,15 +415,6 @@ start_epoch(bool only_if_free)
 			U64FromFullTransactionId(DatumGetFullTransactionId(SPI_getbinval(row, description, 4, &isnull)));
 	}
 
-	/* Offsets stay far inside bigint: ids this large never come from a server. */
-	if ((uint64) newest_id >= (uint64) PG_INT64_MAX / 2 || newest.offset >= PG_INT64_MAX / 2)
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("could not start a log epoch after transaction id " UINT64_FORMAT,
-						(uint64) newest_id),
-				 errdetail("The log's transaction ids are beyond what a new epoch's offset can follow."),
-				 errhint("Events written directly into eventsource.events with made-up transaction ids cause this.")));
-
 	if (!newest.found)
 		reason = "new log";
 	else if (newest.system_identifier != (int64) GetSystemIdentifier())
@@ -399,30 +426,26 @@ start_epoch(bool only_if_free)
 	{
 		/*
 		 * The log came from elsewhere (or is new): the epoch begins at the
-		 * oldest running transaction, and its events come right after the
-		 * log's newest.  Every transaction that can still append has an id
-		 * at or after that start.
+		 * oldest running transaction, so every transaction that can still
+		 * append has an id at or after its start.  Its global positions come
+		 * right after the log's newest.
 		 */
-		started.offset = Max(0, newest_id + 1 - (int64) oldest_running);
 		started.start_transaction_id = oldest_running;
 	}
 	else
 	{
 		/*
-		 * The epoch moves on past every id the commits lost before this
-		 * server start can have used, and begins at this transaction: a
-		 * transaction still prepared from before keeps the horizon in the
-		 * earlier epoch until it ends.  Transactions of this server start
-		 * with smaller ids append in this epoch all the same: the horizon
-		 * stays below their events while they run.
+		 * The epoch begins at this transaction: a transaction still prepared
+		 * from before keeps the horizon in the earlier epoch until it ends.
+		 * Transactions of this server start with smaller ids append in this
+		 * epoch all the same: the horizon stays below their events while
+		 * they run.  Global positions move on past those lost commits can
+		 * have used.
 		 */
-		started.offset = Max(0, newest_id + 1 - (int64) U64FromFullTransactionId(own));
-		started.offset = Max(started.offset, newest.offset + EPOCH_MARGIN);
-		started.offset = Max(started.offset,
-							 EPOCH_IDS_PER_MICROSECOND * (GetCurrentTimestamp() - EPOCH_TIME_BASE));
 		started.start_transaction_id = U64FromFullTransactionId(own);
 		position_margin = EPOCH_MARGIN;
 	}
+	started.offset = new_epoch_offset(&newest, newest_id, started.start_transaction_id);
 
 	started.found = true;
 	started.epoch = newest.found ? newest.epoch + 1 : 1;
@@ -438,6 +461,13 @@ start_epoch(bool only_if_free)
 	values[4] = FullTransactionIdGetDatum(FullTransactionIdFromU64(started.start_transaction_id));
 	values[5] = CStringGetTextDatum(reason);
 	run_kept_plan(&insert_epoch_plan, values, NULL, false);
+
+	/*
+	 * A crash must not lose the epoch (and the position jump) while it keeps
+	 * appends that came after it: the worker commits with synchronous_commit
+	 * on, and an appender's transaction too, whatever it sets.
+	 */
+	ForceSyncCommit();
 
 	/* Global positions are never handed out twice either. */
 	if (position_margin > 0 || newest_position > last_position)
@@ -553,17 +583,31 @@ log_transaction_id(void)
 			 * other appenders need not wait for this transaction to end; when
 			 * no worker can, this transaction starts it.
 			 */
-			if (start_epoch_in_worker())
+			bool		worker_ran = start_epoch_in_worker();
+
+			if (worker_ran)
 				epoch = newest_epoch();
 			if (!epoch_is_current(&epoch))
+			{
 				epoch = start_epoch(false);
+				if (epoch.written_here && !worker_ran)
+					ereport(WARNING,
+							(errmsg("no background worker could start the log epoch: this transaction starts it"),
+							 errdetail("Every other append in this database waits until this transaction ends."),
+							 errhint("Raise max_worker_processes, or keep this transaction short.")));
+			}
 		}
 		note_current_epoch(table, &epoch);
 		SPI_finish();
 	}
 
+	/*
+	 * An epoch this transaction wrote is not remembered: a rollback to a
+	 * savepoint may take its row away, and then another transaction starts
+	 * the epoch, with another offset.
+	 */
 	own = GetTopFullTransactionId();
-	known_for = own;
+	known_for = epoch.written_here ? InvalidFullTransactionId : own;
 	known = U64FromFullTransactionId(own) + (uint64) epoch.offset;
 	return known;
 }

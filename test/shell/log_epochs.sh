@@ -7,7 +7,8 @@
 #    after the first append), a new append comes after them, the subscription resumes exactly after
 #    its acknowledgement and the projection continues. The same through logical replication of the
 #    eventsource tables into a fresh cluster, then a cut-over (sequences are not replicated: the
-#    positions continue after the log's newest all the same).
+#    positions continue after the log's newest all the same). An older dump restored into another
+#    cluster: its new events come after a checkpoint a follower of the source read since the dump.
 # 2. A crash that loses commits: with synchronous_commit = off a follower reads the log and keeps its
 #    checkpoint as text; the WAL writer is stopped (SIGSTOP), more events are appended, every server
 #    process is killed (SIGKILL), so the last commits are lost; after the restart the follower,
@@ -19,6 +20,13 @@
 #    epoch's events back until COMMIT PREPARED, then both are delivered in order. A server killed
 #    while an epoch starter waits leaves no epoch behind, and the next start appends and reads in
 #    order.
+# 4. No worker slot for the epoch starter (max_worker_processes = 2): the first appender starts the
+#    epoch itself and says so (a WARNING); an older appender waits for it, visibly in pg_locks; if
+#    that first append is rolled back to a savepoint, its transaction's next append takes the epoch
+#    the older one started, and a reader does not skip it. With synchronous_commit = off, a crash
+#    after the appender started the epoch keeps the epoch, and no global position is handed out twice.
+# 5. A server started with its clock 71 years ahead (libfaketime) starts no epoch (22003 naming the
+#    clock); with the clock right again appends work.
 # Binaries from EVENTSOURCE_PG_BIN (default the system's 15); ports from EVENTSOURCE_EPOCH_PORT on.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -143,6 +151,18 @@ check "logical replication: the tables are copied" \
 on "$replica_port" es_replica -c "DROP SUBSCRIPTION es_sub"
 check_moved_log "$replica_port" es_replica "logical replication"
 
+# A follower of the source, after the dump was taken, reads events appended since; an older dump of
+# the source restored into another cluster: new appends there come after the follower's checkpoint.
+for n in 201 202 203; do
+  on "$source_port" es_source -c "SELECT eventsource.append('order-1', 'OrderEvent', '{\"n\": $n}')" > /dev/null
+done
+followed=$(on "$source_port" es_source -c "SELECT checkpoint FROM eventsource.read_all(max_count => 1000) ORDER BY checkpoint DESC LIMIT 1")
+"$bin/createdb" -h "$work" -p "$target_port" -U postgres es_older
+"$bin/pg_restore" -h "$work" -p "$target_port" -U postgres -d es_older "$work/custom.dump"
+on "$target_port" es_older -c "SELECT eventsource.append('order-1', 'OrderEvent', '{\"n\": 301}')" > /dev/null
+check "older dump restored elsewhere: reading after the source's newest checkpoint returns the new event" \
+  "$(on "$target_port" es_older -c "SELECT string_agg(data->>'n', ',') FROM eventsource.read_all('$followed')")" 301
+
 # 2. A crash that loses commits.
 crash_port=$((base_port + 3))
 new_cluster crash "$crash_port"
@@ -152,10 +172,10 @@ append_n() { # append_n PORT FROM TO
   for n in $(seq "$2" "$3"); do echo "SELECT eventsource.append('order-$((n % 3))', 'OrderEvent', '{\"n\": $n}');"; done |
     on "$1" es_crash > /dev/null
 }
-walwriter() { pgrep -P "$(postmaster_pid crash)" -f 'walwriter'; }
-kill_server() { # SIGKILL every process of the cluster, the postmaster first
+walwriter() { pgrep -P "$(postmaster_pid "${1:-crash}")" -f 'walwriter'; }
+kill_server() { # kill_server [CLUSTER]: SIGKILL every process of the cluster (crash), the postmaster first
   local pm children
-  pm=$(postmaster_pid crash)
+  pm=$(postmaster_pid "${1:-crash}")
   children=$(pgrep -P "$pm" || true)
   kill -KILL "$pm" $children
   for _ in $(seq 100); do kill -0 "$pm" 2>/dev/null || break; sleep 0.1; done
@@ -278,5 +298,86 @@ before=$(on "$crash_port" es_crash -c "SELECT checkpoint FROM eventsource.read_a
 on "$crash_port" es_crash -c "SELECT eventsource.append('order-waiting', 'Waiting', '{}')" > /dev/null
 check "after the restart an append starts the epoch and reads come in order" \
   "$(on "$crash_port" es_crash -c "SELECT string_agg(event_type, ',') FROM eventsource.read_all('$before')")" Waiting
+
+# 4. No worker slot for the epoch starter (max_worker_processes taken by the eventsource launcher
+# and the logical replication launcher): the first appender starts the epoch in its own transaction.
+noworker_port=$((base_port + 4))
+new_cluster noworker "$noworker_port"
+echo "max_worker_processes = 2" >> "$work/noworker/postgresql.conf"
+"$bin/pg_ctl" -D "$work/noworker" -m fast restart > /dev/null
+"$bin/createdb" -h "$work" -p "$noworker_port" -U postgres es_noworker
+on "$noworker_port" es_noworker -c "CREATE EXTENSION eventsource" -c "SELECT eventsource.append('first', 'First', '{}')" > /dev/null 2>&1
+# session NAME: a psql session fed through a fifo; say NAME SQL runs SQL there and waits for it
+# (say_nowait does not wait).
+session() {
+  mkfifo "$work/$1.in"
+  "$bin/psql" -X -At -h "$work" -p "$noworker_port" -U postgres -d es_noworker < "$work/$1.in" > "$work/$1.out" 2>&1 &
+  eval "exec {fd_$1}> \"$work/$1.in\""
+}
+said=0
+say_nowait() { local fd="fd_$1"; echo "$2" >&"${!fd}"; said=$((said + 1)); echo "\echo said-$said" >&"${!fd}"; }
+say() {
+  say_nowait "$1" "$2"
+  for _ in $(seq 200); do grep -q "^said-$said\$" "$work/$1.out" && return 0; sleep 0.1; done
+  echo "# $1 did not finish: $2"; return 1
+}
+done_with() { local fd="fd_$1"; echo '\q' >&"${!fd}"; eval "exec {fd_$1}>&-"; }
+on_noworker() { on "$noworker_port" es_noworker "$@"; }
+epoch_waiters="SELECT count(*) > 0 FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 17733 AND NOT granted"
+
+# The first append of an epoch rolled back to a savepoint while an older transaction waits for the
+# epoch: the later append of that transaction uses the epoch the older one started.
+"$bin/pg_ctl" -D "$work/noworker" -m fast restart > /dev/null
+before=$(on_noworker -c "SELECT checkpoint FROM eventsource.read_all(max_count => 10000) ORDER BY checkpoint DESC LIMIT 1")
+session u
+session t
+say u "BEGIN; SELECT pg_current_xact_id() IS NOT NULL;"
+say t "BEGIN; SELECT pg_current_xact_id() IS NOT NULL; SAVEPOINT s; SELECT eventsource.append('t-stream', 'e', '{}');"
+check "without a worker slot the first appender says it starts the epoch itself" \
+  "$(grep -c 'WARNING:  no background worker could start the log epoch' "$work/t.out")" 1
+say_nowait u "SELECT eventsource.append('u-stream', 'e', '{}');"
+check "an older transaction's append waits for the epoch lock, visibly in pg_locks" \
+  "$(wait_for "$noworker_port" es_noworker "$epoch_waiters" && echo t)" t
+say t "ROLLBACK TO SAVEPOINT s;"
+say u "COMMIT;"
+say t "SELECT eventsource.append('t-stream', 'e', '{\"n\": 2}');"
+c1=$(on_noworker -c "SELECT checkpoint FROM eventsource.read_all('$before') WHERE stream_id = 'u-stream'")
+check "while the savepoint's transaction runs, the reader gets only the older transaction's event" \
+  "$(on_noworker -c "SELECT string_agg(stream_id, ',') FROM eventsource.read_all('$before')")" u-stream
+say t "COMMIT;"
+done_with u
+done_with t
+check "after it commits, reading after the reader's checkpoint returns its event" \
+  "$(on_noworker -c "SELECT string_agg(stream_id || ':' || (data->>'n'), ',') FROM eventsource.read_all('$c1')")" t-stream:2
+check "every event of that server start lies in its one epoch" \
+  "$(on_noworker -c "SELECT count(*) FROM eventsource.events e WHERE stream_id IN ('t-stream', 'u-stream') AND NOT EXISTS (SELECT FROM eventsource.log_epochs l WHERE e.transaction_id::text::numeric - l.transaction_id_offset >= l.start_transaction_id::text::numeric AND l.epoch = (SELECT max(epoch) FROM eventsource.log_epochs))")" 0
+
+# A crash that loses commits after the appender started the epoch with synchronous_commit off:
+# the epoch it started stays (its transaction commits synchronously), no position is handed out twice.
+on_noworker -c "ALTER SYSTEM SET synchronous_commit = off" > /dev/null
+"$bin/pg_ctl" -D "$work/noworker" -m fast restart > /dev/null
+epochs_before=$(on_noworker -c "SELECT count(*) FROM eventsource.log_epochs")
+kill -STOP "$(walwriter noworker)"
+on_noworker -c "SELECT eventsource.append('lost', 'Lost', '{}')" > /dev/null 2>&1
+for n in 1 2 3 4 5; do on_noworker -c "SELECT eventsource.append('lost', 'Lost', '{}')" > /dev/null; done
+position=$(on_noworker -c "SELECT max(global_position) FROM eventsource.read_all(max_count => 10000)")
+kill_server noworker
+start_cluster noworker
+check "the epoch the appender started survives the crash" \
+  "$(on_noworker -c "SELECT count(*) - $epochs_before FROM eventsource.log_epochs")" 1
+on_noworker -c "SELECT eventsource.append('after-crash', 'After', '{}')" > /dev/null 2>&1
+check "after the crash no global position is handed out twice" \
+  "$(on_noworker -c "SELECT global_position > $position FROM eventsource.events WHERE stream_id = 'after-crash'")" t
+
+# 5. A server started with its clock 71 years ahead: no epoch is started (22003, the clock named),
+# and once the clock is right appends work again.
+"$bin/pg_ctl" -D "$work/noworker" -m fast stop > /dev/null
+FAKETIME="+71y" LD_PRELOAD=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 start_cluster noworker
+check "with the clock after 2097 an append is refused, naming the clock" \
+  "$(on_noworker -c "SELECT eventsource.append('future', 'Future', '{}')" 2>&1 | grep -c "could not start a log epoch: the server's clock says 2097")" 1
+"$bin/pg_ctl" -D "$work/noworker" -m fast stop > /dev/null
+start_cluster noworker
+check "with the clock right again the next append starts an epoch" \
+  "$(on_noworker -c "SELECT eventsource.append('present', 'Present', '{}') IS NOT NULL" 2>/dev/null)" t
 
 finish log_epochs
