@@ -13,15 +13,18 @@
  * come from another counter) or to an earlier start of this server (a
  * restart, a crash restart, a promotion: commits that were lost may have used
  * transaction ids and global positions the server now hands out again).  Its
- * offset places its events after every event of the log, and after every id
- * lost commits could have used; after a server start the global position
- * sequence moves on too.
+ * offset places its events after every event of the log, and, by a term
+ * that grows with the clock, after every id any cluster handed out before
+ * (lost commits, the source of an older dump); after a server start the
+ * global position sequence moves on too.
  *
  * An epoch is committed, with synchronous_commit on, before any append uses
  * it: a short-lived background worker starts it while the appender waits, or
  * the appender itself when no worker can run (then the epoch commits with
- * the append, and the WAL orders every later append's commit after it).  A
- * lock serialises the starters, so concurrent first appenders agree on one
+ * the append, synchronously whatever the transaction sets, and the WAL
+ * orders every later append's commit after it; an appender does not keep an
+ * epoch it wrote, which a rollback to a savepoint may take away).  A lock
+ * serialises the starters, so concurrent first appenders agree on one
  * epoch.  Every transaction that can still append may append in the new
  * epoch, also one that had its transaction id before the epoch began (see
  * start_epoch), so no append has to be retried because an epoch began.

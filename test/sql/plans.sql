@@ -11,10 +11,11 @@ SELECT count(*) FROM (
 ANALYZE eventsource.events;
 SET plan_cache_mode = force_generic_plan;
 
+-- The horizon: the reads pass log_horizon() as a parameter (transaction ids carry the epoch's offset).
 PREPARE read_all(xid8, bigint, int, text[]) AS
 SELECT e.global_position FROM eventsource.events e
  WHERE (e.transaction_id, e.global_position) > ($1, $2)
-   AND e.transaction_id < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())
+   AND e.transaction_id < eventsource.log_horizon()
    AND ($4::text[] IS NULL OR e.event_type = ANY ($4))
  ORDER BY e.transaction_id, e.global_position LIMIT $3;
 EXPLAIN (COSTS OFF) EXECUTE read_all('0', 0, 1000, NULL);
@@ -22,7 +23,7 @@ EXPLAIN (COSTS OFF) EXECUTE read_all('0', 0, 1000, NULL);
 PREPARE read_category(xid8, bigint, int, text[], text) AS
 SELECT e.global_position FROM eventsource.events e
  WHERE (e.transaction_id, e.global_position) > ($1, $2)
-   AND e.transaction_id < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())
+   AND e.transaction_id < eventsource.log_horizon()
    AND ($4::text[] IS NULL OR e.event_type = ANY ($4))
    AND pg_catalog.split_part(e.stream_id, '-', 1) = $5
  ORDER BY e.transaction_id, e.global_position LIMIT $3;
