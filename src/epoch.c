@@ -52,6 +52,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "storage/lwlock.h"
@@ -515,10 +516,15 @@ eventsource_epoch_starter_main(Datum main_arg)
 	proc_exit(0);
 }
 
+/* An appender tries this many times, this far apart, to start a worker. */
+#define WORKER_ATTEMPTS		20
+#define WORKER_RETRY_MS		50
+
 /*
  * Has a background worker start the epoch and waits for it; false when no
  * worker could run (the caller then starts it itself).
  */
+
 static bool
 start_epoch_in_worker(void)
 {
@@ -536,8 +542,16 @@ start_epoch_in_worker(void)
 	worker.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
 	worker.bgw_notify_pid = MyProcPid;
 
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-		return false;
+	/* A slot taken by a parallel query, say, may soon be free again. */
+	for (int attempt = 1; !RegisterDynamicBackgroundWorker(&worker, &handle); attempt++)
+	{
+		if (attempt == WORKER_ATTEMPTS)
+			return false;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 WORKER_RETRY_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 	status = WaitForBackgroundWorkerShutdown(handle);
 	if (status == BGWH_POSTMASTER_DIED)
 		ereport(FATAL,
