@@ -362,9 +362,9 @@ new_epoch_offset(const LogEpoch *newest, int64 newest_id, uint64 start_id)
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("could not start a log epoch after transaction id " UINT64_FORMAT,
-						(uint64) Max(newest_id, newest->offset)),
+						(uint64) newest_id),
 				 errdetail("The log's newest transaction id or its newest epoch's offset is 2^62 or more, beyond what a new epoch's offset can follow."),
-				 errhint("Only events inserted directly into eventsource.events (not through append) with made-up transaction ids have such ids: delete them.")));
+				 errhint("Only events inserted directly into eventsource.events (not through append) with made-up transaction ids have such ids; see \"Log epochs\" in README.md.")));
 	return Max(Max(after_log, after_epoch), after_time);
 }
 
