@@ -47,6 +47,7 @@
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
 #include "storage/lock.h"
+#include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/uuid.h"
@@ -493,6 +494,8 @@ eventsource_poll(PG_FUNCTION_ARGS)
 	LOCKTAG		member_lock;
 	ActingAsOwner acting;
 
+	/* A poll leases (it writes), even when it finds nothing: say so first on a standby. */
+	PreventCommandIfReadOnly("eventsource.poll()");
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	act_as_function_owner(fcinfo, &acting);
 	if (SPI_connect() != SPI_OK_CONNECT)

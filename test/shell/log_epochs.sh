@@ -31,6 +31,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib/check.sh"
+run_as_postgres "$@"
 bin=${EVENTSOURCE_PG_BIN:-/usr/lib/postgresql/15/bin}
 base_port=${EVENTSOURCE_EPOCH_PORT:-$((${PGPORT:-5432} + 20))}
 work=$(mktemp -d)

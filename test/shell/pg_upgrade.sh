@@ -10,6 +10,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib/check.sh"
+run_as_postgres "$@"
 bin=${EVENTSOURCE_PG_BIN:-/usr/lib/postgresql/15/bin}
 old_port=${EVENTSOURCE_UPGRADE_PORT:-$((${PGPORT:-5432} + 24))}
 new_port=$((old_port + 1))

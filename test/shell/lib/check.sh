@@ -1,6 +1,8 @@
 # check.sh: sourced by the shell tests. check NAME GOT EXPECTED prints "ok - NAME" or "not ok -
 # NAME: ..." and counts it; finish TEST prints "TEST: N passed, M failed" and fails if any did;
-# notifier_serves DB prints t once a notifier serves DB (waiting up to 20 s), f otherwise.
+# notifier_serves DB prints t once a notifier serves DB (waiting up to 20 s), f otherwise;
+# run_as_postgres ARGS, called first by a test that starts clusters of its own (PostgreSQL refuses
+# to run as root), runs the test again as postgres when it runs as root, with the same environment.
 passes=0
 failures=0
 
@@ -27,4 +29,9 @@ notifier_serves() {
     sleep 0.1
   done
   echo "${serves:-f}"
+}
+
+run_as_postgres() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  exec runuser -u postgres -- bash "$0" "$@"
 }
