@@ -416,10 +416,15 @@ projection_from_row(HeapTuple row, TupleDesc description)
  */
 
 static KeptPlan inline_projections_plan = {
-	"SELECT p.*, p.xmin AS row_writer FROM eventsource.projections p"
+	"SELECT p.* FROM eventsource.projections p"
 	" WHERE p.mode OPERATOR(pg_catalog.=) 'inline' AND p.status OPERATOR(pg_catalog.=) 'running'"
 	" ORDER BY p.name",
 	0, {InvalidOid}
+};
+
+static KeptPlan share_projection_plan = {
+	"SELECT FROM eventsource.projections p WHERE p.name OPERATOR(pg_catalog.=) $1 FOR SHARE",
+	1, {TEXTOID}
 };
 
 /*
@@ -428,15 +433,19 @@ static KeptPlan inline_projections_plan = {
  * took its locks has its new signature in the row, but this backend may not
  * have taken the rename's catalog invalidations yet (the renaming
  * transaction sends them just after its commit becomes visible; a backend
- * takes them as it locks something): once a signature resolves to nothing,
- * this waits for each such row's writer to end, takes the invalidations and
- * reads again (retry), so that a rename never fails an append.
+ * takes them as it locks something), or the other way round: once a
+ * signature resolves to nothing, this share-locks each such row (waiting
+ * for its writer to end, and keeping the next rename, whose event trigger
+ * updates the row, from committing until this transaction ends), takes the
+ * invalidations and reads again (retry), so that a rename never fails an
+ * append.
  */
 static Projection **
 read_inline_projections(uint64 *count, bool retry)
 {
 	Projection **projections;
-	bool		unresolved = false;
+	List	   *unresolved = NIL;
+	ListCell   *cell;
 
 	*count = run_kept_plan_on_latest_snapshot(&inline_projections_plan, NULL, NULL);
 	projections = palloc(Max(*count, 1) * sizeof(Projection *));
@@ -444,19 +453,16 @@ read_inline_projections(uint64 *count, bool retry)
 	{
 		projections[i] = projection_from_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
 		if (retry && !OidIsValid(projections[i]->handler))
-		{
-			bool		isnull;
-			TransactionId writer = DatumGetTransactionId(column_by_name(SPI_tuptable->vals[i],
-																	   SPI_tuptable->tupdesc,
-																	   "row_writer", &isnull));
-
-			unresolved = true;
-			if (TransactionIdIsNormal(writer) && !TransactionIdIsCurrentTransactionId(writer))
-				XactLockTableWait(writer, NULL, NULL, XLTW_None);
-		}
+			unresolved = lappend(unresolved, projections[i]->name);
 	}
-	if (!unresolved)
+	if (unresolved == NIL)
 		return projections;
+	foreach(cell, unresolved)
+	{
+		Datum		name = CStringGetTextDatum(lfirst(cell));
+
+		(void) run_kept_plan_on_latest_snapshot(&share_projection_plan, &name, NULL);
+	}
 	AcceptInvalidationMessages();
 	InvalidateCatalogSnapshot();
 	return read_inline_projections(count, false);
