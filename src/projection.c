@@ -38,11 +38,13 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/event_trigger.h"
+#include "commands/extension.h"
 #include "commands/trigger.h"
 #include "executor/executor.h"
 #include "funcapi.h"
@@ -54,7 +56,9 @@
 #include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/catcache.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
@@ -418,6 +422,52 @@ static KeptPlan inline_projections_plan = {
 	0, {InvalidOid}
 };
 
+static KeptPlan share_projection_plan = {
+	"SELECT FROM eventsource.projections p WHERE p.name OPERATOR(pg_catalog.=) $1 FOR SHARE",
+	1, {TEXTOID}
+};
+
+/*
+ * The running inline projections, read on the latest snapshot, into *count.
+ * A handler renamed by a transaction that committed after this statement
+ * took its locks has its new signature in the row, but this backend may not
+ * have taken the rename's catalog invalidations yet (the renaming
+ * transaction sends them just after its commit becomes visible; a backend
+ * takes them as it locks something), or the other way round: once a
+ * signature resolves to nothing, this share-locks each such row (waiting
+ * for its writer to end, and keeping the next rename, whose event trigger
+ * updates the row, from committing until this transaction ends), takes the
+ * invalidations and reads again (retry), so that a rename never fails an
+ * append.
+ */
+static Projection **
+read_inline_projections(uint64 *count, bool retry)
+{
+	Projection **projections;
+	List	   *unresolved = NIL;
+	ListCell   *cell;
+
+	*count = run_kept_plan_on_latest_snapshot(&inline_projections_plan, NULL, NULL);
+	projections = palloc(Max(*count, 1) * sizeof(Projection *));
+	for (uint64 i = 0; i < *count; i++)
+	{
+		projections[i] = projection_from_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+		if (retry && !OidIsValid(projections[i]->handler))
+			unresolved = lappend(unresolved, projections[i]->name);
+	}
+	if (unresolved == NIL)
+		return projections;
+	foreach(cell, unresolved)
+	{
+		Datum		name = CStringGetTextDatum(lfirst(cell));
+
+		(void) run_kept_plan_on_latest_snapshot(&share_projection_plan, &name, NULL);
+	}
+	AcceptInvalidationMessages();
+	InvalidateCatalogSnapshot();
+	return read_inline_projections(count, false);
+}
+
 /*
  * The trigger function: every event the INSERT appended, to every running
  * inline projection that wants it.
@@ -445,10 +495,7 @@ eventsource_run_inline_projections(PG_FUNCTION_ARGS)
 	 * projection created or resumed before this INSERT began holds off
 	 * appends until it commits (hold_off_appends), so this sees it.
 	 */
-	projection_count = run_kept_plan_on_latest_snapshot(&inline_projections_plan, NULL, NULL);
-	projections = palloc(Max(projection_count, 1) * sizeof(Projection *));
-	for (uint64 i = 0; i < projection_count; i++)
-		projections[i] = projection_from_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
+	projections = read_inline_projections(&projection_count, true);
 
 	log_description = RelationGetDescr(trigger->tg_relation);
 	event_description = event_descriptor();
@@ -574,18 +621,23 @@ replay_batch(Projection *projection, Checkpoint *after, int limit, bool visible_
 /*
  * A handler must take exactly one eventsource.event (a reset handler no
  * argument), and the caller, who will own the projection, must be allowed
- * to execute it.
+ * to execute it.  Locks the function until the transaction ends first, as
+ * ALTER FUNCTION and DROP FUNCTION do (a command renaming it commits before,
+ * and this then stores its new signature, or waits for this to commit, and
+ * then finds this projection: follow_renamed_handlers).
  */
 static void
 check_handler(Oid function, int expected_arguments, const char *what, Oid caller)
 {
-	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(function));
+	HeapTuple	tuple;
 	Form_pg_proc procedure;
 	bool		matches;
 	bool		temporary;
 	Oid			argument_type = event_type();
 	char	   *problem;
 
+	LockDatabaseObject(ProcedureRelationId, function, 0, AccessShareLock);
+	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(function));
 	if (!HeapTupleIsValid(tuple))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
@@ -678,6 +730,10 @@ handler_search_path(FunctionCallInfo fcinfo, int argno, Oid owner)
  * The handlers' signatures ($2, $3) go through json_populate_record, which
  * reads them as the columns' type: text since 0.7.0, regprocedure before.
  */
+static KeptPlan projection_exists_plan = {
+	"SELECT FROM eventsource.projections p WHERE p.name OPERATOR(pg_catalog.=) $1", 1, {TEXTOID}
+};
+
 static KeptPlan create_projection_plan = {
 	"INSERT INTO eventsource.projections"
 	" (name, handler, reset_handler, owner, event_types, category, mode, on_failure, max_attempts,"
@@ -789,6 +845,14 @@ eventsource_synchronize_inline_projections(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
+static void
+raise_duplicate_projection(text *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DUPLICATE_OBJECT),
+			 errmsg("projection \"%s\" already exists", text_to_cstring(name))));
+}
+
 /*
  * eventsource.create_projection(name, handler, event_types, category, mode,
  * reset_handler, on_failure, max_attempts, search_path) returns void.  The
@@ -838,14 +902,15 @@ eventsource_create_projection(PG_FUNCTION_ARGS)
 	values[9] = CStringGetTextDatum(handler_search_path(fcinfo, 8, acting.caller));
 
 	lock_projection_changes();
-	if (strcmp(mode, "inline") == 0)
-		hold_off_appends();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* A duplicate fails before it waits for the appends in flight. */
+	if (run_kept_plan_on_latest_snapshot(&projection_exists_plan, values, NULL) > 0)
+		raise_duplicate_projection(name);
+	if (strcmp(mode, "inline") == 0)
+		hold_off_appends();
 	if (run_kept_plan(&create_projection_plan, values, nulls, false) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("projection \"%s\" already exists", text_to_cstring(name))));
+		raise_duplicate_projection(name);
 	SPI_finish();
 	stop_acting_as_owner(&acting);
 	notifier_wake_at_commit();
@@ -869,6 +934,11 @@ static KeptPlan set_status_plan = {
 	2, {TEXTOID, TEXTOID}
 };
 
+static KeptPlan lock_projection_plan = {
+	"SELECT p.* FROM eventsource.projections p WHERE p.name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+	1, {TEXTOID}
+};
+
 static void
 raise_unknown_projection(text *name)
 {
@@ -888,13 +958,21 @@ change_projection(FunctionCallInfo fcinfo, KeptPlan *plan, const char *status)
 	text	   *name = checked_object_name(fcinfo, 0, "projection");
 	Datum		values[2] = {PointerGetDatum(name), status ? CStringGetTextDatum(status) : (Datum) 0};
 
+	bool		starts = false;
+
 	lock_projection_changes();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* Only a resume that starts an inline projection holds off appends (not one of a running one). */
+	if (status != NULL && strcmp(status, "running") == 0 &&
+		run_kept_plan(&lock_projection_plan, values, NULL, false) > 0)
+		starts = strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+									 SPI_fnumber(SPI_tuptable->tupdesc, "status")), "running") != 0 &&
+			strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+								SPI_fnumber(SPI_tuptable->tupdesc, "mode")), "inline") == 0;
 	if (run_kept_plan(plan, values, NULL, false) == 0)
 		raise_unknown_projection(name);
-	if (status != NULL && strcmp(status, "running") == 0 &&
-		strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "inline") == 0)
+	if (starts)
 		hold_off_appends();
 	SPI_finish();
 	notifier_wake_at_commit();
@@ -918,11 +996,6 @@ eventsource_resume_projection(PG_FUNCTION_ARGS)
 {
 	return change_projection(fcinfo, &set_status_plan, "running");
 }
-
-static KeptPlan lock_projection_plan = {
-	"SELECT p.* FROM eventsource.projections p WHERE p.name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
-	1, {TEXTOID}
-};
 
 static KeptPlan restart_projection_plan = {
 	"UPDATE eventsource.projections p"
@@ -972,13 +1045,14 @@ eventsource_rebuild_projection(PG_FUNCTION_ARGS)
 				 errdetail("The replay would not see the events committed after the transaction's snapshot, whose changes to the read model the reset handler removes."),
 				 errhint("Rebuild it in a READ COMMITTED transaction.")));
 
+	if (projection->reset_signature != NULL)
+		require_owner_rights(projection, projection->reset_handler, projection->reset_signature);
 	if (projection->is_inline)
 		hold_off_appends();
 	if (projection->reset_signature != NULL)
 	{
 		FmgrInfo	reset_info;
 
-		require_owner_rights(projection, projection->reset_handler, projection->reset_signature);
 		fmgr_info(projection->reset_handler, &reset_info);
 		call_as_owner(projection, &reset_info, (Datum) 0, 0);
 	}
@@ -1004,60 +1078,199 @@ eventsource_rebuild_projection(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------
  */
 
-/* A handler column of a projection before a command, and the function it named (valid). */
+/*
+ * A function a command can rename or move, and a handler signature stored
+ * for it: when the command changes the function's signature, the
+ * projections storing that signature follow.
+ */
 typedef struct HandlerBefore
 {
-	char	   *name;
-	KeptPlan   *follow;			/* the plan that rewrites this column */
-	char	   *signature;
 	Oid			function;
+	char	   *canonical;		/* the function's signature before the command */
+	char	   *stored;			/* as a projection stores it (canonical or not) */
 } HandlerBefore;
 
-/* The handlers before the command under way (in its transaction, lxid). */
+/*
+ * The handlers the command under way (in its transaction, lxid) targets, in
+ * a memory context of their own (a child of the transaction's, NULL while
+ * none is noted), emptied at the start and at the end of each such command:
+ * the notes of a command that failed go at the next one's start.
+ */
 static List *handlers_before = NIL;
+static MemoryContext handlers_before_context = NULL;
 static LocalTransactionId handlers_before_transaction = InvalidLocalTransactionId;
 
-static KeptPlan all_projections_plan = {
-	"SELECT p.* FROM eventsource.projections p", 0, {InvalidOid}
+/*
+ * The projections whose handler or reset handler signature might name the
+ * target ($1: the function's or schema's name; NULL: every projection),
+ * found by the text alone (without looking the signatures up): a quoted
+ * identifier holds its name, with its quotes doubled.
+ */
+static KeptPlan targeted_projections_plan = {
+	"SELECT p.name, p.handler, p.reset_handler FROM eventsource.projections p"
+	" WHERE $1 IS NULL"
+	"    OR pg_catalog.strpos(pg_catalog.lower(p.handler), pg_catalog.lower($1)) OPERATOR(pg_catalog.>) 0"
+	"    OR pg_catalog.strpos(pg_catalog.lower(p.reset_handler), pg_catalog.lower($1)) OPERATOR(pg_catalog.>) 0"
+	"    OR pg_catalog.strpos(pg_catalog.lower(p.handler),"
+	"                         pg_catalog.lower(pg_catalog.replace($1, '\"', '\"\"'))) OPERATOR(pg_catalog.>) 0"
+	"    OR pg_catalog.strpos(pg_catalog.lower(p.reset_handler),"
+	"                         pg_catalog.lower(pg_catalog.replace($1, '\"', '\"\"'))) OPERATOR(pg_catalog.>) 0",
+	1, {TEXTOID}
 };
 
+/* Every projection storing the signature $1 as its handler or reset handler gets $2 instead. */
 static KeptPlan follow_handler_plan = {
-	"UPDATE eventsource.projections p SET handler = $3, updated_at = pg_catalog.now()"
-	" WHERE p.name OPERATOR(pg_catalog.=) $1 AND p.handler OPERATOR(pg_catalog.=) $2",
-	3, {TEXTOID, TEXTOID, TEXTOID}
+	"UPDATE eventsource.projections p"
+	"   SET handler = CASE WHEN p.handler OPERATOR(pg_catalog.=) $1 THEN $2 ELSE p.handler END,"
+	"       reset_handler = CASE WHEN p.reset_handler OPERATOR(pg_catalog.=) $1 THEN $2"
+	"                            ELSE p.reset_handler END,"
+	"       updated_at = pg_catalog.now()"
+	" WHERE p.handler OPERATOR(pg_catalog.=) $1 OR p.reset_handler OPERATOR(pg_catalog.=) $1",
+	2, {TEXTOID, TEXTOID}
 };
 
-static KeptPlan follow_reset_handler_plan = {
-	"UPDATE eventsource.projections p SET reset_handler = $3, updated_at = pg_catalog.now()"
-	" WHERE p.name OPERATOR(pg_catalog.=) $1 AND p.reset_handler OPERATOR(pg_catalog.=) $2",
-	3, {TEXTOID, TEXTOID, TEXTOID}
-};
-
-/* Notes a handler column of a projection (signature NULL: none) in handlers_before. */
-static void
-note_handler_before(const char *name, KeptPlan *follow, const char *signature, Oid function)
+/* What a command that can rename or move a function targets (at most one). */
+typedef struct RenameTarget
 {
+	char	   *function_name;	/* functions of this name */
+	char	   *schema_name;	/* the functions in this schema */
+	Oid			extension;		/* the functions of this extension */
+} RenameTarget;
+
+/*
+ * What the command (its parse tree, at ddl_command_start) can rename or
+ * move, by name (the command's role resolves it on its own search path):
+ * false when it renames or moves no function (ALTER FUNCTION ... OWNER TO,
+ * SET, ALTER EXTENSION ... ADD, an unknown extension).
+ */
+static bool
+rename_target(Node *command, RenameTarget *target)
+{
+	memset(target, 0, sizeof(RenameTarget));
+	if (IsA(command, RenameStmt))
+	{
+		RenameStmt *rename = (RenameStmt *) command;
+
+		if (rename->renameType == OBJECT_SCHEMA)
+			target->schema_name = rename->subname;
+		else if (rename->renameType == OBJECT_FUNCTION || rename->renameType == OBJECT_PROCEDURE ||
+				 rename->renameType == OBJECT_ROUTINE)
+			target->function_name = strVal(llast(castNode(ObjectWithArgs, rename->object)->objname));
+	}
+	else if (IsA(command, AlterObjectSchemaStmt))
+	{
+		AlterObjectSchemaStmt *move = (AlterObjectSchemaStmt *) command;
+
+		if (move->objectType == OBJECT_EXTENSION)
+			target->extension = get_extension_oid(strVal(move->object), true);
+		else if (move->objectType == OBJECT_FUNCTION || move->objectType == OBJECT_PROCEDURE ||
+				 move->objectType == OBJECT_ROUTINE)
+			target->function_name = strVal(llast(castNode(ObjectWithArgs, move->object)->objname));
+	}
+	else if (IsA(command, AlterExtensionStmt))
+		target->extension = get_extension_oid(((AlterExtensionStmt *) command)->extname, true);
+	return target->function_name != NULL || target->schema_name != NULL || OidIsValid(target->extension);
+}
+
+/* Whether the function (valid) is one the command targets. */
+static bool
+is_targeted(Oid function, const RenameTarget *target)
+{
+	if (target->function_name != NULL)
+		return strcmp(get_func_name(function), target->function_name) == 0;
+	if (target->schema_name != NULL)
+		return strcmp(get_namespace_name(get_func_namespace(function)), target->schema_name) == 0;
+	return getExtensionOfObject(ProcedureRelationId, function) == target->extension;
+}
+
+/*
+ * Notes that a stored signature (NULL: the function's own) names the
+ * function (InvalidOid: nothing), when the command targets it.
+ */
+static void
+note_handler_before(Oid function, const char *stored, const RenameTarget *target)
+{
+	MemoryContext caller_context;
 	HandlerBefore *handler;
 
-	if (!OidIsValid(function))
+	if (!OidIsValid(function) || !is_targeted(function, target))
 		return;
+	if (handlers_before_context == NULL)
+		handlers_before_context = AllocSetContextCreate(TopTransactionContext, "eventsource handlers before",
+														ALLOCSET_SMALL_SIZES);
+	caller_context = MemoryContextSwitchTo(handlers_before_context);
 	handler = palloc(sizeof(HandlerBefore));
-	handler->name = pstrdup(name);
-	handler->follow = follow;
-	handler->signature = pstrdup(signature);
 	handler->function = function;
+	handler->canonical = format_procedure_qualified(function);
+	handler->stored = stored ? pstrdup(stored) : handler->canonical;
 	handlers_before = lappend(handlers_before, handler);
+	MemoryContextSwitchTo(caller_context);
+}
+
+/*
+ * Notes the handlers the command targets: the stored signatures that name
+ * one (read by the text first, so that a command on no handler looks none
+ * up), and, for a function's name, each function of that name by its
+ * signature, which a projection created while the command waits for its
+ * lock on the function also stores (create_projection locks it too).
+ */
+static void
+note_handlers_before(const RenameTarget *target)
+{
+	Datum		name = (Datum) 0;
+	char		nulls[1] = {'n'};
+	uint64		count;
+
+	if (target->function_name != NULL || target->schema_name != NULL)
+	{
+		name = CStringGetTextDatum(target->function_name ? target->function_name : target->schema_name);
+		nulls[0] = ' ';
+	}
+	count = run_kept_plan_on_latest_snapshot(&targeted_projections_plan, &name, nulls);
+	for (uint64 i = 0; i < count; i++)
+	{
+		char	   *signature;
+		Oid			function;
+
+		function = handler_from_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, "handler", &signature);
+		note_handler_before(function, signature, target);
+		function = handler_from_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, "reset_handler", &signature);
+		note_handler_before(function, signature, target);
+	}
+	if (target->function_name != NULL)
+	{
+		CatCList   *functions = SearchSysCacheList1(PROCNAMEARGSNSP, CStringGetDatum(target->function_name));
+
+		for (int i = 0; i < functions->n_members; i++)
+			note_handler_before(((Form_pg_proc) GETSTRUCT(&functions->members[i]->tuple))->oid, NULL, target);
+		ReleaseSysCacheList(functions);
+	}
+}
+
+/* Forgets the notes of the command before, if this transaction made them. */
+static void
+forget_handlers_before(void)
+{
+	if (handlers_before_transaction == MyProc->lxid && handlers_before_context != NULL)
+		MemoryContextDelete(handlers_before_context);
+	handlers_before = NIL;
+	handlers_before_context = NULL;
+	handlers_before_transaction = InvalidLocalTransactionId;
 }
 
 /*
  * The event trigger on the commands that can rename or move a function
  * (ALTER FUNCTION, ALTER ROUTINE, ALTER SCHEMA, ALTER EXTENSION), at their
  * start and end: at the start it notes the function each stored handler
- * signature names, at the end it stores the new signature of each of those
- * functions that got one, so that a projection follows its handler as it
- * did when it stored the OID (before 0.7.0).  SECURITY DEFINER: the
- * command's role need not read the projections.  Nothing is kept beyond the
- * command's transaction, so no OID outlives a dump, restore or pg_upgrade.
+ * signature names, of those the command targets (by name: a function of the
+ * name it renames or moves, a function in the schema it renames, a member
+ * of the extension it moves or updates), at the end it stores the new
+ * signature of each of those functions that got one, so that a projection
+ * follows its handler as it did when it stored the OID (before 0.7.0).  A
+ * command that targets no handler reads no signature and notes nothing.
+ * SECURITY DEFINER: the command's role need not read the projections.
+ * Nothing is kept beyond the command, so no OID outlives a dump, restore or
+ * pg_upgrade.
  */
 Datum
 eventsource_follow_renamed_handlers(PG_FUNCTION_ARGS)
@@ -1065,55 +1278,48 @@ eventsource_follow_renamed_handlers(PG_FUNCTION_ARGS)
 	EventTriggerData *event = (EventTriggerData *) fcinfo->context;
 	Oid			schema = get_namespace_oid("eventsource", true);
 	Oid			projections = OidIsValid(schema) ? get_relname_relid("projections", schema) : InvalidOid;
+	RenameTarget target;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		elog(ERROR, "follow_renamed_handlers must be called as an event trigger");
-	if (!OidIsValid(projections))
-		PG_RETURN_VOID();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	if (strcmp(event->event, "ddl_command_start") == 0)
 	{
-		uint64		count = run_kept_plan_on_latest_snapshot(&all_projections_plan, NULL, NULL);
-		MemoryContext caller_context = MemoryContextSwitchTo(TopTransactionContext);
-
-		handlers_before = NIL;
+		forget_handlers_before();
+		if (!OidIsValid(projections) || !rename_target(event->parsetree, &target))
+			PG_RETURN_VOID();
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
 		handlers_before_transaction = MyProc->lxid;
-		for (uint64 i = 0; i < count; i++)
-		{
-			Projection *projection = projection_from_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
-
-			note_handler_before(projection->name, &follow_handler_plan, projection->handler_signature,
-								projection->handler);
-			note_handler_before(projection->name, &follow_reset_handler_plan, projection->reset_signature,
-								projection->reset_handler);
-		}
-		MemoryContextSwitchTo(caller_context);
+		note_handlers_before(&target);
+		SPI_finish();
 	}
-	else if (handlers_before_transaction == MyProc->lxid)
+	else if (handlers_before_transaction == MyProc->lxid && handlers_before != NIL)
 	{
 		ListCell   *cell;
 
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
 		foreach(cell, handlers_before)
 		{
 			HandlerBefore *handler = lfirst(cell);
 			char	   *now;
-			Datum		values[3];
+			Datum		values[2];
 
 			if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(handler->function)))
 				continue;
+			/* Only a handler the command moved: a stored signature it did not move stays as it is. */
 			now = format_procedure_qualified(handler->function);
-			if (strcmp(now, handler->signature) == 0)
+			if (strcmp(now, handler->canonical) == 0)
 				continue;
-			values[0] = CStringGetTextDatum(handler->name);
-			values[1] = CStringGetTextDatum(handler->signature);
-			values[2] = CStringGetTextDatum(now);
-			(void) run_kept_plan_on_latest_snapshot(handler->follow, values, NULL);
+			values[0] = CStringGetTextDatum(handler->stored);
+			values[1] = CStringGetTextDatum(now);
+			(void) run_kept_plan_on_latest_snapshot(&follow_handler_plan, values, NULL);
 		}
-		handlers_before = NIL;
-		handlers_before_transaction = InvalidLocalTransactionId;
+		SPI_finish();
+		forget_handlers_before();
 	}
-	SPI_finish();
+	else
+		forget_handlers_before();
 	PG_RETURN_VOID();
 }
 
