@@ -8,7 +8,7 @@
 \echo Use "ALTER EXTENSION eventsource UPDATE TO '0.7.0'" to load this file. \quit
 
 -- ---------------------------------------------------------------------------------------------
--- Items 1 and 2: log epochs (restores into another cluster, crashes that lose commits)
+-- Log epochs (restores into another cluster, crashes that lose commits)
 -- ---------------------------------------------------------------------------------------------
 
 -- An event's transaction_id is its transaction's xid8 plus the offset of the epoch it was
@@ -81,7 +81,7 @@ REVOKE ALL ON FUNCTION eventsource.log_horizon() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION eventsource.log_horizon() TO eventsource_reader;
 
 -- ---------------------------------------------------------------------------------------------
--- Item 6: snapshots never bring deleted data back. save_snapshot refuses a version below the first
+-- Snapshots never bring deleted data back. save_snapshot refuses a version below the first
 -- snapshot version (the version just before the first visible one, never one of a deleted life),
 -- the loads use only a snapshot from it on, scavenge deletes the others without waiting for any
 -- transaction, within the call's max_events (all in the library); the comments say so.
@@ -97,7 +97,7 @@ COMMENT ON FUNCTION eventsource.scavenge(integer) IS
     'Removes up to max_events rows: events that deletes and retention settings hide, except those a subscription or async projection has not passed yet, then snapshots the loads no longer use, skipping what other transactions hold; returns how many events and snapshots it removed (call again until 0).';
 
 -- ---------------------------------------------------------------------------------------------
--- Item 7: a category is never a stream id. read_all, read_category, create_subscription and
+-- A category is never a stream id. read_all, read_category, create_subscription and
 -- create_projection refuse a category containing '-' (in the library); one created earlier has
 -- never matched an event: name them.
 -- ---------------------------------------------------------------------------------------------
@@ -120,7 +120,7 @@ BEGIN
     END IF;
 END
 $upgrade$;
--- Item 5: projections that never silently stop. Handlers are stored as their schema-qualified
+-- Projections that never silently stop. Handlers are stored as their schema-qualified
 -- signature (text), not as regprocedure, which pg_upgrade refuses in user tables; the library
 -- resolves them to the function each time they run. A function dropped before this upgrade gets a
 -- signature in pg_catalog that names nothing, so its projection still reports it gone.
@@ -213,7 +213,7 @@ ALTER TABLE eventsource.projections ENABLE REPLICA TRIGGER projections_synchroni
 
 COMMENT ON TRIGGER projections_synchronize_inline_applied ON eventsource.projections IS
     'Where session_replication_role is replica (logical replication applying the projections): the log''s inline trigger follows each change, as projections_synchronize_inline does for statements.';
--- Item 4: an acknowledgement is accepted only from the lease it acknowledges
+-- An acknowledgement is accepted only from the lease it acknowledges
 -- ---------------------------------------------------------------------------------------------
 
 -- Each poll that delivers a batch grants a new lease token; ack must present it. The token stays
@@ -324,7 +324,7 @@ GRANT EXECUTE ON FUNCTION
     eventsource.poll(text, integer, integer, integer),
     eventsource.ack(text, eventsource.checkpoint, integer, uuid)
     TO eventsource_reader;
--- Item 3: lifecycle markers in log order. Each stream's row records the log transaction id of the
+-- Lifecycle markers in log order. Each stream's row records the log transaction id of the
 -- last transaction that appended to, deleted or tombstoned it; the statement that writes the row
 -- refuses (40001) a transaction whose id is older, whose events or $stream-deleted /
 -- $stream-tombstoned marker would come before that transaction's in the global log.
