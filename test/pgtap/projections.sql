@@ -37,7 +37,7 @@ BEGIN
                     WHERE s.name = projection
                       AND (s.status = 'failed' OR (s.events_behind = 0 AND s.attempts = 0))
                       AND NOT EXISTS (SELECT FROM eventsource.events e
-                                       WHERE e.transaction_id >= pg_snapshot_xmin(pg_current_snapshot()))) THEN
+                                       WHERE e.transaction_id >= eventsource.log_horizon())) THEN
             RETURN true;
         END IF;
         PERFORM pg_sleep(0.1);
