@@ -422,6 +422,9 @@ static KeptPlan inline_projections_plan = {
 	0, {InvalidOid}
 };
 
+/* How often an inline append reads again a handler signature that resolved to nothing. */
+#define INLINE_PROJECTION_RETRIES 3
+
 static KeptPlan share_projection_plan = {
 	"SELECT FROM eventsource.projections p WHERE p.name OPERATOR(pg_catalog.=) $1 FOR SHARE",
 	1, {TEXTOID}
@@ -437,11 +440,12 @@ static KeptPlan share_projection_plan = {
  * signature resolves to nothing, this share-locks each such row (waiting
  * for its writer to end, and keeping the next rename, whose event trigger
  * updates the row, from committing until this transaction ends), takes the
- * invalidations and reads again (retry), so that a rename never fails an
- * append.
+ * invalidations and reads again (at most retries times: a signature that
+ * still resolves to nothing then names a dropped function), so that a rename
+ * never fails an append.
  */
 static Projection **
-read_inline_projections(uint64 *count, bool retry)
+read_inline_projections(uint64 *count, int retries)
 {
 	Projection **projections;
 	List	   *unresolved = NIL;
@@ -452,7 +456,7 @@ read_inline_projections(uint64 *count, bool retry)
 	for (uint64 i = 0; i < *count; i++)
 	{
 		projections[i] = projection_from_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc);
-		if (retry && !OidIsValid(projections[i]->handler))
+		if (retries > 0 && !OidIsValid(projections[i]->handler))
 			unresolved = lappend(unresolved, projections[i]->name);
 	}
 	if (unresolved == NIL)
@@ -465,7 +469,7 @@ read_inline_projections(uint64 *count, bool retry)
 	}
 	AcceptInvalidationMessages();
 	InvalidateCatalogSnapshot();
-	return read_inline_projections(count, false);
+	return read_inline_projections(count, retries - 1);
 }
 
 /*
@@ -495,7 +499,7 @@ eventsource_run_inline_projections(PG_FUNCTION_ARGS)
 	 * projection created or resumed before this INSERT began holds off
 	 * appends until it commits (hold_off_appends), so this sees it.
 	 */
-	projections = read_inline_projections(&projection_count, true);
+	projections = read_inline_projections(&projection_count, INLINE_PROJECTION_RETRIES);
 
 	log_description = RelationGetDescr(trigger->tg_relation);
 	event_description = event_descriptor();
@@ -1176,10 +1180,25 @@ rename_target(Node *command, RenameTarget *target)
 static bool
 is_targeted(Oid function, const RenameTarget *target)
 {
+	char	   *name;
+
+	/*
+	 * The function (one of those of the target's name, or a handler) may
+	 * have been dropped by a transaction that committed since it was found:
+	 * then the command does not move it.
+	 */
 	if (target->function_name != NULL)
-		return strcmp(get_func_name(function), target->function_name) == 0;
+	{
+		name = get_func_name(function);
+		return name != NULL && strcmp(name, target->function_name) == 0;
+	}
 	if (target->schema_name != NULL)
-		return strcmp(get_namespace_name(get_func_namespace(function)), target->schema_name) == 0;
+	{
+		Oid			schema = get_func_namespace(function);
+
+		name = OidIsValid(schema) ? get_namespace_name(schema) : NULL;
+		return name != NULL && strcmp(name, target->schema_name) == 0;
+	}
 	return getExtensionOfObject(ProcedureRelationId, function) == target->extension;
 }
 
