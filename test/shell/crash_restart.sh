@@ -98,6 +98,7 @@ for fault in $faults_to_inject; do
   round=$((round + 1))
   # The load: writers and a consumer, until the server is killed under them.
   client_pids=()
+  appended_before=$(psql_db -c "SELECT count(*) FROM eventsource.events")
   for w in $(seq "$writers"); do
     client --mode writer --name "r$round-w$w" --out "$work/writer-$round-$w.log" &
     client_pids+=($!)
@@ -105,6 +106,12 @@ for fault in $faults_to_inject; do
   client --mode consumer --name "r$round-c" --out "$work/consumer-$round.log" &
   client_pids+=($!)
   sleep "$load_seconds"
+  # On a loaded machine the clients may take longer to start: the fault comes once they append
+  # (at most 60 s more).
+  for _ in $(seq 600); do
+    [ "$(psql_db -c "SELECT count(*) > $appended_before FROM eventsource.events")" = t ] && break
+    sleep 0.1
+  done
   postmaster=$(head -1 "$data_directory/postmaster.pid")
   victim=$(kill_target "$fault")
   check "round $round: a $fault process was killed" "$([ "$victim" != none ] && echo killed)" killed
