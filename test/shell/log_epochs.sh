@@ -48,13 +48,8 @@ trap cleanup EXIT
 
 # new_cluster NAME PORT: initdb, eventsource preloaded, wal_level logical, started.
 new_cluster() {
-  "$bin/initdb" -D "$work/$1" -A trust -U postgres --locale=C.UTF-8 > /dev/null
+  preloaded_cluster "$work/$1" "$2" "$work" es_source,es_plain,es_custom,es_replica,es_crash
   cat >> "$work/$1/postgresql.conf" <<CONF
-port = $2
-unix_socket_directories = '$work'
-listen_addresses = ''
-shared_preload_libraries = 'eventsource'
-eventsource.notify_databases = 'es_source,es_plain,es_custom,es_replica,es_crash'
 wal_level = logical
 fsync = on
 max_prepared_transactions = 5

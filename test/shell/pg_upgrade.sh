@@ -22,16 +22,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-new_cluster() { # new_cluster NAME PORT: initdb, eventsource preloaded
-  "$bin/initdb" -D "$work/$1" -A trust -U postgres --locale=C.UTF-8 > /dev/null
-  cat >> "$work/$1/postgresql.conf" <<CONF
-port = $2
-unix_socket_directories = '$work'
-listen_addresses = ''
-shared_preload_libraries = 'eventsource'
-eventsource.notify_databases = 'es_upgrade'
-CONF
-}
+new_cluster() { preloaded_cluster "$work/$1" "$2" "$work" es_upgrade; } # new_cluster NAME PORT
 on() { local port=$1; shift; "$bin/psql" -X -q -v ON_ERROR_STOP=1 -At -h "$work" -p "$port" -U postgres -d es_upgrade "$@"; }
 wait_for() { # wait_for PORT QUERY: until QUERY returns t (20 s at most)
   for _ in $(seq 200); do [ "$(on "$1" -c "$2")" = t ] && return 0; sleep 0.1; done
