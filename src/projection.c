@@ -37,6 +37,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
@@ -426,7 +427,7 @@ static KeptPlan inline_projections_plan = {
 #define INLINE_PROJECTION_RETRIES 3
 
 static KeptPlan share_projection_plan = {
-	"SELECT FROM eventsource.projections p WHERE p.name OPERATOR(pg_catalog.=) $1 FOR SHARE",
+	"SELECT p.xmin FROM eventsource.projections p WHERE p.name OPERATOR(pg_catalog.=) $1 FOR SHARE",
 	1, {TEXTOID}
 };
 
@@ -435,14 +436,16 @@ static KeptPlan share_projection_plan = {
  * A handler renamed by a transaction that committed after this statement
  * took its locks has its new signature in the row, but this backend may not
  * have taken the rename's catalog invalidations yet (the renaming
- * transaction sends them just after its commit becomes visible; a backend
- * takes them as it locks something), or the other way round: once a
- * signature resolves to nothing, this share-locks each such row (waiting
- * for its writer to end, and keeping the next rename, whose event trigger
- * updates the row, from committing until this transaction ends), takes the
- * invalidations and reads again (at most retries times: a signature that
- * still resolves to nothing then names a dropped function), so that a rename
- * never fails an append.
+ * transaction sends them just after its commit becomes visible, and before
+ * it releases its locks; a backend takes them as it locks something), or the
+ * other way round: once a signature resolves to nothing, this share-locks
+ * each such row (waiting for a writer still in progress to end, and keeping
+ * the next rename, whose event trigger updates the row, from committing
+ * until this transaction ends), waits for the lock of the transaction that
+ * wrote the row version it locked (so a rename whose commit is visible has
+ * sent its invalidations), takes the invalidations and reads again (at most
+ * retries times: a signature that still resolves to nothing then names a
+ * dropped function), so that a rename never fails an append.
  */
 static Projection **
 read_inline_projections(uint64 *count, int retries)
@@ -464,8 +467,15 @@ read_inline_projections(uint64 *count, int retries)
 	foreach(cell, unresolved)
 	{
 		Datum		name = CStringGetTextDatum(lfirst(cell));
+		bool		isnull;
+		TransactionId writer;
 
-		(void) run_kept_plan_on_latest_snapshot(&share_projection_plan, &name, NULL);
+		if (run_kept_plan_on_latest_snapshot(&share_projection_plan, &name, NULL) == 0)
+			continue;
+		writer = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+													 1, &isnull));
+		if (TransactionIdIsNormal(writer) && !TransactionIdIsCurrentTransactionId(writer))
+			XactLockTableWait(writer, NULL, NULL, XLTW_None);
 	}
 	AcceptInvalidationMessages();
 	InvalidateCatalogSnapshot();
