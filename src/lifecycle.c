@@ -32,6 +32,7 @@
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
@@ -54,9 +55,12 @@ bool		eventsource_scavenging = false;
 /* The longest max_age. */
 #define EVENTSOURCE_MAX_AGE_YEARS		1000
 
-/* The background worker's batch size, and the most rows (events and snapshots) one scavenge call removes. */
-#define SCAVENGE_BATCH_ROWS		1000
+/* The most rows (events and snapshots) one scavenge call, or a batch of the worker's, removes. */
 #define SCAVENGE_MAX_ROWS		100000
+
+/* The worker's first scavenge batch, and its smallest (so that a pass always moves on). */
+#define SCAVENGE_FIRST_BATCH_ROWS	100
+#define SCAVENGE_FEWEST_BATCH_ROWS	10
 
 /* The first event of stream $1 from version $2 on recorded at or after $3. */
 static KeptPlan max_age_boundary_plan = {
@@ -613,31 +617,51 @@ eventsource_scavenge(PG_FUNCTION_ARGS)
 }
 
 /*
- * Run by the notifier: scavenge batches, each in a transaction of its own,
- * until a batch comes back short.  Does nothing unless the notifier may act
- * on the database's extension (worker_may_serve_extension: only the
- * installed extension, in a schema only superusers can change), nor in a
- * database whose extension is older than 0.5.0.
+ * The rows the worker's next scavenge batch asks for: it adapts so that a
+ * batch, a transaction of its own, takes about half of
+ * eventsource.worker_job_slice, from SCAVENGE_FIRST_BATCH_ROWS, at most
+ * doubling or halving from one batch to the next.
  */
-void
-run_scavenge_batches(void)
-{
-	uint64		removed;
-	bool		served;
+static int	scavenge_batch_rows = SCAVENGE_FIRST_BATCH_ROWS;
 
-	do
+/*
+ * A slice of the worker's scavenge job: batches, each in a transaction of
+ * its own, until the deadline or a batch that comes back short, which ends
+ * the pass.  Returns whether the pass goes on.  Removes nothing unless the
+ * worker may act on the database's extension (worker_may_serve_extension:
+ * only the installed extension, in a schema only superusers can change),
+ * nor in a database whose extension is older than 0.5.0.
+ */
+bool
+run_scavenge_slice(TimestampTz deadline)
+{
+	for (;;)
 	{
-		removed = 0;
-		StartTransactionCommand();
-		/* First the extension, locked (notifier.c); then the snapshot. */
-		served = worker_may_serve_extension();
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		PushActiveSnapshot(GetTransactionSnapshot());
-		if (served && stream_lifecycle_installed())
-			removed = scavenge_batch(SCAVENGE_BATCH_ROWS);
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-	} while (removed == SCAVENGE_BATCH_ROWS);
+		TimestampTz started = GetCurrentTimestamp();
+		int			asked = scavenge_batch_rows;
+		uint64		removed = 0;
+		double		elapsed_ms;
+		double		target_ms = eventsource_worker_job_slice / 2.0;
+
+		if (worker_start_transaction("eventsource notifier: scavenge") && stream_lifecycle_installed())
+		{
+			/*
+			 * A batch lost in a crash removed nothing anyone could see: the
+			 * next pass removes it again.  So it does not wait for its commit
+			 * to be flushed, which would only make it hold the horizon longer.
+			 */
+			(void) set_config_option("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION,
+									 GUC_ACTION_LOCAL, true, 0, false);
+			removed = scavenge_batch(asked);
+		}
+		worker_commit_transaction();
+		if (removed < (uint64) asked)
+			return false;
+		elapsed_ms = Max((GetCurrentTimestamp() - started) / 1000.0, 0.01);
+		scavenge_batch_rows = (int) Max(Min(asked * target_ms / elapsed_ms, Min(2.0 * asked, SCAVENGE_MAX_ROWS)),
+										Max(asked / 2, SCAVENGE_FEWEST_BATCH_ROWS));
+		CHECK_FOR_INTERRUPTS();
+		if (GetCurrentTimestamp() >= deadline)
+			return true;
+	}
 }

@@ -138,6 +138,7 @@ static NotifierSlot *paused_slot = NULL;
 static bool exit_callback_registered = false;
 
 static void at_transaction_end(bool notifier_at_commit, bool launcher_at_end);
+static bool any_worker_job_on(void);
 
 void		eventsource_launcher_main(Datum main_arg);
 void		eventsource_notifier_main(Datum main_arg);
@@ -667,9 +668,9 @@ database_oid_by_scan(const char *name)
 }
 
 /*
- * Makes the running notifiers match eventsource.notify and
- * eventsource.notify_databases: starts the missing ones, stops those no
- * longer wanted.
+ * Makes the running notifiers match eventsource.notify_databases (and the
+ * jobs' settings: none runs while every job is off): starts the missing
+ * ones, stops those no longer wanted.
  */
 static void
 synchronize_workers(void)
@@ -689,7 +690,7 @@ synchronize_workers(void)
 				 errmsg("invalid list syntax in eventsource.notify_databases")));
 		names = NIL;
 	}
-	if (!eventsource_notify)
+	if (!any_worker_job_on())
 		names = NIL;
 
 	StartTransactionCommand();
@@ -1131,6 +1132,81 @@ clear_notifier_pid(int code, Datum arg)
 	SpinLockRelease(&notifier_shared->mutex);
 }
 
+/* ------------------------------------------------------------------------
+ * The worker's transactions
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * What the worker allocates outside its transactions during one round of
+ * its loop (a job's list of projections, an error's copy): reset at the
+ * start of each round.  The jobs run in it, and each transaction ends there.
+ */
+static MemoryContext round_context = NULL;
+
+/*
+ * Starts one of the worker's transactions, as worker_spi does: a fresh
+ * statement start time, which is the transaction's (now()), and
+ * pg_stat_activity showing what it does; then the extension, locked, and
+ * the snapshot the job's queries read with; connected to SPI.  Returns what
+ * the worker may do with the extension in this transaction.
+ */
+static ExtensionTrust
+start_job_transaction(const char *activity)
+{
+	ExtensionTrust trust;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	pgstat_report_activity(STATE_RUNNING, activity);
+	trust = extension_trust();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	return trust;
+}
+
+bool
+worker_start_transaction(const char *activity)
+{
+	return start_job_transaction(activity) == EXTENSION_SERVED;
+}
+
+void
+worker_commit_transaction(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(round_context);
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * Ends the transaction of an error caught (and copied, and flushed) by a
+ * job: everything it did is undone, SPI and its snapshots included.
+ */
+void
+worker_abort_transaction(void)
+{
+	AbortCurrentTransaction();
+	MemoryContextSwitchTo(round_context);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* ------------------------------------------------------------------------
+ * The notifications job
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * The checkpoint of the newest event announced, when has_position: the
+ * newly visible events are those after it.
+ */
+static bool has_position = false;
+static Checkpoint position = {0, 0};
+
 static void
 notify(const char *channel, const Checkpoint *checkpoint)
 {
@@ -1147,15 +1223,15 @@ notify(const char *channel, const Checkpoint *checkpoint)
  * *more when there may be more to announce at once.
  */
 static Checkpoint
-notify_categories(const Checkpoint *position, bool *more)
+notify_categories(bool *more)
 {
-	Checkpoint	newest = *position;
+	Checkpoint	newest = position;
 	Datum		values[3];
 	uint64		categories;
 	SPITupleTable *rows;
 
-	values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(position->transaction_id));
-	values[1] = Int64GetDatum(position->global_position);
+	values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(position.transaction_id));
+	values[1] = Int64GetDatum(position.global_position);
 	values[2] = log_horizon_datum();
 	categories = run_kept_plan(&newly_visible_plan, values, NULL, true);
 	rows = SPI_tuptable;
@@ -1181,23 +1257,15 @@ notify_categories(const Checkpoint *position, bool *more)
 }
 
 /*
- * One round: notifies what became visible since the last notification.
- * Returns how long to sleep before looking again without being woken.
+ * The notifications job: notifies what became visible since the last
+ * notification, in a transaction of its own (the notifications go out when
+ * it commits).  Returns how long to wait before looking again unless woken.
  */
 static long
-notify_newly_visible(bool *has_position, Checkpoint *position)
+notify_newly_visible(TimestampTz deadline)
 {
 	long		timeout = IDLE_TIMEOUT_MS;
-	ExtensionTrust trust;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	pgstat_report_activity(STATE_RUNNING, "eventsource notifier: looking for new events");
-	/* First the extension, locked; then the snapshot the queries read with. */
-	trust = extension_trust();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
+	ExtensionTrust trust = start_job_transaction("eventsource notifier: looking for new events");
 
 	if (trust == EXTENSION_NOT_INSTALLED)
 	{
@@ -1205,43 +1273,44 @@ notify_newly_visible(bool *has_position, Checkpoint *position)
 		 * Not installed (or dropped): nothing to notify.  Every event of a
 		 * log created later is new, so start from its beginning.
 		 */
-		*has_position = true;
-		position->transaction_id = 0;
-		position->global_position = 0;
+		has_position = true;
+		position.transaction_id = 0;
+		position.global_position = 0;
 	}
 	else if (trust != EXTENSION_SERVED)
 	{
 		/*
-		 * Refused: nothing to notify, and no async projections to run.  Once
-		 * served again, start at the head, as the first notifier does.
+		 * Refused: nothing to notify.  Once served again, start at the head,
+		 * as the first notifier does.
 		 */
-		*has_position = false;
+		has_position = false;
 	}
 	else
 	{
-		Checkpoint	newest = *position;
+		Checkpoint	newest = position;
 		bool		isnull;
 		bool		more = false;
 
-		if (!*has_position)
+		if (!has_position)
 		{
 			/*
-			 * The first notifier of the database (since the server started)
-			 * starts at the head, and announces it on "eventsource": an append
-			 * may have committed before this first look.  Subscribers read
-			 * from their own checkpoints, so one notification too many costs
-			 * them one empty poll.
+			 * The first notifier of the database (since the server started,
+			 * or since eventsource.notify was turned on) starts at the head,
+			 * and announces it on "eventsource": an append may have committed
+			 * before this first look.  Subscribers read from their own
+			 * checkpoints, so one notification too many costs them one empty
+			 * poll.
 			 */
 			newest = visible_head();
-			*has_position = true;
+			has_position = true;
 		}
 		else
-			newest = notify_categories(position, &more);
+			newest = notify_categories(&more);
 
-		if (compare_checkpoints(&newest, position) != 0 && newest.transaction_id != 0)
+		if (compare_checkpoints(&newest, &position) != 0 && newest.transaction_id != 0)
 		{
 			notify("eventsource", &newest);
-			*position = newest;
+			position = newest;
 			SpinLockAcquire(&notifier_shared->mutex);
 			my_slot->notifications++;
 			my_slot->has_notified = true;
@@ -1260,28 +1329,170 @@ notify_newly_visible(bool *has_position, Checkpoint *position)
 		else if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 			timeout = eventsource_notify_max_delay;
 	}
-
-	SPI_finish();
-	PopActiveSnapshot();
-	/* The notifications go out when this transaction commits. */
-	CommitTransactionCommand();
-	pgstat_report_stat(false);
-	pgstat_report_activity(STATE_IDLE, NULL);
+	worker_commit_transaction();
 	return timeout;
 }
 
+/* ------------------------------------------------------------------------
+ * The scavenge job
+ * ------------------------------------------------------------------------
+ */
+
+/* When the last scavenge pass ended (the worker's start before the first), and whether one is under way. */
+static TimestampTz scavenge_pass_ended_at = 0;
+static bool scavenge_pass_under_way = false;
+
 /*
- * Entry point of a notifier: main_arg is its slot in shared memory.
- * An error ends the process; the launcher starts it again.
+ * The scavenge job: a pass every eventsource.scavenge_interval, each slice
+ * of it in batches of its own (lifecycle.c).
+ */
+static long
+scavenge(TimestampTz deadline)
+{
+	long		interval_ms = eventsource_scavenge_interval * 1000L;
+
+	if (!scavenge_pass_under_way)
+	{
+		long		since_ms = (long) ((GetCurrentTimestamp() - scavenge_pass_ended_at) / 1000);
+
+		if (since_ms < interval_ms)
+			return interval_ms - since_ms;
+	}
+	scavenge_pass_under_way = run_scavenge_slice(deadline);
+	if (scavenge_pass_under_way)
+		return 0;
+	scavenge_pass_ended_at = GetCurrentTimestamp();
+	return interval_ms;
+}
+
+/* ------------------------------------------------------------------------
+ * The worker's loop: a table of time-boxed jobs, notifications first
+ * ------------------------------------------------------------------------
+ */
+
+static bool
+notifications_on(void)
+{
+	return eventsource_notify;
+}
+
+static bool
+async_projections_on(void)
+{
+	return eventsource_async_projections;
+}
+
+static bool
+scavenge_on(void)
+{
+	return eventsource_scavenge_interval > 0;
+}
+
+/*
+ * A job of the worker.  run does a slice of it, in transactions of its own,
+ * until the deadline it is given (eventsource.worker_job_slice from its
+ * start), and returns the milliseconds until it has work again (0: at
+ * once; -1: none, until new events wake the worker or IDLE_TIMEOUT_MS).
+ */
+typedef struct WorkerJob
+{
+	bool		(*on) (void);	/* its setting */
+	long		(*run) (TimestampTz deadline);
+	bool		runs_when_woken;	/* an append (the latch) may give it work */
+	TimestampTz ready_at;		/* when to run it next; DT_NOEND: not while off */
+} WorkerJob;
+
+/*
+ * The worker's jobs.  The first, the notifications, runs before and after
+ * the slice of every other job, so that no job delays a notification by more
+ * than a slice (and a handler call).
+ */
+static WorkerJob worker_jobs[] = {
+	{notifications_on, notify_newly_visible, true, 0},
+	{async_projections_on, run_async_projections, true, 0},
+	{scavenge_on, scavenge, false, 0},
+};
+
+#define WORKER_JOB_COUNT ((int) lengthof(worker_jobs))
+
+/* Whether any job of the workers is on: the launcher starts them only then. */
+static bool
+any_worker_job_on(void)
+{
+	for (int i = 0; i < WORKER_JOB_COUNT; i++)
+		if (worker_jobs[i].on())
+			return true;
+	return false;
+}
+
+static void
+run_job(WorkerJob *job)
+{
+	long		wait_ms;
+
+	if (!job->on())
+	{
+		job->ready_at = DT_NOEND;
+		if (job == &worker_jobs[0])
+			has_position = false;	/* turned on again, it starts at the head */
+		return;
+	}
+	wait_ms = job->run(TimestampTzPlusMilliseconds(GetCurrentTimestamp(), eventsource_worker_job_slice));
+	job->ready_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms < 0 ? IDLE_TIMEOUT_MS : wait_ms);
+}
+
+static bool
+job_ready(const WorkerJob *job)
+{
+	return job->ready_at <= GetCurrentTimestamp();
+}
+
+/*
+ * One round: every job that is ready runs a slice, with the notifications
+ * before and after each.
+ */
+static void
+run_round(void)
+{
+	bool		any_ready = job_ready(&worker_jobs[0]);
+
+	for (int i = 1; i < WORKER_JOB_COUNT; i++)
+		any_ready |= job_ready(&worker_jobs[i]);
+	if (!any_ready)
+		return;
+	run_job(&worker_jobs[0]);
+	for (int i = 1; i < WORKER_JOB_COUNT; i++)
+	{
+		if (!job_ready(&worker_jobs[i]))
+			continue;
+		run_job(&worker_jobs[i]);
+		run_job(&worker_jobs[0]);
+	}
+}
+
+/* Milliseconds until the first job is ready (0: now), -1 when none will be unless woken. */
+static long
+until_next_job(void)
+{
+	TimestampTz next = DT_NOEND;
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (int i = 0; i < WORKER_JOB_COUNT; i++)
+		next = Min(next, worker_jobs[i].ready_at);
+	if (next == DT_NOEND)
+		return -1;
+	return next <= now ? 0 : (long) ((next - now + 999) / 1000);
+}
+
+/*
+ * Entry point of a database's worker: main_arg is its slot in shared
+ * memory.  An error outside a projection's work ends the process; the
+ * launcher starts it again.
  */
 void
 eventsource_notifier_main(Datum main_arg)
 {
-	bool		has_position = false;
-	Checkpoint	position = {0, 0};
-	long		timeout = 0;
 	uint64		notifications;
-	TimestampTz last_scavenge = GetCurrentTimestamp();
 
 	my_slot = &notifier_shared->slots[DatumGetInt32(main_arg)];
 
@@ -1317,15 +1528,31 @@ eventsource_notifier_main(Datum main_arg)
 	position = my_slot->last_checkpoint;
 	SpinLockRelease(&notifier_shared->mutex);
 
+	/* The first scavenge pass comes one interval after the start. */
+	scavenge_pass_ended_at = GetCurrentTimestamp();
+	round_context = AllocSetContextCreate(TopMemoryContext, "eventsource worker round",
+										  ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(round_context);
+
 	ereport(LOG,
 			(errmsg("eventsource notifier started for database \"%s\"", my_slot->database_name)));
 
 	for (;;)
 	{
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 timeout, PG_WAIT_EXTENSION);
+		long		timeout = until_next_job();
+		int			events;
+
+		events = WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (timeout >= 0 ? WL_TIMEOUT : 0),
+						   timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(round_context);
+		for (int i = 0; i < WORKER_JOB_COUNT; i++)
+		{
+			/* A reload may have turned a job on or changed its pacing: each looks again. */
+			if (ConfigReloadPending || ((events & WL_LATCH_SET) && worker_jobs[i].runs_when_woken))
+				worker_jobs[i].ready_at = 0;
+		}
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -1337,30 +1564,13 @@ eventsource_notifier_main(Datum main_arg)
 		SpinLockRelease(&notifier_shared->mutex);
 
 		notifications = my_slot->notifications;
-		timeout = notify_newly_visible(&has_position, &position);
-		/* Async projections (projection.c), each batch in a transaction of its own. */
-		if (has_position && position.transaction_id != 0)
-		{
-			long		projections_sleep = run_async_projections();
+		run_round();
 
-			if (projections_sleep >= 0 && projections_sleep < timeout)
-				timeout = projections_sleep;
-		}
-		/* Scavenging (lifecycle.c), every eventsource.scavenge_interval. */
-		if (eventsource_scavenge_interval > 0)
-		{
-			long		interval_ms = eventsource_scavenge_interval * 1000L;
-			long		since_ms = (long) ((GetCurrentTimestamp() - last_scavenge) / 1000);
-
-			if (since_ms >= interval_ms)
-			{
-				run_scavenge_batches();
-				last_scavenge = GetCurrentTimestamp();
-				since_ms = 0;
-			}
-			timeout = Min(timeout, interval_ms - since_ms);
-		}
-		if (my_slot->notifications != notifications && timeout != 0)
+		/*
+		 * After a round that notified, with no job ready at once, let
+		 * commits gather (COALESCE_MS).
+		 */
+		if (my_slot->notifications != notifications && until_next_job() != 0)
 			(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, COALESCE_MS, PG_WAIT_EXTENSION);
 	}
 }
