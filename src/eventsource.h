@@ -301,11 +301,14 @@ extern void lock_projection_changes(void);
  * the snapshot and connects to SPI, and returns whether the worker may act
  * on the extension (worker_may_serve_extension); worker_commit_transaction
  * and worker_abort_transaction (after an error caught) end it and return to
- * the memory context of the worker's round.
+ * the memory context of the worker's round.  worker_commit_without_flush
+ * lets a transaction whose loss in a crash costs nothing commit without
+ * waiting for the WAL flush.
  */
 extern bool worker_start_transaction(const char *activity);
 extern void worker_commit_transaction(void);
 extern void worker_abort_transaction(void);
+extern void worker_commit_without_flush(void);
 
 /*
  * Slices of the worker's jobs, until deadline: the async projections

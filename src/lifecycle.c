@@ -32,7 +32,6 @@
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/datum.h"
-#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
@@ -645,13 +644,8 @@ run_scavenge_slice(TimestampTz deadline)
 
 		if (worker_start_transaction("eventsource notifier: scavenge") && stream_lifecycle_installed())
 		{
-			/*
-			 * A batch lost in a crash removed nothing anyone could see: the
-			 * next pass removes it again.  So it does not wait for its commit
-			 * to be flushed, which would only make it hold the horizon longer.
-			 */
-			(void) set_config_option("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION,
-									 GUC_ACTION_LOCAL, true, 0, false);
+			/* A batch lost in a crash removed nothing anyone could see: the next pass removes it again. */
+			worker_commit_without_flush();
 			removed = scavenge_batch(asked);
 		}
 		worker_commit_transaction();

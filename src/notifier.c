@@ -1184,6 +1184,21 @@ worker_commit_transaction(void)
 }
 
 /*
+ * Lets the current transaction commit without waiting for its commit record
+ * to be flushed (synchronous_commit = off, for this transaction), when losing
+ * it in a crash would cost nothing: the notifications job's (which only
+ * sends NOTIFY: PostgreSQL holds its cluster-wide lock across that wait) and
+ * a scavenge batch's (which the next pass removes again).  Waiting would
+ * also flush first whatever WAL the worker's scavenge wrote before.
+ */
+void
+worker_commit_without_flush(void)
+{
+	(void) set_config_option("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+}
+
+/*
  * Ends the transaction of an error caught (and copied, and flushed) by a
  * job: everything it did is undone, SPI and its snapshots included.
  */
@@ -1309,6 +1324,7 @@ notify_newly_visible(TimestampTz deadline)
 
 		if (compare_checkpoints(&newest, &position) != 0 && newest.transaction_id != 0)
 		{
+			worker_commit_without_flush();
 			notify("eventsource", &newest);
 			position = newest;
 			SpinLockAcquire(&notifier_shared->mutex);
