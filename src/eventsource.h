@@ -284,7 +284,6 @@ extern int	eventsource_worker_job_slice;
 extern void notifier_preload_init(void);
 extern void notifier_wake_at_commit(void);
 extern bool notifier_serves_this_database(void);
-extern bool worker_may_serve_extension(void);
 extern bool worker_may_serve_extension_quietly(void);
 
 /* Owners of projections and subscriptions, from the utility hook (owners.c). */
@@ -299,7 +298,8 @@ extern void lock_projection_changes(void);
  * them: worker_start_transaction gives the transaction a fresh start time
  * (now()), shows activity in pg_stat_activity, locks the extension, takes
  * the snapshot and connects to SPI, and returns whether the worker may act
- * on the extension (worker_may_serve_extension); worker_commit_transaction
+ * on the extension (only the installed extension, in a schema only
+ * superusers can change: notifier.c); worker_commit_transaction
  * and worker_abort_transaction (after an error caught) end it and return to
  * the memory context of the worker's round.  worker_commit_without_flush
  * lets a transaction whose loss in a crash costs nothing commit without

@@ -142,11 +142,15 @@ static KeptPlan metadata_plan = {
  * subquery makes the first visible version a bound of an index scan,
  * computed once per stream rather than once per event; it skips held events
  * before its limit, so events held for one event type do not hide free ones
- * after them.
+ * after them.  The streams are visited in stream id order from $2 on, so
+ * that the worker's next batch resumes at the stream where this one
+ * stopped: a batch then costs what it removes, not a visit to every stream
+ * an earlier batch already cleaned (whose index entries stay until VACUUM).
+ * Returns how many it removed and the greatest stream id they were of.
  */
 static KeptPlan scavenge_plan = {
 	"WITH removable AS ("
-	"  SELECT e.global_position"
+	"  SELECT e.global_position, s.stream_id"
 	"    FROM eventsource.streams s"
 	"   CROSS JOIN LATERAL ("
 	"         SELECT e.global_position"
@@ -172,10 +176,15 @@ static KeptPlan scavenge_plan = {
 	"                        eventsource.checkpoint(e.transaction_id, e.global_position)))"
 	"          ORDER BY e.stream_version LIMIT $1) e"
 	"   WHERE " STREAM_HIDES_EVENTS
-	"   LIMIT $1)"
-	" DELETE FROM eventsource.events e USING removable r"
-	"  WHERE e.global_position OPERATOR(pg_catalog.=) r.global_position",
-	1, {INT4OID}
+	"     AND s.stream_id OPERATOR(pg_catalog.>=) $2"
+	"   ORDER BY s.stream_id"
+	"   LIMIT $1),"
+	" removed AS ("
+	"  DELETE FROM eventsource.events e USING removable r"
+	"   WHERE e.global_position OPERATOR(pg_catalog.=) r.global_position"
+	"   RETURNING r.stream_id)"
+	" SELECT pg_catalog.count(*), pg_catalog.max(removed.stream_id) FROM removed",
+	2, {INT4OID, TEXTOID}
 };
 
 /*
@@ -567,26 +576,35 @@ eventsource_set_stream_metadata(PG_FUNCTION_ARGS)
  */
 
 /*
- * Removes up to max_rows rows: the events scavenge_plan finds, then, within
- * what is left of max_rows, the snapshots scavenge_snapshots_plan does;
- * returns how many of both it removed.  Call while connected to SPI.
+ * Removes up to max_rows rows: the events scavenge_plan finds in the streams
+ * from from_stream on (in stream id order; "" for all), then, within what is
+ * left of max_rows, the snapshots scavenge_snapshots_plan does; returns how
+ * many of both it removed.  *last_stream, when not NULL, gets the greatest
+ * stream id of the events removed (in the memory context of the caller; it
+ * is left as it is when none was).  Call while connected to SPI.
  */
 static uint64
-scavenge_batch(int max_rows)
+scavenge_batch(int max_rows, const char *from_stream, char **last_stream)
 {
-	Datum		values[1] = {Int32GetDatum(max_rows)};
+	Datum		values[2] = {Int32GetDatum(max_rows), CStringGetTextDatum(from_stream)};
 	uint64		removed;
+	bool		isnull;
+	Datum		stream;
 
 	eventsource_scavenging = true;
 	PG_TRY();
 	{
-		removed = run_kept_plan(&scavenge_plan, values, NULL, false);
+		run_kept_plan(&scavenge_plan, values, NULL, false);
 	}
 	PG_FINALLY();
 	{
 		eventsource_scavenging = false;
 	}
 	PG_END_TRY();
+	removed = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	stream = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	if (last_stream != NULL && !isnull)
+		*last_stream = TextDatumGetCString(stream);
 	count_statistic(STATISTIC_EVENTS_SCAVENGED, removed);
 	if (removed < (uint64) max_rows)
 	{
@@ -610,7 +628,7 @@ eventsource_scavenge(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	removed = scavenge_batch(max_events);
+	removed = scavenge_batch(max_events, "", NULL);
 	SPI_finish();
 	PG_RETURN_INT64((int64) removed);
 }
@@ -624,11 +642,18 @@ eventsource_scavenge(PG_FUNCTION_ARGS)
 static int	scavenge_batch_rows = SCAVENGE_FIRST_BATCH_ROWS;
 
 /*
+ * The stream the pass under way goes on from ("" at the start of a pass).  A
+ * stream id is at most EVENTSOURCE_MAX_STREAM_ID_BYTES long; a longer one
+ * (written before the limit) would only make the next batch start at a
+ * prefix of it, before it.
+ */
+static char scavenge_from_stream[EVENTSOURCE_MAX_STREAM_ID_BYTES + 1] = "";
+
+/*
  * A slice of the worker's scavenge job: batches, each in a transaction of
  * its own, until the deadline or a batch that comes back short, which ends
  * the pass.  Returns whether the pass goes on.  Removes nothing unless the
- * worker may act on the database's extension (worker_may_serve_extension:
- * only the installed extension, in a schema only superusers can change),
+ * worker may act on the database's extension (worker_start_transaction),
  * nor in a database whose extension is older than 0.5.0.
  */
 bool
@@ -641,16 +666,22 @@ run_scavenge_slice(TimestampTz deadline)
 		uint64		removed = 0;
 		double		elapsed_ms;
 		double		target_ms = eventsource_worker_job_slice / 2.0;
+		char	   *last_stream = NULL;
 
 		if (worker_start_transaction("eventsource notifier: scavenge") && stream_lifecycle_installed())
 		{
 			/* A batch lost in a crash removed nothing anyone could see: the next pass removes it again. */
 			worker_commit_without_flush();
-			removed = scavenge_batch(asked);
+			removed = scavenge_batch(asked, scavenge_from_stream, &last_stream);
+			if (last_stream != NULL)
+				strlcpy(scavenge_from_stream, last_stream, sizeof(scavenge_from_stream));
 		}
 		worker_commit_transaction();
 		if (removed < (uint64) asked)
+		{
+			scavenge_from_stream[0] = '\0';
 			return false;
+		}
 		elapsed_ms = Max((GetCurrentTimestamp() - started) / 1000.0, 0.01);
 		scavenge_batch_rows = (int) Max(Min(asked * target_ms / elapsed_ms, Min(2.0 * asked, SCAVENGE_MAX_ROWS)),
 										Max(asked / 2, SCAVENGE_FEWEST_BATCH_ROWS));

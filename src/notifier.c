@@ -1064,20 +1064,11 @@ extension_trust(void)
 }
 
 /*
- * Whether the notifier may act on this database's eventsource schema in
- * this transaction (see extension_trust).  Call it in each of the
- * notifier's transactions before touching the schema: the answer holds
- * until the transaction ends.
- */
-bool
-worker_may_serve_extension(void)
-{
-	return extension_trust() == EXTENSION_SERVED;
-}
-
-/*
- * The same, without logging a refusal: for the epoch starter, which leaves
- * a database it may not serve to the appender that asked for it.
+ * Whether the worker may act on this database's eventsource schema in this
+ * transaction, as extension_trust says (each of the worker's transactions
+ * asks it first: worker_start_transaction), but without logging a refusal:
+ * for the epoch starter, which leaves a database it may not serve to the
+ * appender that asked for it.
  */
 bool
 worker_may_serve_extension_quietly(void)
@@ -1149,7 +1140,9 @@ static MemoryContext round_context = NULL;
  * statement start time, which is the transaction's (now()), and
  * pg_stat_activity showing what it does; then the extension, locked, and
  * the snapshot the job's queries read with; connected to SPI.  Returns what
- * the worker may do with the extension in this transaction.
+ * the worker may do with the extension in this transaction
+ * (extension_trust): it touches the schema only when the answer is
+ * EXTENSION_SERVED, which holds until the transaction ends.
  */
 static ExtensionTrust
 start_job_transaction(const char *activity)
@@ -1363,7 +1356,7 @@ static bool scavenge_pass_under_way = false;
  * of it in batches of its own (lifecycle.c).
  */
 static long
-scavenge(TimestampTz deadline)
+scavenge_every_interval(TimestampTz deadline)
 {
 	long		interval_ms = eventsource_scavenge_interval * 1000L;
 
@@ -1426,7 +1419,7 @@ typedef struct WorkerJob
 static WorkerJob worker_jobs[] = {
 	{notifications_on, notify_newly_visible, true, 0},
 	{async_projections_on, run_async_projections, true, 0},
-	{scavenge_on, scavenge, false, 0},
+	{scavenge_on, scavenge_every_interval, false, 0},
 };
 
 #define WORKER_JOB_COUNT ((int) lengthof(worker_jobs))
