@@ -135,32 +135,41 @@ static KeptPlan metadata_plan = {
 	" OR s.deleted_through IS NOT NULL)"
 
 /*
- * Up to $1 events hidden from stream reads that no consumer still needs: of
- * a stream with something that hides events (the partial index), below its
- * first visible version, and past the checkpoint of every subscription
- * member and async projection whose filter takes the event.  The lateral
- * subquery makes the first visible version a bound of an index scan,
- * computed once per stream rather than once per event; it skips held events
- * before its limit, so events held for one event type do not hide free ones
- * after them.  The streams are visited in stream id order from $2 on, so
- * that the worker's next batch resumes at the stream where this one
- * stopped: a batch then costs what it removes, not a visit to every stream
- * an earlier batch already cleaned (whose index entries stay until VACUUM).
- * Returns how many it removed and the greatest stream id they were of.
+ * The first $3 streams from $2 on, in stream id order, that have something
+ * that hides events (the partial index), each with its row.
+ */
+#define SCAVENGED_STREAMS \
+	"(SELECT s.stream_id, s.category, s AS stream FROM eventsource.streams s" \
+	"  WHERE " STREAM_HIDES_EVENTS " AND s.stream_id OPERATOR(pg_catalog.>=) $2" \
+	"  ORDER BY s.stream_id LIMIT $3)"
+
+/*
+ * Up to $1 events hidden from stream reads that no consumer still needs, of
+ * the streams SCAVENGED_STREAMS visits: below their first visible version,
+ * and past the checkpoint of every subscription member and async projection
+ * whose filter takes the event.  The lateral subquery makes the first
+ * visible version a bound of an index scan, computed once per stream rather
+ * than once per event; it skips held events before its limit, so events held
+ * for one event type do not hide free ones after them.  Returns how many
+ * events it removed and the greatest stream id among them, and how many
+ * streams it visited and the greatest of them: the worker's next batch
+ * resumes there, so that a batch costs at most $3 streams and $1 events, not
+ * a visit to every stream an earlier batch already cleaned (whose index
+ * entries stay until VACUUM).
  */
 static KeptPlan scavenge_plan = {
 	"WITH removable AS ("
-	"  SELECT e.global_position, s.stream_id"
-	"    FROM eventsource.streams s"
+	"  SELECT e.global_position, v.stream_id"
+	"    FROM " SCAVENGED_STREAMS " v"
 	"   CROSS JOIN LATERAL ("
 	"         SELECT e.global_position"
 	"           FROM eventsource.events e"
-	"          WHERE e.stream_id OPERATOR(pg_catalog.=) s.stream_id"
-	"            AND e.stream_version OPERATOR(pg_catalog.<) eventsource.first_visible_version(s)"
+	"          WHERE e.stream_id OPERATOR(pg_catalog.=) v.stream_id"
+	"            AND e.stream_version OPERATOR(pg_catalog.<) eventsource.first_visible_version(v.stream)"
 	"            AND NOT EXISTS ("
 	"                SELECT FROM eventsource.subscriptions b"
 	"                  JOIN eventsource.subscription_members m ON m.subscription_name OPERATOR(pg_catalog.=) b.name"
-	"                 WHERE (b.category IS NULL OR b.category OPERATOR(pg_catalog.=) s.category)"
+	"                 WHERE (b.category IS NULL OR b.category OPERATOR(pg_catalog.=) v.category)"
 	"                   AND (b.event_types IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY (b.event_types))"
 	"                   AND (b.consumer_group_size OPERATOR(pg_catalog.=) 1"
 	"                        OR eventsource.consumer_group_member(e.stream_id, b.consumer_group_size)"
@@ -170,21 +179,21 @@ static KeptPlan scavenge_plan = {
 	"            AND NOT EXISTS ("
 	"                SELECT FROM eventsource.projections p"
 	"                 WHERE p.mode OPERATOR(pg_catalog.=) 'async'"
-	"                   AND (p.category IS NULL OR p.category OPERATOR(pg_catalog.=) s.category)"
+	"                   AND (p.category IS NULL OR p.category OPERATOR(pg_catalog.=) v.category)"
 	"                   AND (p.event_types IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY (p.event_types))"
 	"                   AND (p.checkpoint IS NULL OR p.checkpoint OPERATOR(eventsource.<)"
 	"                        eventsource.checkpoint(e.transaction_id, e.global_position)))"
 	"          ORDER BY e.stream_version LIMIT $1) e"
-	"   WHERE " STREAM_HIDES_EVENTS
-	"     AND s.stream_id OPERATOR(pg_catalog.>=) $2"
-	"   ORDER BY s.stream_id"
+	"   ORDER BY v.stream_id"
 	"   LIMIT $1),"
 	" removed AS ("
 	"  DELETE FROM eventsource.events e USING removable r"
 	"   WHERE e.global_position OPERATOR(pg_catalog.=) r.global_position"
 	"   RETURNING r.stream_id)"
-	" SELECT pg_catalog.count(*), pg_catalog.max(removed.stream_id) FROM removed",
-	2, {INT4OID, TEXTOID}
+	" SELECT (SELECT pg_catalog.count(*) FROM removed), (SELECT pg_catalog.max(removed.stream_id) FROM removed),"
+	"        pg_catalog.count(*), pg_catalog.max(v.stream_id)"
+	"   FROM " SCAVENGED_STREAMS " v",
+	3, {INT4OID, TEXTOID, INT4OID}
 };
 
 /*
@@ -576,20 +585,41 @@ eventsource_set_stream_metadata(PG_FUNCTION_ARGS)
  */
 
 /*
- * Removes up to max_rows rows: the events scavenge_plan finds in the streams
- * from from_stream on (in stream id order; "" for all), then, within what is
- * left of max_rows, the snapshots scavenge_snapshots_plan does; returns how
- * many of both it removed.  *last_stream, when not NULL, gets the greatest
- * stream id of the events removed (in the memory context of the caller; it
- * is left as it is when none was).  Call while connected to SPI.
+ * What a scavenge batch did: the events it removed and the greatest stream
+ * id among them, the streams it visited and the greatest of them (NULL when
+ * none), and the snapshots it removed.
  */
-static uint64
-scavenge_batch(int max_rows, const char *from_stream, char **last_stream)
+typedef struct ScavengeBatch
 {
-	Datum		values[2] = {Int32GetDatum(max_rows), CStringGetTextDatum(from_stream)};
-	uint64		removed;
+	uint64		events;
+	char	   *last_cleaned_stream;
+	int64		streams;
+	char	   *last_stream;
+	uint64		snapshots;
+} ScavengeBatch;
+
+static char *
+optional_text_column(int column)
+{
 	bool		isnull;
-	Datum		stream;
+	Datum		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, column, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(value);
+}
+
+/*
+ * Removes up to max_rows rows: the events scavenge_plan finds in the first
+ * max_streams streams from from_stream on (in stream id order; "" for all),
+ * then, if that reached the last stream, within what is left of max_rows,
+ * the snapshots scavenge_snapshots_plan does.  Call while connected to SPI.
+ */
+static ScavengeBatch
+scavenge_batch(int max_rows, int max_streams, const char *from_stream)
+{
+	Datum		values[3] = {Int32GetDatum(max_rows), CStringGetTextDatum(from_stream),
+	Int32GetDatum(max_streams)};
+	ScavengeBatch batch;
+	bool		isnull;
 
 	eventsource_scavenging = true;
 	PG_TRY();
@@ -601,17 +631,18 @@ scavenge_batch(int max_rows, const char *from_stream, char **last_stream)
 		eventsource_scavenging = false;
 	}
 	PG_END_TRY();
-	removed = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	stream = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-	if (last_stream != NULL && !isnull)
-		*last_stream = TextDatumGetCString(stream);
-	count_statistic(STATISTIC_EVENTS_SCAVENGED, removed);
-	if (removed < (uint64) max_rows)
+	batch.events = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	batch.last_cleaned_stream = optional_text_column(2);
+	batch.streams = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	batch.last_stream = optional_text_column(4);
+	count_statistic(STATISTIC_EVENTS_SCAVENGED, batch.events);
+	batch.snapshots = 0;
+	if (batch.events < (uint64) max_rows && batch.streams < max_streams)
 	{
-		values[0] = Int32GetDatum(max_rows - (int) removed);
-		removed += run_kept_plan(&scavenge_snapshots_plan, values, NULL, false);
+		values[0] = Int32GetDatum(max_rows - (int) batch.events);
+		batch.snapshots = run_kept_plan(&scavenge_snapshots_plan, values, NULL, false);
 	}
-	return removed;
+	return batch;
 }
 
 /*
@@ -622,22 +653,23 @@ Datum
 eventsource_scavenge(PG_FUNCTION_ARGS)
 {
 	int32		max_events = checked_integer(fcinfo, 0, "max_events", 1, SCAVENGE_MAX_ROWS);
-	uint64		removed;
+	ScavengeBatch batch;
 
 	PreventCommandIfReadOnly("eventsource.scavenge()");
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	removed = scavenge_batch(max_events, "", NULL);
+	batch = scavenge_batch(max_events, PG_INT32_MAX, "");
 	SPI_finish();
-	PG_RETURN_INT64((int64) removed);
+	PG_RETURN_INT64((int64) (batch.events + batch.snapshots));
 }
 
 /*
- * The rows the worker's next scavenge batch asks for: it adapts so that a
- * batch, a transaction of its own, takes about half of
- * eventsource.worker_job_slice, from SCAVENGE_FIRST_BATCH_ROWS, at most
- * doubling or halving from one batch to the next.
+ * The size of the worker's next scavenge batch, in events removed and in
+ * streams visited: it adapts so that a batch, a transaction of its own,
+ * takes about half of eventsource.worker_job_slice, from
+ * SCAVENGE_FIRST_BATCH_ROWS, at most doubling or halving from one batch to
+ * the next.
  */
 static int	scavenge_batch_rows = SCAVENGE_FIRST_BATCH_ROWS;
 
@@ -651,8 +683,11 @@ static char scavenge_from_stream[EVENTSOURCE_MAX_STREAM_ID_BYTES + 1] = "";
 
 /*
  * A slice of the worker's scavenge job: batches, each in a transaction of
- * its own, until the deadline or a batch that comes back short, which ends
- * the pass.  Returns whether the pass goes on.  Removes nothing unless the
+ * its own, until the deadline or the end of the pass: a batch that removed
+ * fewer rows than it could and visited fewer streams than it could.  The
+ * next batch goes on from the last stream the batch removed from when it
+ * removed all it could (the stream may have more), else from the last one it
+ * visited.  Returns whether the pass goes on.  Removes nothing unless the
  * worker may act on the database's extension (worker_start_transaction),
  * nor in a database whose extension is older than 0.5.0.
  */
@@ -663,21 +698,22 @@ run_scavenge_slice(TimestampTz deadline)
 	{
 		TimestampTz started = GetCurrentTimestamp();
 		int			asked = scavenge_batch_rows;
-		uint64		removed = 0;
+		ScavengeBatch batch = {0, NULL, 0, NULL, 0};
 		double		elapsed_ms;
 		double		target_ms = eventsource_worker_job_slice / 2.0;
-		char	   *last_stream = NULL;
+		const char *next_stream;
 
 		if (worker_start_transaction("eventsource notifier: scavenge") && stream_lifecycle_installed())
 		{
 			/* A batch lost in a crash removed nothing anyone could see: the next pass removes it again. */
 			worker_commit_without_flush();
-			removed = scavenge_batch(asked, scavenge_from_stream, &last_stream);
-			if (last_stream != NULL)
-				strlcpy(scavenge_from_stream, last_stream, sizeof(scavenge_from_stream));
+			batch = scavenge_batch(asked, asked, scavenge_from_stream);
+			next_stream = batch.events == (uint64) asked ? batch.last_cleaned_stream : batch.last_stream;
+			if (next_stream != NULL)
+				strlcpy(scavenge_from_stream, next_stream, sizeof(scavenge_from_stream));
 		}
 		worker_commit_transaction();
-		if (removed < (uint64) asked)
+		if (batch.events + batch.snapshots < (uint64) asked && batch.streams < asked)
 		{
 			scavenge_from_stream[0] = '\0';
 			return false;

@@ -1365,7 +1365,9 @@ static bool scavenge_pass_under_way = false;
 
 /*
  * The scavenge job: a pass every eventsource.scavenge_interval, each slice
- * of it in batches of its own (lifecycle.c).
+ * of it in batches of its own (lifecycle.c), and a slice's time of rest after
+ * each slice: a pass under way never takes more than half of the worker's
+ * time, or floods the disk with what it deletes.
  */
 static long
 scavenge_every_interval(TimestampTz deadline)
@@ -1381,7 +1383,7 @@ scavenge_every_interval(TimestampTz deadline)
 	}
 	scavenge_pass_under_way = run_scavenge_slice(deadline);
 	if (scavenge_pass_under_way)
-		return 0;
+		return eventsource_worker_job_slice;
 	scavenge_pass_ended_at = GetCurrentTimestamp();
 	return interval_ms;
 }
