@@ -558,7 +558,11 @@ eventsource_run_inline_projections(PG_FUNCTION_ARGS)
  * types, $5 category.  visible_only: below the gap-safe horizon $6 (async), or
  * every event this snapshot sees (an inline rebuild, which must not miss the
  * events an older running transaction holds back: their triggers ran before
- * the reset).
+ * the reset).  Planned with the values, so that a projection of one category
+ * reads the category index: a generic plan keeps the "$5 IS NULL OR" and
+ * reads the whole log after the checkpoint, every event of every other
+ * category, at each of its turns (0.45 s a turn, a caught-up projection's,
+ * while scavenge had 600,000 events to remove).
  */
 #define REPLAY_ORDER \
 	"   AND ($5::pg_catalog.text IS NULL" \
@@ -567,7 +571,8 @@ eventsource_run_inline_projections(PG_FUNCTION_ARGS)
 
 static KeptPlan replay_visible_plan = {
 	EVENT_COLUMNS LOG_CONDITIONS("$6") REPLAY_ORDER,
-	6, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, XID8OID}
+	6, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, XID8OID},
+	CURSOR_OPT_CUSTOM_PLAN
 };
 
 static KeptPlan replay_all_plan = {
@@ -575,7 +580,8 @@ static KeptPlan replay_all_plan = {
 	" WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>) ($1, $2)"
 	"   AND ($4::pg_catalog.text[] IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY ($4))"
 	REPLAY_ORDER,
-	5, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID}
+	5, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID},
+	CURSOR_OPT_CUSTOM_PLAN
 };
 
 /*
