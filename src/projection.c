@@ -1539,9 +1539,10 @@ record_failure(const Projection *projection, const Checkpoint *failed_event, int
  * What the worker keeps of an async projection between its turns, for its
  * lifetime: how many events, after a transaction of several that failed, it
  * still projects one per transaction (so that the one that fails, at its
- * handler or at its commit, is known), and, when its last turn found nothing
- * more to do, the log's visible head then and its checkpoint, so that it
- * takes no turn until one of them moves.
+ * handler or at its commit, is known); when its last turn found nothing more
+ * to do, the log's visible head then and its checkpoint, so that it takes no
+ * turn until one of them moves; and when its checkpoint last went past the
+ * events its filter skips.
  */
 typedef struct ProjectionState
 {
@@ -1551,10 +1552,14 @@ typedef struct ProjectionState
 	bool		caught_up;
 	Checkpoint	caught_up_head;
 	Checkpoint	caught_up_checkpoint;
+	TimestampTz passed_at;		/* when its checkpoint last went past skipped events */
 } ProjectionState;
 
 static HTAB *projection_states = NULL;
 static uint64 listings = 0;
+
+/* A caught-up projection's checkpoint goes past the events its filter skips at most this often. */
+#define PASSING_INTERVAL_MS 1000
 
 /* The projection whose turn came last: the next slice starts after it. */
 static char last_turn[EVENTSOURCE_MAX_NAME_BYTES + 1] = "";
@@ -1582,6 +1587,7 @@ take_turn(ProjectionState *state, Checkpoint head, TimestampTz deadline, Project
 														   state->name));
 	Projection *projection;
 	char	   *problem;
+	Checkpoint	reached;
 
 	if (!served || run_kept_plan(&due_projection_plan, &name, NULL, false) == 0)
 	{
@@ -1591,7 +1597,7 @@ take_turn(ProjectionState *state, Checkpoint head, TimestampTz deadline, Project
 	}
 	projection = projection_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
 	turn->locked = true;
-	turn->start = turn->replay.last = projection->checkpoint;
+	turn->start = turn->replay.last = reached = projection->checkpoint;
 	problem = owner_rights_problem(projection, projection->handler, projection->handler_signature);
 	if (problem != NULL)
 	{
@@ -1606,15 +1612,36 @@ take_turn(ProjectionState *state, Checkpoint head, TimestampTz deadline, Project
 		replay_events(projection, true, event_descriptor(),
 					  projection->attempts > 0 || state->events_alone > 0 ? 1 : PG_INT64_MAX,
 					  deadline, &turn->replay);
-		if (turn->replay.events > 0)
-			record_progress(projection, turn->replay.last, turn->replay.events);
+		reached = turn->replay.last;
+
+		/*
+		 * Caught up: the projection has projected every visible event it
+		 * wants, and passed the others, up to the head of the gap-safe log
+		 * (of this snapshot).  Its checkpoint goes there (once a second at
+		 * most, a write of its row), so that its turns do not read again and
+		 * again the events its filter skips: a projection of rare event
+		 * types would read the whole log since its last event at each turn.
+		 */
+		if (!turn->replay.more &&
+			TimestampDifferenceExceeds(state->passed_at, GetCurrentTimestamp(), PASSING_INTERVAL_MS))
+		{
+			Checkpoint	visible = visible_head();
+
+			if (compare_checkpoints(&visible, &reached) > 0)
+			{
+				reached = visible;
+				state->passed_at = GetCurrentTimestamp();
+			}
+		}
+		if (compare_checkpoints(&reached, &turn->start) != 0)
+			record_progress(projection, reached, turn->replay.events);
 	}
 	worker_commit_transaction();
 
 	state->events_alone = Max(state->events_alone - turn->replay.events, 0);
 	state->caught_up = problem == NULL && !turn->replay.more;
 	state->caught_up_head = head;
-	state->caught_up_checkpoint = turn->replay.last;
+	state->caught_up_checkpoint = reached;
 	return turn->replay.more;
 }
 
@@ -1744,6 +1771,7 @@ list_due_projections(List **due, Checkpoint *head)
 			{
 				state->events_alone = 0;
 				state->caught_up = false;
+				state->passed_at = 0;
 			}
 			state->listed = listings;
 			retry_in = DatumGetInt64(SPI_getbinval(rows->vals[i], rows->tupdesc, 3, &isnull));
