@@ -1188,9 +1188,11 @@ worker_commit_transaction(void)
  * Lets the current transaction commit without waiting for its commit record
  * to be flushed (synchronous_commit = off, for this transaction), when losing
  * it in a crash would cost nothing: the notifications job's (which only
- * sends NOTIFY: PostgreSQL holds its cluster-wide lock across that wait) and
- * a scavenge batch's (which the next pass removes again).  Waiting would
- * also flush first whatever WAL the worker's scavenge wrote before.
+ * sends NOTIFY: PostgreSQL holds its cluster-wide lock across that wait), a
+ * scavenge batch's (which the next pass removes again), an async
+ * projection's turn that only moved its checkpoint past skipped events.
+ * Waiting would also flush first whatever WAL the worker's scavenge wrote
+ * before.
  */
 void
 worker_commit_without_flush(void)
