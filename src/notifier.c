@@ -1482,12 +1482,23 @@ clear_notifier_pid(int code, Datum arg)
  * Tells the launcher whether the extension is installed in this database,
  * and exits quietly when it is not: the launcher then starts no worker here
  * again until an extension is created or altered here.  Reads pg_extension
- * only, nothing of a schema that any role could have made.
+ * only, nothing of a schema that any role could have made.  Exits first if a
+ * statement paused the database before this worker had its pid in the slot
+ * (so the statement could not stop it): the launcher starts it again as soon
+ * as the pause ends.
  */
 static void
 report_installation(void)
 {
 	bool		installed;
+	bool		paused;
+
+	SpinLockAcquire(&notifier_shared->mutex);
+	paused = my_slot->paused;
+	my_slot->restart_at_once |= paused;
+	SpinLockRelease(&notifier_shared->mutex);
+	if (paused)
+		proc_exit(0);
 
 	StartTransactionCommand();
 	installed = OidIsValid(get_extension_oid("eventsource", true));
