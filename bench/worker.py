@@ -153,6 +153,9 @@ class Cluster:
         self.changed.clear()
 
     def cleanup(self):
+        # A fresh connection: an interrupt may have left the old one in the middle of a statement.
+        self.conn.close()
+        self.conn = connect(os.environ.get("PGDATABASE", "postgres"))
         for name in reversed(self.created):
             try:
                 self.drop_database(name)
@@ -473,4 +476,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (KeyboardInterrupt, TimeoutError) as stopped:
+        sys.exit(f"bench/worker.py: stopped ({stopped}); its databases dropped, its settings put back")
