@@ -12,9 +12,18 @@ CREATE FUNCTION pg_temp.sorted_acl(acl aclitem[]) RETURNS text LANGUAGE sql IMMU
 
 CREATE TEMP VIEW extension_shape (object, aspect, value) AS
 WITH member AS (
-    SELECT d.classid, d.objid, i.type || ' ' || i.identity AS object
+    SELECT d.classid, d.objid, i.type || ' ' || i.identity AS object,
+           COALESCE(c.relowner, p.proowner, t.typowner, o.oprowner, oc.opcowner, f.opfowner, e.evtowner) AS owner,
+           COALESCE(c.relacl, p.proacl, t.typacl) AS privileges
       FROM pg_depend d
      CROSS JOIN LATERAL pg_identify_object(d.classid, d.objid, 0) AS i
+      LEFT JOIN pg_class c ON d.classid = 'pg_class'::regclass AND c.oid = d.objid
+      LEFT JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND p.oid = d.objid
+      LEFT JOIN pg_type t ON d.classid = 'pg_type'::regclass AND t.oid = d.objid
+      LEFT JOIN pg_operator o ON d.classid = 'pg_operator'::regclass AND o.oid = d.objid
+      LEFT JOIN pg_opclass oc ON d.classid = 'pg_opclass'::regclass AND oc.oid = d.objid
+      LEFT JOIN pg_opfamily f ON d.classid = 'pg_opfamily'::regclass AND f.oid = d.objid
+      LEFT JOIN pg_event_trigger e ON d.classid = 'pg_event_trigger'::regclass AND e.oid = d.objid
      WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
        AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'eventsource')),
 -- The members' relations: tables, views, sequences, and the relations of composite types.
@@ -52,8 +61,13 @@ part AS (
                   pg_get_expr(y.polqual, y.polrelid), pg_get_expr(y.polwithcheck, y.polrelid)),
            obj_description(y.oid, 'pg_policy')
       FROM relation r JOIN pg_policy y ON y.polrelid = r.oid)
--- Every member, with its comment and its initial privileges (what pg_dump compares grants with).
-SELECT m.object, 'member', NULL FROM member m
+-- Every member, with its owner, privileges, comment and initial privileges (what pg_dump compares
+-- the privileges with).
+SELECT m.object, 'member', NULL::text FROM member m
+UNION ALL
+SELECT m.object, 'owner', pg_get_userbyid(m.owner)::text FROM member m
+UNION ALL
+SELECT m.object, 'privileges', pg_temp.sorted_acl(m.privileges) FROM member m
 UNION ALL
 SELECT m.object, 'comment', obj_description(m.objid, m.classid::regclass::name) FROM member m
 UNION ALL
@@ -61,16 +75,12 @@ SELECT m.object, 'initial privileges' || CASE WHEN p.objsubid <> 0 THEN ' of col
        format('%s %s', p.privtype, pg_temp.sorted_acl(p.initprivs))
   FROM member m JOIN pg_init_privs p ON p.classoid = m.classid AND p.objoid = m.objid
 UNION ALL
--- Relations: kind and options, owner, privileges, every column (dropped ones too, so that the
+-- Relations: kind and options, every column (dropped ones too, so that the
 -- numbers match) with its comment, and their constraints, indexes, triggers, rules and policies.
 SELECT r.object, 'relation',
        format('kind %s, persistence %s, access method %s, options %s, replica identity %s, row security %s, forced %s',
               c.relkind, c.relpersistence, am.amname, c.reloptions, c.relreplident, c.relrowsecurity, c.relforcerowsecurity)
   FROM relation r JOIN pg_class c ON c.oid = r.oid LEFT JOIN pg_am am ON am.oid = c.relam
-UNION ALL
-SELECT r.object, 'owner', pg_get_userbyid(c.relowner) FROM relation r JOIN pg_class c ON c.oid = r.oid WHERE r.relkind <> 'c'
-UNION ALL
-SELECT r.object, 'privileges', pg_temp.sorted_acl(c.relacl) FROM relation r JOIN pg_class c ON c.oid = r.oid WHERE r.relkind <> 'c'
 UNION ALL
 SELECT r.object, 'column ' || a.attnum,
        CASE WHEN a.attisdropped THEN 'dropped'
@@ -115,7 +125,7 @@ SELECT r.object, 'owned by', d.refobjid::regclass || '.' || quote_ident(a.attnam
  WHERE r.relkind = 'S'
 UNION ALL
 -- Functions and procedures: the definition (arguments, defaults, result, language, volatility,
--- parallel safety, strictness, security, settings, body), each attribute again, owner, privileges.
+-- parallel safety, strictness, security, settings, body), and each attribute again.
 SELECT m.object, 'definition', pg_get_functiondef(p.oid)
   FROM member m JOIN pg_proc p ON p.oid = m.objid WHERE m.classid = 'pg_proc'::regclass
 UNION ALL
@@ -123,12 +133,6 @@ SELECT m.object, 'attributes',
        format('kind %s, security definer %s, volatility %s, parallel %s, strict %s, leakproof %s, cost %s, rows %s, settings %s',
               p.prokind, p.prosecdef, p.provolatile, p.proparallel, p.proisstrict, p.proleakproof, p.procost,
               p.prorows, p.proconfig)
-  FROM member m JOIN pg_proc p ON p.oid = m.objid WHERE m.classid = 'pg_proc'::regclass
-UNION ALL
-SELECT m.object, 'owner', pg_get_userbyid(p.proowner)
-  FROM member m JOIN pg_proc p ON p.oid = m.objid WHERE m.classid = 'pg_proc'::regclass
-UNION ALL
-SELECT m.object, 'privileges', pg_temp.sorted_acl(p.proacl)
   FROM member m JOIN pg_proc p ON p.oid = m.objid WHERE m.classid = 'pg_proc'::regclass
 UNION ALL
 -- Types: every attribute of the type (a composite type's columns are its relation's, above).
@@ -143,28 +147,22 @@ SELECT m.object, 'type',
               COALESCE(pg_get_expr(t.typdefaultbin, 0), t.typdefault), t.typcollation::regcollation)
   FROM member m JOIN pg_type t ON t.oid = m.objid WHERE m.classid = 'pg_type'::regclass
 UNION ALL
-SELECT m.object, 'owner', pg_get_userbyid(t.typowner)
-  FROM member m JOIN pg_type t ON t.oid = m.objid WHERE m.classid = 'pg_type'::regclass
-UNION ALL
-SELECT m.object, 'privileges', pg_temp.sorted_acl(t.typacl)
-  FROM member m JOIN pg_type t ON t.oid = m.objid WHERE m.classid = 'pg_type'::regclass
-UNION ALL
 -- Operators, operator classes and families (with the operators and functions in them).
 SELECT m.object, 'operator',
-       format('function %s, left %s, right %s, result %s, commutator %s, negator %s, restrict %s, join %s, merges %s, hashes %s, owner %s',
+       format('function %s, left %s, right %s, result %s, commutator %s, negator %s, restrict %s, join %s, merges %s, hashes %s',
               o.oprcode::regprocedure, o.oprleft::regtype, o.oprright::regtype, o.oprresult::regtype,
               NULLIF(o.oprcom, 0)::regoperator, NULLIF(o.oprnegate, 0)::regoperator, o.oprrest::regprocedure,
-              o.oprjoin::regprocedure, o.oprcanmerge, o.oprcanhash, pg_get_userbyid(o.oprowner))
+              o.oprjoin::regprocedure, o.oprcanmerge, o.oprcanhash)
   FROM member m JOIN pg_operator o ON o.oid = m.objid WHERE m.classid = 'pg_operator'::regclass
 UNION ALL
 SELECT m.object, 'operator class',
-       format('method %s, type %s, default %s, family %s, storage %s, owner %s', am.amname, c.opcintype::regtype,
-              c.opcdefault, f.opfname, NULLIF(c.opckeytype, 0)::regtype, pg_get_userbyid(c.opcowner))
+       format('method %s, type %s, default %s, family %s, storage %s', am.amname, c.opcintype::regtype,
+              c.opcdefault, f.opfname, NULLIF(c.opckeytype, 0)::regtype)
   FROM member m JOIN pg_opclass c ON c.oid = m.objid JOIN pg_am am ON am.oid = c.opcmethod
   JOIN pg_opfamily f ON f.oid = c.opcfamily
  WHERE m.classid = 'pg_opclass'::regclass
 UNION ALL
-SELECT m.object, 'operator family', format('method %s, owner %s', am.amname, pg_get_userbyid(f.opfowner))
+SELECT m.object, 'operator family', format('method %s', am.amname)
   FROM member m JOIN pg_opfamily f ON f.oid = m.objid JOIN pg_am am ON am.oid = f.opfmethod
  WHERE m.classid = 'pg_opfamily'::regclass
 UNION ALL
@@ -177,8 +175,8 @@ SELECT m.object, format('function %s (%s, %s)', p.amprocnum, p.amproclefttype::r
   FROM member m JOIN pg_amproc p ON p.amprocfamily = m.objid WHERE m.classid = 'pg_opfamily'::regclass
 UNION ALL
 SELECT m.object, 'event trigger',
-       format('on %s when tag in %s execute %s, enabled %s, owner %s', e.evtevent, e.evttags,
-              e.evtfoid::regprocedure, e.evtenabled, pg_get_userbyid(e.evtowner))
+       format('on %s when tag in %s execute %s, enabled %s', e.evtevent, e.evttags,
+              e.evtfoid::regprocedure, e.evtenabled)
   FROM member m JOIN pg_event_trigger e ON e.oid = m.objid WHERE m.classid = 'pg_event_trigger'::regclass
 UNION ALL
 -- The extension itself: its schema, and the tables and sequences pg_dump dumps the data of.
