@@ -1,9 +1,9 @@
 -- 10_roles.sql: the roles eventsource grants its rights to.
 --
--- eventsource_reader reads (streams, the log, snapshots, subscriptions it owns, the status views);
--- eventsource_writer also appends and saves snapshots; eventsource_admin also deletes, sets
--- retention, scavenges and administers subscriptions and projections. 70_privileges.sql grants
--- each its functions.
+-- eventsource_reader reads the tables and views and polls the subscriptions that belong to one of
+-- its roles; eventsource_writer also appends and saves snapshots; eventsource_admin also deletes,
+-- sets retention, scavenges and administers subscriptions and projections. 70_privileges.sql
+-- grants each its functions.
 
 -- Roles are cluster-wide: create them only where an earlier install (in another database) has not.
 DO $roles$
