@@ -35,3 +35,96 @@ COMMENT ON TRIGGER events_inline_projections ON eventsource.events IS
 
 COMMENT ON TRIGGER projections_synchronize_inline ON eventsource.projections IS
     'After each statement that changes the projections, enables the log''s inline trigger while a running inline projection exists and disables it otherwise (eventsource.synchronize_inline_projections).';
+
+-- ---------------------------------------------------------------------------------------------
+-- Versioned entry points: the functions whose C code depends on the schema call the entry point
+-- of 0.8.0 (eventsource_append_0_8, ...), which serves this schema without asking the catalog;
+-- the entry points of before 0.8.0 (eventsource_append, ...) stay in the library for databases
+-- not yet updated and ask on every call. Each definition is the one in sql/source/ but for the
+-- symbol (CREATE OR REPLACE keeps the owner, the privileges and the comment).
+-- ---------------------------------------------------------------------------------------------
+
+CREATE OR REPLACE FUNCTION eventsource.append(
+    stream_id        text,
+    event_type       text,
+    data             jsonb,
+    metadata         jsonb  DEFAULT NULL,
+    expected_version bigint DEFAULT NULL,
+    event_id         uuid   DEFAULT NULL)
+RETURNS bigint
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'eventsource_append_0_8';
+
+CREATE OR REPLACE FUNCTION eventsource.append_events(
+    stream_id        text,
+    events           jsonb,
+    expected_version bigint DEFAULT NULL,
+    OUT stream_version   bigint,
+    OUT global_positions bigint[])
+RETURNS record
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'eventsource_append_events_0_8';
+
+CREATE OR REPLACE FUNCTION eventsource.read_stream(
+    stream_id    text,
+    from_version bigint DEFAULT NULL,
+    max_count    integer DEFAULT 1000,
+    direction    text DEFAULT 'forward')
+RETURNS SETOF eventsource.event
+LANGUAGE c STABLE PARALLEL SAFE ROWS 1000
+AS 'MODULE_PATHNAME', 'eventsource_read_stream_0_8';
+
+CREATE OR REPLACE FUNCTION eventsource.save_snapshot(
+    stream_id      text,
+    stream_version bigint,
+    state          jsonb,
+    schema_version integer DEFAULT 1)
+RETURNS void
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'eventsource_save_snapshot_0_8';
+
+CREATE OR REPLACE FUNCTION eventsource.load_snapshot(
+    stream_id      text,
+    max_version    bigint DEFAULT NULL,
+    schema_version integer DEFAULT NULL)
+RETURNS SETOF eventsource.snapshots
+LANGUAGE c STABLE PARALLEL SAFE ROWS 1
+AS 'MODULE_PATHNAME', 'eventsource_load_snapshot_0_8';
+
+CREATE OR REPLACE FUNCTION eventsource.load_stream(
+    stream_id      text,
+    max_version    bigint DEFAULT NULL,
+    schema_version integer DEFAULT NULL)
+RETURNS TABLE (
+    kind            text,
+    stream_version  bigint,
+    schema_version  integer,
+    event_type      text,
+    data            jsonb,
+    metadata        jsonb,
+    event_id        uuid,
+    global_position bigint,
+    recorded_at     timestamptz)
+LANGUAGE c STABLE PARALLEL SAFE ROWS 100
+AS 'MODULE_PATHNAME', 'eventsource_load_stream_0_8';
+
+CREATE OR REPLACE FUNCTION eventsource.set_stream_metadata(stream_id text, metadata jsonb)
+RETURNS jsonb
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'eventsource_set_stream_metadata_0_8';
+
+CREATE OR REPLACE FUNCTION eventsource.delete_stream(stream_id text, expected_version bigint DEFAULT NULL)
+RETURNS bigint
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'eventsource_delete_stream_0_8';
+
+CREATE OR REPLACE FUNCTION eventsource.tombstone_stream(stream_id text, expected_version bigint DEFAULT NULL)
+RETURNS bigint
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'eventsource_tombstone_stream_0_8';

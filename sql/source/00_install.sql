@@ -21,5 +21,10 @@
 -- A database installed at an older version reaches the same objects through the upgrade scripts
 -- sql/eventsource--OLD--NEW.sql (test/sql/upgrade.sql compares the two): a change to an object is
 -- made here and in the upgrade script of the version being made.
+--
+-- A C function whose work depends on the schema is bound to the library's entry point named for
+-- the version (eventsource_append_0_8), which serves this schema without asking the catalog; the
+-- entry points the scripts of earlier versions bound stay in the library for databases not yet
+-- updated (README.md, "Entry points").
 
 \echo Use "CREATE EXTENSION eventsource" to load this file. \quit

@@ -14,7 +14,7 @@ CREATE FUNCTION eventsource.append(
 RETURNS bigint
 LANGUAGE c VOLATILE PARALLEL UNSAFE
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'eventsource_append';
+AS 'MODULE_PATHNAME', 'eventsource_append_0_8';
 
 COMMENT ON FUNCTION eventsource.append(text, text, jsonb, jsonb, bigint, uuid) IS
     'Appends one event to a stream and returns the stream''s new version. expected_version: NULL any, 0 no stream, -1 stream exists, N exactly N.';
@@ -28,7 +28,7 @@ CREATE FUNCTION eventsource.append_events(
 RETURNS record
 LANGUAGE c VOLATILE PARALLEL UNSAFE
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'eventsource_append_events';
+AS 'MODULE_PATHNAME', 'eventsource_append_events_0_8';
 
 COMMENT ON FUNCTION eventsource.append_events(text, jsonb, bigint) IS
     'Appends a JSON array of {"type", "data", "metadata", "id"} events to a stream atomically; returns the new stream version and the global positions taken.';

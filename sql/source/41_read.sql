@@ -26,7 +26,7 @@ CREATE FUNCTION eventsource.read_stream(
     direction    text DEFAULT 'forward')
 RETURNS SETOF eventsource.event
 LANGUAGE c STABLE PARALLEL SAFE ROWS 1000
-AS 'MODULE_PATHNAME', 'eventsource_read_stream';
+AS 'MODULE_PATHNAME', 'eventsource_read_stream_0_8';
 
 COMMENT ON FUNCTION eventsource.read_stream(text, bigint, integer, text) IS
     'Reads up to max_count events of one stream from from_version (inclusive), forward or backward. NULL from_version: the first event forward, the last backward.';

@@ -12,7 +12,7 @@ CREATE FUNCTION eventsource.save_snapshot(
 RETURNS void
 LANGUAGE c VOLATILE PARALLEL UNSAFE
 SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'eventsource_save_snapshot';
+AS 'MODULE_PATHNAME', 'eventsource_save_snapshot_0_8';
 
 COMMENT ON FUNCTION eventsource.save_snapshot(text, bigint, jsonb, integer) IS
     'Stores the state of a stream as of one of the versions stream reads show or the one just before the first of them (replacing a snapshot of the same version and schema version), then keeps the newest eventsource.snapshots_to_keep snapshots of the stream; a deleted or tombstoned version, or one further below the first visible version, is refused like one that does not exist.';
@@ -23,7 +23,7 @@ CREATE FUNCTION eventsource.load_snapshot(
     schema_version integer DEFAULT NULL)
 RETURNS SETOF eventsource.snapshots
 LANGUAGE c STABLE PARALLEL SAFE ROWS 1
-AS 'MODULE_PATHNAME', 'eventsource_load_snapshot';
+AS 'MODULE_PATHNAME', 'eventsource_load_snapshot_0_8';
 
 COMMENT ON FUNCTION eventsource.load_snapshot(text, bigint, integer) IS
     'The newest snapshot of a stream at or below max_version (NULL: any), of schema_version when given, of a version stream reads show or the one just before the first of them (never a deleted or tombstoned one); no row when there is none.';
@@ -43,7 +43,7 @@ RETURNS TABLE (
     global_position bigint,
     recorded_at     timestamptz)
 LANGUAGE c STABLE PARALLEL SAFE ROWS 100
-AS 'MODULE_PATHNAME', 'eventsource_load_stream';
+AS 'MODULE_PATHNAME', 'eventsource_load_stream_0_8';
 
 COMMENT ON FUNCTION eventsource.load_stream(text, bigint, integer) IS
     'Everything needed to rebuild an aggregate in one call: the newest usable snapshot (kind ''snapshot'', its state in data) and then every event after it up to max_version (kind ''event''), in stream order.';

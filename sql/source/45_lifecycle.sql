@@ -36,7 +36,7 @@ CREATE FUNCTION eventsource.set_stream_metadata(stream_id text, metadata jsonb)
 RETURNS jsonb
 LANGUAGE c VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'eventsource_set_stream_metadata';
+AS 'MODULE_PATHNAME', 'eventsource_set_stream_metadata_0_8';
 
 COMMENT ON FUNCTION eventsource.set_stream_metadata(text, jsonb) IS
     'Replaces a stream''s retention settings ({"truncate_before": N, "max_count": N, "max_age": "30 days" or seconds}, {} for none); stream reads honour them at once, scavenge removes what they hide. Recorded in the $streams stream.';
@@ -45,7 +45,7 @@ CREATE FUNCTION eventsource.delete_stream(stream_id text, expected_version bigin
 RETURNS bigint
 LANGUAGE c VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'eventsource_delete_stream';
+AS 'MODULE_PATHNAME', 'eventsource_delete_stream_0_8';
 
 COMMENT ON FUNCTION eventsource.delete_stream(text, bigint) IS
     'Soft-deletes a stream: its events disappear from stream reads and its snapshots are deleted; a later append continues the version numbering. Returns the version deleted through. Recorded in the $streams stream.';
@@ -54,7 +54,7 @@ CREATE FUNCTION eventsource.tombstone_stream(stream_id text, expected_version bi
 RETURNS bigint
 LANGUAGE c VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
-AS 'MODULE_PATHNAME', 'eventsource_tombstone_stream';
+AS 'MODULE_PATHNAME', 'eventsource_tombstone_stream_0_8';
 
 COMMENT ON FUNCTION eventsource.tombstone_stream(text, bigint) IS
     'Deletes a stream for ever: as delete_stream, and every later append to it fails with SE005. Returns the version deleted through. Recorded in the $streams stream.';

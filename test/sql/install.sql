@@ -72,3 +72,12 @@ SELECT indexrelid::regclass AS index, indisunique AS is_unique, pg_get_indexdef(
 
 -- The extension cannot be moved to another schema.
 ALTER EXTENSION eventsource SET SCHEMA public;
+
+-- The functions whose C code depends on the schema call the entry points of this version, which
+-- serve its schema without asking the catalog; those without a version are for databases not
+-- yet updated from before 0.8.0.
+SELECT p.oid::regprocedure AS function, p.prosrc AS entry_point
+  FROM pg_proc p
+ WHERE p.pronamespace = 'eventsource'::regnamespace AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
+   AND p.prosrc ~ '_[0-9]+_[0-9]+$'
+ ORDER BY p.oid::regprocedure::text;

@@ -194,6 +194,64 @@ SELECT 'schema eventsource', 'schema',
               obj_description(n.oid, 'pg_namespace'))
   FROM pg_namespace n WHERE n.nspname = 'eventsource';
 
+-- The calls of a version that the current library serves until ALTER EXTENSION UPDATE, through
+-- the entry points that version's scripts bound (before 0.8.0 those ask the catalog which schema
+-- is installed): appends, stream reads, snapshots and a version conflict, and with the stream
+-- lifecycle (0.5.0 on) retention, a tombstone and what it refuses, and a delete. Each row is one
+-- call's outcome; the first names the entry points. Callers roll back, so that the walk's data
+-- stays as it was.
+CREATE FUNCTION pg_temp.calls_served(lifecycle boolean) RETURNS SETOF text LANGUAGE plpgsql AS $calls$
+DECLARE
+    events_of_stream constant text :=
+        'SELECT string_agg(stream_version || '' '' || event_type, '', '' ORDER BY stream_version) FROM eventsource.read_stream(''served-1''';
+    outcome text;
+BEGIN
+    RETURN NEXT 'entry points: ' || (SELECT string_agg(p.prosrc, ', ' ORDER BY p.prosrc) FROM pg_proc p
+                                      WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = 'eventsource')
+                                        AND p.proname IN ('append', 'append_events', 'read_stream', 'save_snapshot', 'load_snapshot',
+                                                          'load_stream', 'set_stream_metadata', 'delete_stream', 'tombstone_stream'));
+    RETURN NEXT 'append_events: ' || (eventsource.append_events('served-1', '[{"type": "Opened", "data": {}}, {"type": "Approved", "data": {}}]', 0)).stream_version;
+    RETURN NEXT 'append: ' || eventsource.append('served-1', 'Paid', '{}', expected_version => 2);
+    IF lifecycle THEN
+        RETURN NEXT 'set_stream_metadata: ' || eventsource.set_stream_metadata('served-1', '{"truncate_before": 2}')::text;
+    END IF;
+    EXECUTE events_of_stream || ')' INTO outcome;
+    RETURN NEXT 'read_stream forward: ' || outcome;
+    EXECUTE events_of_stream || ', direction => ''backward'')' INTO outcome;
+    RETURN NEXT 'read_stream backward: ' || outcome;
+    PERFORM eventsource.save_snapshot('served-1', 1, '{"opened": true}');
+    RETURN NEXT 'load_snapshot: ' || (SELECT stream_version || ' ' || state FROM eventsource.load_snapshot('served-1'));
+    RETURN NEXT 'load_stream: ' || (SELECT string_agg(kind || ' ' || stream_version, ', ') FROM eventsource.load_stream('served-1'));
+    BEGIN
+        PERFORM eventsource.append('served-1', 'Paid', '{}', expected_version => 1);
+    EXCEPTION WHEN OTHERS THEN
+        RETURN NEXT 'append at version 1: ' || SQLSTATE || ' ' || SQLERRM;
+    END;
+    IF lifecycle THEN
+        RETURN NEXT 'tombstone_stream: ' || eventsource.tombstone_stream('served-1', expected_version => 3);
+        RETURN NEXT 'read_stream after the tombstone: ' || (SELECT count(*) FROM eventsource.read_stream('served-1')) || ' events';
+        BEGIN
+            PERFORM eventsource.append('served-1', 'Reopened', '{}');
+        EXCEPTION WHEN OTHERS THEN
+            RETURN NEXT 'append after the tombstone: ' || SQLSTATE || ' ' || SQLERRM;
+        END;
+        BEGIN
+            PERFORM eventsource.append('served-1', 'Reopened', '{}', expected_version => 1);
+        EXCEPTION WHEN OTHERS THEN
+            RETURN NEXT 'append at version 1 after the tombstone: ' || SQLSTATE || ' ' || SQLERRM;
+        END;
+        BEGIN
+            PERFORM eventsource.save_snapshot('served-1', 3, '{}');
+        EXCEPTION WHEN OTHERS THEN
+            RETURN NEXT 'save_snapshot after the tombstone: ' || SQLSTATE || ' ' || SQLERRM;
+        END;
+        PERFORM eventsource.append('served-2', 'Opened', '{}');
+        RETURN NEXT 'delete_stream: ' || eventsource.delete_stream('served-2', expected_version => 1);
+        RETURN NEXT 'read_stream after the delete: ' || (SELECT count(*) FROM eventsource.read_stream('served-2')) || ' events';
+    END IF;
+END
+$calls$;
+
 -- What a fresh install of the current version consists of.
 CREATE EXTENSION eventsource;
 CREATE TEMP TABLE fresh_install AS SELECT * FROM extension_shape;
@@ -248,6 +306,11 @@ SELECT * FROM loan_totals ORDER BY loan_id;
 SELECT eventsource.drop_projection('loan-totals');
 DROP TABLE loan_totals;
 DROP FUNCTION count_loan_event(eventsource.event);
+
+-- 0.4.0's calls, before its update.
+BEGIN;
+SELECT * FROM pg_temp.calls_served(lifecycle => false);
+ROLLBACK;
 
 -- 0.4.0 -> 0.5.0: the stream lifecycle and statistics. The streams keep their rows, with no
 -- retention; delete, metadata and scavenge work on streams written before the upgrade.
@@ -331,6 +394,10 @@ SELECT pg_current_xact_id() IS NOT NULL AS wrote_before;
 SELECT eventsource.append('loan-4', 'Paid', '{}');
 ROLLBACK;
 \set VERBOSITY default
+-- 0.6.0's calls, before its update.
+BEGIN;
+SELECT * FROM pg_temp.calls_served(lifecycle => true);
+ROLLBACK;
 
 -- 0.6.0 -> 0.7.0: log integrity.
 -- A subscription and a projection with a category containing '-' never matched an event (0.7.0's
@@ -421,6 +488,10 @@ SELECT s.last_transaction_id = e.transaction_id AS row_has_the_marker
  WHERE s.stream_id = 'loan-1';
 -- The appends after the update stayed in epoch 1: same cluster, same server start.
 SELECT count(*) AS epochs FROM eventsource.log_epochs;
+-- 0.7.0's calls, before its update.
+BEGIN;
+SELECT * FROM pg_temp.calls_served(lifecycle => true);
+ROLLBACK;
 
 -- 0.7.0 -> 0.8.0: one install script built from readable sources; the log, the streams and the
 -- snapshots are kept as they are.
@@ -438,6 +509,10 @@ SELECT (SELECT count(*) FROM ((TABLE eventsource.events EXCEPT TABLE events_at_0
                               UNION ALL (TABLE snapshots_at_0_7 EXCEPT TABLE eventsource.snapshots)) AS d) AS changed_snapshots;
 SELECT eventsource.append('loan-3', 'Approved', '{}', expected_version => 1);
 SELECT kind, stream_version, data FROM eventsource.load_stream('loan-3');
+-- The same calls through the entry points of 0.8.0.
+BEGIN;
+SELECT * FROM pg_temp.calls_served(lifecycle => true);
+ROLLBACK;
 
 -- The upgraded extension is the fresh install: nothing missing, nothing extra, nothing different.
 CREATE TEMP TABLE upgraded AS SELECT * FROM extension_shape;
