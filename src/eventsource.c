@@ -16,6 +16,7 @@
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "postmaster/postmaster.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -31,6 +32,7 @@ PG_MODULE_MAGIC;
 int			eventsource_snapshots_to_keep = 3;
 bool		eventsource_notify = true;
 char	   *eventsource_notify_databases = NULL;
+int			eventsource_max_databases = 64;
 int			eventsource_notify_max_delay = 50;
 int			eventsource_scavenge_interval = 60;
 
@@ -61,10 +63,10 @@ _PG_init(void)
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
 	DefineCustomStringVariable("eventsource.notify_databases",
-							   "The databases whose new events the notifier announces, comma-separated.",
-							   "Needs eventsource in shared_preload_libraries.",
+							   "The databases the notifier serves, comma-separated, or * for every database in which the extension is installed.",
+							   "Needs eventsource in shared_preload_libraries. * (or empty) serves each database that accepts connections and is not a template; a list serves the listed databases only.",
 							   &eventsource_notify_databases,
-							   "",
+							   "*",
 							   PGC_SIGHUP, GUC_LIST_INPUT,
 							   NULL, NULL, NULL);
 	DefineCustomIntVariable("eventsource.notify_max_delay",
@@ -81,6 +83,15 @@ _PG_init(void)
 							60, 0, INT_MAX / 1000,
 							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
+	/* PostgreSQL takes a setting fixed at server start from a preloaded library only. */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("eventsource.max_databases",
+								"The most databases the notifier serves at once.",
+								"Each served database takes a background worker of max_worker_processes.",
+								&eventsource_max_databases,
+								64, 1, MAX_BACKENDS,
+								PGC_POSTMASTER, 0,
+								NULL, NULL, NULL);
 	MarkGUCPrefixReserved("eventsource");
 
 	if (process_shared_preload_libraries_in_progress)

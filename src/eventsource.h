@@ -317,6 +317,7 @@ extern void materialize_read(FunctionCallInfo fcinfo, KeptPlan *kept,
 extern int	eventsource_snapshots_to_keep;
 extern bool eventsource_notify;
 extern char *eventsource_notify_databases;
+extern int	eventsource_max_databases;
 extern int	eventsource_notify_max_delay;
 extern int	eventsource_scavenge_interval;
 
