@@ -35,6 +35,7 @@
 #include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -439,6 +440,45 @@ parse_event(EventBatch *batch, int i, JsonbContainer *object)
 		batch->event_ids[i] = generate_event_id();
 }
 
+/* An event id of a batch and the first event (1-based) that has it. */
+typedef struct FirstEventWithId
+{
+	pg_uuid_t	id;				/* the hash key */
+	int			ordinal;
+} FirstEventWithId;
+
+/*
+ * Raises 22023 if two events of the batch have one id, naming the first
+ * event that repeats an earlier one's id and that earlier event.  One hash
+ * table lookup per event: a batch has no size limit but memory.
+ */
+static void
+reject_duplicate_ids(EventBatch *batch)
+{
+	HASHCTL		control;
+	HTAB	   *first_events;
+
+	control.keysize = sizeof(pg_uuid_t);
+	control.entrysize = sizeof(FirstEventWithId);
+	control.hcxt = CurrentMemoryContext;
+	first_events = hash_create("eventsource append_events ids", batch->count, &control,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	for (int i = 0; i < batch->count; i++)
+	{
+		bool		found;
+		FirstEventWithId *first = hash_search(first_events, DatumGetUUIDP(batch->event_ids[i]),
+											  HASH_ENTER, &found);
+
+		if (found)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("events %d and %d have the same id", first->ordinal, i + 1)));
+		first->ordinal = i + 1;
+		CHECK_FOR_INTERRUPTS();
+	}
+	hash_destroy(first_events);
+}
+
 /*
  * Reads the events argument of append_events: a non-empty JSON array of event
  * objects, with no event id given twice.
@@ -469,17 +509,11 @@ parse_events(Jsonb *events)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("event %d is not a JSON object", i + 1)));
 		parse_event(batch, i, element->val.binary.data);
+		CHECK_FOR_INTERRUPTS();
 	}
 
-	/* Batches are small: a quadratic check costs less than a hash table. */
 	if (batch->ids_supplied)
-		for (int i = 1; i < count; i++)
-			for (int j = 0; j < i; j++)
-				if (memcmp(DatumGetUUIDP(batch->event_ids[i]),
-						   DatumGetUUIDP(batch->event_ids[j]), UUID_LEN) == 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("events %d and %d have the same id", j + 1, i + 1)));
+		reject_duplicate_ids(batch);
 	return batch;
 }
 

@@ -542,6 +542,7 @@ eventsource_run_inline_projections(PG_FUNCTION_ARGS)
 				continue;
 			call_as_owner(projections[i], NULL, event, checkpoint->global_position);
 		}
+		CHECK_FOR_INTERRUPTS();
 	}
 	ExecDropSingleTupleTableSlot(slot);
 	SPI_finish();
@@ -623,6 +624,7 @@ replay_batch(Projection *projection, Checkpoint *after, int limit, bool visible_
 		checkpoint = (Checkpoint *) DatumGetPointer(SPI_getbinval(row, rows->tupdesc, rows->tupdesc->natts, &isnull));
 		call_as_owner(projection, NULL, event, checkpoint->global_position);
 		*after = *checkpoint;
+		CHECK_FOR_INTERRUPTS();
 	}
 	return count;
 }
