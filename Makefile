@@ -1,14 +1,21 @@
 # Makefile: builds, installs and tests the eventsource extension with PGXS.
 #
-#   make                  build (warnings are errors)
+#   make                  build (warnings are errors), and the install script of the current version
 #   make install          install into the PostgreSQL that pg_config names
 #   make installcheck     pg_regress and isolation tests against a running server
 #   ./test/run            everything, on a throwaway cluster (the README's test command)
 
 EXTENSION = eventsource
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'$$/\1/p" $(EXTENSION).control)
 MODULE_big = eventsource
 OBJS = src/eventsource.o src/append.o src/read.o src/checkpoint.o src/guard.o src/snapshot.o src/notifier.o src/subscription.o src/projection.o src/lifecycle.o src/statistics.o src/owners.o src/epoch.o
-DATA = $(wildcard sql/eventsource--*.sql)
+
+# The install script of the current version is built from sql/source/*.sql, concatenated in name
+# order; the first version's install script and the upgrade scripts are kept as written. (PGXS
+# builds DATA_built with `make` and removes it with `make clean`.)
+INSTALL_SOURCES = $(sort $(wildcard sql/source/*.sql))
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA = sql/$(EXTENSION)--0.1.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
 
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 
@@ -20,3 +27,8 @@ ISOLATION_OPTS = --inputdir=test --outputdir=.
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# A blank line between two sources; the first line says where the script comes from.
+$(DATA_built): $(INSTALL_SOURCES) $(EXTENSION).control
+	{ echo '-- $(notdir $@): built by make from sql/source/*.sql (edit those, not this file).'; \
+	  awk 'FNR == 1 && NR > 1 { print "" } { print }' $(INSTALL_SOURCES); } > $@

@@ -1,7 +1,7 @@
 -- examples/bus.sql: a psql walk-through of the eventsource bus: durable subscriptions, LISTEN,
 -- poll, ack, the status view and a consumer group. Run it in a database of a server that has
--- shared_preload_libraries = 'eventsource' (the notifier's NOTIFY needs the database in
--- eventsource.notify_databases too; everything else works without it):
+-- shared_preload_libraries = 'eventsource' (for the notifier's NOTIFY; if eventsource.notify_databases
+-- lists databases, the database must be among them; everything else works without it):
 --
 --   createdb bus_demo && psql -d bus_demo -c 'CREATE EXTENSION eventsource'
 --   psql -d bus_demo -v ON_ERROR_STOP=1 -f examples/bus.sql

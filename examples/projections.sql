@@ -7,8 +7,9 @@
 --   shop.daily_revenue   one row per day: orders paid, revenue
 --                        kept by the async projection 'daily-revenue' (OrderPaid events)
 --
--- Run it in a fresh database of a server with shared_preload_libraries = 'eventsource' and the
--- database in eventsource.notify_databases (the async projection runs in the notifier's worker):
+-- Run it in a fresh database of a server with shared_preload_libraries = 'eventsource' (the async
+-- projection runs in the notifier's worker; if eventsource.notify_databases lists databases, the
+-- database must be among them):
 --
 --   createdb shop_demo && psql -d shop_demo -c 'CREATE EXTENSION eventsource'
 --   psql -d shop_demo -v ON_ERROR_STOP=1 -f examples/projections.sql
@@ -135,7 +136,7 @@ BEGIN
     WHILE (SELECT events_behind FROM eventsource.projection_status WHERE name = projection) > 0 LOOP
         IF clock_timestamp() > started + interval '15 seconds' THEN
             RAISE EXCEPTION 'projection % has not caught up within 15 seconds', projection
-                  USING HINT = 'Is this database in eventsource.notify_databases, with the library preloaded?';
+                  USING HINT = 'Is the library preloaded (and this database in eventsource.notify_databases, if that lists databases)?';
         END IF;
         PERFORM pg_sleep(0.1);
     END LOOP;

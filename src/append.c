@@ -35,6 +35,7 @@
 #include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -44,8 +45,6 @@
 
 #include "eventsource.h"
 
-PG_FUNCTION_INFO_V1(eventsource_append);
-PG_FUNCTION_INFO_V1(eventsource_append_events);
 PG_FUNCTION_INFO_V1(eventsource_stream_log_transaction_id);
 
 /* Set while an append's INSERT runs: the inline projections' trigger acts only then. */
@@ -111,18 +110,6 @@ typedef enum StreamChange
 } StreamChange;
 
 /*
- * What this database's eventsource.streams has (the library serves every
- * version its scripts install); the append statement follows it.
- */
-typedef enum StreamsSchema
-{
-	STREAMS_BEFORE_LIFECYCLE,	/* before 0.5.0 */
-	STREAMS_WITH_LIFECYCLE,		/* 0.5.0 on: a tombstoned stream does not advance */
-	STREAMS_WITH_LOG_ORDER,		/* 0.7.0 on: the row checks and records the log order */
-	STREAMS_SCHEMAS				/* their number */
-} StreamsSchema;
-
-/*
  * The part of the statement each change makes.  With the log order (0.7.0
  * on) the row's last_transaction_id becomes this transaction's log
  * transaction id, unless a newer transaction wrote the stream (then 40001),
@@ -172,14 +159,6 @@ static const char *const skip_taken_ids_sql = " ON CONFLICT (event_id) DO NOTHIN
 /* With the stream lifecycle (0.5.0 on), a tombstoned stream does not advance. */
 static const char *const not_tombstoned_sql = " AND tombstoned_at IS NULL";
 
-static StreamsSchema
-streams_schema(void)
-{
-	if (stream_log_order_installed())
-		return STREAMS_WITH_LOG_ORDER;
-	return stream_lifecycle_installed() ? STREAMS_WITH_LIFECYCLE : STREAMS_BEFORE_LIFECYCLE;
-}
-
 /* The kept plan of one variant of the append statement, composed on first use. */
 static KeptPlan *
 append_plan(StreamChange change, bool many, bool ids_supplied, StreamsSchema schema)
@@ -199,7 +178,7 @@ append_plan(StreamChange change, bool many, bool ids_supplied, StreamsSchema sch
 		if (change == ADVANCE_STREAM)
 			stream_change = psprintf(stream_change_sql[change],
 									 log_order ? log_order_assignment_sql : "",
-									 schema != STREAMS_BEFORE_LIFECYCLE ? not_tombstoned_sql : "",
+									 streams_have_lifecycle(schema) ? not_tombstoned_sql : "",
 									 column);
 		else
 			stream_change = psprintf(stream_change_sql[change], column,
@@ -461,6 +440,45 @@ parse_event(EventBatch *batch, int i, JsonbContainer *object)
 		batch->event_ids[i] = generate_event_id();
 }
 
+/* An event id of a batch and the first event (1-based) that has it. */
+typedef struct FirstEventWithId
+{
+	pg_uuid_t	id;				/* the hash key */
+	int			ordinal;
+} FirstEventWithId;
+
+/*
+ * Raises 22023 if two events of the batch have one id, naming the first
+ * event that repeats an earlier one's id and that earlier event.  One hash
+ * table lookup per event: a batch has no size limit but memory.
+ */
+static void
+reject_duplicate_ids(EventBatch *batch)
+{
+	HASHCTL		control;
+	HTAB	   *first_events;
+
+	control.keysize = sizeof(pg_uuid_t);
+	control.entrysize = sizeof(FirstEventWithId);
+	control.hcxt = CurrentMemoryContext;
+	first_events = hash_create("eventsource append_events ids", batch->count, &control,
+							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	for (int i = 0; i < batch->count; i++)
+	{
+		bool		found;
+		FirstEventWithId *first = hash_search(first_events, DatumGetUUIDP(batch->event_ids[i]),
+											  HASH_ENTER, &found);
+
+		if (found)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("events %d and %d have the same id", first->ordinal, i + 1)));
+		first->ordinal = i + 1;
+		CHECK_FOR_INTERRUPTS();
+	}
+	hash_destroy(first_events);
+}
+
 /*
  * Reads the events argument of append_events: a non-empty JSON array of event
  * objects, with no event id given twice.
@@ -491,17 +509,11 @@ parse_events(Jsonb *events)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("event %d is not a JSON object", i + 1)));
 		parse_event(batch, i, element->val.binary.data);
+		CHECK_FOR_INTERRUPTS();
 	}
 
-	/* Batches are small: a quadratic check costs less than a hash table. */
 	if (batch->ids_supplied)
-		for (int i = 1; i < count; i++)
-			for (int j = 0; j < i; j++)
-				if (memcmp(DatumGetUUIDP(batch->event_ids[i]),
-						   DatumGetUUIDP(batch->event_ids[j]), UUID_LEN) == 0)
-					ereport(ERROR,
-							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-							 errmsg("events %d and %d have the same id", j + 1, i + 1)));
+		reject_duplicate_ids(batch);
 	return batch;
 }
 
@@ -521,14 +533,15 @@ expected_version_text(ExpectedVersion expected)
 }
 
 /*
- * Raises SE005 if the stream is tombstoned.  Call while connected to SPI.
+ * Raises SE005 if the stream is tombstoned (only a schema with the lifecycle
+ * has tombstones).  Call while connected to SPI.
  */
 void
-reject_if_tombstoned(text *stream_id)
+reject_if_tombstoned(text *stream_id, StreamsSchema schema)
 {
 	Datum		values[1] = {PointerGetDatum(stream_id)};
 
-	if (!stream_lifecycle_installed() || run_kept_plan(&tombstone_plan, values, NULL, false) == 0)
+	if (!streams_have_lifecycle(schema) || run_kept_plan(&tombstone_plan, values, NULL, false) == 0)
 		return;
 	count_statistic(STATISTIC_TOMBSTONE_REJECTIONS, 1);
 	ereport(ERROR,
@@ -543,9 +556,9 @@ reject_if_tombstoned(text *stream_id)
  * while connected to SPI.
  */
 void
-raise_version_conflict(text *stream_id, ExpectedVersion expected, int64 actual)
+raise_version_conflict(text *stream_id, ExpectedVersion expected, int64 actual, StreamsSchema schema)
 {
-	reject_if_tombstoned(stream_id);
+	reject_if_tombstoned(stream_id, schema);
 	count_statistic(STATISTIC_VERSION_CONFLICTS, 1);
 	ereport(ERROR,
 			(errcode(ERRCODE_EVENTSOURCE_VERSION_CONFLICT),
@@ -612,7 +625,7 @@ probe_event_ids(text *stream_id, EventBatch *batch, bool *exists, int64 *current
  */
 static void
 resolve_retry(text *stream_id, EventBatch *batch, ExpectedVersion expected,
-			  bool exists, int64 current_version, AppendResult *result)
+			  bool exists, int64 current_version, StreamsSchema schema, AppendResult *result)
 {
 	SPITupleTable *rows = SPI_tuptable;
 	int64		first_version = 0;
@@ -657,7 +670,7 @@ resolve_retry(text *stream_id, EventBatch *batch, ExpectedVersion expected,
 
 	/* The very events are stored: a retry, if it expected what they found. */
 	if (!expectation_met(expected, true, first_version - 1))
-		raise_version_conflict(stream_id, expected, exists ? current_version : 0);
+		raise_version_conflict(stream_id, expected, exists ? current_version : 0, schema);
 	result->stream_version = first_version - 1 + batch->count;
 }
 
@@ -731,7 +744,7 @@ write_append(text *stream_id, EventBatch *batch, StreamsSchema schema, StreamCha
 		/* An id was taken by an append that committed meanwhile: say where. */
 		if (probe_event_ids(stream_id, batch, &exists, &current))
 			resolve_retry(stream_id, batch, (ExpectedVersion) {EXPECT_ANY, 0},
-						  exists, current, result);
+						  exists, current, schema, result);
 		elog(ERROR, "inserted " UINT64_FORMAT " events instead of %d", inserted, batch->count);
 	}
 
@@ -879,9 +892,9 @@ check_stream_log_order(text *stream_id, int64 previous_version)
 }
 
 static void
-append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, AppendResult *result)
+append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, StreamsSchema schema,
+			 AppendResult *result)
 {
-	StreamsSchema schema = streams_schema();
 	bool		had_transaction_id;
 	bool		written = false;
 
@@ -908,12 +921,12 @@ append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, Appen
 
 			if (probe_event_ids(stream_id, batch, &exists, &current))
 			{
-				resolve_retry(stream_id, batch, expected, exists, current, result);
+				resolve_retry(stream_id, batch, expected, exists, current, schema, result);
 				count_statistic(STATISTIC_IDEMPOTENT_RETRIES, 1);
 				break;
 			}
 			if (!expectation_met(expected, exists, current))
-				raise_version_conflict(stream_id, expected, current);
+				raise_version_conflict(stream_id, expected, current, schema);
 
 			/* Set from the version just seen; if it moves first, look again. */
 			change = exists ? ADVANCE_STREAM : CREATE_STREAM;
@@ -930,11 +943,11 @@ append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, Appen
 			written = true;
 			break;
 		}
-		reject_if_tombstoned(stream_id);
+		reject_if_tombstoned(stream_id, schema);
 		if (batch->ids_supplied)
 			continue;
 		if (expected.kind != EXPECT_ANY)
-			raise_version_conflict(stream_id, expected, current_stream_version(stream_id));
+			raise_version_conflict(stream_id, expected, current_stream_version(stream_id), schema);
 
 		/* Any version, and the stream does not exist: create it. */
 		if (write_append(stream_id, batch, schema, CREATE_STREAM, false, 0, result) > 0)
@@ -962,7 +975,8 @@ append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, Appen
  * caller of the audited function) and the session user.
  */
 void
-append_system_event(const char *stream, const char *event_type, const char *data_json, Oid role)
+append_system_event(const char *stream, const char *event_type, const char *data_json, Oid role,
+					StreamsSchema schema)
 {
 	EventBatch *batch = new_batch(1);
 	AppendResult result;
@@ -981,7 +995,7 @@ append_system_event(const char *stream, const char *event_type, const char *data
 	batch->metadata[0] = DirectFunctionCall1(jsonb_in, CStringGetDatum(metadata.data));
 	batch->metadata_nulls[0] = false;
 	batch->ids_supplied = false;
-	append_batch(cstring_to_text(stream), batch, (ExpectedVersion) {EXPECT_ANY, 0}, &result);
+	append_batch(cstring_to_text(stream), batch, (ExpectedVersion) {EXPECT_ANY, 0}, schema, &result);
 	notifier_wake_at_commit();
 }
 
@@ -994,8 +1008,8 @@ append_system_event(const char *stream, const char *event_type, const char *data
  * eventsource.append(stream_id, event_type, data, metadata, expected_version,
  * event_id) returns bigint: the stream's new version.
  */
-Datum
-eventsource_append(PG_FUNCTION_ARGS)
+static Datum
+append_event(FunctionCallInfo fcinfo, StreamsSchema schema)
 {
 	text	   *stream_id = checked_stream_id(fcinfo, 0, true);
 	EventBatch *batch = new_batch(1);
@@ -1028,17 +1042,19 @@ eventsource_append(PG_FUNCTION_ARGS)
 	batch->ids_supplied = !PG_ARGISNULL(5);
 	batch->event_ids[0] = batch->ids_supplied ? PG_GETARG_DATUM(5) : generate_event_id();
 
-	append_batch(stream_id, batch, expected, &result);
+	append_batch(stream_id, batch, expected, schema, &result);
 	notifier_wake_at_commit();
 	PG_RETURN_INT64(result.stream_version);
 }
+
+SCHEMA_VERSIONED_FUNCTION(eventsource_append, append_event);
 
 /*
  * eventsource.append_events(stream_id, events, expected_version) returns
  * (stream_version bigint, global_positions bigint[]).
  */
-Datum
-eventsource_append_events(PG_FUNCTION_ARGS)
+static Datum
+append_events(FunctionCallInfo fcinfo, StreamsSchema schema)
 {
 	text	   *stream_id = checked_stream_id(fcinfo, 0, true);
 	EventBatch *batch;
@@ -1056,7 +1072,7 @@ eventsource_append_events(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &result_desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
-	append_batch(stream_id, batch, expected, &result);
+	append_batch(stream_id, batch, expected, schema, &result);
 	notifier_wake_at_commit();
 
 	positions = palloc(batch->count * sizeof(Datum));
@@ -1068,3 +1084,5 @@ eventsource_append_events(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc),
 													  values, nulls)));
 }
+
+SCHEMA_VERSIONED_FUNCTION(eventsource_append_events, append_events);

@@ -16,6 +16,7 @@
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "postmaster/postmaster.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -31,6 +32,7 @@ PG_MODULE_MAGIC;
 int			eventsource_snapshots_to_keep = 3;
 bool		eventsource_notify = true;
 char	   *eventsource_notify_databases = NULL;
+int			eventsource_max_databases = 64;
 int			eventsource_notify_max_delay = 50;
 int			eventsource_scavenge_interval = 60;
 bool		eventsource_async_projections = true;
@@ -63,10 +65,10 @@ _PG_init(void)
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
 	DefineCustomStringVariable("eventsource.notify_databases",
-							   "The databases whose new events the notifier announces, comma-separated.",
-							   "Needs eventsource in shared_preload_libraries.",
+							   "The databases the notifier serves, comma-separated, or * for every database in which the extension is installed.",
+							   "Needs eventsource in shared_preload_libraries. * (or empty) serves each database that accepts connections and is not a template; a list serves the listed databases only.",
 							   &eventsource_notify_databases,
-							   "",
+							   "*",
 							   PGC_SIGHUP, GUC_LIST_INPUT,
 							   NULL, NULL, NULL);
 	DefineCustomIntVariable("eventsource.notify_max_delay",
@@ -97,6 +99,15 @@ _PG_init(void)
 							10, 1, 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	/* PostgreSQL takes a setting fixed at server start from a preloaded library only. */
+	if (process_shared_preload_libraries_in_progress)
+		DefineCustomIntVariable("eventsource.max_databases",
+								"The most databases the notifier serves at once.",
+								"Each served database takes a background worker of max_worker_processes.",
+								&eventsource_max_databases,
+								64, 1, MAX_BACKENDS,
+								PGC_POSTMASTER, 0,
+								NULL, NULL, NULL);
 	MarkGUCPrefixReserved("eventsource");
 
 	if (process_shared_preload_libraries_in_progress)
@@ -109,40 +120,28 @@ _PG_init(void)
 }
 
 /*
- * Whether this database's eventsource.streams has the column.  The library
- * serves every version its scripts install, so that appends and reads go on
- * between installing a new library and ALTER EXTENSION UPDATE; a column that
- * a version added tells that version apart.  Three syscache lookups: cheap
- * enough to ask on every call, which keeps the answer right across an ALTER
- * EXTENSION in the same session.
+ * The schema of this database's extension, told apart by the columns of
+ * eventsource.streams that a version added: for the entry points of before
+ * 0.8.0 and the background worker, which no script tells (see
+ * SCHEMA_VERSIONED_FUNCTION).  Three or four syscache lookups, made again
+ * on every call rather than kept: an ALTER EXTENSION UPDATE in this session
+ * or another changes the answer between two calls, which the catalog
+ * caches' invalidation follows and a kept answer would have to as well,
+ * while these entry points serve only until the database is updated.
  */
-static bool
-streams_column_installed(const char *column)
+StreamsSchema
+installed_streams_schema(void)
 {
 	Oid			schema = get_namespace_oid("eventsource", true);
 	Oid			streams = OidIsValid(schema) ? get_relname_relid("streams", schema) : InvalidOid;
 
-	return OidIsValid(streams) && get_attnum(streams, column) != InvalidAttrNumber;
-}
-
-/*
- * Whether this database's extension is 0.5.0 or newer (it has the stream
- * lifecycle: eventsource.streams.tombstoned_at and first_visible_version).
- */
-bool
-stream_lifecycle_installed(void)
-{
-	return streams_column_installed("tombstoned_at");
-}
-
-/*
- * Whether this database's extension is 0.7.0 or newer (it has
- * eventsource.streams.last_transaction_id and stream_log_transaction_id).
- */
-bool
-stream_log_order_installed(void)
-{
-	return streams_column_installed("last_transaction_id");
+	if (!OidIsValid(streams))
+		return STREAMS_BEFORE_LIFECYCLE;
+	if (get_attnum(streams, "last_transaction_id") != InvalidAttrNumber)
+		return STREAMS_WITH_LOG_ORDER;
+	if (get_attnum(streams, "tombstoned_at") != InvalidAttrNumber)
+		return STREAMS_WITH_LIFECYCLE;
+	return STREAMS_BEFORE_LIFECYCLE;
 }
 
 /*

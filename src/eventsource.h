@@ -73,13 +73,66 @@ typedef struct ExpectedVersion
 } ExpectedVersion;
 
 /*
+ * The schemas of the extension that its C functions tell apart: what
+ * eventsource.streams has.  The library serves every version its scripts
+ * install, so that appends and reads go on between installing a new library
+ * and ALTER EXTENSION UPDATE.
+ */
+typedef enum StreamsSchema
+{
+	STREAMS_BEFORE_LIFECYCLE,	/* 0.1.0 to 0.4.0 */
+	STREAMS_WITH_LIFECYCLE,		/* 0.5.0 and 0.6.0: a tombstoned stream does not advance */
+	STREAMS_WITH_LOG_ORDER,		/* 0.7.0 on: the row checks and records the log order */
+	STREAMS_SCHEMAS				/* their number */
+} StreamsSchema;
+
+/*
+ * Whether the schema has the stream lifecycle (0.5.0 on): tombstoned_at,
+ * deleted_through and the retention settings, and first_visible_version.
+ */
+static inline bool
+streams_have_lifecycle(StreamsSchema schema)
+{
+	return schema >= STREAMS_WITH_LIFECYCLE;
+}
+
+/* The schema of this database's extension, asked of the catalog (eventsource.c). */
+extern StreamsSchema installed_streams_schema(void);
+
+/*
+ * The SQL-callable entry points of a function whose work depends on the
+ * schema, as pg_stat_statements binds pg_stat_statements_1_12: the scripts
+ * of 0.8.0 on bind the function to name_0_8, which serves the schema those
+ * scripts create; the scripts of before 0.8.0 bound it to name, which asks
+ * the catalog on every call (installed_streams_schema).  Both run
+ * implementation, a Datum (*)(FunctionCallInfo, StreamsSchema).  A version
+ * that changes the schema adds a value to StreamsSchema and an entry point
+ * here, and its scripts bind the new one.
+ */
+#define SCHEMA_VERSIONED_FUNCTION(name, implementation) \
+	PG_FUNCTION_INFO_V1(name); \
+	PG_FUNCTION_INFO_V1(name##_0_8); \
+	Datum \
+	name(PG_FUNCTION_ARGS) \
+	{ \
+		return implementation(fcinfo, installed_streams_schema()); \
+	} \
+	Datum \
+	name##_0_8(PG_FUNCTION_ARGS) \
+	{ \
+		return implementation(fcinfo, STREAMS_WITH_LOG_ORDER); \
+	} \
+	extern int	no_such_variable
+
+/*
  * Appends and their rules (append.c).  raise_version_conflict and
  * reject_if_tombstoned run while connected to SPI.
  */
 extern ExpectedVersion expected_version_argument(FunctionCallInfo fcinfo, int argno);
 extern bool expectation_met(ExpectedVersion expected, bool exists, int64 version);
-extern void raise_version_conflict(text *stream_id, ExpectedVersion expected, int64 actual);
-extern void reject_if_tombstoned(text *stream_id);
+extern void raise_version_conflict(text *stream_id, ExpectedVersion expected, int64 actual,
+								   StreamsSchema schema);
+extern void reject_if_tombstoned(text *stream_id, StreamsSchema schema);
 extern void lock_stream_in_log_order(text *stream_id);
 
 /*
@@ -92,7 +145,7 @@ extern void lock_stream_in_log_order(text *stream_id);
 	"eventsource.stream_log_transaction_id($1, " latest ", " operation ")"
 
 extern void append_system_event(const char *stream, const char *event_type, const char *data_json,
-								Oid role);
+								Oid role, StreamsSchema schema);
 
 /*
  * The lowest stream version that stream reads of stream $1 show (NULL when
@@ -209,16 +262,6 @@ extern uint64 log_transaction_id(void);
 extern uint64 log_horizon(void);
 extern Datum log_horizon_datum(void);
 
-/* Whether the database's extension has the stream lifecycle (0.5.0 on; eventsource.c). */
-extern bool stream_lifecycle_installed(void);
-
-/*
- * Whether eventsource.streams records each stream's last_transaction_id, so
- * that the statements that write a stream check the log order themselves
- * (0.7.0 on; eventsource.c).
- */
-extern bool stream_log_order_installed(void);
-
 /* Validation shared by append and read (eventsource.c). */
 extern void require_preloaded_library(const char *function_name, const char *detail,
 									  const char *hint);
@@ -275,6 +318,7 @@ extern void materialize_read(FunctionCallInfo fcinfo, KeptPlan *kept,
 extern int	eventsource_snapshots_to_keep;
 extern bool eventsource_notify;
 extern char *eventsource_notify_databases;
+extern int	eventsource_max_databases;
 extern int	eventsource_notify_max_delay;
 extern int	eventsource_scavenge_interval;
 extern bool eventsource_async_projections;

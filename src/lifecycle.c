@@ -41,9 +41,6 @@
 #include "eventsource.h"
 
 PG_FUNCTION_INFO_V1(eventsource_first_visible_version);
-PG_FUNCTION_INFO_V1(eventsource_delete_stream);
-PG_FUNCTION_INFO_V1(eventsource_tombstone_stream);
-PG_FUNCTION_INFO_V1(eventsource_set_stream_metadata);
 PG_FUNCTION_INFO_V1(eventsource_scavenge);
 
 bool		eventsource_scavenging = false;
@@ -361,10 +358,11 @@ audit_event_data(text *stream_id, const char *format,...)
 /*
  * The body of delete_stream and tombstone_stream: hides every event of the
  * stream, deletes its snapshots, records the audit event; returns the
- * version deleted through.
+ * version deleted through.  schema has the lifecycle (these functions came
+ * with it).
  */
 static int64
-end_stream(FunctionCallInfo fcinfo, bool tombstone)
+end_stream(FunctionCallInfo fcinfo, StreamsSchema schema, bool tombstone)
 {
 	text	   *stream_id = checked_stream_id(fcinfo, 0, true);
 	ExpectedVersion expected = expected_version_argument(fcinfo, 1);
@@ -374,7 +372,7 @@ end_stream(FunctionCallInfo fcinfo, bool tombstone)
 	int64		version = 0;
 	bool		tombstoned = false;
 	bool		exists;
-	bool		log_order = stream_log_order_installed();
+	bool		log_order = schema == STREAMS_WITH_LOG_ORDER;
 	ActingAsOwner acting;
 
 	begin_audited_change(fcinfo, function_name, stream_id, &acting);
@@ -385,16 +383,16 @@ end_stream(FunctionCallInfo fcinfo, bool tombstone)
 			break;
 		/* A tombstone for an id never written, unless an append creates it meanwhile. */
 		if (!expectation_met(expected, false, 0))
-			raise_version_conflict(stream_id, expected, 0);
+			raise_version_conflict(stream_id, expected, 0, schema);
 		if (run_kept_plan(&tombstone_new_stream_plans[log_order], new_stream, NULL, false) > 0)
 			break;
 	}
 	if (exists)
 	{
 		if (tombstoned)
-			reject_if_tombstoned(stream_id);
+			reject_if_tombstoned(stream_id, schema);
 		if (!expectation_met(expected, true, version))
-			raise_version_conflict(stream_id, expected, version);
+			raise_version_conflict(stream_id, expected, version, schema);
 		run_kept_plan(&end_stream_plans[log_order], values, NULL, false);
 	}
 	else if (!tombstone)
@@ -404,7 +402,7 @@ end_stream(FunctionCallInfo fcinfo, bool tombstone)
 	append_system_event(EVENTSOURCE_AUDIT_STREAM,
 						tombstone ? "$stream-tombstoned" : "$stream-deleted",
 						audit_event_data(stream_id, ", \"stream_version\": " INT64_FORMAT, version),
-						acting.caller);
+						acting.caller, schema);
 	SPI_finish();
 	stop_acting_as_owner(&acting);
 	return version;
@@ -413,20 +411,24 @@ end_stream(FunctionCallInfo fcinfo, bool tombstone)
 /*
  * eventsource.delete_stream(stream_id, expected_version) returns bigint.
  */
-Datum
-eventsource_delete_stream(PG_FUNCTION_ARGS)
+static Datum
+delete_stream(FunctionCallInfo fcinfo, StreamsSchema schema)
 {
-	PG_RETURN_INT64(end_stream(fcinfo, false));
+	PG_RETURN_INT64(end_stream(fcinfo, schema, false));
 }
+
+SCHEMA_VERSIONED_FUNCTION(eventsource_delete_stream, delete_stream);
 
 /*
  * eventsource.tombstone_stream(stream_id, expected_version) returns bigint.
  */
-Datum
-eventsource_tombstone_stream(PG_FUNCTION_ARGS)
+static Datum
+tombstone_stream(FunctionCallInfo fcinfo, StreamsSchema schema)
 {
-	PG_RETURN_INT64(end_stream(fcinfo, true));
+	PG_RETURN_INT64(end_stream(fcinfo, schema, true));
 }
+
+SCHEMA_VERSIONED_FUNCTION(eventsource_tombstone_stream, tombstone_stream);
 
 static void
 raise_bad_metadata(const char *message, const char *detail)
@@ -502,8 +504,8 @@ metadata_interval(JsonbValue *value)
  * eventsource.set_stream_metadata(stream_id, metadata) returns jsonb: the
  * stream's metadata as stream_metadata returns it.
  */
-Datum
-eventsource_set_stream_metadata(PG_FUNCTION_ARGS)
+static Datum
+set_stream_metadata(FunctionCallInfo fcinfo, StreamsSchema schema)
 {
 	text	   *stream_id = checked_stream_id(fcinfo, 0, true);
 	Jsonb	   *metadata;
@@ -559,7 +561,7 @@ eventsource_set_stream_metadata(PG_FUNCTION_ARGS)
 	if (!lock_stream(stream_id, &version, &tombstoned))
 		raise_no_such_stream(stream_id);
 	if (tombstoned)
-		reject_if_tombstoned(stream_id);
+		reject_if_tombstoned(stream_id, schema);
 
 	run_kept_plan(&metadata_plan, values, NULL, false);
 	previous = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -572,12 +574,14 @@ eventsource_set_stream_metadata(PG_FUNCTION_ARGS)
 						audit_event_data(stream_id, ", \"metadata\": %s, \"previous\": %s",
 										 JsonbToCString(NULL, &DatumGetJsonbP(result)->root, 0),
 										 JsonbToCString(NULL, &DatumGetJsonbP(previous)->root, 0)),
-						acting.caller);
+						acting.caller, schema);
 	result = SPI_datumTransfer(result, false, -1);
 	SPI_finish();
 	stop_acting_as_owner(&acting);
 	PG_RETURN_DATUM(result);
 }
+
+SCHEMA_VERSIONED_FUNCTION(eventsource_set_stream_metadata, set_stream_metadata);
 
 /* ------------------------------------------------------------------------
  * Scavenge
@@ -703,7 +707,8 @@ run_scavenge_slice(TimestampTz deadline)
 		double		target_ms = eventsource_worker_job_slice / 2.0;
 		const char *next_stream;
 
-		if (worker_start_transaction("eventsource notifier: scavenge") && stream_lifecycle_installed())
+		if (worker_start_transaction("eventsource notifier: scavenge") &&
+			streams_have_lifecycle(installed_streams_schema()))
 		{
 			/* A batch lost in a crash removed nothing anyone could see: the next pass removes it again. */
 			worker_commit_without_flush();

@@ -10,7 +10,9 @@
  * shared_preload_libraries:
  *
  * - a launcher (connected to no database) keeps one notifier worker running
- *	 for each database named in eventsource.notify_databases;
+ *	 for each database in which the extension is installed (or, when
+ *	 eventsource.notify_databases names databases, each of those in which it
+ *	 is installed);
  * - an appending backend, after its transaction commits, sets the latch of
  *	 its database's notifier (a shared memory slot, no lock);
  * - the notifier wakes, finds the events that became visible in the gap-safe
@@ -23,6 +25,17 @@
  * has ended, which may be a transaction that appended nothing and wakes no
  * one: while committed events are held back that way, the notifier looks
  * again every eventsource.notify_max_delay milliseconds.
+ *
+ * The launcher reads pg_database, a shared catalog, but cannot see which
+ * databases have the extension: it starts a worker in each database it has
+ * not looked at, and a worker that finds no extension says so in its slot
+ * and exits.  The launcher does not look there again until an extension is
+ * created, altered or dropped there: the backend that does it wakes the
+ * launcher when its transaction commits (an object access hook, so that
+ * CREATE EXTENSION, a restore and ALTER EXTENSION ... UPDATE all count,
+ * and a transaction rolled back does not).  A new database is looked at
+ * once, when the launcher finds it in pg_database; CREATE DATABASE wakes
+ * the launcher, which also reads pg_database every few seconds.
  *
  * Statements that need a database without connections (DROP DATABASE,
  * renaming it, moving it, using it as a template) first stop its notifier,
@@ -40,6 +53,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/objectaccess.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_extension.h"
@@ -79,11 +93,20 @@
 
 PG_FUNCTION_INFO_V1(eventsource_notifier_status);
 
-/* At most this many databases are served. */
-#define NOTIFIER_MAX_DATABASES	64
-
-/* The launcher looks at the configured databases at least this often. */
+/* The launcher reads pg_database at least this often. */
 #define LAUNCHER_CYCLE_MS		5000
+/*
+ * At most this many workers look for the extension at a time (each takes a
+ * background worker of max_worker_processes, which parallel queries and the
+ * epoch starter share); a worker that finds it serves the database.
+ */
+#define LOOKS_AT_ONCE			2
+/*
+ * How many databases in which an extension was created or changed backends
+ * can report before the launcher takes them; beyond, it looks again at every
+ * database it found without the extension.
+ */
+#define LOOK_REQUESTS			32
 /* A notifier that stopped is not started again sooner than this. */
 #define RESTART_DELAY_MS		5000
 /* A notifier with nothing pending still looks this often (events written by other means). */
@@ -95,6 +118,14 @@ PG_FUNCTION_INFO_V1(eventsource_notifier_status);
  */
 #define COALESCE_MS				5
 
+/* What the worker of a slot found when it started. */
+typedef enum InstallationFound
+{
+	INSTALLATION_NOT_LOOKED_AT, /* no worker has looked yet */
+	INSTALLATION_FOUND,			/* the extension is installed: it serves */
+	INSTALLATION_ABSENT			/* it is not: the worker exited */
+} InstallationFound;
+
 /* One database's notifier. */
 typedef struct NotifierSlot
 {
@@ -104,6 +135,8 @@ typedef struct NotifierSlot
 	int			procno;			/* its PGPROC number, for its latch */
 	bool		paused;			/* a statement needs the database to itself */
 	bool		restart_at_once;	/* stopped by a pause: no restart delay */
+	InstallationFound installation; /* set by the worker */
+	bool		extension_dropped;	/* by a committed transaction since */
 	uint64		wakeups;
 	uint64		notifications;
 	bool		has_notified;
@@ -116,7 +149,12 @@ typedef struct NotifierShared
 	slock_t		mutex;			/* protects everything below */
 	pid_t		launcher_pid;
 	int			launcher_procno;
-	NotifierSlot slots[NOTIFIER_MAX_DATABASES];
+	/* Databases in which a committed transaction created or altered an extension. */
+	int			look_request_count;
+	bool		look_requests_lost; /* more than LOOK_REQUESTS came */
+	Oid			look_requests[LOOK_REQUESTS];
+	int			slot_count;		/* eventsource.max_databases */
+	NotifierSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } NotifierShared;
 
 static NotifierShared *notifier_shared = NULL;
@@ -124,10 +162,14 @@ static shmem_request_hook_type previous_shmem_request_hook = NULL;
 static shmem_startup_hook_type previous_shmem_startup_hook = NULL;
 static ProcessUtility_hook_type previous_process_utility_hook = NULL;
 
-/* What to wake when this backend's transaction ends (see at_transaction_end). */
-static bool wake_notifier_at_commit = false;
-static bool wake_launcher_at_end = false;
+/* What to do when this backend's transaction ends (see at_transaction_end). */
+#define WAKE_NOTIFIER_AT_COMMIT		0x01	/* it appended: its database's notifier */
+#define WAKE_LAUNCHER_AT_END		0x02	/* a database may be new, or free again */
+#define EXTENSION_CHANGED_AT_COMMIT 0x04	/* the launcher looks at this database */
+#define EXTENSION_DROPPED_AT_COMMIT 0x08	/* this database's notifier stops */
+static int	actions_at_transaction_end = 0;
 static bool transaction_callback_registered = false;
+static object_access_hook_type previous_object_access_hook = NULL;
 
 /*
  * The slot of the notifier a statement of this backend paused, NULL when
@@ -137,7 +179,9 @@ static bool transaction_callback_registered = false;
 static NotifierSlot *paused_slot = NULL;
 static bool exit_callback_registered = false;
 
-static void at_transaction_end(bool notifier_at_commit, bool launcher_at_end);
+static void at_transaction_end(int actions);
+static void notifier_object_access(ObjectAccessType access, Oid class_id, Oid object_id,
+								   int sub_id, void *arg);
 static bool any_worker_job_on(void);
 
 void		eventsource_launcher_main(Datum main_arg);
@@ -146,7 +190,8 @@ void		eventsource_notifier_main(Datum main_arg);
 static Size
 notifier_shared_size(void)
 {
-	return sizeof(NotifierShared);
+	return add_size(offsetof(NotifierShared, slots),
+					mul_size(eventsource_max_databases, sizeof(NotifierSlot)));
 }
 
 static void
@@ -171,6 +216,7 @@ notifier_shmem_startup(void)
 	{
 		memset(notifier_shared, 0, notifier_shared_size());
 		SpinLockInit(&notifier_shared->mutex);
+		notifier_shared->slot_count = eventsource_max_databases;
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -203,7 +249,7 @@ pause_notifier(Oid database_oid)
 	}
 
 	SpinLockAcquire(&notifier_shared->mutex);
-	for (int i = 0; i < NOTIFIER_MAX_DATABASES; i++)
+	for (int i = 0; i < notifier_shared->slot_count; i++)
 	{
 		NotifierSlot *slot = &notifier_shared->slots[i];
 
@@ -280,8 +326,8 @@ option_value(List *options, const char *name)
  * The name of the database a statement needs without other connections, or
  * NULL: DROP DATABASE, renaming a database, moving it (ALTER DATABASE ... SET
  * TABLESPACE, which AlterDatabase accepts only as its one option; the other
- * forms of ALTER DATABASE need no such thing) and CREATE DATABASE ...
- * TEMPLATE.
+ * forms of ALTER DATABASE need no such thing) and CREATE DATABASE, which
+ * copies its TEMPLATE, template1 by default (served only when listed).
  */
 static const char *
 database_needed_alone(Node *statement)
@@ -299,7 +345,11 @@ database_needed_alone(Node *statement)
 		return NULL;
 	}
 	if (IsA(statement, CreatedbStmt))
-		return option_value(((CreatedbStmt *) statement)->options, "template");
+	{
+		const char *template_name = option_value(((CreatedbStmt *) statement)->options, "template");
+
+		return template_name ? template_name : "template1";
+	}
 	return NULL;
 }
 
@@ -467,8 +517,8 @@ notifier_process_utility(PlannedStmt *planned, const char *query_string, bool re
 				context, params, query_environment, dest, completion);
 	after_role_statement(statement, dropped_roles);
 	/* When the statement's transaction ends, the launcher looks again: a database may be new. */
-	if (database_name || IsA(statement, CreatedbStmt))
-		at_transaction_end(false, true);
+	if (database_name)
+		at_transaction_end(WAKE_LAUNCHER_AT_END);
 }
 
 /*
@@ -486,6 +536,8 @@ notifier_preload_init(void)
 	shmem_startup_hook = notifier_shmem_startup;
 	previous_process_utility_hook = ProcessUtility_hook;
 	ProcessUtility_hook = notifier_process_utility;
+	previous_object_access_hook = object_access_hook;
+	object_access_hook = notifier_object_access;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -499,21 +551,51 @@ notifier_preload_init(void)
 }
 
 /* ------------------------------------------------------------------------
- * Waking the notifier after an append commits
+ * Waking the notifier after an append commits, and the launcher after a
+ * change to the databases or their extensions
  * ------------------------------------------------------------------------
  */
 
+/*
+ * Tells the launcher that this database's extension was dropped, so that it
+ * stops the database's notifier, and that an extension was created or
+ * altered here, so that it looks at the database again if it found no
+ * eventsource here before.
+ */
 static void
-wake_at_transaction_end(XactEvent event, void *arg)
+report_extension_change(bool changed, bool dropped)
+{
+	SpinLockAcquire(&notifier_shared->mutex);
+	for (int i = 0; dropped && i < notifier_shared->slot_count; i++)
+		if (notifier_shared->slots[i].database_oid == MyDatabaseId)
+			notifier_shared->slots[i].extension_dropped = true;
+	if (changed)
+	{
+		bool		requested = false;
+
+		for (int i = 0; i < notifier_shared->look_request_count; i++)
+			requested |= notifier_shared->look_requests[i] == MyDatabaseId;
+		if (!requested && notifier_shared->look_request_count < LOOK_REQUESTS)
+			notifier_shared->look_requests[notifier_shared->look_request_count++] = MyDatabaseId;
+		else if (!requested)
+			notifier_shared->look_requests_lost = true;
+	}
+	SpinLockRelease(&notifier_shared->mutex);
+}
+
+static void
+act_at_transaction_end(XactEvent event, void *arg)
 {
 	bool		commit = event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT;
 	bool		abort = event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT;
+	int			actions = actions_at_transaction_end;
 
 	if (!commit && !abort)
 		return;
-	if (commit && wake_notifier_at_commit)
+	actions_at_transaction_end = 0;
+	if (commit && (actions & WAKE_NOTIFIER_AT_COMMIT))
 	{
-		for (int i = 0; i < NOTIFIER_MAX_DATABASES; i++)
+		for (int i = 0; i < notifier_shared->slot_count; i++)
 		{
 			NotifierSlot *slot = &notifier_shared->slots[i];
 
@@ -522,40 +604,127 @@ wake_at_transaction_end(XactEvent event, void *arg)
 				set_latch_of(slot->procno);
 		}
 	}
-	if (wake_launcher_at_end)
+	if (commit && (actions & (EXTENSION_CHANGED_AT_COMMIT | EXTENSION_DROPPED_AT_COMMIT)))
+	{
+		report_extension_change((actions & EXTENSION_CHANGED_AT_COMMIT) != 0,
+								(actions & EXTENSION_DROPPED_AT_COMMIT) != 0);
 		wake_launcher();
-	wake_notifier_at_commit = wake_launcher_at_end = false;
+	}
+	else if (actions & WAKE_LAUNCHER_AT_END)
+		wake_launcher();
 }
 
 /*
- * Asks for the database's notifier to be woken if this transaction commits,
- * or the launcher when it ends either way.
+ * Asks for actions (WAKE_NOTIFIER_AT_COMMIT and the others above) when this
+ * transaction ends: those named "at commit" only if it commits, when what it
+ * did is visible to every transaction that starts after.
  */
 static void
-at_transaction_end(bool notifier_at_commit, bool launcher_at_end)
+at_transaction_end(int actions)
 {
 	if (!transaction_callback_registered)
 	{
-		RegisterXactCallback(wake_at_transaction_end, NULL);
+		RegisterXactCallback(act_at_transaction_end, NULL);
 		transaction_callback_registered = true;
 	}
-	wake_notifier_at_commit |= notifier_at_commit;
-	wake_launcher_at_end |= launcher_at_end;
+	actions_at_transaction_end |= actions;
+}
+
+/*
+ * Sees every extension created, altered or dropped in this backend, however
+ * (CREATE EXTENSION, also through CASCADE or a restore, ALTER EXTENSION,
+ * DROP EXTENSION, DROP SCHEMA ... CASCADE, DROP OWNED), and asks for the
+ * launcher to be told if the transaction commits.  Any extension counts for
+ * a creation (its row is not visible yet to look its name up): at worst the
+ * launcher looks once more at a database without eventsource.
+ */
+static void
+notifier_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int sub_id, void *arg)
+{
+	if (previous_object_access_hook)
+		previous_object_access_hook(access, class_id, object_id, sub_id, arg);
+	if (class_id != ExtensionRelationId)
+		return;
+	if (access == OAT_POST_CREATE || access == OAT_POST_ALTER)
+		at_transaction_end(EXTENSION_CHANGED_AT_COMMIT);
+	else if (access == OAT_DROP && object_id == get_extension_oid("eventsource", true))
+		at_transaction_end(EXTENSION_DROPPED_AT_COMMIT);
+}
+
+/*
+ * Which databases eventsource.notify and eventsource.notify_databases have
+ * the notifier serve: returns true for every database (the list is empty or
+ * has *), else false with the databases listed in *names (none when the
+ * notifier is off or the list cannot be read).
+ */
+static bool
+databases_to_serve(List **names)
+{
+	char	   *list_copy;
+	ListCell   *cell;
+
+	*names = NIL;
+	if (!any_worker_job_on())
+		return false;
+	list_copy = pstrdup(eventsource_notify_databases ? eventsource_notify_databases : "");
+	if (!SplitGUCList(list_copy, ',', names))
+	{
+		ereport(LOG,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid list syntax in eventsource.notify_databases")));
+		*names = NIL;
+		return false;
+	}
+	if (*names == NIL)
+		return true;
+	foreach(cell, *names)
+		if (strcmp(lfirst(cell), "*") == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Whether the notifier serves this database once the extension is installed
+ * there, by databases_to_serve's answer: every database that accepts
+ * connections and is not a template (a worker there would make every CREATE
+ * DATABASE from it fail), or those listed that accept connections.
+ */
+static bool
+database_to_serve(Form_pg_database database, bool every_database, List *names)
+{
+	ListCell   *cell;
+
+	if (!database->datallowconn || database_is_invalid_form(database))
+		return false;
+	if (every_database)
+		return !database->datistemplate;
+	foreach(cell, names)
+		if (strcmp(lfirst(cell), NameStr(database->datname)) == 0)
+			return true;
+	return false;
 }
 
 /*
  * Whether a notifier serves this database (and so runs its async
- * projections).
+ * projections), by the settings, once the extension is installed.
  */
 bool
 notifier_serves_this_database(void)
 {
+	List	   *names;
+	bool		every_database;
+	HeapTuple	tuple;
+	bool		serves;
+
 	if (notifier_shared == NULL)
 		return false;
-	for (int i = 0; i < NOTIFIER_MAX_DATABASES; i++)
-		if (notifier_shared->slots[i].database_oid == MyDatabaseId)
-			return true;
-	return false;
+	every_database = databases_to_serve(&names);
+	tuple = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(MyDatabaseId));
+	if (!HeapTupleIsValid(tuple))
+		elog(ERROR, "cache lookup failed for database %u", MyDatabaseId);
+	serves = database_to_serve((Form_pg_database) GETSTRUCT(tuple), every_database, names);
+	ReleaseSysCache(tuple);
+	return serves;
 }
 
 /*
@@ -566,7 +735,7 @@ void
 notifier_wake_at_commit(void)
 {
 	if (notifier_shared != NULL)
-		at_transaction_end(true, false);
+		at_transaction_end(WAKE_NOTIFIER_AT_COMMIT);
 }
 
 /* ------------------------------------------------------------------------
@@ -574,9 +743,26 @@ notifier_wake_at_commit(void)
  * ------------------------------------------------------------------------
  */
 
-/* The launcher's own view of each slot's worker. */
-static BackgroundWorkerHandle *worker_handles[NOTIFIER_MAX_DATABASES];
-static TimestampTz worker_started_at[NOTIFIER_MAX_DATABASES];
+/* The launcher's own view of each slot's worker (arrays of slot_count). */
+static BackgroundWorkerHandle **worker_handles;
+static TimestampTz *worker_started_at;
+/* A failure to start a worker is logged once, until one starts. */
+static bool worker_start_failure_logged = false;
+
+/* What the launcher knows of a database the settings have it serve. */
+typedef struct KnownDatabase
+{
+	Oid			database_oid;	/* the hash key */
+	char		database_name[NAMEDATALEN];
+	bool		to_serve;		/* in the latest read of pg_database */
+	bool		without_extension;	/* its worker found none: not looked at again */
+	bool		look_requested; /* an extension changed there since its worker started */
+	bool		limit_logged;	/* it waits for a slot, and that was logged */
+	int			slot_index;		/* its slot, -1 when none */
+} KnownDatabase;
+
+/* The databases to serve, by OID: what the launcher knows of each. */
+static HTAB *known_databases = NULL;
 
 static void
 clear_launcher_pid(int code, Datum arg)
@@ -586,13 +772,29 @@ clear_launcher_pid(int code, Datum arg)
 	SpinLockRelease(&notifier_shared->mutex);
 }
 
+static pid_t
+slot_pid(int slot_index)
+{
+	pid_t		pid;
+
+	SpinLockAcquire(&notifier_shared->mutex);
+	pid = notifier_shared->slots[slot_index].pid;
+	SpinLockRelease(&notifier_shared->mutex);
+	return pid;
+}
+
+/*
+ * Whether the slot's worker runs (or is about to).  A worker that an earlier
+ * launcher started, which this one has no handle for, runs while it has its
+ * pid in the slot.
+ */
 static bool
 worker_running(int slot_index)
 {
 	pid_t		pid;
 
 	if (worker_handles[slot_index] == NULL)
-		return false;
+		return slot_pid(slot_index) != 0;
 	switch (GetBackgroundWorkerPid(worker_handles[slot_index], &pid))
 	{
 		case BGWH_STARTED:
@@ -606,7 +808,18 @@ worker_running(int slot_index)
 }
 
 static void
-start_worker(int slot_index)
+stop_worker(int slot_index)
+{
+	pid_t		pid;
+
+	if (worker_handles[slot_index] != NULL)
+		TerminateBackgroundWorker(worker_handles[slot_index]);
+	else if ((pid = slot_pid(slot_index)) != 0)
+		kill(pid, SIGTERM);
+}
+
+static void
+start_worker(int slot_index, KnownDatabase *known)
 {
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
@@ -619,173 +832,296 @@ start_worker(int slot_index)
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "eventsource");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "eventsource_notifier_main");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "eventsource notifier for database %s",
-			 notifier_shared->slots[slot_index].database_name);
+			 known->database_name);
 	snprintf(worker.bgw_type, BGW_MAXLEN, "eventsource notifier");
 	worker.bgw_main_arg = Int32GetDatum(slot_index);
 	worker.bgw_notify_pid = MyProcPid;
+
+	SpinLockAcquire(&notifier_shared->mutex);
+	notifier_shared->slots[slot_index].restart_at_once = false;
+	SpinLockRelease(&notifier_shared->mutex);
+	/* An extension changed before this worker looks: no need to look again after it. */
+	known->look_requested = false;
 
 	old_context = MemoryContextSwitchTo(TopMemoryContext);
 	if (RegisterDynamicBackgroundWorker(&worker, &handle))
 	{
 		worker_handles[slot_index] = handle;
 		worker_started_at[slot_index] = GetCurrentTimestamp();
+		worker_start_failure_logged = false;
 	}
-	else
+	else if (!worker_start_failure_logged)
+	{
 		ereport(WARNING,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("could not start the eventsource notifier for database \"%s\"",
-						notifier_shared->slots[slot_index].database_name),
-				 errhint("Raise max_worker_processes.")));
+						known->database_name),
+				 errdetail("All background worker slots are in use; each database the notifier serves takes one."),
+				 errhint("Raise max_worker_processes (now %d) and restart the server.",
+						 max_worker_processes)));
+		worker_start_failure_logged = true;
+	}
 	MemoryContextSwitchTo(old_context);
 }
 
-/*
- * The OID of a database, InvalidOid when there is none.  The launcher is
- * connected to no database, so it scans the shared catalog pg_database as
- * the autovacuum launcher does (no index, no relation cache of pg_class).
- */
-static Oid
-database_oid_by_scan(const char *name)
+/* Frees a slot whose worker has stopped. */
+static void
+free_slot(int slot_index)
 {
-	Relation	pg_database = table_open(DatabaseRelationId, AccessShareLock);
-	TableScanDesc scan = table_beginscan_catalog(pg_database, 0, NULL);
-	HeapTuple	tuple;
-	Oid			database_oid = InvalidOid;
-
-	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		Form_pg_database database = (Form_pg_database) GETSTRUCT(tuple);
-
-		if (strcmp(NameStr(database->datname), name) == 0)
-		{
-			database_oid = database->oid;
-			break;
-		}
-	}
-	table_endscan(scan);
-	table_close(pg_database, AccessShareLock);
-	return database_oid;
+	SpinLockAcquire(&notifier_shared->mutex);
+	notifier_shared->slots[slot_index].database_oid = InvalidOid;
+	SpinLockRelease(&notifier_shared->mutex);
 }
 
 /*
- * Makes the running notifiers match eventsource.notify_databases (and the
- * jobs' settings: none runs while every job is off): starts the missing
- * ones, stops those no longer wanted.
+ * Reads pg_database into known_databases: adds the databases to serve that
+ * are new, updates the names (a rename), and forgets those no longer to
+ * serve (dropped, or by a change of the settings).  The launcher is
+ * connected to no database, so it scans the shared catalog as the autovacuum
+ * launcher does (no index, no relation cache of pg_class).
+ */
+static void
+read_databases_to_serve(void)
+{
+	HASH_SEQ_STATUS status;
+	KnownDatabase *known;
+	List	   *names;
+	bool		every_database;
+	Relation	pg_database;
+	TableScanDesc scan;
+	HeapTuple	tuple;
+
+	hash_seq_init(&status, known_databases);
+	while ((known = hash_seq_search(&status)) != NULL)
+	{
+		known->to_serve = false;
+		known->slot_index = -1;
+	}
+
+	StartTransactionCommand();
+	every_database = databases_to_serve(&names);
+	pg_database = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(pg_database, 0, NULL);
+	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database database = (Form_pg_database) GETSTRUCT(tuple);
+		bool		found;
+
+		if (!database_to_serve(database, every_database, names))
+			continue;
+		known = hash_search(known_databases, &database->oid, HASH_ENTER, &found);
+		if (!found)
+		{
+			known->without_extension = false;
+			known->look_requested = false;
+			known->limit_logged = false;
+			known->slot_index = -1;
+		}
+		strlcpy(known->database_name, NameStr(database->datname), NAMEDATALEN);
+		known->to_serve = true;
+	}
+	table_endscan(scan);
+	table_close(pg_database, AccessShareLock);
+	CommitTransactionCommand();
+
+	hash_seq_init(&status, known_databases);
+	while ((known = hash_seq_search(&status)) != NULL)
+		if (!known->to_serve)
+			hash_search(known_databases, &known->database_oid, HASH_REMOVE, NULL);
+}
+
+/*
+ * Takes the databases in which backends created or altered an extension
+ * since the last time: the launcher looks at each again (all of them when
+ * some requests were lost).
+ */
+static void
+take_look_requests(void)
+{
+	Oid			requests[LOOK_REQUESTS];
+	int			request_count;
+	bool		requests_lost;
+	KnownDatabase *known;
+
+	SpinLockAcquire(&notifier_shared->mutex);
+	request_count = notifier_shared->look_request_count;
+	memcpy(requests, notifier_shared->look_requests, request_count * sizeof(Oid));
+	requests_lost = notifier_shared->look_requests_lost;
+	notifier_shared->look_request_count = 0;
+	notifier_shared->look_requests_lost = false;
+	SpinLockRelease(&notifier_shared->mutex);
+
+	if (requests_lost)
+	{
+		HASH_SEQ_STATUS status;
+
+		hash_seq_init(&status, known_databases);
+		while ((known = hash_seq_search(&status)) != NULL)
+		{
+			known->look_requested = true;
+			known->without_extension = false;
+		}
+	}
+	for (int i = 0; i < request_count; i++)
+		if ((known = hash_search(known_databases, &requests[i], HASH_FIND, NULL)) != NULL)
+		{
+			known->look_requested = true;
+			known->without_extension = false;
+		}
+}
+
+/*
+ * Keeps the workers of the slots in use running: restarts one that stopped
+ * (after RESTART_DELAY_MS unless a pause stopped it), unless its database
+ * is paused; stops those of databases no longer to serve and of databases
+ * whose extension was dropped, and frees their slots once they have
+ * stopped, as those of workers that found no extension.  Returns how many
+ * slots serve a database in which the extension was found.
+ */
+static int
+tend_slots(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int			serving = 0;
+
+	for (int i = 0; i < notifier_shared->slot_count; i++)
+	{
+		NotifierSlot *slot = &notifier_shared->slots[i];
+		NotifierSlot state;
+		KnownDatabase *known;
+		bool		running;
+
+		SpinLockAcquire(&notifier_shared->mutex);
+		state = *slot;
+		SpinLockRelease(&notifier_shared->mutex);
+		if (!OidIsValid(state.database_oid))
+			continue;
+		known = hash_search(known_databases, &state.database_oid, HASH_FIND, NULL);
+		running = worker_running(i);
+		if (known != NULL)
+			known->slot_index = i;
+		if (known == NULL || state.extension_dropped || state.installation == INSTALLATION_ABSENT)
+		{
+			/* A worker that found no extension is exiting by itself. */
+			if (running && state.installation != INSTALLATION_ABSENT)
+				stop_worker(i);
+			if (running)
+				continue;
+			free_slot(i);
+
+			/*
+			 * No eventsource there, unless an extension was created since the
+			 * worker looked.  After a drop, a fresh worker looks: the drop may
+			 * have been rolled back to a savepoint, or followed by a CREATE
+			 * EXTENSION, and the new log starts without a position.
+			 */
+			if (known != NULL)
+			{
+				known->slot_index = -1;
+				known->without_extension = state.installation == INSTALLATION_ABSENT &&
+					!state.extension_dropped && !known->look_requested;
+			}
+			continue;
+		}
+
+		known->limit_logged = false;
+		serving += state.installation == INSTALLATION_FOUND;
+		if (strcmp(state.database_name, known->database_name) != 0)
+		{
+			SpinLockAcquire(&notifier_shared->mutex);
+			strlcpy(slot->database_name, known->database_name, NAMEDATALEN);
+			SpinLockRelease(&notifier_shared->mutex);
+		}
+		if (!state.paused && !running &&
+			(state.restart_at_once ||
+			 TimestampDifferenceExceeds(worker_started_at[i], now, RESTART_DELAY_MS)))
+			start_worker(i, known);
+	}
+	return serving;
+}
+
+/*
+ * Starts a worker in each database to serve that no worker has looked at
+ * yet, or in which an extension changed since (those first), LOOKS_AT_ONCE
+ * at a time: one that finds the extension serves the database, one that
+ * does not exits.  A database for which no slot is free waits, with a
+ * WARNING once when every slot serves a database.
+ */
+static void
+start_looks(int serving)
+{
+	int			looking = 0;
+
+	SpinLockAcquire(&notifier_shared->mutex);
+	for (int i = 0; i < notifier_shared->slot_count; i++)
+	{
+		NotifierSlot *slot = &notifier_shared->slots[i];
+
+		looking += OidIsValid(slot->database_oid) && slot->installation == INSTALLATION_NOT_LOOKED_AT;
+	}
+	SpinLockRelease(&notifier_shared->mutex);
+
+	for (int requested_first = 1; requested_first >= 0; requested_first--)
+	{
+		HASH_SEQ_STATUS status;
+		KnownDatabase *known;
+
+		hash_seq_init(&status, known_databases);
+		while ((known = hash_seq_search(&status)) != NULL)
+		{
+			int			free_index = -1;
+
+			if (known->slot_index >= 0 || known->without_extension ||
+				known->look_requested != (requested_first == 1))
+				continue;
+			if (looking >= LOOKS_AT_ONCE)
+			{
+				hash_seq_term(&status);
+				return;
+			}
+			for (int i = 0; i < notifier_shared->slot_count && free_index < 0; i++)
+				if (!OidIsValid(notifier_shared->slots[i].database_oid) && !worker_running(i))
+					free_index = i;
+			if (free_index < 0)
+			{
+				if (serving < notifier_shared->slot_count || known->limit_logged)
+					continue;
+				ereport(WARNING,
+						(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+						 errmsg("eventsource notifier cannot serve database \"%s\"",
+								known->database_name),
+						 errdetail("All %d slots of eventsource.max_databases serve other databases, so the notifier cannot look whether the extension is installed there.",
+								   notifier_shared->slot_count),
+						 errhint("Raise eventsource.max_databases (and max_worker_processes) and restart the server, or list the databases to serve in eventsource.notify_databases.")));
+				known->limit_logged = true;
+				continue;
+			}
+
+			SpinLockAcquire(&notifier_shared->mutex);
+			memset(&notifier_shared->slots[free_index], 0, sizeof(NotifierSlot));
+			notifier_shared->slots[free_index].database_oid = known->database_oid;
+			strlcpy(notifier_shared->slots[free_index].database_name, known->database_name, NAMEDATALEN);
+			SpinLockRelease(&notifier_shared->mutex);
+			worker_started_at[free_index] = 0;
+			known->slot_index = free_index;
+			known->limit_logged = false;
+			start_worker(free_index, known);
+			looking++;
+		}
+	}
+}
+
+/*
+ * Makes the running notifiers match the settings and the databases: serves
+ * each database to serve in which the extension is installed, and stops the
+ * others.
  */
 static void
 synchronize_workers(void)
 {
-	Oid			wanted[NOTIFIER_MAX_DATABASES];
-	char	   *wanted_names[NOTIFIER_MAX_DATABASES];
-	int			wanted_count = 0;
-	List	   *names = NIL;
-	char	   *list_copy = pstrdup(eventsource_notify_databases ? eventsource_notify_databases : "");
-	ListCell   *cell;
-	TimestampTz now = GetCurrentTimestamp();
-
-	if (!SplitGUCList(list_copy, ',', &names))
-	{
-		ereport(LOG,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid list syntax in eventsource.notify_databases")));
-		names = NIL;
-	}
-	if (!any_worker_job_on())
-		names = NIL;
-
-	StartTransactionCommand();
-	foreach(cell, names)
-	{
-		char	   *name = lfirst(cell);
-		Oid			database_oid = database_oid_by_scan(name);
-
-		if (!OidIsValid(database_oid))
-			continue;
-		if (wanted_count == NOTIFIER_MAX_DATABASES)
-		{
-			ereport(LOG,
-					(errmsg("eventsource serves at most %d databases; ignoring \"%s\"",
-							NOTIFIER_MAX_DATABASES, name)));
-			continue;
-		}
-		wanted_names[wanted_count] = MemoryContextStrdup(TopMemoryContext, name);
-		wanted[wanted_count++] = database_oid;
-	}
-	CommitTransactionCommand();
-
-	/* Stop the notifiers of databases no longer wanted; free their slots once stopped. */
-	for (int i = 0; i < NOTIFIER_MAX_DATABASES; i++)
-	{
-		NotifierSlot *slot = &notifier_shared->slots[i];
-		bool		keep = false;
-
-		if (!OidIsValid(slot->database_oid))
-			continue;
-		for (int w = 0; w < wanted_count; w++)
-			keep |= wanted[w] == slot->database_oid;
-		if (keep)
-			continue;
-		if (worker_running(i))
-			TerminateBackgroundWorker(worker_handles[i]);
-		else
-		{
-			SpinLockAcquire(&notifier_shared->mutex);
-			slot->database_oid = InvalidOid;
-			SpinLockRelease(&notifier_shared->mutex);
-		}
-	}
-
-	/* Start the missing ones. */
-	for (int w = 0; w < wanted_count; w++)
-	{
-		int			slot_index = -1;
-		int			free_index = -1;
-		bool		paused;
-		bool		restart_at_once;
-
-		for (int i = 0; i < NOTIFIER_MAX_DATABASES; i++)
-		{
-			if (notifier_shared->slots[i].database_oid == wanted[w])
-				slot_index = i;
-			else if (free_index < 0 && !OidIsValid(notifier_shared->slots[i].database_oid) &&
-					 !worker_running(i))
-				free_index = i;
-		}
-		if (slot_index < 0)
-		{
-			NotifierSlot *slot;
-
-			if (free_index < 0)
-				continue;		/* slots still held by stopping notifiers */
-			slot_index = free_index;
-			slot = &notifier_shared->slots[slot_index];
-			SpinLockAcquire(&notifier_shared->mutex);
-			memset(slot, 0, sizeof(NotifierSlot));
-			slot->database_oid = wanted[w];
-			strlcpy(slot->database_name, wanted_names[w], NAMEDATALEN);
-			SpinLockRelease(&notifier_shared->mutex);
-			worker_started_at[slot_index] = 0;
-		}
-
-		SpinLockAcquire(&notifier_shared->mutex);
-		paused = notifier_shared->slots[slot_index].paused;
-		restart_at_once = notifier_shared->slots[slot_index].restart_at_once;
-		SpinLockRelease(&notifier_shared->mutex);
-		if (!paused && !worker_running(slot_index) &&
-			(restart_at_once ||
-			 TimestampDifferenceExceeds(worker_started_at[slot_index], now, RESTART_DELAY_MS)))
-		{
-			SpinLockAcquire(&notifier_shared->mutex);
-			notifier_shared->slots[slot_index].restart_at_once = false;
-			SpinLockRelease(&notifier_shared->mutex);
-			start_worker(slot_index);
-		}
-	}
-
-	for (int w = 0; w < wanted_count; w++)
-		pfree(wanted_names[w]);
-	list_free(names);
-	pfree(list_copy);
+	read_databases_to_serve();
+	take_look_requests();
+	start_looks(tend_slots());
 }
 
 /*
@@ -795,10 +1131,21 @@ synchronize_workers(void)
 void
 eventsource_launcher_main(Datum main_arg)
 {
+	HASHCTL		hash_control;
+
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+
+	worker_handles = MemoryContextAllocZero(TopMemoryContext,
+											notifier_shared->slot_count * sizeof(BackgroundWorkerHandle *));
+	worker_started_at = MemoryContextAllocZero(TopMemoryContext,
+											   notifier_shared->slot_count * sizeof(TimestampTz));
+	hash_control.keysize = sizeof(Oid);
+	hash_control.entrysize = sizeof(KnownDatabase);
+	known_databases = hash_create("eventsource launcher databases", 64, &hash_control,
+								  HASH_ELEM | HASH_BLOBS);
 
 	SpinLockAcquire(&notifier_shared->mutex);
 	notifier_shared->launcher_pid = MyProcPid;
@@ -815,7 +1162,7 @@ eventsource_launcher_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		synchronize_workers();
-		/* Woken by worker exits (bgw_notify_pid), reloads and resumed databases. */
+		/* Woken by worker starts and exits (bgw_notify_pid), reloads, resumed databases, extension changes and looks. */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 LAUNCHER_CYCLE_MS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -1225,6 +1572,40 @@ worker_abort_transaction(void)
 static bool has_position = false;
 static Checkpoint position = {0, 0};
 
+/*
+ * Tells the launcher whether the extension is installed in this database,
+ * and exits quietly when it is not: the launcher then starts no worker here
+ * again until an extension is created or altered here.  Reads pg_extension
+ * only, nothing of a schema that any role could have made.  Exits first if a
+ * statement paused the database before this worker had its pid in the slot
+ * (so the statement could not stop it): the launcher starts it again as soon
+ * as the pause ends.
+ */
+static void
+report_installation(void)
+{
+	bool		installed;
+	bool		paused;
+
+	SpinLockAcquire(&notifier_shared->mutex);
+	paused = my_slot->paused;
+	my_slot->restart_at_once |= paused;
+	SpinLockRelease(&notifier_shared->mutex);
+	if (paused)
+		proc_exit(0);
+
+	StartTransactionCommand();
+	installed = OidIsValid(get_extension_oid("eventsource", true));
+	CommitTransactionCommand();
+
+	SpinLockAcquire(&notifier_shared->mutex);
+	my_slot->installation = installed ? INSTALLATION_FOUND : INSTALLATION_ABSENT;
+	SpinLockRelease(&notifier_shared->mutex);
+	wake_launcher();
+	if (!installed)
+		proc_exit(0);
+}
+
 static void
 notify(const char *channel, const Checkpoint *checkpoint)
 {
@@ -1531,6 +1912,7 @@ eventsource_notifier_main(Datum main_arg)
 	my_slot->procno = MyProc->pgprocno;
 	SpinLockRelease(&notifier_shared->mutex);
 	before_shmem_exit(clear_notifier_pid, (Datum) 0);
+	report_installation();
 
 	/*
 	 * Nothing a user defines may run with the notifier's (superuser) rights:
@@ -1615,10 +1997,10 @@ eventsource_notifier_status(PG_FUNCTION_ARGS)
 
 	require_preloaded_library("eventsource.notifier_status()",
 							  "The notifier runs as a background worker, which only a preloaded library can start.",
-							  "Add eventsource to shared_preload_libraries in postgresql.conf, set eventsource.notify_databases, and restart the server.");
+							  "Add eventsource to shared_preload_libraries in postgresql.conf and restart the server.");
 	InitMaterializedSRF(fcinfo, 0);
 
-	for (int i = 0; i < NOTIFIER_MAX_DATABASES; i++)
+	for (int i = 0; i < notifier_shared->slot_count; i++)
 	{
 		NotifierSlot slot;
 		Datum		values[7];
@@ -1627,7 +2009,8 @@ eventsource_notifier_status(PG_FUNCTION_ARGS)
 		SpinLockAcquire(&notifier_shared->mutex);
 		slot = notifier_shared->slots[i];
 		SpinLockRelease(&notifier_shared->mutex);
-		if (!OidIsValid(slot.database_oid))
+		/* Not the slots of workers that look for the extension and have not found it. */
+		if (!OidIsValid(slot.database_oid) || slot.installation != INSTALLATION_FOUND)
 			continue;
 
 		values[0] = CStringGetTextDatum(slot.database_name);

@@ -29,7 +29,6 @@
 #include "eventsource.h"
 
 PG_FUNCTION_INFO_V1(eventsource_stream_version);
-PG_FUNCTION_INFO_V1(eventsource_read_stream);
 PG_FUNCTION_INFO_V1(eventsource_read_all);
 PG_FUNCTION_INFO_V1(eventsource_read_category);
 
@@ -245,8 +244,8 @@ eventsource_stream_version(PG_FUNCTION_ARGS)
  * eventsource.read_stream(stream_id, from_version, max_count, direction)
  * returns setof eventsource.event.
  */
-Datum
-eventsource_read_stream(PG_FUNCTION_ARGS)
+static Datum
+read_stream(FunctionCallInfo fcinfo, StreamsSchema schema)
 {
 	text	   *stream_id = checked_stream_id(fcinfo, 0, false);
 	int32		max_count = checked_max_count(fcinfo, 2);
@@ -272,10 +271,12 @@ eventsource_read_stream(PG_FUNCTION_ARGS)
 													  forward ? 1 : PG_INT64_MAX));
 	values[2] = Int32GetDatum(max_count);
 	materialize_read(fcinfo,
-					 &(forward ? read_forward_plans : read_backward_plans)[stream_lifecycle_installed()],
+					 &(forward ? read_forward_plans : read_backward_plans)[streams_have_lifecycle(schema)],
 					 values, nulls);
 	return (Datum) 0;
 }
+
+SCHEMA_VERSIONED_FUNCTION(eventsource_read_stream, read_stream);
 
 /*
  * An event_types argument: NULL (every type, returned as NULL) or a

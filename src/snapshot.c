@@ -36,9 +36,6 @@
 
 #include "eventsource.h"
 
-PG_FUNCTION_INFO_V1(eventsource_save_snapshot);
-PG_FUNCTION_INFO_V1(eventsource_load_snapshot);
-PG_FUNCTION_INFO_V1(eventsource_load_stream);
 PG_FUNCTION_INFO_V1(eventsource_delete_snapshots);
 
 static KeptPlan save_plan = {
@@ -189,10 +186,10 @@ raise_no_version_to_snapshot(text *stream_id, int64 stream_version, int64 first_
 
 /*
  * eventsource.save_snapshot(stream_id, stream_version, state, schema_version)
- * returns void.
+ * returns void.  (schema is the extension's; schema_version the state's.)
  */
-Datum
-eventsource_save_snapshot(PG_FUNCTION_ARGS)
+static Datum
+save_snapshot(FunctionCallInfo fcinfo, StreamsSchema schema)
 {
 	text	   *stream_id = checked_stream_id(fcinfo, 0, false);
 	int64		stream_version;
@@ -215,7 +212,7 @@ eventsource_save_snapshot(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	if (run_kept_plan(&stream_versions_plans[stream_lifecycle_installed()], values, NULL, false) > 0)
+	if (run_kept_plan(&stream_versions_plans[streams_have_lifecycle(schema)], values, NULL, false) > 0)
 	{
 		bool		isnull;
 
@@ -237,6 +234,8 @@ eventsource_save_snapshot(PG_FUNCTION_ARGS)
 	SPI_finish();
 	PG_RETURN_VOID();
 }
+
+SCHEMA_VERSIONED_FUNCTION(eventsource_save_snapshot, save_snapshot);
 
 /*
  * The arguments load_snapshot and load_stream share: stream_id, max_version
@@ -260,25 +259,27 @@ snapshot_load_arguments(FunctionCallInfo fcinfo, Datum *values, bool *nulls)
  * eventsource.load_snapshot(stream_id, max_version, schema_version) returns
  * setof eventsource.snapshots (one row or none).
  */
-Datum
-eventsource_load_snapshot(PG_FUNCTION_ARGS)
+static Datum
+load_snapshot(FunctionCallInfo fcinfo, StreamsSchema schema)
 {
 	Datum		values[3];
 	bool		nulls[3];
 
 	snapshot_load_arguments(fcinfo, values, nulls);
-	materialize_read(fcinfo, &load_snapshot_plans[stream_lifecycle_installed()], values, nulls);
+	materialize_read(fcinfo, &load_snapshot_plans[streams_have_lifecycle(schema)], values, nulls);
 	return (Datum) 0;
 }
+
+SCHEMA_VERSIONED_FUNCTION(eventsource_load_snapshot, load_snapshot);
 
 /*
  * eventsource.load_stream(stream_id, max_version, schema_version) returns
  * the newest usable snapshot and the events after it.
  */
-Datum
-eventsource_load_stream(PG_FUNCTION_ARGS)
+static Datum
+load_stream(FunctionCallInfo fcinfo, StreamsSchema schema)
 {
-	bool		lifecycle = stream_lifecycle_installed();
+	bool		lifecycle = streams_have_lifecycle(schema);
 	KeptPlan   *plans[2] = {&load_stream_snapshot_plans[lifecycle], &load_stream_events_plans[lifecycle]};
 	Datum		values[3];
 	bool		nulls[3];
@@ -287,6 +288,8 @@ eventsource_load_stream(PG_FUNCTION_ARGS)
 	materialize_reads(fcinfo, plans, 2, values, nulls);
 	return (Datum) 0;
 }
+
+SCHEMA_VERSIONED_FUNCTION(eventsource_load_stream, load_stream);
 
 /*
  * eventsource.delete_snapshots(stream_id, below_schema_version) returns the

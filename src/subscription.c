@@ -569,6 +569,7 @@ eventsource_poll(PG_FUNCTION_ARGS)
 		{
 			heap_deform_tuple(rows->vals[i], rows->tupdesc, columns, column_nulls);
 			tuplestore_putvalues(rsinfo->setResult, result, columns, column_nulls);
+			CHECK_FOR_INTERRUPTS();
 		}
 	}
 

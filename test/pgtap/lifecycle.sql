@@ -78,7 +78,9 @@ BEGIN
     RETURN version;
 END
 $$;
--- Polls a batch and acknowledges its nth event; returns the events polled.
+-- Polls a batch and acknowledges its nth event; returns the events polled. The lease lasts an
+-- hour: consume acknowledges the rest of the batch much later, and under valgrind (test/valgrind)
+-- the default 30 seconds run out before it does.
 CREATE TEMP TABLE polled_batch (checkpoint eventsource.checkpoint, lease uuid);
 CREATE FUNCTION lt.poll_and_ack(subscription text, member int, batch int, nth int) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
@@ -87,7 +89,7 @@ DECLARE
     lease uuid;
 BEGIN
     TRUNCATE polled_batch;
-    INSERT INTO polled_batch SELECT p.checkpoint, p.lease FROM eventsource.poll(subscription, batch, member) p;
+    INSERT INTO polled_batch SELECT p.checkpoint, p.lease FROM eventsource.poll(subscription, batch, member, 3600) p;
     SELECT count(*) INTO polled FROM polled_batch;
     SELECT b.checkpoint, b.lease INTO acknowledged, lease FROM polled_batch b ORDER BY b.checkpoint OFFSET nth - 1 LIMIT 1;
     IF acknowledged IS NOT NULL THEN

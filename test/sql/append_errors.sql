@@ -61,6 +61,18 @@ SELECT eventsource.append_events('account-1', '[{"type": "T", "data": {}, "id": 
 SELECT eventsource.append_events('account-1', '[
   {"type": "T", "data": {}, "id": "11111111-1111-4111-8111-111111111111"},
   {"type": "T", "data": {}, "id": "11111111-1111-4111-8111-111111111111"}]');
+-- With several ids repeated, the error names the first event that repeats an earlier one's id, and
+-- the first event with that id.
+SELECT eventsource.append_events('account-1', '[
+  {"type": "T", "data": {}, "id": "22222222-2222-4222-8222-222222222221"},
+  {"type": "T", "data": {}, "id": "22222222-2222-4222-8222-222222222222"},
+  {"type": "T", "data": {}, "id": "22222222-2222-4222-8222-222222222222"},
+  {"type": "T", "data": {}, "id": "22222222-2222-4222-8222-222222222221"}]');
+SELECT eventsource.append_events('account-1', '[
+  {"type": "T", "data": {}, "id": "22222222-2222-4222-8222-222222222221"},
+  {"type": "T", "data": {}},
+  {"type": "T", "data": {}, "id": "22222222-2222-4222-8222-222222222221"},
+  {"type": "T", "data": {}, "id": "22222222-2222-4222-8222-222222222221"}]');
 -- A bad event late in a batch rejects the whole batch.
 SELECT eventsource.append_events('account-1', '[{"type": "T", "data": {}}, {"type": "T", "data": {}}, {"type": "T"}]');
 

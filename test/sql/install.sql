@@ -6,6 +6,25 @@ SELECT p.oid::regprocedure AS function_without_comment
  WHERE p.pronamespace = 'eventsource'::regnamespace
    AND obj_description(p.oid, 'pg_proc') IS NULL;
 
+-- So is every table, view, type, trigger and event trigger.
+SELECT c.oid::regclass AS relation_without_comment
+  FROM pg_class c
+ WHERE c.relnamespace = 'eventsource'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+   AND obj_description(c.oid, 'pg_class') IS NULL;
+SELECT t.oid::regtype AS type_without_comment
+  FROM pg_type t
+ WHERE t.typnamespace = 'eventsource'::regnamespace AND t.typtype IN ('b', 'c', 'd', 'e')
+   AND t.typcategory <> 'A' AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
+   AND obj_description(t.oid, 'pg_type') IS NULL;
+SELECT g.tgrelid::regclass AS relation, g.tgname AS trigger_without_comment
+  FROM pg_trigger g
+ WHERE g.tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'eventsource'::regnamespace)
+   AND NOT g.tgisinternal AND obj_description(g.oid, 'pg_trigger') IS NULL;
+SELECT e.evtname AS event_trigger_without_comment
+  FROM pg_event_trigger e
+ WHERE e.evtfoid IN (SELECT oid FROM pg_proc WHERE pronamespace = 'eventsource'::regnamespace)
+   AND obj_description(e.oid, 'pg_event_trigger') IS NULL;
+
 -- The functions that run as the extension's owner pin their search_path: the SECURITY DEFINER ones,
 -- and the SECURITY INVOKER ones that note their caller and then act as the owner themselves.
 SELECT p.oid::regprocedure AS function, p.prosecdef AS security_definer, p.proconfig
@@ -53,3 +72,12 @@ SELECT indexrelid::regclass AS index, indisunique AS is_unique, pg_get_indexdef(
 
 -- The extension cannot be moved to another schema.
 ALTER EXTENSION eventsource SET SCHEMA public;
+
+-- The functions whose C code depends on the schema call the entry points of this version, which
+-- serve its schema without asking the catalog; those without a version are for databases not
+-- yet updated from before 0.8.0.
+SELECT p.oid::regprocedure AS function, p.prosrc AS entry_point
+  FROM pg_proc p
+ WHERE p.pronamespace = 'eventsource'::regnamespace AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
+   AND p.prosrc ~ '_[0-9]+_[0-9]+$'
+ ORDER BY p.oid::regprocedure::text;

@@ -2,8 +2,14 @@
 # NAME: ..." and counts it; finish TEST prints "TEST: N passed, M failed" and fails if any did;
 # notifier_serves DB prints t once a notifier serves DB (waiting up to 20 s), f otherwise;
 # preloaded_cluster DIR PORT SOCKET_DIR DATABASES initdb's a cluster in DIR with eventsource
-# preloaded and its notifier serving DATABASES, listening on PORT in SOCKET_DIR only (binaries from
-# $bin); the caller adds settings to DIR/postgresql.conf and starts it.
+# preloaded and its notifier serving DATABASES (eventsource.notify_databases left unset, so every
+# database with the extension, when DATABASES is empty), listening on PORT in SOCKET_DIR only
+# (binaries from $bin); the caller adds settings to DIR/postgresql.conf and starts it.
+# output_within SECONDS COMMAND... runs COMMAND every 0.05 s until it prints something, for SECONDS at
+# most, and prints that, or "none".
+# hears_own_append PSQL... prints t when a session of the psql command PSQL... that LISTENs on
+# eventsource hears, within 20 s, the notification whose payload is the checkpoint of the event it
+# appended; f otherwise.
 # run_as_postgres ARGS, called first by a test that starts clusters of its own (PostgreSQL refuses
 # to run as root), runs the test again as postgres when it runs as root, with the same environment.
 passes=0
@@ -34,6 +40,37 @@ notifier_serves() {
   echo "${serves:-f}"
 }
 
+output_within() {
+  local seconds=$1 output
+  shift
+  for _ in $(seq $((seconds * 20))); do
+    output=$("$@")
+    [ -n "$output" ] && { echo "$output"; return; }
+    sleep 0.05
+  done
+  echo none
+}
+
+hears_own_append() {
+  local out stream=liveness-$RANDOM$RANDOM heard=f
+  out=$(mktemp)
+  # heard_in OUT: whether OUT has the notification of the checkpoint the session printed.
+  heard_in() { grep -qF "Asynchronous notification \"eventsource\" with payload \"$(sed -n 's/^appended //p' "$1")\"" "$1"; }
+  {
+    echo "LISTEN eventsource;"
+    echo "SELECT eventsource.append('$stream', 'Pinged', '{}');"
+    echo "SELECT 'appended ' || checkpoint FROM eventsource.read_stream('$stream');"
+    for _ in $(seq 100); do
+      echo "SELECT pg_sleep(0.2);"
+      sleep 0.2
+      heard_in "$out" && break
+    done
+  } | "$@" > "$out" 2>&1
+  heard_in "$out" && heard=t
+  rm -f "$out"
+  echo "$heard"
+}
+
 run_as_postgres() {
   [ "$(id -u)" -eq 0 ] || return 0
   exec runuser -u postgres -- bash "$0" "$@"
@@ -46,6 +83,6 @@ port = $2
 unix_socket_directories = '$3'
 listen_addresses = ''
 shared_preload_libraries = 'eventsource'
-eventsource.notify_databases = '$4'
+${4:+eventsource.notify_databases = '$4'}
 CONF
 }

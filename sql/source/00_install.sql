@@ -1,0 +1,30 @@
+-- 00_install.sql: the head of the install script of the current version.
+--
+-- make concatenates sql/source/*.sql in name order into sql/eventsource--VERSION.sql (VERSION is
+-- default_version in eventsource.control), the script CREATE EXTENSION eventsource runs. Each file
+-- states the current definition of the objects of one topic, as an upgraded database has them:
+--
+--   10_roles.sql          the three roles and their hierarchy, the schema's USAGE
+--   20_types.sql          the checkpoint type (with its operators and btree class), the event row type
+--   30_storage.sql        every table, sequence and index, their comments, their registration with pg_dump
+--   40_append.sql         appending events
+--   41_read.sql           reading streams, categories and the global log
+--   42_snapshots.sql      snapshots
+--   43_subscriptions.sql  subscriptions (poll, ack) and the notifier's status
+--   44_projections.sql    administering projections
+--   45_lifecycle.sql      deletes, tombstones, retention, scavenge
+--   46_statistics.sql     the shared-memory counters
+--   50_views.sql          the status and statistics views
+--   60_triggers.sql       the log's guard, the inline projections' triggers, the rename event triggers
+--   70_privileges.sql     who may do what
+--
+-- A database installed at an older version reaches the same objects through the upgrade scripts
+-- sql/eventsource--OLD--NEW.sql (test/sql/upgrade.sql compares the two): a change to an object is
+-- made here and in the upgrade script of the version being made.
+--
+-- A C function whose work depends on the schema is bound to the library's entry point named for
+-- the version (eventsource_append_0_8), which serves this schema without asking the catalog; the
+-- entry points the scripts of earlier versions bound stay in the library for databases not yet
+-- updated (README.md, "Entry points").
+
+\echo Use "CREATE EXTENSION eventsource" to load this file. \quit

@@ -1,0 +1,46 @@
+-- 40_append.sql: appending events.
+--
+-- append and append_events write as the extension's owner (SECURITY DEFINER, with a pinned
+-- search path); the statement that writes a stream's row takes the transaction's log transaction
+-- id from stream_log_transaction_id, which also keeps the stream's writers in log order.
+
+CREATE FUNCTION eventsource.append(
+    stream_id        text,
+    event_type       text,
+    data             jsonb,
+    metadata         jsonb  DEFAULT NULL,
+    expected_version bigint DEFAULT NULL,
+    event_id         uuid   DEFAULT NULL)
+RETURNS bigint
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'eventsource_append_0_8';
+
+COMMENT ON FUNCTION eventsource.append(text, text, jsonb, jsonb, bigint, uuid) IS
+    'Appends one event to a stream and returns the stream''s new version. expected_version: NULL any, 0 no stream, -1 stream exists, N exactly N.';
+
+CREATE FUNCTION eventsource.append_events(
+    stream_id        text,
+    events           jsonb,
+    expected_version bigint DEFAULT NULL,
+    OUT stream_version   bigint,
+    OUT global_positions bigint[])
+RETURNS record
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'eventsource_append_events_0_8';
+
+COMMENT ON FUNCTION eventsource.append_events(text, jsonb, bigint) IS
+    'Appends a JSON array of {"type", "data", "metadata", "id"} events to a stream atomically; returns the new stream version and the global positions taken.';
+
+-- Lifecycle markers in log order. Each stream's row records the log transaction id of the
+-- last transaction that appended to, deleted or tombstoned it; the statement that writes the row
+-- refuses (40001) a transaction whose id is older, whose events or $stream-deleted /
+-- $stream-tombstoned marker would come before that transaction's in the global log.
+CREATE FUNCTION eventsource.stream_log_transaction_id(stream_id text, latest_transaction_id xid8, operation text)
+RETURNS xid8
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'eventsource_stream_log_transaction_id';
+
+COMMENT ON FUNCTION eventsource.stream_log_transaction_id(text, xid8, text) IS
+    'Internal to the statements that append to, delete or tombstone a stream: this transaction''s log transaction id, or 40001 if latest_transaction_id (the stream''s last_transaction_id) is newer. Granted to nobody.';
