@@ -5,13 +5,13 @@
 # the worker's peak memory (VmHWM of /proc/PID/status) grows by less than three times the largest
 # event, whatever the number of events behind. On a cluster of its own: binaries from
 # EVENTSOURCE_PG_BIN (default the system's 15), port EVENTSOURCE_WORKER_MEMORY_PORT (default
-# PGPORT + 27).
+# PGPORT + 28).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib/check.sh"
 run_as_postgres "$@"
 bin=${EVENTSOURCE_PG_BIN:-/usr/lib/postgresql/15/bin}
-port=${EVENTSOURCE_WORKER_MEMORY_PORT:-$((${PGPORT:-5432} + 27))}
+port=${EVENTSOURCE_WORKER_MEMORY_PORT:-$((${PGPORT:-5432} + 28))}
 work=$(mktemp -d)
 cleanup() { "$bin/pg_ctl" -D "$work/data" -m immediate stop > /dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
