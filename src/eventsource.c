@@ -35,6 +35,8 @@ char	   *eventsource_notify_databases = NULL;
 int			eventsource_max_databases = 64;
 int			eventsource_notify_max_delay = 50;
 int			eventsource_scavenge_interval = 60;
+bool		eventsource_async_projections = true;
+int			eventsource_worker_job_slice = 10;
 
 /* Whether shared_preload_libraries loaded the library (its shared memory and workers exist). */
 static bool preloaded = false;
@@ -56,8 +58,8 @@ _PG_init(void)
 							PGC_USERSET, 0,
 							NULL, NULL, NULL);
 	DefineCustomBoolVariable("eventsource.notify",
-							 "Whether the notifier sends NOTIFY on channel eventsource for new events.",
-							 "Needs eventsource in shared_preload_libraries.",
+							 "Whether the worker sends NOTIFY on channel eventsource for new events.",
+							 "Only the notifications: the worker's other jobs have settings of their own. Needs eventsource in shared_preload_libraries.",
 							 &eventsource_notify,
 							 true,
 							 PGC_SIGHUP, 0,
@@ -77,11 +79,25 @@ _PG_init(void)
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("eventsource.scavenge_interval",
-							"How often the notifier runs scavenge in the databases it serves.",
-							"0 turns it off. Each round removes hidden events in batches of 1000, a transaction each, until none is left.",
+							"How often the worker runs scavenge in the databases it serves.",
+							"0 turns it off. Each pass removes hidden events in batches, a transaction each, until none is left; the batches adapt to eventsource.worker_job_slice.",
 							&eventsource_scavenge_interval,
 							60, 0, INT_MAX / 1000,
 							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomBoolVariable("eventsource.async_projections",
+							 "Whether the worker runs the async projections of the databases it serves.",
+							 "Needs eventsource in shared_preload_libraries.",
+							 &eventsource_async_projections,
+							 true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("eventsource.worker_job_slice",
+							"The longest the worker spends on a slice of one of its jobs before it looks for new events to announce.",
+							"An async projection handles events until the slice is spent (at least one), scavenge deletes in batches that take about half of it; each commits its own transactions, which last no longer than the slice plus one handler call.",
+							&eventsource_worker_job_slice,
+							10, 1, 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	/* PostgreSQL takes a setting fixed at server start from a preloaded library only. */
 	if (process_shared_preload_libraries_in_progress)

@@ -12,6 +12,7 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "tcop/dest.h"
@@ -320,12 +321,13 @@ extern char *eventsource_notify_databases;
 extern int	eventsource_max_databases;
 extern int	eventsource_notify_max_delay;
 extern int	eventsource_scavenge_interval;
+extern bool eventsource_async_projections;
+extern int	eventsource_worker_job_slice;
 
 /* The bus (notifier.c). */
 extern void notifier_preload_init(void);
 extern void notifier_wake_at_commit(void);
 extern bool notifier_serves_this_database(void);
-extern bool worker_may_serve_extension(void);
 extern bool worker_may_serve_extension_quietly(void);
 
 /* Owners of projections and subscriptions, from the utility hook (owners.c). */
@@ -335,10 +337,30 @@ extern void after_role_statement(Node *statement, const Oid *dropped_roles);
 /* The ordering lock of changes to the projections (projection.c; DROP OWNED in owners.c). */
 extern void lock_projection_changes(void);
 
-/* Async projections, run by the notifier (projection.c). */
-extern long run_async_projections(void);
+/*
+ * The transactions of the worker's jobs (notifier.c), as worker_spi runs
+ * them: worker_start_transaction gives the transaction a fresh start time
+ * (now()), shows activity in pg_stat_activity, locks the extension, takes
+ * the snapshot and connects to SPI, and returns whether the worker may act
+ * on the extension (only the installed extension, in a schema only
+ * superusers can change: notifier.c); worker_commit_transaction
+ * and worker_abort_transaction (after an error caught) end it and return to
+ * the memory context of the worker's round.  worker_commit_without_flush
+ * lets a transaction whose loss in a crash costs nothing commit without
+ * waiting for the WAL flush.
+ */
+extern bool worker_start_transaction(const char *activity);
+extern void worker_commit_transaction(void);
+extern void worker_abort_transaction(void);
+extern void worker_commit_without_flush(void);
 
-/* Scavenging by the notifier (lifecycle.c). */
-extern void run_scavenge_batches(void);
+/*
+ * Slices of the worker's jobs, until deadline: the async projections
+ * (projection.c; returns the milliseconds until one has work again: 0 at
+ * once, -1 when none has any) and scavenging (lifecycle.c; returns whether
+ * its pass goes on).
+ */
+extern long run_async_projections(TimestampTz deadline);
+extern bool run_scavenge_slice(TimestampTz deadline);
 
 #endif							/* EVENTSOURCE_H */

@@ -51,9 +51,12 @@ bool		eventsource_scavenging = false;
 /* The longest max_age. */
 #define EVENTSOURCE_MAX_AGE_YEARS		1000
 
-/* The background worker's batch size, and the most rows (events and snapshots) one scavenge call removes. */
-#define SCAVENGE_BATCH_ROWS		1000
+/* The most rows (events and snapshots) one scavenge call, or a batch of the worker's, removes. */
 #define SCAVENGE_MAX_ROWS		100000
+
+/* The worker's first scavenge batch, and its smallest (so that a pass always moves on). */
+#define SCAVENGE_FIRST_BATCH_ROWS	100
+#define SCAVENGE_FEWEST_BATCH_ROWS	10
 
 /* The first event of stream $1 from version $2 on recorded at or after $3. */
 static KeptPlan max_age_boundary_plan = {
@@ -129,28 +132,41 @@ static KeptPlan metadata_plan = {
 	" OR s.deleted_through IS NOT NULL)"
 
 /*
- * Up to $1 events hidden from stream reads that no consumer still needs: of
- * a stream with something that hides events (the partial index), below its
- * first visible version, and past the checkpoint of every subscription
- * member and async projection whose filter takes the event.  The lateral
- * subquery makes the first visible version a bound of an index scan,
- * computed once per stream rather than once per event; it skips held events
- * before its limit, so events held for one event type do not hide free ones
- * after them.
+ * The first $3 streams from $2 on, in stream id order, that have something
+ * that hides events (the partial index), each with its row.
+ */
+#define SCAVENGED_STREAMS \
+	"(SELECT s.stream_id, s.category, s AS stream FROM eventsource.streams s" \
+	"  WHERE " STREAM_HIDES_EVENTS " AND s.stream_id OPERATOR(pg_catalog.>=) $2" \
+	"  ORDER BY s.stream_id LIMIT $3)"
+
+/*
+ * Up to $1 events hidden from stream reads that no consumer still needs, of
+ * the streams SCAVENGED_STREAMS visits: below their first visible version,
+ * and past the checkpoint of every subscription member and async projection
+ * whose filter takes the event.  The lateral subquery makes the first
+ * visible version a bound of an index scan, computed once per stream rather
+ * than once per event; it skips held events before its limit, so events held
+ * for one event type do not hide free ones after them.  Returns how many
+ * events it removed and the greatest stream id among them, and how many
+ * streams it visited and the greatest of them: the worker's next batch
+ * resumes there, so that a batch costs at most $3 streams and $1 events, not
+ * a visit to every stream an earlier batch already cleaned (whose index
+ * entries stay until VACUUM).
  */
 static KeptPlan scavenge_plan = {
 	"WITH removable AS ("
-	"  SELECT e.global_position"
-	"    FROM eventsource.streams s"
+	"  SELECT e.global_position, v.stream_id"
+	"    FROM " SCAVENGED_STREAMS " v"
 	"   CROSS JOIN LATERAL ("
 	"         SELECT e.global_position"
 	"           FROM eventsource.events e"
-	"          WHERE e.stream_id OPERATOR(pg_catalog.=) s.stream_id"
-	"            AND e.stream_version OPERATOR(pg_catalog.<) eventsource.first_visible_version(s)"
+	"          WHERE e.stream_id OPERATOR(pg_catalog.=) v.stream_id"
+	"            AND e.stream_version OPERATOR(pg_catalog.<) eventsource.first_visible_version(v.stream)"
 	"            AND NOT EXISTS ("
 	"                SELECT FROM eventsource.subscriptions b"
 	"                  JOIN eventsource.subscription_members m ON m.subscription_name OPERATOR(pg_catalog.=) b.name"
-	"                 WHERE (b.category IS NULL OR b.category OPERATOR(pg_catalog.=) s.category)"
+	"                 WHERE (b.category IS NULL OR b.category OPERATOR(pg_catalog.=) v.category)"
 	"                   AND (b.event_types IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY (b.event_types))"
 	"                   AND (b.consumer_group_size OPERATOR(pg_catalog.=) 1"
 	"                        OR eventsource.consumer_group_member(e.stream_id, b.consumer_group_size)"
@@ -160,16 +176,21 @@ static KeptPlan scavenge_plan = {
 	"            AND NOT EXISTS ("
 	"                SELECT FROM eventsource.projections p"
 	"                 WHERE p.mode OPERATOR(pg_catalog.=) 'async'"
-	"                   AND (p.category IS NULL OR p.category OPERATOR(pg_catalog.=) s.category)"
+	"                   AND (p.category IS NULL OR p.category OPERATOR(pg_catalog.=) v.category)"
 	"                   AND (p.event_types IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY (p.event_types))"
 	"                   AND (p.checkpoint IS NULL OR p.checkpoint OPERATOR(eventsource.<)"
 	"                        eventsource.checkpoint(e.transaction_id, e.global_position)))"
 	"          ORDER BY e.stream_version LIMIT $1) e"
-	"   WHERE " STREAM_HIDES_EVENTS
-	"   LIMIT $1)"
-	" DELETE FROM eventsource.events e USING removable r"
-	"  WHERE e.global_position OPERATOR(pg_catalog.=) r.global_position",
-	1, {INT4OID}
+	"   ORDER BY v.stream_id"
+	"   LIMIT $1),"
+	" removed AS ("
+	"  DELETE FROM eventsource.events e USING removable r"
+	"   WHERE e.global_position OPERATOR(pg_catalog.=) r.global_position"
+	"   RETURNING r.stream_id)"
+	" SELECT (SELECT pg_catalog.count(*) FROM removed), (SELECT pg_catalog.max(removed.stream_id) FROM removed),"
+	"        pg_catalog.count(*), pg_catalog.max(v.stream_id)"
+	"   FROM " SCAVENGED_STREAMS " v",
+	3, {INT4OID, TEXTOID, INT4OID}
 };
 
 /*
@@ -568,33 +589,64 @@ SCHEMA_VERSIONED_FUNCTION(eventsource_set_stream_metadata, set_stream_metadata);
  */
 
 /*
- * Removes up to max_rows rows: the events scavenge_plan finds, then, within
- * what is left of max_rows, the snapshots scavenge_snapshots_plan does;
- * returns how many of both it removed.  Call while connected to SPI.
+ * What a scavenge batch did: the events it removed and the greatest stream
+ * id among them, the streams it visited and the greatest of them (NULL when
+ * none), and the snapshots it removed.
  */
-static uint64
-scavenge_batch(int max_rows)
+typedef struct ScavengeBatch
 {
-	Datum		values[1] = {Int32GetDatum(max_rows)};
-	uint64		removed;
+	uint64		events;
+	char	   *last_cleaned_stream;
+	int64		streams;
+	char	   *last_stream;
+	uint64		snapshots;
+} ScavengeBatch;
+
+static char *
+optional_text_column(int column)
+{
+	bool		isnull;
+	Datum		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, column, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(value);
+}
+
+/*
+ * Removes up to max_rows rows: the events scavenge_plan finds in the first
+ * max_streams streams from from_stream on (in stream id order; "" for all),
+ * then, if that reached the last stream, within what is left of max_rows,
+ * the snapshots scavenge_snapshots_plan does.  Call while connected to SPI.
+ */
+static ScavengeBatch
+scavenge_batch(int max_rows, int max_streams, const char *from_stream)
+{
+	Datum		values[3] = {Int32GetDatum(max_rows), CStringGetTextDatum(from_stream),
+	Int32GetDatum(max_streams)};
+	ScavengeBatch batch;
+	bool		isnull;
 
 	eventsource_scavenging = true;
 	PG_TRY();
 	{
-		removed = run_kept_plan(&scavenge_plan, values, NULL, false);
+		run_kept_plan(&scavenge_plan, values, NULL, false);
 	}
 	PG_FINALLY();
 	{
 		eventsource_scavenging = false;
 	}
 	PG_END_TRY();
-	count_statistic(STATISTIC_EVENTS_SCAVENGED, removed);
-	if (removed < (uint64) max_rows)
+	batch.events = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	batch.last_cleaned_stream = optional_text_column(2);
+	batch.streams = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	batch.last_stream = optional_text_column(4);
+	count_statistic(STATISTIC_EVENTS_SCAVENGED, batch.events);
+	batch.snapshots = 0;
+	if (batch.events < (uint64) max_rows && batch.streams < max_streams)
 	{
-		values[0] = Int32GetDatum(max_rows - (int) removed);
-		removed += run_kept_plan(&scavenge_snapshots_plan, values, NULL, false);
+		values[0] = Int32GetDatum(max_rows - (int) batch.events);
+		batch.snapshots = run_kept_plan(&scavenge_snapshots_plan, values, NULL, false);
 	}
-	return removed;
+	return batch;
 }
 
 /*
@@ -605,43 +657,77 @@ Datum
 eventsource_scavenge(PG_FUNCTION_ARGS)
 {
 	int32		max_events = checked_integer(fcinfo, 0, "max_events", 1, SCAVENGE_MAX_ROWS);
-	uint64		removed;
+	ScavengeBatch batch;
 
 	PreventCommandIfReadOnly("eventsource.scavenge()");
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	removed = scavenge_batch(max_events);
+	batch = scavenge_batch(max_events, PG_INT32_MAX, "");
 	SPI_finish();
-	PG_RETURN_INT64((int64) removed);
+	PG_RETURN_INT64((int64) (batch.events + batch.snapshots));
 }
 
 /*
- * Run by the notifier: scavenge batches, each in a transaction of its own,
- * until a batch comes back short.  Does nothing unless the notifier may act
- * on the database's extension (worker_may_serve_extension: only the
- * installed extension, in a schema only superusers can change), nor in a
- * database whose extension is older than 0.5.0.
+ * The size of the worker's next scavenge batch, in events removed and in
+ * streams visited: it adapts so that a batch, a transaction of its own,
+ * takes about half of eventsource.worker_job_slice, from
+ * SCAVENGE_FIRST_BATCH_ROWS, at most doubling or halving from one batch to
+ * the next.
  */
-void
-run_scavenge_batches(void)
-{
-	uint64		removed;
-	bool		served;
+static int	scavenge_batch_rows = SCAVENGE_FIRST_BATCH_ROWS;
 
-	do
+/*
+ * The stream the pass under way goes on from ("" at the start of a pass).  A
+ * stream id is at most EVENTSOURCE_MAX_STREAM_ID_BYTES long; a longer one
+ * (written before the limit) would only make the next batch start at a
+ * prefix of it, before it.
+ */
+static char scavenge_from_stream[EVENTSOURCE_MAX_STREAM_ID_BYTES + 1] = "";
+
+/*
+ * A slice of the worker's scavenge job: batches, each in a transaction of
+ * its own, until the deadline or the end of the pass: a batch that removed
+ * fewer rows than it could and visited fewer streams than it could.  The
+ * next batch goes on from the last stream the batch removed from when it
+ * removed all it could (the stream may have more), else from the last one it
+ * visited.  Returns whether the pass goes on.  Removes nothing unless the
+ * worker may act on the database's extension (worker_start_transaction),
+ * nor in a database whose extension is older than 0.5.0.
+ */
+bool
+run_scavenge_slice(TimestampTz deadline)
+{
+	for (;;)
 	{
-		removed = 0;
-		StartTransactionCommand();
-		/* First the extension, locked (notifier.c); then the snapshot. */
-		served = worker_may_serve_extension();
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		PushActiveSnapshot(GetTransactionSnapshot());
-		if (served && streams_have_lifecycle(installed_streams_schema()))
-			removed = scavenge_batch(SCAVENGE_BATCH_ROWS);
-		SPI_finish();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-	} while (removed == SCAVENGE_BATCH_ROWS);
+		TimestampTz started = GetCurrentTimestamp();
+		int			asked = scavenge_batch_rows;
+		ScavengeBatch batch = {0, NULL, 0, NULL, 0};
+		double		elapsed_ms;
+		double		target_ms = eventsource_worker_job_slice / 2.0;
+		const char *next_stream;
+
+		if (worker_start_transaction("eventsource notifier: scavenge") &&
+			streams_have_lifecycle(installed_streams_schema()))
+		{
+			/* A batch lost in a crash removed nothing anyone could see: the next pass removes it again. */
+			worker_commit_without_flush();
+			batch = scavenge_batch(asked, asked, scavenge_from_stream);
+			next_stream = batch.events == (uint64) asked ? batch.last_cleaned_stream : batch.last_stream;
+			if (next_stream != NULL)
+				strlcpy(scavenge_from_stream, next_stream, sizeof(scavenge_from_stream));
+		}
+		worker_commit_transaction();
+		if (batch.events + batch.snapshots < (uint64) asked && batch.streams < asked)
+		{
+			scavenge_from_stream[0] = '\0';
+			return false;
+		}
+		elapsed_ms = Max((GetCurrentTimestamp() - started) / 1000.0, 0.01);
+		scavenge_batch_rows = (int) Max(Min(asked * target_ms / elapsed_ms, Min(2.0 * asked, SCAVENGE_MAX_ROWS)),
+										Max(asked / 2, SCAVENGE_FEWEST_BATCH_ROWS));
+		CHECK_FOR_INTERRUPTS();
+		if (GetCurrentTimestamp() >= deadline)
+			return true;
+	}
 }

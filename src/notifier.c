@@ -182,6 +182,7 @@ static bool exit_callback_registered = false;
 static void at_transaction_end(int actions);
 static void notifier_object_access(ObjectAccessType access, Oid class_id, Oid object_id,
 								   int sub_id, void *arg);
+static bool any_worker_job_on(void);
 
 void		eventsource_launcher_main(Datum main_arg);
 void		eventsource_notifier_main(Datum main_arg);
@@ -663,7 +664,7 @@ databases_to_serve(List **names)
 	ListCell   *cell;
 
 	*names = NIL;
-	if (!eventsource_notify)
+	if (!any_worker_job_on())
 		return false;
 	list_copy = pstrdup(eventsource_notify_databases ? eventsource_notify_databases : "");
 	if (!SplitGUCList(list_copy, ',', names))
@@ -1410,20 +1411,11 @@ extension_trust(void)
 }
 
 /*
- * Whether the notifier may act on this database's eventsource schema in
- * this transaction (see extension_trust).  Call it in each of the
- * notifier's transactions before touching the schema: the answer holds
- * until the transaction ends.
- */
-bool
-worker_may_serve_extension(void)
-{
-	return extension_trust() == EXTENSION_SERVED;
-}
-
-/*
- * The same, without logging a refusal: for the epoch starter, which leaves
- * a database it may not serve to the appender that asked for it.
+ * Whether the worker may act on this database's eventsource schema in this
+ * transaction, as extension_trust says (each of the worker's transactions
+ * asks it first: worker_start_transaction), but without logging a refusal:
+ * for the epoch starter, which leaves a database it may not serve to the
+ * appender that asked for it.
  */
 bool
 worker_may_serve_extension_quietly(void)
@@ -1437,7 +1429,14 @@ worker_may_serve_extension_quietly(void)
  * Of the next ROUND_EVENTS events below the horizon $3 after ($1, $2), the
  * newest of each category, and how many there were.  The limit keeps the
  * plan an index scan in log order (without it the generic plan scans the
- * whole log); a round that reaches it is followed at once by another.
+ * whole log); a round that reaches it is followed at once by another.  The
+ * planner may underestimate the events after ($1, $2), when many share one
+ * transaction (a bulk import), and then takes them all in a bitmap scan and
+ * sorts them, each round: 0.3 s a round behind 360,000 events, which the
+ * notifier announced 1,000 a round, for minutes (and a plan made while the
+ * log was empty scans all of it).  So it is planned without sequential and
+ * bitmap scans (notify_categories), which leaves the index scan in log order
+ * whatever the estimates say, and once (the generic plan).
  */
 #define ROUND_EVENTS 1000
 static KeptPlan newly_visible_plan = {
@@ -1451,7 +1450,8 @@ static KeptPlan newly_visible_plan = {
 	"         ORDER BY e.transaction_id, e.global_position"
 	"         LIMIT " CppAsString2(ROUND_EVENTS) ") AS visible"
 	" ORDER BY category, transaction_id DESC, global_position DESC",
-	3, {XID8OID, INT8OID, XID8OID}
+	3, {XID8OID, INT8OID, XID8OID},
+	CURSOR_OPT_GENERIC_PLAN
 };
 
 /*
@@ -1477,6 +1477,100 @@ clear_notifier_pid(int code, Datum arg)
 	my_slot->pid = 0;
 	SpinLockRelease(&notifier_shared->mutex);
 }
+
+/* ------------------------------------------------------------------------
+ * The worker's transactions
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * What the worker allocates outside its transactions during one round of
+ * its loop (a job's list of projections, an error's copy): reset at the
+ * start of each round.  The jobs run in it, and each transaction ends there.
+ */
+static MemoryContext round_context = NULL;
+
+/*
+ * Starts one of the worker's transactions, as worker_spi does: a fresh
+ * statement start time, which is the transaction's (now()), and
+ * pg_stat_activity showing what it does; then the extension, locked, and
+ * the snapshot the job's queries read with; connected to SPI.  Returns what
+ * the worker may do with the extension in this transaction
+ * (extension_trust): it touches the schema only when the answer is
+ * EXTENSION_SERVED, which holds until the transaction ends.
+ */
+static ExtensionTrust
+start_job_transaction(const char *activity)
+{
+	ExtensionTrust trust;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	pgstat_report_activity(STATE_RUNNING, activity);
+	trust = extension_trust();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	return trust;
+}
+
+bool
+worker_start_transaction(const char *activity)
+{
+	return start_job_transaction(activity) == EXTENSION_SERVED;
+}
+
+void
+worker_commit_transaction(void)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(round_context);
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * Lets the current transaction commit without waiting for its commit record
+ * to be flushed (synchronous_commit = off, for this transaction), when losing
+ * it in a crash would cost nothing: the notifications job's (which only
+ * sends NOTIFY: PostgreSQL holds its cluster-wide lock across that wait), a
+ * scavenge batch's (which the next pass removes again), an async
+ * projection's turn that only moved its checkpoint past skipped events.
+ * Waiting would also flush first whatever WAL the worker's scavenge wrote
+ * before.
+ */
+void
+worker_commit_without_flush(void)
+{
+	(void) set_config_option("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+}
+
+/*
+ * Ends the transaction of an error caught (and copied, and flushed) by a
+ * job: everything it did is undone, SPI and its snapshots included.
+ */
+void
+worker_abort_transaction(void)
+{
+	AbortCurrentTransaction();
+	MemoryContextSwitchTo(round_context);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/* ------------------------------------------------------------------------
+ * The notifications job
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * The checkpoint of the newest event announced, when has_position: the
+ * newly visible events are those after it.
+ */
+static bool has_position = false;
+static Checkpoint position = {0, 0};
 
 /*
  * Tells the launcher whether the extension is installed in this database,
@@ -1528,16 +1622,20 @@ notify(const char *channel, const Checkpoint *checkpoint)
  * *more when there may be more to announce at once.
  */
 static Checkpoint
-notify_categories(const Checkpoint *position, bool *more)
+notify_categories(bool *more)
 {
-	Checkpoint	newest = *position;
+	Checkpoint	newest = position;
 	Datum		values[3];
 	uint64		categories;
 	SPITupleTable *rows;
 
-	values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(position->transaction_id));
-	values[1] = Int64GetDatum(position->global_position);
+	values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(position.transaction_id));
+	values[1] = Int64GetDatum(position.global_position);
 	values[2] = log_horizon_datum();
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
 	categories = run_kept_plan(&newly_visible_plan, values, NULL, true);
 	rows = SPI_tuptable;
 	*more = false;
@@ -1562,23 +1660,15 @@ notify_categories(const Checkpoint *position, bool *more)
 }
 
 /*
- * One round: notifies what became visible since the last notification.
- * Returns how long to sleep before looking again without being woken.
+ * The notifications job: notifies what became visible since the last
+ * notification, in a transaction of its own (the notifications go out when
+ * it commits).  Returns how long to wait before looking again unless woken.
  */
 static long
-notify_newly_visible(bool *has_position, Checkpoint *position)
+notify_newly_visible(TimestampTz deadline)
 {
 	long		timeout = IDLE_TIMEOUT_MS;
-	ExtensionTrust trust;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	pgstat_report_activity(STATE_RUNNING, "eventsource notifier: looking for new events");
-	/* First the extension, locked; then the snapshot the queries read with. */
-	trust = extension_trust();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
+	ExtensionTrust trust = start_job_transaction("eventsource notifier: looking for new events");
 
 	if (trust == EXTENSION_NOT_INSTALLED)
 	{
@@ -1586,43 +1676,45 @@ notify_newly_visible(bool *has_position, Checkpoint *position)
 		 * Not installed (or dropped): nothing to notify.  Every event of a
 		 * log created later is new, so start from its beginning.
 		 */
-		*has_position = true;
-		position->transaction_id = 0;
-		position->global_position = 0;
+		has_position = true;
+		position.transaction_id = 0;
+		position.global_position = 0;
 	}
 	else if (trust != EXTENSION_SERVED)
 	{
 		/*
-		 * Refused: nothing to notify, and no async projections to run.  Once
-		 * served again, start at the head, as the first notifier does.
+		 * Refused: nothing to notify.  Once served again, start at the head,
+		 * as the first notifier does.
 		 */
-		*has_position = false;
+		has_position = false;
 	}
 	else
 	{
-		Checkpoint	newest = *position;
+		Checkpoint	newest = position;
 		bool		isnull;
 		bool		more = false;
 
-		if (!*has_position)
+		if (!has_position)
 		{
 			/*
-			 * The first notifier of the database (since the server started)
-			 * starts at the head, and announces it on "eventsource": an append
-			 * may have committed before this first look.  Subscribers read
-			 * from their own checkpoints, so one notification too many costs
-			 * them one empty poll.
+			 * The first notifier of the database (since the server started,
+			 * or since eventsource.notify was turned on) starts at the head,
+			 * and announces it on "eventsource": an append may have committed
+			 * before this first look.  Subscribers read from their own
+			 * checkpoints, so one notification too many costs them one empty
+			 * poll.
 			 */
 			newest = visible_head();
-			*has_position = true;
+			has_position = true;
 		}
 		else
-			newest = notify_categories(position, &more);
+			newest = notify_categories(&more);
 
-		if (compare_checkpoints(&newest, position) != 0 && newest.transaction_id != 0)
+		if (compare_checkpoints(&newest, &position) != 0 && newest.transaction_id != 0)
 		{
+			worker_commit_without_flush();
 			notify("eventsource", &newest);
-			*position = newest;
+			position = newest;
 			SpinLockAcquire(&notifier_shared->mutex);
 			my_slot->notifications++;
 			my_slot->has_notified = true;
@@ -1641,28 +1733,172 @@ notify_newly_visible(bool *has_position, Checkpoint *position)
 		else if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
 			timeout = eventsource_notify_max_delay;
 	}
-
-	SPI_finish();
-	PopActiveSnapshot();
-	/* The notifications go out when this transaction commits. */
-	CommitTransactionCommand();
-	pgstat_report_stat(false);
-	pgstat_report_activity(STATE_IDLE, NULL);
+	worker_commit_transaction();
 	return timeout;
 }
 
+/* ------------------------------------------------------------------------
+ * The scavenge job
+ * ------------------------------------------------------------------------
+ */
+
+/* When the last scavenge pass ended (the worker's start before the first), and whether one is under way. */
+static TimestampTz scavenge_pass_ended_at = 0;
+static bool scavenge_pass_under_way = false;
+
 /*
- * Entry point of a notifier: main_arg is its slot in shared memory.
- * An error ends the process; the launcher starts it again.
+ * The scavenge job: a pass every eventsource.scavenge_interval, each slice
+ * of it in batches of its own (lifecycle.c), and a slice's time of rest after
+ * each slice: a pass under way never takes more than half of the worker's
+ * time, or floods the disk with what it deletes.
+ */
+static long
+scavenge_every_interval(TimestampTz deadline)
+{
+	long		interval_ms = eventsource_scavenge_interval * 1000L;
+
+	if (!scavenge_pass_under_way)
+	{
+		long		since_ms = (long) ((GetCurrentTimestamp() - scavenge_pass_ended_at) / 1000);
+
+		if (since_ms < interval_ms)
+			return interval_ms - since_ms;
+	}
+	scavenge_pass_under_way = run_scavenge_slice(deadline);
+	if (scavenge_pass_under_way)
+		return eventsource_worker_job_slice;
+	scavenge_pass_ended_at = GetCurrentTimestamp();
+	return interval_ms;
+}
+
+/* ------------------------------------------------------------------------
+ * The worker's loop: a table of time-boxed jobs, notifications first
+ * ------------------------------------------------------------------------
+ */
+
+static bool
+notifications_on(void)
+{
+	return eventsource_notify;
+}
+
+static bool
+async_projections_on(void)
+{
+	return eventsource_async_projections;
+}
+
+static bool
+scavenge_on(void)
+{
+	return eventsource_scavenge_interval > 0;
+}
+
+/*
+ * A job of the worker.  run does a slice of it, in transactions of its own,
+ * until the deadline it is given (eventsource.worker_job_slice from its
+ * start), and returns the milliseconds until it has work again (0: at
+ * once; -1: none, until new events wake the worker or IDLE_TIMEOUT_MS).
+ */
+typedef struct WorkerJob
+{
+	bool		(*on) (void);	/* its setting */
+	long		(*run) (TimestampTz deadline);
+	bool		runs_when_woken;	/* an append (the latch) may give it work */
+	TimestampTz ready_at;		/* when to run it next; DT_NOEND: not while off */
+} WorkerJob;
+
+/*
+ * The worker's jobs.  The first, the notifications, runs before and after
+ * the slice of every other job, so that no job delays a notification by more
+ * than a slice (and a handler call).
+ */
+static WorkerJob worker_jobs[] = {
+	{notifications_on, notify_newly_visible, true, 0},
+	{async_projections_on, run_async_projections, true, 0},
+	{scavenge_on, scavenge_every_interval, false, 0},
+};
+
+#define WORKER_JOB_COUNT ((int) lengthof(worker_jobs))
+
+/* Whether any job of the workers is on: the launcher starts them only then. */
+static bool
+any_worker_job_on(void)
+{
+	for (int i = 0; i < WORKER_JOB_COUNT; i++)
+		if (worker_jobs[i].on())
+			return true;
+	return false;
+}
+
+static void
+run_job(WorkerJob *job)
+{
+	long		wait_ms;
+
+	if (!job->on())
+	{
+		job->ready_at = DT_NOEND;
+		if (job == &worker_jobs[0])
+			has_position = false;	/* turned on again, it starts at the head */
+		return;
+	}
+	wait_ms = job->run(TimestampTzPlusMilliseconds(GetCurrentTimestamp(), eventsource_worker_job_slice));
+	job->ready_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms < 0 ? IDLE_TIMEOUT_MS : wait_ms);
+}
+
+static bool
+job_ready(const WorkerJob *job)
+{
+	return job->ready_at <= GetCurrentTimestamp();
+}
+
+/*
+ * One round: every job that is ready runs a slice, with the notifications
+ * before and after each.
+ */
+static void
+run_round(void)
+{
+	bool		any_ready = job_ready(&worker_jobs[0]);
+
+	for (int i = 1; i < WORKER_JOB_COUNT; i++)
+		any_ready |= job_ready(&worker_jobs[i]);
+	if (!any_ready)
+		return;
+	run_job(&worker_jobs[0]);
+	for (int i = 1; i < WORKER_JOB_COUNT; i++)
+	{
+		if (!job_ready(&worker_jobs[i]))
+			continue;
+		run_job(&worker_jobs[i]);
+		run_job(&worker_jobs[0]);
+	}
+}
+
+/* Milliseconds until the first job is ready (0: now), -1 when none will be unless woken. */
+static long
+until_next_job(void)
+{
+	TimestampTz next = DT_NOEND;
+	TimestampTz now = GetCurrentTimestamp();
+
+	for (int i = 0; i < WORKER_JOB_COUNT; i++)
+		next = Min(next, worker_jobs[i].ready_at);
+	if (next == DT_NOEND)
+		return -1;
+	return next <= now ? 0 : (long) ((next - now + 999) / 1000);
+}
+
+/*
+ * Entry point of a database's worker: main_arg is its slot in shared
+ * memory.  An error outside a projection's work ends the process; the
+ * launcher starts it again.
  */
 void
 eventsource_notifier_main(Datum main_arg)
 {
-	bool		has_position = false;
-	Checkpoint	position = {0, 0};
-	long		timeout = 0;
 	uint64		notifications;
-	TimestampTz last_scavenge = GetCurrentTimestamp();
 
 	my_slot = &notifier_shared->slots[DatumGetInt32(main_arg)];
 
@@ -1699,15 +1935,31 @@ eventsource_notifier_main(Datum main_arg)
 	position = my_slot->last_checkpoint;
 	SpinLockRelease(&notifier_shared->mutex);
 
+	/* The first scavenge pass comes one interval after the start. */
+	scavenge_pass_ended_at = GetCurrentTimestamp();
+	round_context = AllocSetContextCreate(TopMemoryContext, "eventsource worker round",
+										  ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(round_context);
+
 	ereport(LOG,
 			(errmsg("eventsource notifier started for database \"%s\"", my_slot->database_name)));
 
 	for (;;)
 	{
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 timeout, PG_WAIT_EXTENSION);
+		long		timeout = until_next_job();
+		int			events;
+
+		events = WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (timeout >= 0 ? WL_TIMEOUT : 0),
+						   timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(round_context);
+		for (int i = 0; i < WORKER_JOB_COUNT; i++)
+		{
+			/* A reload may have turned a job on or changed its pacing: each looks again. */
+			if (ConfigReloadPending || ((events & WL_LATCH_SET) && worker_jobs[i].runs_when_woken))
+				worker_jobs[i].ready_at = 0;
+		}
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -1719,30 +1971,13 @@ eventsource_notifier_main(Datum main_arg)
 		SpinLockRelease(&notifier_shared->mutex);
 
 		notifications = my_slot->notifications;
-		timeout = notify_newly_visible(&has_position, &position);
-		/* Async projections (projection.c), each batch in a transaction of its own. */
-		if (has_position && position.transaction_id != 0)
-		{
-			long		projections_sleep = run_async_projections();
+		run_round();
 
-			if (projections_sleep >= 0 && projections_sleep < timeout)
-				timeout = projections_sleep;
-		}
-		/* Scavenging (lifecycle.c), every eventsource.scavenge_interval. */
-		if (eventsource_scavenge_interval > 0)
-		{
-			long		interval_ms = eventsource_scavenge_interval * 1000L;
-			long		since_ms = (long) ((GetCurrentTimestamp() - last_scavenge) / 1000);
-
-			if (since_ms >= interval_ms)
-			{
-				run_scavenge_batches();
-				last_scavenge = GetCurrentTimestamp();
-				since_ms = 0;
-			}
-			timeout = Min(timeout, interval_ms - since_ms);
-		}
-		if (my_slot->notifications != notifications && timeout != 0)
+		/*
+		 * After a round that notified, with no job ready at once, let
+		 * commits gather (COALESCE_MS).
+		 */
+		if (my_slot->notifications != notifications && until_next_job() != 0)
 			(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, COALESCE_MS, PG_WAIT_EXTENSION);
 	}
 }

@@ -59,6 +59,7 @@
 #include "utils/builtins.h"
 #include "utils/catcache.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -83,8 +84,6 @@ PG_FUNCTION_INFO_V1(eventsource_rebuild_projection);
 PG_FUNCTION_INFO_V1(eventsource_follow_renamed_handlers);
 
 #define MAX_ATTEMPTS_LIMIT			100
-/* Events an async projection handles in one transaction. */
-#define ASYNC_BATCH					500
 /* The first retry of a failing event waits this long, doubling up to a minute. */
 #define FIRST_RETRY_MS				100
 #define LONGEST_RETRY_MS			60000
@@ -264,7 +263,8 @@ call_as_owner(Projection *projection, FmgrInfo *flinfo, Datum event, int64 globa
 		if (!projection->handler_info_ready)
 		{
 			require_owner_rights(projection, projection->handler, projection->handler_signature);
-			fmgr_info(projection->handler, &projection->handler_info);
+			/* Where the projection is: a replay resets the context it calls the handler in. */
+			fmgr_info_cxt(projection->handler, &projection->handler_info, GetMemoryChunkContext(projection));
 			projection->handler_info_ready = true;
 		}
 		flinfo = &projection->handler_info;
@@ -559,7 +559,11 @@ eventsource_run_inline_projections(PG_FUNCTION_ARGS)
  * types, $5 category.  visible_only: below the gap-safe horizon $6 (async), or
  * every event this snapshot sees (an inline rebuild, which must not miss the
  * events an older running transaction holds back: their triggers ran before
- * the reset).
+ * the reset).  Planned with the values, so that a projection of one category
+ * reads the category index: a generic plan keeps the "$5 IS NULL OR" and
+ * reads the whole log after the checkpoint, every event of every other
+ * category, at each of its turns (0.45 s a turn, a caught-up projection's,
+ * while scavenge had 600,000 events to remove).
  */
 #define REPLAY_ORDER \
 	"   AND ($5::pg_catalog.text IS NULL" \
@@ -568,7 +572,8 @@ eventsource_run_inline_projections(PG_FUNCTION_ARGS)
 
 static KeptPlan replay_visible_plan = {
 	EVENT_COLUMNS LOG_CONDITIONS("$6") REPLAY_ORDER,
-	6, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, XID8OID}
+	6, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, XID8OID},
+	CURSOR_OPT_CUSTOM_PLAN
 };
 
 static KeptPlan replay_all_plan = {
@@ -576,7 +581,8 @@ static KeptPlan replay_all_plan = {
 	" WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>) ($1, $2)"
 	"   AND ($4::pg_catalog.text[] IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY ($4))"
 	REPLAY_ORDER,
-	5, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID}
+	5, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID},
+	CURSOR_OPT_CUSTOM_PLAN
 };
 
 /*
@@ -600,33 +606,74 @@ read_projection_events(const Projection *projection, const Checkpoint *after, in
 	return run_kept_plan(visible_only ? &replay_visible_plan : &replay_all_plan, values, nulls, false);
 }
 
+/* At most this many rows are read at once: they hold the events' large values as TOAST pointers. */
+#define EVENTS_PER_READ 100
+
 /*
- * Feeds up to limit events after *after to the handler; advances *after to
- * the last one handled and returns how many.  Connected to SPI.
+ * How far a replay got: the events handed to the handler (the one in its
+ * hands when it fails included) and the last of them (the checkpoint it
+ * started after, before the first), and whether it stopped with more to do,
+ * at its limit or its deadline.
  */
-static uint64
-replay_batch(Projection *projection, Checkpoint *after, int limit, bool visible_only,
-			 TupleDesc event_description)
+typedef struct Replay
 {
-	uint64		count = read_projection_events(projection, after, limit, visible_only);
-	SPITupleTable *rows;
+	int64		events;
+	Checkpoint	last;
+	bool		more;
+} Replay;
 
-	rows = SPI_tuptable;
-	for (uint64 i = 0; i < count; i++)
+/*
+ * Feeds the events after replay->last to the handler, up to limit of them,
+ * and, when deadline is not 0, only until it has passed (one event at
+ * least).  Each event is detoasted just before its handler call, in a memory
+ * context of its own that is reset after it, so the replay holds one event
+ * at a time whatever their sizes.  Connected to SPI.
+ */
+static void
+replay_events(Projection *projection, bool visible_only, TupleDesc event_description, int64 limit,
+			  TimestampTz deadline, Replay *replay)
+{
+	MemoryContext caller_context = CurrentMemoryContext;
+	MemoryContext event_context = AllocSetContextCreate(caller_context, "eventsource event",
+														ALLOCSET_DEFAULT_SIZES);
+	int64		first = replay->events;
+	uint64		count;
+
+	replay->more = false;
+	do
 	{
-		HeapTuple	row = rows->vals[i];
-		Checkpoint *checkpoint;
-		bool		isnull;
-		Datum		event;
+		int			wanted = (int) Min(limit - (replay->events - first), EVENTS_PER_READ);
+		SPITupleTable *rows;
 
-		/* The SPI row has eventsource.event's columns: give it the type. */
-		event = heap_copy_tuple_as_datum(row, event_description);
-		checkpoint = (Checkpoint *) DatumGetPointer(SPI_getbinval(row, rows->tupdesc, rows->tupdesc->natts, &isnull));
-		call_as_owner(projection, NULL, event, checkpoint->global_position);
-		*after = *checkpoint;
-		CHECK_FOR_INTERRUPTS();
-	}
-	return count;
+		count = read_projection_events(projection, &replay->last, wanted, visible_only);
+		rows = SPI_tuptable;
+		for (uint64 i = 0; i < count && !replay->more; i++)
+		{
+			HeapTuple	row = rows->vals[i];
+			bool		isnull;
+			Datum		event;
+
+			CHECK_FOR_INTERRUPTS();
+			if (deadline != 0 && replay->events > first && GetCurrentTimestamp() >= deadline)
+			{
+				replay->more = true;
+				break;
+			}
+			replay->last = *(Checkpoint *) DatumGetPointer(SPI_getbinval(row, rows->tupdesc,
+																		 rows->tupdesc->natts, &isnull));
+			replay->events++;
+			MemoryContextSwitchTo(event_context);
+			/* The SPI row has eventsource.event's columns: give it the type (and detoast it). */
+			event = heap_copy_tuple_as_datum(row, event_description);
+			call_as_owner(projection, NULL, event, replay->last.global_position);
+			MemoryContextSwitchTo(caller_context);
+			MemoryContextReset(event_context);
+		}
+		SPI_freetuptable(rows);
+		if (count == (uint64) wanted && replay->events - first == limit)
+			replay->more = true;
+	} while (!replay->more && count == EVENTS_PER_READ);
+	MemoryContextDelete(event_context);
 }
 
 /* ------------------------------------------------------------------------
@@ -1075,12 +1122,10 @@ eventsource_rebuild_projection(PG_FUNCTION_ARGS)
 
 	if (projection->is_inline)
 	{
-		TupleDesc	event_description = event_descriptor();
-		Checkpoint	after = {0, 0};
-		uint64		count;
+		Replay		replay = {0, {0, 0}, false};
 
-		while ((count = replay_batch(projection, &after, 1000, false, event_description)) > 0)
-			replayed += count;
+		replay_events(projection, false, event_descriptor(), PG_INT64_MAX, 0, &replay);
+		replayed = replay.events;
 	}
 	key[1] = Int64GetDatum(replayed);
 	run_kept_plan(&restart_projection_plan, key, NULL, false);
@@ -1355,17 +1400,33 @@ eventsource_follow_renamed_handlers(PG_FUNCTION_ARGS)
 }
 
 /* ------------------------------------------------------------------------
- * Async projections, run by the notifier (notifier.c)
+ * Async projections, run by the worker (notifier.c)
  * ------------------------------------------------------------------------
  */
 
-/* The async projections due now, each locked unless an administrator holds it. */
-static KeptPlan due_projections_plan = {
-	"SELECT p.* FROM eventsource.projections p"
+/*
+ * The running async projections, in name order, with their checkpoints and
+ * the milliseconds until the retry of those waiting for one (NULL, or not
+ * above 0: due now).
+ */
+static KeptPlan async_projections_plan = {
+	"SELECT p.name, p.checkpoint,"
+	"       pg_catalog.ceil(EXTRACT(epoch FROM p.retry_at OPERATOR(pg_catalog.-) pg_catalog.now())"
+	"                       OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8"
+	"  FROM eventsource.projections p"
 	" WHERE p.mode OPERATOR(pg_catalog.=) 'async' AND p.status OPERATOR(pg_catalog.=) 'running'"
-	"   AND (p.retry_at IS NULL OR p.retry_at OPERATOR(pg_catalog.<=) pg_catalog.now())"
-	" ORDER BY p.name FOR UPDATE SKIP LOCKED",
+	" ORDER BY p.name",
 	0, {InvalidOid}
+};
+
+/* The async projection $1 while it is running and due, locked unless an administrator holds it. */
+static KeptPlan due_projection_plan = {
+	"SELECT p.* FROM eventsource.projections p"
+	" WHERE p.name OPERATOR(pg_catalog.=) $1"
+	"   AND p.mode OPERATOR(pg_catalog.=) 'async' AND p.status OPERATOR(pg_catalog.=) 'running'"
+	"   AND (p.retry_at IS NULL OR p.retry_at OPERATOR(pg_catalog.<=) pg_catalog.now())"
+	" FOR UPDATE SKIP LOCKED",
+	1, {TEXTOID}
 };
 
 static KeptPlan advance_plan = {
@@ -1395,41 +1456,7 @@ static KeptPlan dead_letter_plan = {
 	4, {TEXTOID, INT8OID, TEXTOID, INT4OID}
 };
 
-/*
- * replay_batch in a subtransaction: returns NULL and the count, or the error
- * with everything the batch did undone.
- */
-static ErrorData *
-replay_in_subtransaction(Projection *projection, Checkpoint *after, int limit,
-						 TupleDesc event_description, uint64 *count)
-{
-	MemoryContext caller_context = CurrentMemoryContext;
-	ResourceOwner caller_owner = CurrentResourceOwner;
-	ErrorData  *volatile error = NULL;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(caller_context);
-	PG_TRY();
-	{
-		*count = replay_batch(projection, after, limit, true, event_description);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(caller_context);
-		CurrentResourceOwner = caller_owner;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(caller_context);
-		error = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(caller_context);
-		CurrentResourceOwner = caller_owner;
-	}
-	PG_END_TRY();
-	return error;
-}
-
-/* Records that a batch (count events, through after) was projected. */
+/* Records that count events, through after, were projected. */
 static void
 record_progress(const Projection *projection, Checkpoint after, uint64 count)
 {
@@ -1461,26 +1488,29 @@ record_failure_state(const Projection *projection, int attempts, long delay_ms, 
 	values[4] = CStringGetTextDatum(message);
 	values[5] = failed_position ? Int64GetDatum(*failed_position) : (Datum) 0;
 	nulls[5] = failed_position ? ' ' : 'n';
-	/* An error here ends the notifier, which starts again with the flag clear. */
+	/* An error here ends the worker, which starts again with the flag clear. */
 	recording_async_failure = true;
 	run_kept_plan(&failure_plan, values, nulls, false);
 	recording_async_failure = false;
 }
 
 /*
- * Records the failure of the event right after checkpoint (its attempts-th):
- * a retry after a growing delay; once max_attempts is reached, the projection
- * stops as failed, or the event becomes a dead letter and is skipped.
+ * Records the attempts-th failure of the event failed (NULL: the
+ * projection's next event, which the failing work did not reach): a retry
+ * after a growing delay; once max_attempts is reached, the projection stops
+ * as failed, or the event becomes a dead letter and is skipped.
  */
 static void
-record_failure(const Projection *projection, Checkpoint checkpoint, int attempts, const ErrorData *error)
+record_failure(const Projection *projection, const Checkpoint *failed_event, int attempts,
+			   const ErrorData *error)
 {
-	Checkpoint	failed = checkpoint;
+	Checkpoint	failed = projection->checkpoint;
 	bool		exhausted = attempts >= projection->max_attempts;
 	long		delay_ms = Min((long) FIRST_RETRY_MS << Min(attempts - 1, 20), LONGEST_RETRY_MS);
 
-	/* The failing event: the projection's next one after the checkpoint. */
-	if (read_projection_events(projection, &checkpoint, 1, true) > 0)
+	if (failed_event != NULL)
+		failed = *failed_event;
+	else if (read_projection_events(projection, &projection->checkpoint, 1, true) > 0)
 	{
 		bool		isnull;
 
@@ -1507,24 +1537,69 @@ record_failure(const Projection *projection, Checkpoint checkpoint, int attempts
 }
 
 /*
- * One round of one async projection: a batch after its checkpoint in a
- * subtransaction (the handler's work and the new checkpoint, or nothing).
- * When the batch fails, its events are tried one at a time, each in a
- * subtransaction of its own, up to the one that fails, whose failure is
- * recorded.  An event that failed before is tried alone.  A projection whose
- * owner lost the rights to run its handler stops as failed at once.  Returns
- * true when there may be more to do at once.
+ * What the worker keeps of an async projection between its turns, for its
+ * lifetime: how many events, after a transaction of several that failed, it
+ * still projects one per transaction (so that the one that fails, at its
+ * handler or at its commit, is known); when its last turn found nothing more
+ * to do, the log's visible head then and its checkpoint, so that it takes no
+ * turn until one of them moves; and when its checkpoint last went past the
+ * events its filter skips.
+ */
+typedef struct ProjectionState
+{
+	char		name[EVENTSOURCE_MAX_NAME_BYTES + 1];	/* the hash key */
+	uint64		listed;			/* the listing that last saw it running */
+	int64		events_alone;
+	bool		caught_up;
+	Checkpoint	caught_up_head;
+	Checkpoint	caught_up_checkpoint;
+	TimestampTz passed_at;		/* when its checkpoint last went past skipped events */
+} ProjectionState;
+
+static HTAB *projection_states = NULL;
+static uint64 listings = 0;
+
+/* A caught-up projection's checkpoint goes past the events its filter skips at most this often. */
+#define PASSING_INTERVAL_MS 1000
+
+/* The projection whose turn came last: the next slice starts after it. */
+static char last_turn[EVENTSOURCE_MAX_NAME_BYTES + 1] = "";
+
+/* A turn of an async projection, in the worker's round memory: what a failure needs to know. */
+typedef struct ProjectionTurn
+{
+	bool		locked;			/* it read the projection's row: the work is the projection's */
+	Checkpoint	start;			/* the projection's checkpoint then */
+	Replay		replay;
+} ProjectionTurn;
+
+/*
+ * A turn of the projection, in a transaction of its own: its events after
+ * its checkpoint until the deadline (one at least; only one while it retries
+ * a failing event or finds one), with its new checkpoint, committed.  A
+ * projection whose owner lost the rights to run its handler stops as failed
+ * at once.  Returns true when it may have more to do at once.
  */
 static bool
-project_batch(Projection *projection, TupleDesc event_description)
+take_turn(ProjectionState *state, Checkpoint head, TimestampTz deadline, ProjectionTurn *turn)
 {
-	int			limit = projection->attempts > 0 ? 1 : ASYNC_BATCH;
-	Checkpoint	after = projection->checkpoint;
-	uint64		count = 0;
-	char	   *problem = owner_rights_problem(projection, projection->handler,
-											   projection->handler_signature);
-	ErrorData  *error;
+	Datum		name = CStringGetTextDatum(state->name);
+	bool		served = worker_start_transaction(psprintf("eventsource notifier: async projection \"%s\"",
+														   state->name));
+	Projection *projection;
+	char	   *problem;
+	Checkpoint	reached;
 
+	if (!served || run_kept_plan(&due_projection_plan, &name, NULL, false) == 0)
+	{
+		worker_commit_transaction();
+		state->caught_up = false;
+		return false;
+	}
+	projection = projection_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+	turn->locked = true;
+	turn->start = turn->replay.last = reached = projection->checkpoint;
+	problem = owner_rights_problem(projection, projection->handler, projection->handler_signature);
 	if (problem != NULL)
 	{
 		char	   *message = psprintf("permission denied to run projection \"%s\": %s",
@@ -1532,102 +1607,229 @@ project_batch(Projection *projection, TupleDesc event_description)
 
 		ereport(LOG, (errmsg("%s", message)));
 		record_failure_state(projection, projection->attempts, 0, true, message, NULL);
-		return false;
 	}
-
-	error = replay_in_subtransaction(projection, &after, limit, event_description, &count);
-	if (error != NULL && limit > 1)
+	else
 	{
-		/* Find the failing event: the ones before it are projected, one by one. */
-		FreeErrorData(error);
-		error = NULL;
-		after = projection->checkpoint;
-		count = 0;
-		for (int i = 0; i < limit && error == NULL; i++)
+		replay_events(projection, true, event_descriptor(),
+					  projection->attempts > 0 || state->events_alone > 0 ? 1 : PG_INT64_MAX,
+					  deadline, &turn->replay);
+		reached = turn->replay.last;
+
+		/*
+		 * Caught up: the projection has projected every visible event it
+		 * wants, and passed the others, up to the head of the gap-safe log
+		 * (of this snapshot).  Its checkpoint goes there (once a second at
+		 * most, a write of its row), so that its turns do not read again and
+		 * again the events its filter skips: a projection of rare event
+		 * types would read the whole log since its last event at each turn.
+		 */
+		if (!turn->replay.more &&
+			TimestampDifferenceExceeds(state->passed_at, GetCurrentTimestamp(), PASSING_INTERVAL_MS))
 		{
-			uint64		one = 0;
+			Checkpoint	visible = visible_head();
 
-			error = replay_in_subtransaction(projection, &after, 1, event_description, &one);
-			if (error == NULL && one == 0)
-				break;
-			count += one;
+			if (compare_checkpoints(&visible, &reached) > 0)
+			{
+				reached = visible;
+				state->passed_at = GetCurrentTimestamp();
+			}
 		}
-		if (count > 0)
-			record_progress(projection, after, count);
-		if (error != NULL)
-			record_failure(projection, after, 1, error);
-		return false;
+		if (compare_checkpoints(&reached, &turn->start) != 0)
+			record_progress(projection, reached, turn->replay.events);
+		/* Only passing skipped events: lost in a crash, they are read again. */
+		if (turn->replay.events == 0)
+			worker_commit_without_flush();
 	}
-	if (error != NULL)
-	{
-		record_failure(projection, projection->checkpoint, projection->attempts + 1, error);
-		return false;
-	}
-	if (count > 0)
-		record_progress(projection, after, count);
-	return count == (uint64) limit;
+	worker_commit_transaction();
+
+	state->events_alone = Max(state->events_alone - turn->replay.events, 0);
+	state->caught_up = problem == NULL && !turn->replay.more;
+	state->caught_up_head = head;
+	state->caught_up_checkpoint = reached;
+	return turn->replay.more;
 }
 
-/* Milliseconds until the next retry of a failing async projection is due. */
-static KeptPlan next_retry_plan = {
-	"SELECT pg_catalog.ceil(EXTRACT(epoch FROM pg_catalog.min(p.retry_at) OPERATOR(pg_catalog.-) pg_catalog.now())"
-	"                       OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8"
-	"  FROM eventsource.projections p"
-	" WHERE p.mode OPERATOR(pg_catalog.=) 'async' AND p.status OPERATOR(pg_catalog.=) 'running'"
-	"   AND p.retry_at IS NOT NULL",
-	0, {InvalidOid}
-};
+/*
+ * After a turn that failed (everything it did undone): a transaction of
+ * several events is tried again one event per transaction, at once; the
+ * failure of one event is recorded, in a transaction of its own, as a
+ * failure of the projection on that event, if the projection is still where
+ * the turn found it.  An error before the turn read the projection is the
+ * worker's own: it is raised again, and ends the worker.  Returns true when
+ * the projection has more to do at once.
+ */
+static bool
+after_failed_turn(ProjectionState *state, const ProjectionTurn *turn, ErrorData *error)
+{
+	Datum		name = CStringGetTextDatum(state->name);
+
+	if (!turn->locked)
+		ReThrowError(error);
+	state->caught_up = false;
+	if (turn->replay.events > 1)
+	{
+		ereport(LOG,
+				(errmsg("projection \"%s\" failed in a transaction of " INT64_FORMAT " events: %s",
+						state->name, turn->replay.events, error->message),
+				 errdetail("They are tried again one per transaction, to find the event that fails.")));
+		state->events_alone = turn->replay.events;
+		return true;
+	}
+	state->events_alone = 0;
+	if (worker_start_transaction(psprintf("eventsource notifier: recording a failure of async projection \"%s\"",
+										  state->name)) &&
+		run_kept_plan(&due_projection_plan, &name, NULL, false) > 0)
+	{
+		Projection *projection = projection_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+
+		if (compare_checkpoints(&projection->checkpoint, &turn->start) == 0)
+			record_failure(projection, turn->replay.events > 0 ? &turn->replay.last : NULL,
+						   projection->attempts + 1, error);
+	}
+	worker_commit_transaction();
+	return false;
+}
 
 /*
- * Runs one round of every due async projection, in one transaction: each
- * projection's row is locked (SKIP LOCKED) until the round commits, and each
- * batch is a subtransaction.  Returns how long the notifier may sleep before
- * the next round is needed: 0 when one may have more to do at once, the time
- * to the next retry, or -1 for no limit.  Called outside a transaction.
+ * A turn of the projection: its work, committed; or, when anything in it
+ * fails (its handler, the worker's own statements after it, the commit: a
+ * deferred trigger, a serialization failure), undone and handled as that
+ * projection's failure.
  */
-long
-run_async_projections(void)
+static bool
+take_turn_or_fail(ProjectionState *state, Checkpoint head, TimestampTz deadline)
 {
+	MemoryContext round_memory = CurrentMemoryContext;
+	ProjectionTurn *turn = palloc0(sizeof(ProjectionTurn));
+	ErrorData  *error = NULL;
 	bool		more = false;
-	long		sleep_ms = -1;
-	uint64		due = 0;
-	Oid			schema;
-	MemoryContext round_context = AllocSetContextCreate(CurrentMemoryContext, "eventsource projections",
-														ALLOCSET_DEFAULT_SIZES);
-	MemoryContext caller_context = MemoryContextSwitchTo(round_context);
 
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
+	PG_TRY();
+	{
+		more = take_turn(state, head, deadline, turn);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(round_memory);
+		error = CopyErrorData();
+		FlushErrorState();
+		worker_abort_transaction();
+	}
+	PG_END_TRY();
+	if (error != NULL)
+		more = after_failed_turn(state, turn, error);
+	return more;
+}
+
+/*
+ * The projections due for a turn, into *due (ProjectionState pointers in
+ * name order), and the log's visible head, in a transaction of their own;
+ * returns the milliseconds until the first retry of one waiting for it (-1:
+ * none).  A projection that found nothing more to do at its last turn is not
+ * due while the head and its checkpoint stay where they were.  Forgets the
+ * projections no longer running.
+ */
+static long
+list_due_projections(List **due, Checkpoint *head)
+{
+	MemoryContext round_memory = CurrentMemoryContext;
+	long		retry_ms = -1;
+	Oid			schema;
+	HASH_SEQ_STATUS scan;
+	ProjectionState *state;
+
+	if (projection_states == NULL)
+	{
+		HASHCTL		control;
+
+		control.keysize = EVENTSOURCE_MAX_NAME_BYTES + 1;
+		control.entrysize = sizeof(ProjectionState);
+		projection_states = hash_create("eventsource async projections", 16, &control,
+										HASH_ELEM | HASH_STRINGS);
+	}
+	listings++;
+	*due = NIL;
 
 	/* Only the installed extension, in a schema no other role can change; before 0.4.0 it has no projections. */
-	schema = worker_may_serve_extension() ? get_namespace_oid("eventsource", true) : InvalidOid;
+	schema = worker_start_transaction("eventsource notifier: listing async projections") ?
+		get_namespace_oid("eventsource", true) : InvalidOid;
 	if (OidIsValid(schema) && OidIsValid(get_relname_relid("projections", schema)))
-		due = run_kept_plan(&due_projections_plan, NULL, NULL, false);
-	if (due > 0)
 	{
+		uint64		count = run_kept_plan(&async_projections_plan, NULL, NULL, true);
 		SPITupleTable *rows = SPI_tuptable;
-		TupleDesc	event_description = event_descriptor();
 
-		for (uint64 i = 0; i < due; i++)
-			more |= project_batch(projection_from_row(rows->vals[i], rows->tupdesc), event_description);
+		*head = visible_head();
+		for (uint64 i = 0; i < count; i++)
+		{
+			char	   *name = SPI_getvalue(rows->vals[i], rows->tupdesc, 1);
+			Checkpoint	checkpoint = {0, 0};
+			bool		isnull;
+			Datum		value = SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull);
+			int64		retry_in;
+			bool		found;
+
+			if (!isnull)
+				checkpoint = *(Checkpoint *) DatumGetPointer(value);
+			state = hash_search(projection_states, name, HASH_ENTER, &found);
+			if (!found)
+			{
+				state->events_alone = 0;
+				state->caught_up = false;
+				state->passed_at = 0;
+			}
+			state->listed = listings;
+			retry_in = DatumGetInt64(SPI_getbinval(rows->vals[i], rows->tupdesc, 3, &isnull));
+			if (!isnull && retry_in > 0)
+				retry_ms = retry_ms < 0 ? retry_in : Min(retry_ms, retry_in);
+			else if (!state->caught_up || compare_checkpoints(&state->caught_up_head, head) != 0 ||
+					 compare_checkpoints(&state->caught_up_checkpoint, &checkpoint) != 0)
+			{
+				MemoryContext transaction_memory = MemoryContextSwitchTo(round_memory);
+
+				*due = lappend(*due, state);
+				MemoryContextSwitchTo(transaction_memory);
+			}
+		}
 	}
+	worker_commit_transaction();
 
-	if (OidIsValid(schema) && OidIsValid(get_relname_relid("projections", schema)) &&
-		run_kept_plan(&next_retry_plan, NULL, NULL, false) > 0)
+	hash_seq_init(&scan, projection_states);
+	while ((state = hash_seq_search(&scan)) != NULL)
+		if (state->listed != listings)
+			(void) hash_search(projection_states, state->name, HASH_REMOVE, NULL);
+	return retry_ms;
+}
+
+/*
+ * The async projections job: turns of the projections due, each in a
+ * transaction of its own, until the deadline, starting after the one whose
+ * turn came last.  Returns 0 when one may have more to do at once, else the
+ * milliseconds until the next retry is due (-1: none).
+ */
+long
+run_async_projections(TimestampTz deadline)
+{
+	List	   *due;
+	Checkpoint	head = {0, 0};
+	long		retry_ms = list_due_projections(&due, &head);
+	int			count = list_length(due);
+	int			first = 0;
+	bool		more = false;
+
+	/* Round robin: the first due after the one whose turn came last. */
+	while (first < count && strcmp(((ProjectionState *) list_nth(due, first))->name, last_turn) <= 0)
+		first++;
+	for (int i = 0; i < count; i++)
 	{
-		bool		isnull;
-		Datum		until = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		ProjectionState *state = list_nth(due, (first + i) % count);
 
-		if (!isnull)
-			sleep_ms = Max(DatumGetInt64(until), 0);
+		if (GetCurrentTimestamp() >= deadline && i > 0)
+		{
+			more = true;
+			break;
+		}
+		more |= take_turn_or_fail(state, head, deadline);
+		strlcpy(last_turn, state->name, sizeof(last_turn));
 	}
-
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(caller_context);
-	MemoryContextDelete(round_context);
-	return more ? 0 : sleep_ms;
+	return more ? 0 : retry_ms;
 }

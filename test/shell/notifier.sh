@@ -2,11 +2,13 @@
 # notifier.sh: the bus's notifier, on a cluster of its own with eventsource preloaded. LISTEN
 # subscribers hear about new events after commit, on "eventsource" and per category, with the
 # checkpoint of the newest event as payload; commits coalesce; events held back by an older
-# transaction are announced when it ends even if it wakes no one; the notifier survives errors,
-# settings reloads, restarts and clean shutdowns, and never blocks DROP DATABASE or CREATE DATABASE
-# ... TEMPLATE of the database it serves. It also scavenges every eventsource.scavenge_interval
-# (reloadable; 0 turns it off): events retention settings hide are removed with no one calling
-# scavenge, except those a subscription has not passed yet, and events_scavenged counts them.
+# transaction are announced when it ends even if it wakes no one; eventsource.notify = off stops
+# the notifications only, and the notifier stops once every one of its jobs is off; the notifier
+# survives errors, settings reloads, restarts and clean shutdowns, and never blocks DROP DATABASE or
+# CREATE DATABASE ... TEMPLATE of the database it serves. It also scavenges every
+# eventsource.scavenge_interval (reloadable; 0 turns it off): events retention settings hide are
+# removed with no one calling scavenge, except those a subscription has not passed yet, and
+# events_scavenged counts them.
 # Starts its cluster with pg_virtualenv on the port after the one PGPORT names (test/run's cluster).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -91,14 +93,26 @@ check "an event held back by an older transaction is not announced before it end
 check "and is announced soon after it ends, though that transaction woke no one" \
   "$(awk -v h="$heard_at" -v e="$ended_at" 'BEGIN {print (h != "" && h < e + 0.5) ? "announced" : "late"}')" announced
 
-# Settings: notify off stops the notifier, on starts it again.
+# Settings: notify off stops the notifications only; with every job of the worker off the notifier
+# stops, and a job turned on again starts it.
+running=$(notifier_pid "$db")
 psql_db -c "ALTER SYSTEM SET eventsource.notify = off" -c "SELECT pg_reload_conf()" > /dev/null
+sleep 0.5
+listener_args=(--channel eventsource --count 1 --timeout 1.5)
+with_listener psql_db -c "SELECT eventsource.append('order-quiet', 'OrderPlaced', '{}')" > /dev/null
+check "eventsource.notify = off stops the notifications" "$(grep -c '^eventsource ' "$work/heard" || true)" 0
+check "but not the notifier, which has other jobs" "$(notifier_pid "$db")" "$running"
+psql_db -c "ALTER SYSTEM SET eventsource.async_projections = off" -c "ALTER SYSTEM SET eventsource.scavenge_interval = 0" \
+        -c "SELECT pg_reload_conf()" > /dev/null
 for _ in $(seq 100); do
   [ -z "$(psql_db -c "SELECT pid FROM eventsource.notifier_status() WHERE pid IS NOT NULL")" ] && break; sleep 0.1
 done
-check "eventsource.notify = off stops the notifier" "$(psql_db -c "SELECT count(pid) FROM eventsource.notifier_status()")" 0
+check "with every job off (notify, async_projections, scavenge_interval) the notifier stops" \
+  "$(psql_db -c "SELECT count(pid) FROM eventsource.notifier_status()")" 0
 psql_db -c "ALTER SYSTEM RESET eventsource.notify" -c "SELECT pg_reload_conf()" > /dev/null
-check "on again, it restarts" "$([ "$(notifier_pid "$db")" != none ] && echo running)" running
+check "a job on again, it restarts" "$([ "$(notifier_pid "$db")" != none ] && echo running)" running
+psql_db -c "ALTER SYSTEM RESET eventsource.async_projections" -c "ALTER SYSTEM RESET eventsource.scavenge_interval" \
+        -c "SELECT pg_reload_conf()" > /dev/null
 
 # An error ends the notifier; it is logged and the launcher starts it again.
 # (With its table renamed away, the notifier's next look, within a second, fails.)
