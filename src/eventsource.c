@@ -31,6 +31,7 @@ PG_MODULE_MAGIC;
 /* Settings: README.md documents each. */
 int			eventsource_snapshots_to_keep = 3;
 bool		eventsource_notify = true;
+char	   *eventsource_worker_databases = NULL;
 char	   *eventsource_notify_databases = NULL;
 int			eventsource_max_databases = 64;
 int			eventsource_notify_max_delay = 50;
@@ -64,11 +65,18 @@ _PG_init(void)
 							 true,
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
-	DefineCustomStringVariable("eventsource.notify_databases",
-							   "The databases the notifier serves, comma-separated, or * for every database in which the extension is installed.",
+	DefineCustomStringVariable("eventsource.worker_databases",
+							   "The databases the background worker serves, comma-separated, or * for every database in which the extension is installed.",
 							   "Needs eventsource in shared_preload_libraries. * (or empty) serves each database that accepts connections and is not a template; a list serves the listed databases only.",
-							   &eventsource_notify_databases,
+							   &eventsource_worker_databases,
 							   "*",
+							   PGC_SIGHUP, GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("eventsource.notify_databases",
+							   "The old name of eventsource.worker_databases, read while that is *; removed in 0.9.0.",
+							   "Empty (the default) leaves the list to eventsource.worker_databases.",
+							   &eventsource_notify_databases,
+							   "",
 							   PGC_SIGHUP, GUC_LIST_INPUT,
 							   NULL, NULL, NULL);
 	DefineCustomIntVariable("eventsource.notify_max_delay",

@@ -317,6 +317,7 @@ extern void materialize_read(FunctionCallInfo fcinfo, KeptPlan *kept,
 /* Settings (defined by eventsource.c). */
 extern int	eventsource_snapshots_to_keep;
 extern bool eventsource_notify;
+extern char *eventsource_worker_databases;
 extern char *eventsource_notify_databases;
 extern int	eventsource_max_databases;
 extern int	eventsource_notify_max_delay;

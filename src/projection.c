@@ -982,7 +982,7 @@ eventsource_create_projection(PG_FUNCTION_ARGS)
 				(errmsg("async projection \"%s\" will not run until a notifier serves this database",
 						text_to_cstring(name)),
 				 errdetail("Async projections run in the notifier, a background worker."),
-				 errhint("Add eventsource to shared_preload_libraries, and this database to eventsource.notify_databases if that lists databases.")));
+				 errhint("Add eventsource to shared_preload_libraries, and this database to eventsource.worker_databases if that lists databases.")));
 	PG_RETURN_VOID();
 }
 
