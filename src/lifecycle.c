@@ -2,10 +2,10 @@
  *
  * lifecycle.c
  *	  The stream lifecycle: delete_stream (soft delete), tombstone_stream,
- *	  set_stream_metadata (truncate_before, max_count, max_age), the rule
- *	  that decides which events stream reads show (first_visible_version),
- *	  and scavenge, which removes the events nothing shows any more and the
- *	  snapshots the loads no longer use.
+ *	  set_stream_metadata (truncate_before, max_count, max_age), and
+ *	  scavenge, which removes the events nothing shows any more and the
+ *	  snapshots the loads no longer use.  The rule that decides which events
+ *	  stream reads show (first_visible_version) is a stream rule (streams.c).
  *
  * Deletes and retention settings hide events from stream reads at once.
  * The global log keeps them, as it was written, until scavenge removes
@@ -40,8 +40,8 @@
 
 #include "arguments.h"
 #include "eventsource.h"
+#include "streams.h"
 
-PG_FUNCTION_INFO_V1(eventsource_first_visible_version);
 PG_FUNCTION_INFO_V1(eventsource_scavenge);
 
 bool		eventsource_scavenging = false;
@@ -49,15 +49,6 @@ bool		eventsource_scavenging = false;
 /* The worker's first scavenge batch, and its smallest (so that a pass always moves on). */
 #define SCAVENGE_FIRST_BATCH_ROWS	100
 #define SCAVENGE_FEWEST_BATCH_ROWS	10
-
-/* The first event of stream $1 from version $2 on recorded at or after $3. */
-static KeptPlan max_age_boundary_plan = {
-	"SELECT e.stream_version FROM eventsource.events e"
-	" WHERE e.stream_id OPERATOR(pg_catalog.=) $1 AND e.stream_version OPERATOR(pg_catalog.>=) $2"
-	"   AND e.recorded_at OPERATOR(pg_catalog.>=) $3"
-	" ORDER BY e.stream_version LIMIT 1",
-	3, {TEXTOID, INT8OID, TIMESTAMPTZOID}
-};
 
 static KeptPlan lock_stream_plan = {
 	"SELECT s.stream_version, s.tombstoned_at IS NOT NULL"
@@ -217,55 +208,6 @@ static KeptPlan scavenge_snapshots_plan = {
  * Which events stream reads show
  * ------------------------------------------------------------------------
  */
-
-/*
- * eventsource.first_visible_version(stream eventsource.streams) returns
- * bigint: the greatest of 1, the version after deleted_through,
- * truncate_before, the first of the newest max_count versions, and the first
- * version recorded within max_age (the version after the last one when none
- * is).
- */
-Datum
-eventsource_first_visible_version(PG_FUNCTION_ARGS)
-{
-	HeapTupleHeader stream = PG_GETARG_HEAPTUPLEHEADER(0);
-	bool		isnull;
-	int64		stream_version;
-	int64		first = 1;
-	Datum		value;
-
-	stream_version = DatumGetInt64(GetAttributeByName(stream, "stream_version", &isnull));
-	value = GetAttributeByName(stream, "deleted_through", &isnull);
-	if (!isnull)
-		first = Max(first, DatumGetInt64(value) + 1);
-	value = GetAttributeByName(stream, "truncate_before", &isnull);
-	if (!isnull)
-		first = Max(first, DatumGetInt64(value));
-	value = GetAttributeByName(stream, "max_count", &isnull);
-	if (!isnull)
-		first = Max(first, stream_version - DatumGetInt64(value) + 1);
-
-	value = GetAttributeByName(stream, "max_age", &isnull);
-	if (!isnull && first <= stream_version)
-	{
-		Datum		values[3];
-		Datum		stream_id = GetAttributeByName(stream, "stream_id", &isnull);
-
-		values[0] = stream_id;
-		values[1] = Int64GetDatum(first);
-		values[2] = DirectFunctionCall2(timestamptz_mi_interval,
-										TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
-										value);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (run_kept_plan(&max_age_boundary_plan, values, NULL, true) > 0)
-			first = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		else
-			first = stream_version + 1;
-		SPI_finish();
-	}
-	PG_RETURN_INT64(first);
-}
 
 /* ------------------------------------------------------------------------
  * Delete, tombstone, metadata

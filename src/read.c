@@ -29,6 +29,7 @@
 #include "arguments.h"
 #include "eventsource.h"
 #include "log.h"
+#include "streams.h"
 
 PG_FUNCTION_INFO_V1(eventsource_stream_version);
 PG_FUNCTION_INFO_V1(eventsource_read_all);
@@ -41,11 +42,6 @@ static KeptPlan visible_head_plan = {
 	" WHERE e.transaction_id OPERATOR(pg_catalog.<) $1"
 	" ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1",
 	1, {XID8OID}
-};
-
-static KeptPlan current_version_plan = {
-	"SELECT s.stream_version FROM eventsource.streams s WHERE s.stream_id OPERATOR(pg_catalog.=) $1",
-	1, {TEXTOID}
 };
 
 /*
@@ -110,21 +106,6 @@ static KeptPlan events_behind_plan = {
 	FILTERED_LOG_ARGUMENTS,
 	CURSOR_OPT_CUSTOM_PLAN
 };
-
-/*
- * The version of a stream, 0 when it does not exist.  Call while connected
- * to SPI.
- */
-int64
-current_stream_version(text *stream_id)
-{
-	Datum		values[1] = {PointerGetDatum(stream_id)};
-	bool		isnull;
-
-	if (run_kept_plan(&current_version_plan, values, NULL, true) == 0)
-		return 0;
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-}
 
 /*
  * Makes the set-returning function's result a tuplestore and returns a
