@@ -100,9 +100,6 @@ extern StreamsSchema installed_streams_schema(void);
 	} \
 	extern int	no_such_variable
 
-/* Appends one event to a stream the extension writes itself (append.c). */
-extern void append_system_event(const char *stream, const char *event_type, const char *data_json,
-								Oid role, StreamsSchema schema);
 
 /* Counters in shared memory (statistics.c); without the preload they count nothing. */
 typedef enum StatisticKind
@@ -123,8 +120,8 @@ extern void count_statistic(StatisticKind kind, uint64 amount);
 extern bool eventsource_scavenging;
 
 /*
- * Set while an append inserts its events (append.c): only those feed inline
- * projections, not a restore's COPY into the log.
+ * Set while an append inserts its events (stream_write.c): only those feed
+ * inline projections, not a restore's COPY into the log.
  */
 extern bool eventsource_appending;
 

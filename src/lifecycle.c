@@ -40,6 +40,7 @@
 
 #include "arguments.h"
 #include "eventsource.h"
+#include "stream_write.h"
 #include "streams.h"
 
 PG_FUNCTION_INFO_V1(eventsource_scavenge);
