@@ -22,13 +22,13 @@ COMMENT ON TABLE eventsource.snapshots IS
     'Aggregate state as of a stream version, one row per (stream, stream version, schema version): written by eventsource.save_snapshot, which keeps the newest eventsource.snapshots_to_keep of a stream; removed by delete_snapshots, delete_stream, tombstone_stream and scavenge.';
 
 COMMENT ON FUNCTION eventsource.reject_event_change() IS
-    'Trigger function that guards eventsource.events: raises an error on UPDATE, DELETE and TRUNCATE, whoever runs them, except for the DELETE of eventsource.scavenge.';
+    'Trigger function that guards eventsource.events: raises an error on UPDATE, DELETE and TRUNCATE, whoever runs them, except for the DELETE of eventsource.scavenge. Its triggers fire on the origin only: not where session_replication_role is replica (which only a superuser sets, or a role granted SET on it), so that logical replication applies the publisher''s scavenge.';
 
 COMMENT ON TRIGGER events_append_only ON eventsource.events IS
-    'Refuses every UPDATE of a recorded event, and every DELETE but scavenge''s of the events that deletes and retention settings hide (eventsource.reject_event_change).';
+    'Refuses every UPDATE of a recorded event, and every DELETE but scavenge''s of the events that deletes and retention settings hide (eventsource.reject_event_change); on the origin only, not where session_replication_role is replica.';
 
 COMMENT ON TRIGGER events_append_only_truncate ON eventsource.events IS
-    'Refuses every TRUNCATE of the log (eventsource.reject_event_change).';
+    'Refuses every TRUNCATE of the log (eventsource.reject_event_change); on the origin only, not where session_replication_role is replica.';
 
 COMMENT ON TRIGGER events_inline_projections ON eventsource.events IS
     'Feeds the events each INSERT appends to the running inline projections (eventsource.run_inline_projections); enabled while one exists, disabled otherwise.';
