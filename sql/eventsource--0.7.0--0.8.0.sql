@@ -37,6 +37,20 @@ COMMENT ON TRIGGER projections_synchronize_inline ON eventsource.projections IS
     'After each statement that changes the projections, enables the log''s inline trigger while a running inline projection exists and disables it otherwise (eventsource.synchronize_inline_projections).';
 
 -- ---------------------------------------------------------------------------------------------
+-- A dump of a database older than 0.6.0 restores into this version: the rows of its subscriptions
+-- and projections lack owner and search_path, which get the values the 0.6.0 upgrade gives the
+-- rows it finds (the functions that create them always set both).
+-- ---------------------------------------------------------------------------------------------
+
+ALTER TABLE eventsource.subscriptions ALTER COLUMN owner SET DEFAULT pg_catalog.to_regrole('eventsource_reader');
+ALTER TABLE eventsource.projections ALTER COLUMN search_path SET DEFAULT 'pg_catalog, pg_temp';
+
+COMMENT ON COLUMN eventsource.subscriptions.owner IS
+    'The role the subscription belongs to: only its members and eventsource_admin may poll or acknowledge it. Its default, eventsource_reader (open to every reader, as every subscription was before 0.6.0), fills in the rows of a restored dump of a version before 0.6.0, as the 0.6.0 upgrade did; create_subscription always names the owner.';
+COMMENT ON COLUMN eventsource.projections.search_path IS
+    'The search path the handler and reset handler run with: the creator''s when the projection was created, pg_temp last. Its default, the search path handlers had before 0.6.0, fills in the rows of a restored dump of a version before 0.6.0, as the 0.6.0 upgrade did; create_projection always sets it.';
+
+-- ---------------------------------------------------------------------------------------------
 -- Versioned entry points: the functions whose C code depends on the schema call the entry point
 -- of 0.8.0 (eventsource_append_0_8, ...), which serves this schema without asking the catalog;
 -- the entry points of before 0.8.0 (eventsource_append, ...) stay in the library for databases
