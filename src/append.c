@@ -43,6 +43,7 @@
 #include "utils/uuid.h"
 #include "utils/xid8.h"
 
+#include "arguments.h"
 #include "eventsource.h"
 
 PG_FUNCTION_INFO_V1(eventsource_stream_log_transaction_id);
@@ -220,26 +221,6 @@ expected_version_argument(FunctionCallInfo fcinfo, int argno)
 	expected.kind = expected.version == EXPECTED_VERSION_STREAM_EXISTS ?
 		EXPECT_STREAM_EXISTS : EXPECT_VERSION;
 	return expected;
-}
-
-/*
- * Checks an event type and returns it as text.  label names it in errors:
- * "event_type" (the argument) or "event N: type" (the key of a batch event).
- */
-static Datum
-checked_event_type(const char *bytes, int length, const char *label)
-{
-	if (length == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be empty", label)));
-	if (length > EVENTSOURCE_MAX_EVENT_TYPE_BYTES)
-		ereport(ERROR,
-				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
-				 errmsg("%s is too long", label),
-				 errdetail("An event type is at most %d bytes; this one is %d.",
-						   EVENTSOURCE_MAX_EVENT_TYPE_BYTES, length)));
-	return PointerGetDatum(cstring_to_text_with_len(bytes, length));
 }
 
 static void

@@ -2,8 +2,8 @@
  *
  * eventsource.h
  *	  Declarations shared by the eventsource extension's C files: the
- *	  error codes users can catch, the input limits, and the helpers that
- *	  prepare and keep SPI plans.
+ *	  error codes users can catch and the helpers that prepare and keep SPI
+ *	  plans.  The input limits and argument checks are in arguments.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -44,12 +44,6 @@
 
 /* The class of the advisory lock (keys 0, 0) that serialises the starters of log epochs. */
 #define EVENTSOURCE_EPOCH_LOCK_CLASS	0x4545
-
-/* Input limits, documented in README.md. */
-#define EVENTSOURCE_MAX_STREAM_ID_BYTES		500
-#define EVENTSOURCE_MAX_EVENT_TYPE_BYTES	255
-#define EVENTSOURCE_MAX_READ_COUNT			100000
-#define EVENTSOURCE_MAX_NAME_BYTES			255	/* subscriptions, projections */
 
 /* expected_version values with a meaning of their own (NULL means "any"). */
 #define EXPECTED_VERSION_NO_STREAM		0
@@ -274,18 +268,10 @@ extern uint64 log_transaction_id(void);
 extern uint64 log_horizon(void);
 extern Datum log_horizon_datum(void);
 
-/* Validation shared by append and read (eventsource.c). */
+/* The library must be preloaded (eventsource.c); the category of a stream id. */
 extern void require_preloaded_library(const char *function_name, const char *detail,
 									  const char *hint);
-extern void check_not_null(FunctionCallInfo fcinfo, int argno, const char *name);
-extern int32 checked_integer(FunctionCallInfo fcinfo, int argno, const char *name,
-							 int32 minimum, int32 maximum);
-extern text *checked_stream_id(FunctionCallInfo fcinfo, int argno, bool for_append);
-extern text *checked_object_name(FunctionCallInfo fcinfo, int argno, const char *what);
 extern text *category_of(text *stream_id);
-extern char *text_for_message(text *value);
-extern int64 optional_stream_version(FunctionCallInfo fcinfo, int argno, const char *name,
-									 int64 if_null);
 
 /* The columns of eventsource.event, in order, from events e. */
 #define EVENT_COLUMNS \
@@ -303,11 +289,6 @@ extern int64 optional_stream_version(FunctionCallInfo fcinfo, int argno, const c
 	" WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>) ($1, $2)" \
 	"   AND e.transaction_id OPERATOR(pg_catalog.<) " horizon \
 	"   AND ($4::pg_catalog.text[] IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY ($4))"
-
-/* Argument validation shared by the reads, subscriptions and projections (read.c). */
-extern int32 checked_max_count(FunctionCallInfo fcinfo, int argno);
-extern text *checked_category(FunctionCallInfo fcinfo, int argno);
-extern ArrayType *checked_event_types(FunctionCallInfo fcinfo, int argno);
 
 /* Stream state (read.c); call while connected to SPI. */
 extern int64 current_stream_version(text *stream_id);
@@ -329,6 +310,7 @@ extern void materialize_read(FunctionCallInfo fcinfo, KeptPlan *kept,
 /* Settings (defined by eventsource.c). */
 extern int	eventsource_snapshots_to_keep;
 extern bool eventsource_notify;
+extern char *eventsource_worker_databases;
 extern char *eventsource_notify_databases;
 extern int	eventsource_max_databases;
 extern int	eventsource_notify_max_delay;

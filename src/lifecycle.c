@@ -38,21 +38,13 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "arguments.h"
 #include "eventsource.h"
 
 PG_FUNCTION_INFO_V1(eventsource_first_visible_version);
 PG_FUNCTION_INFO_V1(eventsource_scavenge);
 
 bool		eventsource_scavenging = false;
-
-/* The largest truncate_before or max_count (a stream never has more versions). */
-#define EVENTSOURCE_MAX_METADATA_NUMBER	INT64CONST(1000000000000000)
-
-/* The longest max_age. */
-#define EVENTSOURCE_MAX_AGE_YEARS		1000
-
-/* The most rows (events and snapshots) one scavenge call, or a batch of the worker's, removes. */
-#define SCAVENGE_MAX_ROWS		100000
 
 /* The worker's first scavenge batch, and its smallest (so that a pass always moves on). */
 #define SCAVENGE_FIRST_BATCH_ROWS	100
@@ -656,7 +648,7 @@ scavenge_batch(int max_rows, int max_streams, const char *from_stream)
 Datum
 eventsource_scavenge(PG_FUNCTION_ARGS)
 {
-	int32		max_events = checked_integer(fcinfo, 0, "max_events", 1, SCAVENGE_MAX_ROWS);
+	int32		max_events = checked_integer(fcinfo, 0, "max_events", 1, EVENTSOURCE_MAX_SCAVENGE_EVENTS);
 	ScavengeBatch batch;
 
 	PreventCommandIfReadOnly("eventsource.scavenge()");
@@ -724,7 +716,7 @@ run_scavenge_slice(TimestampTz deadline)
 			return false;
 		}
 		elapsed_ms = Max((GetCurrentTimestamp() - started) / 1000.0, 0.01);
-		scavenge_batch_rows = (int) Max(Min(asked * target_ms / elapsed_ms, Min(2.0 * asked, SCAVENGE_MAX_ROWS)),
+		scavenge_batch_rows = (int) Max(Min(asked * target_ms / elapsed_ms, Min(2.0 * asked, EVENTSOURCE_MAX_SCAVENGE_EVENTS)),
 										Max(asked / 2, SCAVENGE_FEWEST_BATCH_ROWS));
 		CHECK_FOR_INTERRUPTS();
 		if (GetCurrentTimestamp() >= deadline)

@@ -26,6 +26,7 @@
 #include "utils/builtins.h"
 #include "utils/xid8.h"
 
+#include "arguments.h"
 #include "eventsource.h"
 
 PG_FUNCTION_INFO_V1(eventsource_stream_version);
@@ -218,12 +219,6 @@ checkpoint_from_row(HeapTuple row, TupleDesc description, int first_column)
 	return checkpoint;
 }
 
-int32
-checked_max_count(FunctionCallInfo fcinfo, int argno)
-{
-	return checked_integer(fcinfo, argno, "max_count", 1, EVENTSOURCE_MAX_READ_COUNT);
-}
-
 /*
  * eventsource.stream_version(stream_id) returns bigint.
  */
@@ -249,22 +244,10 @@ read_stream(FunctionCallInfo fcinfo, StreamsSchema schema)
 {
 	text	   *stream_id = checked_stream_id(fcinfo, 0, false);
 	int32		max_count = checked_max_count(fcinfo, 2);
-	char	   *direction;
-	bool		forward;
+	bool		forward = strcmp(checked_choice(fcinfo, 3, "direction", "forward", "backward"),
+								 "forward") == 0;
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
-
-	check_not_null(fcinfo, 3, "direction");
-	direction = text_to_cstring(PG_GETARG_TEXT_PP(3));
-	if (strcmp(direction, "forward") == 0)
-		forward = true;
-	else if (strcmp(direction, "backward") == 0)
-		forward = false;
-	else
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid direction \"%s\"", direction),
-				 errhint("Use 'forward' or 'backward'.")));
 
 	values[0] = PointerGetDatum(stream_id);
 	values[1] = Int64GetDatum(optional_stream_version(fcinfo, 1, "from_version",
@@ -277,30 +260,6 @@ read_stream(FunctionCallInfo fcinfo, StreamsSchema schema)
 }
 
 SCHEMA_VERSIONED_FUNCTION(eventsource_read_stream, read_stream);
-
-/*
- * An event_types argument: NULL (every type, returned as NULL) or a
- * non-empty array without nulls.
- */
-ArrayType *
-checked_event_types(FunctionCallInfo fcinfo, int argno)
-{
-	ArrayType  *event_types;
-
-	if (PG_ARGISNULL(argno))
-		return NULL;
-	event_types = PG_GETARG_ARRAYTYPE_P(argno);
-	if (ArrayGetNItems(ARR_NDIM(event_types), ARR_DIMS(event_types)) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("event_types must not be an empty array"),
-				 errhint("Pass NULL for events of every type.")));
-	if (array_contains_nulls(event_types))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("event_types must not contain nulls")));
-	return event_types;
-}
 
 /*
  * The shared body of read_all and read_category: the log after a checkpoint,
@@ -338,38 +297,6 @@ read_log(FunctionCallInfo fcinfo, int after_argno, int max_count_argno,
 		materialize_read(fcinfo, &read_category_plan, values, nulls);
 	}
 	return (Datum) 0;
-}
-
-/*
- * The category argument of read_all, read_category, create_subscription and
- * create_projection (the caller handles NULL): not empty, and without '-',
- * for a category is the part of a stream id before its first '-' and one
- * with a '-' (a stream id passed by mistake) would match nothing.
- */
-text *
-checked_category(FunctionCallInfo fcinfo, int argno)
-{
-	text	   *category = PG_GETARG_TEXT_PP(argno);
-	int			length = VARSIZE_ANY_EXHDR(category);
-
-	if (length == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("category must not be empty")));
-	if (memchr(VARDATA_ANY(category), '-', length) != NULL)
-	{
-		text	   *before_dash = category_of(category);
-
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("category \"%s\" contains '-'", text_for_message(category)),
-				 errdetail("No stream's category contains '-', so the category would match nothing."),
-				 VARSIZE_ANY_EXHDR(before_dash) > 0 ?
-				 errhint("A category is the part of a stream id before its first '-': pass '%s'.",
-						 text_for_message(before_dash)) :
-				 errhint("A category is the part of a stream id before its first '-'.")));
-	}
-	return category;
 }
 
 /*

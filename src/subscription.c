@@ -53,6 +53,7 @@
 #include "utils/uuid.h"
 #include "utils/xid8.h"
 
+#include "arguments.h"
 #include "eventsource.h"
 
 PG_FUNCTION_INFO_V1(eventsource_create_subscription);
@@ -61,9 +62,6 @@ PG_FUNCTION_INFO_V1(eventsource_poll);
 PG_FUNCTION_INFO_V1(eventsource_ack);
 PG_FUNCTION_INFO_V1(eventsource_consumer_group_member);
 PG_FUNCTION_INFO_V1(eventsource_set_subscription_owner);
-
-#define MAX_CONSUMER_GROUP_SIZE		1000
-#define MAX_LEASE_SECONDS			86400
 
 #define CREATE_SUBSCRIPTION(owner_column, owner_value) \
 	"WITH subscription AS (" \
@@ -281,20 +279,6 @@ subscription_member(FunctionCallInfo fcinfo, text *name, int member_argno, Subsc
 	return member;
 }
 
-/* An owner argument: a role ('-', which regrole reads as OID 0, is none). */
-static Datum
-checked_owner(FunctionCallInfo fcinfo, int argno)
-{
-	Oid			owner = PG_GETARG_OID(argno);
-
-	if (!OidIsValid(owner) || GetUserNameFromId(owner, true) == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("owner must be an existing role"),
-				 errdetail("owner was OID %u.", owner)));
-	return ObjectIdGetDatum(owner);
-}
-
 /*
  * eventsource.consumer_group_member(stream_id, consumer_group_size) returns
  * the member (0 to size - 1) that receives the stream's events: a stable
@@ -303,14 +287,10 @@ checked_owner(FunctionCallInfo fcinfo, int argno)
 Datum
 eventsource_consumer_group_member(PG_FUNCTION_ARGS)
 {
-	int32		group_size = PG_GETARG_INT32(1);
+	int32		group_size = checked_integer(fcinfo, 1, "consumer_group_size", 1,
+												 EVENTSOURCE_MAX_CONSUMER_GROUP_SIZE);
 	uint64		hash;
 
-	if (group_size < 1 || group_size > MAX_CONSUMER_GROUP_SIZE)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("consumer_group_size must be between 1 and %d", MAX_CONSUMER_GROUP_SIZE),
-				 errdetail("consumer_group_size was %d.", group_size)));
 	hash = DatumGetUInt64(DirectFunctionCall2Coll(hashtextextended, C_COLLATION_OID,
 												  PG_GETARG_DATUM(0), Int64GetDatum(0)));
 	PG_RETURN_INT32((int32) ((hash & PG_INT64_MAX) % (uint64) group_size));
@@ -349,7 +329,7 @@ eventsource_create_subscription(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid start_from \"%s\"", start_from),
 				 errhint("Use 'beginning' or 'end'.")));
-	group_size = checked_integer(fcinfo, 4, "consumer_group_size", 1, MAX_CONSUMER_GROUP_SIZE);
+	group_size = checked_integer(fcinfo, 4, "consumer_group_size", 1, EVENTSOURCE_MAX_CONSUMER_GROUP_SIZE);
 
 	values[0] = PointerGetDatum(name);
 	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PointerGetDatum(checked_category(fcinfo, 1));
@@ -480,7 +460,7 @@ eventsource_poll(PG_FUNCTION_ARGS)
 {
 	text	   *name = checked_object_name(fcinfo, 0, "subscription");
 	int32		max_count = checked_max_count(fcinfo, 1);
-	int32		lease_seconds = checked_integer(fcinfo, 3, "lease_seconds", 1, MAX_LEASE_SECONDS);
+	int32		lease_seconds = checked_integer(fcinfo, 3, "lease_seconds", 1, EVENTSOURCE_MAX_LEASE_SECONDS);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Subscription subscription;
 	int32		member;
