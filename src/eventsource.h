@@ -273,23 +273,6 @@ extern void require_preloaded_library(const char *function_name, const char *det
 									  const char *hint);
 extern text *category_of(text *stream_id);
 
-/* The columns of eventsource.event, in order, from events e. */
-#define EVENT_COLUMNS \
-	"SELECT e.global_position, e.transaction_id, e.stream_id, e.stream_version," \
-	"       e.event_id, e.event_type, e.data, e.metadata, e.recorded_at," \
-	"       eventsource.checkpoint(e.transaction_id, e.global_position)" \
-	"  FROM eventsource.events e"
-
-/*
- * The gap-safe part of every log read: after the checkpoint ($1, $2), below
- * the horizon (a parameter set to log_horizon_datum()), of the event types
- * $4 (NULL: all).  $3 is the row limit.
- */
-#define LOG_CONDITIONS(horizon) \
-	" WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>) ($1, $2)" \
-	"   AND e.transaction_id OPERATOR(pg_catalog.<) " horizon \
-	"   AND ($4::pg_catalog.text[] IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY ($4))"
-
 /* Stream state (read.c); call while connected to SPI. */
 extern int64 current_stream_version(text *stream_id);
 extern Checkpoint visible_head(void);

@@ -28,10 +28,12 @@
 
 #include "arguments.h"
 #include "eventsource.h"
+#include "log.h"
 
 PG_FUNCTION_INFO_V1(eventsource_stream_version);
 PG_FUNCTION_INFO_V1(eventsource_read_all);
 PG_FUNCTION_INFO_V1(eventsource_read_category);
+PG_FUNCTION_INFO_V1(eventsource_events_behind);
 
 /* The newest event below the horizon: the head of the gap-safe log. */
 static KeptPlan visible_head_plan = {
@@ -77,21 +79,35 @@ static KeptPlan read_backward_plans[2] = {
 static KeptPlan read_all_plan = {
 	EVENT_COLUMNS
 	LOG_CONDITIONS("$6")
-	" ORDER BY e.transaction_id, e.global_position LIMIT $3",
+	LOG_ORDER " LIMIT $3",
 	6, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, XID8OID}
 };
 
 static KeptPlan read_category_plan = {
 	EVENT_COLUMNS
 	LOG_CONDITIONS("$6")
-	"   AND pg_catalog.split_part(e.stream_id, '-', 1) OPERATOR(pg_catalog.=) $5"
-	" ORDER BY e.transaction_id, e.global_position LIMIT $3",
+	"   AND " CATEGORY_TAKES("$5::pg_catalog.text", EVENT_CATEGORY)
+	LOG_ORDER " LIMIT $3",
 	6, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, XID8OID},
 
 	/*
 	 * Whether the category index or the log order index (filtering on the
 	 * category) is faster depends on how common the category is: plan with it.
 	 */
+	CURSOR_OPT_CUSTOM_PLAN
+};
+
+/*
+ * How many events a subscription's member or a projection has yet to take,
+ * and the oldest's time: eventsource.events_behind, with the parameters and
+ * filter of poll, so that the lag the status views show is what poll and
+ * replay deliver.  Planned with the values, so that a filter of one category
+ * reads the category index.
+ */
+static KeptPlan events_behind_plan = {
+	"SELECT pg_catalog.count(*), pg_catalog.min(e.recorded_at) FROM eventsource.events e"
+	LOG_CONDITIONS("$8") FILTER_TAKES,
+	FILTERED_LOG_ARGUMENTS,
 	CURSOR_OPT_CUSTOM_PLAN
 };
 
@@ -262,6 +278,21 @@ read_stream(FunctionCallInfo fcinfo, StreamsSchema schema)
 SCHEMA_VERSIONED_FUNCTION(eventsource_read_stream, read_stream);
 
 /*
+ * Sets values[0] and values[1], the ($1, $2) of LOG_CONDITIONS, to the
+ * checkpoint argument after_argno: the start of the log when it is NULL.
+ */
+static void
+set_after_checkpoint(FunctionCallInfo fcinfo, int after_argno, Datum *values)
+{
+	Checkpoint	after = {0, 0};
+
+	if (!PG_ARGISNULL(after_argno))
+		after = *PG_GETARG_CHECKPOINT(after_argno);
+	values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(after.transaction_id));
+	values[1] = Int64GetDatum(after.global_position);
+}
+
+/*
  * The shared body of read_all and read_category: the log after a checkpoint,
  * of one category or all, of some event types or all.
  */
@@ -273,15 +304,7 @@ read_log(FunctionCallInfo fcinfo, int after_argno, int max_count_argno,
 	Datum		values[6];
 	bool		nulls[6] = {false, false, false, false, true, false};
 
-	values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(0));
-	values[1] = Int64GetDatum(0);
-	if (!PG_ARGISNULL(after_argno))
-	{
-		Checkpoint *after = PG_GETARG_CHECKPOINT(after_argno);
-
-		values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(after->transaction_id));
-		values[1] = Int64GetDatum(after->global_position);
-	}
+	set_after_checkpoint(fcinfo, after_argno, values);
 	values[2] = Int32GetDatum(max_count);
 
 	values[3] = PointerGetDatum(checked_event_types(fcinfo, event_types_argno));
@@ -318,4 +341,36 @@ eventsource_read_category(PG_FUNCTION_ARGS)
 {
 	check_not_null(fcinfo, 0, "category");
 	return read_log(fcinfo, 1, 2, checked_category(fcinfo, 0), 3);
+}
+
+/*
+ * eventsource.events_behind(after, category, event_types,
+ * consumer_group_size, consumer_group_member) returns table (events_behind
+ * bigint, oldest_recorded_at timestamptz): the events of the gap-safe log
+ * after the checkpoint (NULL: from its start) that the filter takes, counted,
+ * and the recorded_at of the oldest of them (NULL when none).  The category
+ * and event types are a filter's as stored: NULL takes every one, and the
+ * category is not checked (a category with '-' takes no event, as it did in
+ * the subscriptions and projections created before 0.7.0 refused it).
+ */
+Datum
+eventsource_events_behind(PG_FUNCTION_ARGS)
+{
+	int32		group_size = checked_integer(fcinfo, 3, "consumer_group_size", 1,
+											 EVENTSOURCE_MAX_CONSUMER_GROUP_SIZE);
+	int32		member = checked_integer(fcinfo, 4, "consumer_group_member", 0, group_size - 1);
+	Datum		values[8];
+	bool		nulls[8] = {false, false, false, false, false, false, false, false};
+
+	set_after_checkpoint(fcinfo, 0, values);
+	values[2] = Int32GetDatum(1);
+	values[3] = PointerGetDatum(checked_event_types(fcinfo, 2));
+	nulls[3] = values[3] == (Datum) 0;
+	values[4] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[4] = PG_ARGISNULL(1);
+	values[5] = Int32GetDatum(group_size);
+	values[6] = Int32GetDatum(member);
+	values[7] = log_horizon_datum();
+	materialize_read(fcinfo, &events_behind_plan, values, nulls);
+	return (Datum) 0;
 }

@@ -55,6 +55,7 @@
 
 #include "arguments.h"
 #include "eventsource.h"
+#include "log.h"
 
 PG_FUNCTION_INFO_V1(eventsource_create_subscription);
 PG_FUNCTION_INFO_V1(eventsource_drop_subscription);
@@ -115,30 +116,22 @@ static KeptPlan member_plan = {
 
 /*
  * The subscription's events after checkpoint ($1, $2), of the event types $4
- * (NULL: all) and the category $5, for member $7 of a consumer group of $6,
- * at most $3 of them, below the horizon $8 (poll's plans): LOG_CONDITIONS
- * and ORDER_AND_LIMIT around the category and group conditions.
+ * (NULL: all) and the category $5 (NULL: all), for member $7 of a consumer
+ * group of $6, at most $3 of them, below the horizon $8 (poll's plans): the
+ * log's rules (log.h), as eventsource.events_behind counts them.  A poll of one category is planned with the values,
+ * so that it reads the category index.
  */
-#define GROUP_CONDITION \
-	"   AND ($6 OPERATOR(pg_catalog.=) 1" \
-	"        OR eventsource.consumer_group_member(e.stream_id, $6) OPERATOR(pg_catalog.=) $7)"
-#define CATEGORY_CONDITION \
-	"   AND pg_catalog.split_part(e.stream_id, '-', 1) OPERATOR(pg_catalog.=) $5"
-#define ORDER_AND_LIMIT \
-	" ORDER BY e.transaction_id, e.global_position LIMIT $3"
 #define SUBSCRIPTION_ARGUMENTS \
 	7, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID}
-#define POLL_ARGUMENTS \
-	8, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID, XID8OID}
 
 static KeptPlan poll_all_plan = {
-	EVENT_COLUMNS LOG_CONDITIONS("$8") GROUP_CONDITION ORDER_AND_LIMIT,
-	POLL_ARGUMENTS
+	EVENT_COLUMNS LOG_CONDITIONS("$8") FILTER_TAKES LOG_ORDER " LIMIT $3",
+	FILTERED_LOG_ARGUMENTS
 };
 
 static KeptPlan poll_category_plan = {
-	EVENT_COLUMNS LOG_CONDITIONS("$8") CATEGORY_CONDITION GROUP_CONDITION ORDER_AND_LIMIT,
-	POLL_ARGUMENTS,
+	EVENT_COLUMNS LOG_CONDITIONS("$8") FILTER_TAKES LOG_ORDER " LIMIT $3",
+	FILTERED_LOG_ARGUMENTS,
 	CURSOR_OPT_CUSTOM_PLAN
 };
 
@@ -149,10 +142,8 @@ static KeptPlan poll_category_plan = {
 static KeptPlan subscription_event_plan = {
 	"SELECT FROM eventsource.events e"
 	" WHERE e.transaction_id OPERATOR(pg_catalog.=) $1 AND e.global_position OPERATOR(pg_catalog.=) $2"
-	"   AND ($4::pg_catalog.text[] IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY ($4))"
-	"   AND ($5::pg_catalog.text IS NULL"
-	"        OR pg_catalog.split_part(e.stream_id, '-', 1) OPERATOR(pg_catalog.=) $5)"
-	GROUP_CONDITION
+	"   AND " EVENT_TYPES_TAKE("$4::pg_catalog.text[]")
+	FILTER_TAKES
 	" LIMIT $3",
 	SUBSCRIPTION_ARGUMENTS
 };
