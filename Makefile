@@ -28,7 +28,9 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-# A blank line between two sources; the first line says where the script comes from.
-$(DATA_built): $(INSTALL_SOURCES) $(EXTENSION).control
+# A blank line between two sources; the first line says where the script comes from. The
+# directory is a prerequisite too: removing a source (a branch switch that deletes one) changes
+# only the directory's time, and the script must lose that source's objects.
+$(DATA_built): $(INSTALL_SOURCES) sql/source $(EXTENSION).control
 	{ echo '-- $(notdir $@): built by make from sql/source/*.sql (edit those, not this file).'; \
 	  awk 'FNR == 1 && NR > 1 { print "" } { print }' $(INSTALL_SOURCES); } > $@

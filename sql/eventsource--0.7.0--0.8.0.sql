@@ -22,19 +22,33 @@ COMMENT ON TABLE eventsource.snapshots IS
     'Aggregate state as of a stream version, one row per (stream, stream version, schema version): written by eventsource.save_snapshot, which keeps the newest eventsource.snapshots_to_keep of a stream; removed by delete_snapshots, delete_stream, tombstone_stream and scavenge.';
 
 COMMENT ON FUNCTION eventsource.reject_event_change() IS
-    'Trigger function that guards eventsource.events: raises an error on UPDATE, DELETE and TRUNCATE, whoever runs them, except for the DELETE of eventsource.scavenge.';
+    'Trigger function that guards eventsource.events: raises an error on UPDATE, DELETE and TRUNCATE, whoever runs them, except for the DELETE of eventsource.scavenge. Its triggers fire on the origin only: not where session_replication_role is replica (which only a superuser sets, or a role granted SET on it), so that logical replication applies the publisher''s scavenge.';
 
 COMMENT ON TRIGGER events_append_only ON eventsource.events IS
-    'Refuses every UPDATE of a recorded event, and every DELETE but scavenge''s of the events that deletes and retention settings hide (eventsource.reject_event_change).';
+    'Refuses every UPDATE of a recorded event, and every DELETE but scavenge''s of the events that deletes and retention settings hide (eventsource.reject_event_change); on the origin only, not where session_replication_role is replica.';
 
 COMMENT ON TRIGGER events_append_only_truncate ON eventsource.events IS
-    'Refuses every TRUNCATE of the log (eventsource.reject_event_change).';
+    'Refuses every TRUNCATE of the log (eventsource.reject_event_change); on the origin only, not where session_replication_role is replica.';
 
 COMMENT ON TRIGGER events_inline_projections ON eventsource.events IS
     'Feeds the events each INSERT appends to the running inline projections (eventsource.run_inline_projections); enabled while one exists, disabled otherwise.';
 
 COMMENT ON TRIGGER projections_synchronize_inline ON eventsource.projections IS
     'After each statement that changes the projections, enables the log''s inline trigger while a running inline projection exists and disables it otherwise (eventsource.synchronize_inline_projections).';
+
+-- ---------------------------------------------------------------------------------------------
+-- A dump of a database older than 0.6.0 restores into this version: the rows of its subscriptions
+-- and projections lack owner and search_path, which get the values the 0.6.0 upgrade gives the
+-- rows it finds (the functions that create them always set both).
+-- ---------------------------------------------------------------------------------------------
+
+ALTER TABLE eventsource.subscriptions ALTER COLUMN owner SET DEFAULT pg_catalog.to_regrole('eventsource_reader');
+ALTER TABLE eventsource.projections ALTER COLUMN search_path SET DEFAULT 'pg_catalog, pg_temp';
+
+COMMENT ON COLUMN eventsource.subscriptions.owner IS
+    'The role the subscription belongs to: only its members and eventsource_admin may poll or acknowledge it. Its default, eventsource_reader (open to every reader, as every subscription was before 0.6.0), fills in the rows of a restored dump of a version before 0.6.0, as the 0.6.0 upgrade did; create_subscription always names the owner.';
+COMMENT ON COLUMN eventsource.projections.search_path IS
+    'The search path the handler and reset handler run with: the creator''s when the projection was created, pg_temp last. Its default, the search path handlers had before 0.6.0, fills in the rows of a restored dump of a version before 0.6.0, as the 0.6.0 upgrade did; create_projection always sets it.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Versioned entry points: the functions whose C code depends on the schema call the entry point

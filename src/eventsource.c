@@ -17,6 +17,7 @@
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "postmaster/postmaster.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -132,17 +133,28 @@ _PG_init(void)
  * The schema of this database's extension, told apart by the columns of
  * eventsource.streams that a version added: for the entry points of before
  * 0.8.0 and the background worker, which no script tells (see
- * SCHEMA_VERSIONED_FUNCTION).  Three or four syscache lookups, made again
- * on every call rather than kept: an ALTER EXTENSION UPDATE in this session
- * or another changes the answer between two calls, which the catalog
- * caches' invalidation follows and a kept answer would have to as well,
- * while these entry points serve only until the database is updated.
+ * SCHEMA_VERSIONED_FUNCTION).
+ *
+ * It locks eventsource.streams first (AccessShareLock, which every caller's
+ * statements take anyway, held to the end of the transaction), and only then
+ * looks at its columns.  An ALTER EXTENSION UPDATE that changes the table
+ * holds it in AccessExclusiveLock until it commits, so a call that starts
+ * while one runs waits here, and taking the lock accepts the update's
+ * invalidations: the columns looked at are those the update made, and the
+ * statements run are those of the updated schema.  Asked before the lock,
+ * the answer would be the old schema, and the call would write the old
+ * statements into the new one once its statements got the table.  An update
+ * that starts later waits for this transaction to end, so the answer holds
+ * for the whole transaction.  Three or four syscache lookups, made again on
+ * every call rather than kept: an update in this session or another changes
+ * the answer between two transactions, while these entry points serve only
+ * until the database is updated.
  */
 StreamsSchema
 installed_streams_schema(void)
 {
-	Oid			schema = get_namespace_oid("eventsource", true);
-	Oid			streams = OidIsValid(schema) ? get_relname_relid("streams", schema) : InvalidOid;
+	Oid			streams = RangeVarGetRelid(makeRangeVar("eventsource", "streams", -1),
+										   AccessShareLock, true);
 
 	if (!OidIsValid(streams))
 		return STREAMS_BEFORE_LIFECYCLE;

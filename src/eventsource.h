@@ -72,7 +72,10 @@ streams_have_lifecycle(StreamsSchema schema)
 	return schema >= STREAMS_WITH_LIFECYCLE;
 }
 
-/* The schema of this database's extension, asked of the catalog (eventsource.c). */
+/*
+ * The schema of this database's extension, asked of the catalog once
+ * eventsource.streams is locked (eventsource.c).
+ */
 extern StreamsSchema installed_streams_schema(void);
 
 /*
@@ -81,9 +84,18 @@ extern StreamsSchema installed_streams_schema(void);
  * of 0.8.0 on bind the function to name_0_8, which serves the schema those
  * scripts create; the scripts of before 0.8.0 bound it to name, which asks
  * the catalog on every call (installed_streams_schema).  Both run
- * implementation, a Datum (*)(FunctionCallInfo, StreamsSchema).  A version
- * that changes the schema adds a value to StreamsSchema and an entry point
- * here, and its scripts bind the new one.
+ * implementation, a Datum (*)(FunctionCallInfo, StreamsSchema).
+ *
+ * A version that changes the schema adds a value to StreamsSchema and an
+ * entry point here (name_0_9), and its scripts bind the new one.  Only the
+ * newest entry point may assume its schema: a call resolves the function
+ * before it runs, so one that starts while ALTER EXTENSION UPDATE runs still
+ * enters through the entry point the old scripts bound, and runs after the
+ * update has committed.  So when name_0_9 comes, name_0_8 turns into one that
+ * asks, as name does, and every entry point that asks locks, then checks
+ * (installed_streams_schema): it takes the lock on eventsource.streams that
+ * the update's ALTER TABLE conflicts with before it looks at the columns,
+ * never the other way round (test/specs/update_during_append.spec).
  */
 #define SCHEMA_VERSIONED_FUNCTION(name, implementation) \
 	PG_FUNCTION_INFO_V1(name); \
