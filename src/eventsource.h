@@ -2,8 +2,10 @@
  *
  * eventsource.h
  *	  Declarations shared by the eventsource extension's C files: the
- *	  error codes users can catch and the helpers that prepare and keep SPI
- *	  plans.  The input limits and argument checks are in arguments.h.
+ *	  error codes users can catch, lock classes, settings, the schema
+ *	  versions and the declarations of the modules that have no header of
+ *	  their own yet.  Modules with their own: arguments.h, kept_plan.h,
+ *	  log.h, streams.h, stream_write.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -138,29 +140,6 @@ extern bool eventsource_scavenging;
 extern bool eventsource_appending;
 
 /*
- * A statement prepared on first use in a backend and kept for its lifetime.
- * Declare one as a static variable next to the code that runs it.
- * cursor_options are SPI_prepare_cursor's: CURSOR_OPT_CUSTOM_PLAN makes the
- * planner see the parameter values on every run, for a statement whose best
- * plan depends on them.
- */
-typedef struct KeptPlan
-{
-	const char *sql;
-	int			nargs;
-	Oid			argtypes[10];
-	int			cursor_options;
-	SPIPlanPtr	plan;
-} KeptPlan;
-
-extern SPIPlanPtr kept_plan(KeptPlan *kept);
-extern uint64 run_kept_plan(KeptPlan *kept, Datum *values, const char *nulls,
-							bool read_only);
-extern uint64 run_kept_plan_on_latest_snapshot(KeptPlan *kept, Datum *values, const char *nulls);
-extern Datum column_by_name(HeapTuple row, TupleDesc description, const char *name,
-							bool *isnull);
-
-/*
  * Functions that must know their caller (the owner of what they create,
  * whether it may use a subscription) are SECURITY INVOKER with a pinned
  * search_path, and act as the function's owner themselves once they have
@@ -208,22 +187,6 @@ extern Datum log_horizon_datum(void);
 extern void require_preloaded_library(const char *function_name, const char *detail,
 									  const char *hint);
 extern text *category_of(text *stream_id);
-
-/* The head of the gap-safe log, and a checkpoint from a row (read.c); call while connected to SPI. */
-extern Checkpoint visible_head(void);
-extern Checkpoint checkpoint_from_row(HeapTuple row, TupleDesc description, int first_column);
-
-/*
- * Run kept read plans with their rows going straight into the set-returning
- * function's result (read.c); they connect to SPI themselves.
- */
-extern DestReceiver *materialized_result(FunctionCallInfo fcinfo);
-extern uint64 run_kept_plan_into(KeptPlan *kept, Datum *values, const bool *nulls,
-								 DestReceiver *receiver, bool read_only);
-extern void materialize_reads(FunctionCallInfo fcinfo, KeptPlan **plans, int plan_count,
-							  Datum *values, const bool *nulls);
-extern void materialize_read(FunctionCallInfo fcinfo, KeptPlan *kept,
-							 Datum *values, const bool *nulls);
 
 /* Settings (defined by eventsource.c). */
 extern int	eventsource_snapshots_to_keep;

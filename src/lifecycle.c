@@ -40,6 +40,7 @@
 
 #include "arguments.h"
 #include "eventsource.h"
+#include "kept_plan.h"
 #include "stream_write.h"
 #include "streams.h"
 

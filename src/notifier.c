@@ -90,6 +90,8 @@
 #include "utils/xid8.h"
 
 #include "eventsource.h"
+#include "kept_plan.h"
+#include "log.h"
 
 PG_FUNCTION_INFO_V1(eventsource_notifier_status);
 

@@ -27,6 +27,7 @@
 
 #include "arguments.h"
 #include "eventsource.h"
+#include "kept_plan.h"
 #include "streams.h"
 
 PG_FUNCTION_INFO_V1(eventsource_stream_log_transaction_id);

@@ -55,6 +55,7 @@
 
 #include "arguments.h"
 #include "eventsource.h"
+#include "kept_plan.h"
 #include "log.h"
 
 PG_FUNCTION_INFO_V1(eventsource_create_subscription);
