@@ -65,6 +65,7 @@
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
+#include "epoch.h"
 #include "eventsource.h"
 #include "kept_plan.h"
 #include "streams.h"

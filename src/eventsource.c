@@ -26,7 +26,9 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
+#include "epoch.h"
 #include "eventsource.h"
+#include "statistics.h"
 
 PG_MODULE_MAGIC;
 

@@ -4,8 +4,8 @@
  *	  Declarations shared by the eventsource extension's C files: the
  *	  error codes users can catch, lock classes, settings, the schema
  *	  versions and the declarations of the modules that have no header of
- *	  their own yet.  Modules with their own: arguments.h, kept_plan.h,
- *	  log.h, streams.h, stream_write.h.
+ *	  their own yet.  Modules with their own: arguments.h, checkpoint.h,
+ *	  epoch.h, kept_plan.h, log.h, statistics.h, streams.h, stream_write.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -114,22 +114,6 @@ extern StreamsSchema installed_streams_schema(void);
 	} \
 	extern int	no_such_variable
 
-
-/* Counters in shared memory (statistics.c); without the preload they count nothing. */
-typedef enum StatisticKind
-{
-	STATISTIC_APPENDS,
-	STATISTIC_EVENTS_APPENDED,
-	STATISTIC_VERSION_CONFLICTS,
-	STATISTIC_IDEMPOTENT_RETRIES,
-	STATISTIC_TOMBSTONE_REJECTIONS,
-	STATISTIC_EVENTS_SCAVENGED,
-	STATISTIC_KINDS				/* their number */
-} StatisticKind;
-
-extern void statistics_preload_init(void);
-extern void count_statistic(StatisticKind kind, uint64 amount);
-
 /* Set while scavenge deletes events: the append-only guard lets it (lifecycle.c). */
 extern bool eventsource_scavenging;
 
@@ -155,33 +139,6 @@ typedef struct ActingAsOwner
 extern void act_as_function_owner(FunctionCallInfo fcinfo, ActingAsOwner *acting);
 extern void stop_acting_as_owner(const ActingAsOwner *acting);
 extern bool may_administer(Oid role);
-
-/*
- * eventsource.checkpoint (checkpoint.c): a place in the global log, ordered
- * by transaction id, then global position.
- */
-typedef struct Checkpoint
-{
-	uint64		transaction_id; /* an xid8 */
-	int64		global_position;
-} Checkpoint;
-
-#define PG_GETARG_CHECKPOINT(n) ((Checkpoint *) PG_GETARG_POINTER(n))
-
-extern int	compare_checkpoints(const Checkpoint *a, const Checkpoint *b);
-extern char *checkpoint_to_cstring(const Checkpoint *checkpoint);
-
-/*
- * Log epochs (epoch.c).  log_transaction_id is this transaction's log
- * transaction id, the first part of the place in the global log of every
- * event it writes (and the streams' last_transaction_id): it assigns the
- * transaction its id if it has none yet and starts a log epoch when needed.
- * log_horizon is the gap-safe read horizon of the active snapshot.
- */
-extern void epoch_preload_init(void);
-extern uint64 log_transaction_id(void);
-extern uint64 log_horizon(void);
-extern Datum log_horizon_datum(void);
 
 /* The library must be preloaded (eventsource.c); the category of a stream id. */
 extern void require_preloaded_library(const char *function_name, const char *detail,

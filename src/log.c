@@ -14,6 +14,8 @@
 #include "executor/spi.h"
 #include "utils/xid8.h"
 
+#include "checkpoint.h"
+#include "epoch.h"
 #include "eventsource.h"
 #include "kept_plan.h"
 #include "log.h"

@@ -27,6 +27,7 @@
 #include "access/htup.h"
 #include "access/tupdesc.h"
 
+#include "checkpoint.h"
 #include "eventsource.h"
 
 /* The columns of eventsource.event, in order, from events e. */

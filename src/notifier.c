@@ -89,6 +89,8 @@
 #include "utils/varlena.h"
 #include "utils/xid8.h"
 
+#include "checkpoint.h"
+#include "epoch.h"
 #include "eventsource.h"
 #include "kept_plan.h"
 #include "log.h"

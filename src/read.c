@@ -27,6 +27,8 @@
 #include "utils/xid8.h"
 
 #include "arguments.h"
+#include "checkpoint.h"
+#include "epoch.h"
 #include "eventsource.h"
 #include "kept_plan.h"
 #include "log.h"

@@ -39,6 +39,7 @@
 #include "arguments.h"
 #include "eventsource.h"
 #include "kept_plan.h"
+#include "statistics.h"
 #include "stream_write.h"
 #include "streams.h"
 
