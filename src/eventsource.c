@@ -19,6 +19,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "postmaster/postmaster.h"
+#include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -211,6 +212,20 @@ void
 stop_acting_as_owner(const ActingAsOwner *acting)
 {
 	SetUserIdAndSecContext(acting->saved_user, acting->saved_security_context);
+}
+
+/*
+ * Takes the lock that orders the changes to the projections (a transaction
+ * advisory lock), before a change: the change then decides the state of the
+ * log's trigger after every earlier change has committed.
+ */
+void
+lock_projection_changes(void)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, 0, EVENTSOURCE_PROJECTIONS_LOCK_CLASS);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
 }
 
 /* Whether role has the rights of eventsource_admin (a superuser has). */

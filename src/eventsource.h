@@ -114,7 +114,7 @@ extern StreamsSchema installed_streams_schema(void);
 	} \
 	extern int	no_such_variable
 
-/* Set while scavenge deletes events: the append-only guard lets it (lifecycle.c). */
+/* Set while scavenge deletes events: the append-only guard lets it (guard.c). */
 extern bool eventsource_scavenging;
 
 /*
@@ -166,7 +166,7 @@ extern bool worker_may_serve_extension_quietly(void);
 extern Oid *roles_to_drop(Node *statement);
 extern void after_role_statement(Node *statement, const Oid *dropped_roles);
 
-/* The ordering lock of changes to the projections (projection.c; DROP OWNED in owners.c). */
+/* The ordering lock of changes to the projections (eventsource.c; projection.c, DROP OWNED in owners.c). */
 extern void lock_projection_changes(void);
 
 /*

@@ -47,8 +47,6 @@
 
 PG_FUNCTION_INFO_V1(eventsource_scavenge);
 
-bool		eventsource_scavenging = false;
-
 /* The worker's first scavenge batch, and its smallest (so that a pass always moves on). */
 #define SCAVENGE_FIRST_BATCH_ROWS	100
 #define SCAVENGE_FEWEST_BATCH_ROWS	10

@@ -826,20 +826,6 @@ static KeptPlan disable_trigger_plan = {
 static bool recording_async_failure = false;
 
 /*
- * Takes the lock that orders the changes to the projections (a transaction
- * advisory lock), before a change: the change then decides the state of the
- * log's trigger after every earlier change has committed.
- */
-void
-lock_projection_changes(void)
-{
-	LOCKTAG		tag;
-
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, 0, EVENTSOURCE_PROJECTIONS_LOCK_CLASS);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-}
-
-/*
  * Holds off appends until this transaction ends, after waiting for those in
  * flight, before an inline projection starts (create, resume) or replays
  * (rebuild): an append that committed before is in the past (which a rebuild
