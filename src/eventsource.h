@@ -329,6 +329,7 @@ extern void notifier_preload_init(void);
 extern void notifier_wake_at_commit(void);
 extern bool notifier_serves_this_database(void);
 extern bool worker_may_serve_extension_quietly(void);
+extern void worker_set_session(void);
 
 /* Owners of projections and subscriptions, from the utility hook (owners.c). */
 extern Oid *roles_to_drop(Node *statement);

@@ -53,11 +53,18 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/indexing.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_depend.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_rewrite.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
@@ -70,6 +77,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "rewrite/rewriteSupport.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
@@ -80,6 +88,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -1187,11 +1196,34 @@ typedef enum ExtensionTrust
 	EXTENSION_OWNER_NOT_SUPERUSER,
 	EXTENSION_SCHEMA_RENAMED,
 	EXTENSION_SCHEMA_OWNER_NOT_SUPERUSER,
-	EXTENSION_SCHEMA_CREATE_GRANTED
+	EXTENSION_SCHEMA_CREATE_GRANTED,
+	EXTENSION_TABLE_OWNER_NOT_SUPERUSER,
+	EXTENSION_TABLE_TRIGGER_GRANTED,
+	EXTENSION_TABLE_FOREIGN_TRIGGER,
+	EXTENSION_TABLE_RULE
 } ExtensionTrust;
+
+/* What a refusal of judge_extension is about. */
+typedef struct TrustCulprit
+{
+	Oid			oid;			/* the role (InvalidOid: PUBLIC), or the schema */
+	Oid			relation;		/* the extension's table or view, for EXTENSION_TABLE_* */
+	NameData	object_name;	/* the trigger or rule */
+} TrustCulprit;
 
 /* The last answer of extension_trust, so that a refusal is logged once. */
 static ExtensionTrust last_trust = EXTENSION_SERVED;
+
+/*
+ * judge_tables' latest answer, for the extension extension_of_judged_tables,
+ * until a relation cache or role invalidation arrives (CREATE TRIGGER, CREATE
+ * RULE, GRANT, ALTER TABLE ... OWNER and ALTER ROLE all send one): the worker
+ * asks at the start of each of its transactions.
+ */
+static Oid	extension_of_judged_tables = InvalidOid;
+static ExtensionTrust judged_tables_trust;
+static TrustCulprit judged_tables_culprit;
+static bool judged_tables_callbacks_registered = false;
 
 /*
  * The schema and owner of the extension with this OID, as pg_extension says
@@ -1223,37 +1255,31 @@ extension_row(Oid extension_oid, Oid *schema_oid, Oid *owner)
 }
 
 /*
- * A role other than a superuser that a schema's ACL lets create objects in
- * it: sets *public_may_create when PUBLIC may, else returns the role
- * (InvalidOid when none may).
+ * Whether a role other than a superuser (or PUBLIC: *public_granted) holds
+ * the privilege in this ACL; the role, InvalidOid when none does.
  */
 static Oid
-non_superuser_creator(HeapTuple schema_tuple, bool *public_may_create)
+non_superuser_grantee(Acl *acl, AclMode privilege, bool *public_granted)
 {
-	bool		isnull;
-	Datum		acl_datum = SysCacheGetAttr(NAMESPACEOID, schema_tuple, Anum_pg_namespace_nspacl, &isnull);
 	int16		item_length;
 	bool		item_by_value;
 	char		item_alignment;
 	Datum	   *items;
 	int			count;
 
-	*public_may_create = false;
-	/* No ACL: the owner's default privileges, nothing for PUBLIC. */
-	if (isnull)
-		return InvalidOid;
+	*public_granted = false;
 	get_typlenbyvalalign(ACLITEMOID, &item_length, &item_by_value, &item_alignment);
-	deconstruct_array(DatumGetAclP(acl_datum), ACLITEMOID, item_length, item_by_value, item_alignment,
+	deconstruct_array(acl, ACLITEMOID, item_length, item_by_value, item_alignment,
 					  &items, NULL, &count);
 	for (int i = 0; i < count; i++)
 	{
 		AclItem    *item = (AclItem *) DatumGetPointer(items[i]);
 
-		if ((ACLITEM_GET_PRIVS(*item) & ACL_CREATE) == 0)
+		if ((ACLITEM_GET_PRIVS(*item) & privilege) == 0)
 			continue;
 		if (item->ai_grantee == ACL_ID_PUBLIC)
 		{
-			*public_may_create = true;
+			*public_granted = true;
 			return InvalidOid;
 		}
 		if (!superuser_arg(item->ai_grantee))
@@ -1263,15 +1289,194 @@ non_superuser_creator(HeapTuple schema_tuple, bool *public_may_create)
 }
 
 /*
+ * A role other than a superuser that a schema's ACL lets create objects in
+ * it: sets *public_may_create when PUBLIC may, else returns the role
+ * (InvalidOid when none may).
+ */
+static Oid
+non_superuser_creator(HeapTuple schema_tuple, bool *public_may_create)
+{
+	bool		isnull;
+	Datum		acl_datum = SysCacheGetAttr(NAMESPACEOID, schema_tuple, Anum_pg_namespace_nspacl, &isnull);
+
+	*public_may_create = false;
+	/* No ACL: the owner's default privileges, nothing for PUBLIC. */
+	if (isnull)
+		return InvalidOid;
+	return non_superuser_grantee(DatumGetAclP(acl_datum), ACL_CREATE, public_may_create);
+}
+
+/*
+ * Whether a trigger is the extension's: one of its constraints' (a foreign
+ * key between two of its tables), or one that calls a function of the
+ * extension, with no WHEN condition (which could call any function).
+ * PostgreSQL does not record triggers as members of an extension.
+ */
+static bool
+trigger_of_extension(Form_pg_trigger trigger, bool has_condition, Oid extension_oid)
+{
+	if (trigger->tgisinternal)
+		return OidIsValid(trigger->tgconstrrelid) &&
+			getExtensionOfObject(RelationRelationId, trigger->tgconstrrelid) == extension_oid;
+	return !has_condition && getExtensionOfObject(ProcedureRelationId, trigger->tgfoid) == extension_oid;
+}
+
+/*
+ * Judges one of the extension's relations: owned by a superuser, TRIGGER
+ * granted to no other role, no trigger but the extension's and no rule but
+ * a view's own.  The notifier writes to the extension's tables with
+ * superuser rights: a trigger or rule there would run with them.
+ */
+static ExtensionTrust
+judge_relation(Oid relation_oid, Oid extension_oid, TrustCulprit *culprit)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relation_oid));
+	Form_pg_class relation;
+	ExtensionTrust trust = EXTENSION_SERVED;
+	bool		isnull;
+	Datum		acl_datum;
+	Relation	catalog;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	row;
+
+	if (!HeapTupleIsValid(tuple))
+		return EXTENSION_SERVED;	/* dropped meanwhile: nothing of it can run */
+	relation = (Form_pg_class) GETSTRUCT(tuple);
+	culprit->relation = relation_oid;
+	if (!superuser_arg(relation->relowner))
+	{
+		culprit->oid = relation->relowner;
+		trust = EXTENSION_TABLE_OWNER_NOT_SUPERUSER;
+	}
+	else
+	{
+		bool		public_granted;
+
+		acl_datum = SysCacheGetAttr(RELOID, tuple, Anum_pg_class_relacl, &isnull);
+		if (!isnull &&
+			(OidIsValid(culprit->oid = non_superuser_grantee(DatumGetAclP(acl_datum), ACL_TRIGGER,
+															 &public_granted)) ||
+			 public_granted))
+			trust = EXTENSION_TABLE_TRIGGER_GRANTED;
+	}
+	ReleaseSysCache(tuple);
+	if (trust != EXTENSION_SERVED)
+		return trust;
+
+	catalog = table_open(TriggerRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relation_oid));
+	scan = systable_beginscan(catalog, TriggerRelidNameIndexId, true, NULL, 1, &key);
+	while (trust == EXTENSION_SERVED && HeapTupleIsValid(row = systable_getnext(scan)))
+	{
+		Form_pg_trigger trigger = (Form_pg_trigger) GETSTRUCT(row);
+
+		(void) heap_getattr(row, Anum_pg_trigger_tgqual, RelationGetDescr(catalog), &isnull);
+		if (!trigger_of_extension(trigger, !isnull, extension_oid))
+		{
+			trust = EXTENSION_TABLE_FOREIGN_TRIGGER;
+			culprit->object_name = trigger->tgname;
+		}
+	}
+	systable_endscan(scan);
+	table_close(catalog, AccessShareLock);
+	if (trust != EXTENSION_SERVED)
+		return trust;
+
+	catalog = table_open(RewriteRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_rewrite_ev_class, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relation_oid));
+	scan = systable_beginscan(catalog, RewriteRelRulenameIndexId, true, NULL, 1, &key);
+	while (trust == EXTENSION_SERVED && HeapTupleIsValid(row = systable_getnext(scan)))
+	{
+		Form_pg_rewrite rule = (Form_pg_rewrite) GETSTRUCT(row);
+
+		if (strcmp(NameStr(rule->rulename), ViewSelectRuleName) != 0)
+		{
+			trust = EXTENSION_TABLE_RULE;
+			culprit->object_name = rule->rulename;
+		}
+	}
+	systable_endscan(scan);
+	table_close(catalog, AccessShareLock);
+	return trust;
+}
+
+static void
+forget_judged_tables(Datum arg, Oid relation_oid)
+{
+	extension_of_judged_tables = InvalidOid;
+}
+
+static void
+forget_judged_tables_of_roles(Datum arg, int cache_id, uint32 hash_value)
+{
+	extension_of_judged_tables = InvalidOid;
+}
+
+/*
+ * Judges each relation that is a member of the extension (judge_relation),
+ * or returns the answer of the last time when no relation or role changed
+ * since.
+ */
+static ExtensionTrust
+judge_tables(Oid extension_oid, TrustCulprit *culprit)
+{
+	Relation	pg_depend;
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	row;
+	ExtensionTrust trust = EXTENSION_SERVED;
+
+	if (!judged_tables_callbacks_registered)
+	{
+		CacheRegisterRelcacheCallback(forget_judged_tables, (Datum) 0);
+		CacheRegisterSyscacheCallback(AUTHOID, forget_judged_tables_of_roles, (Datum) 0);
+		judged_tables_callbacks_registered = true;
+	}
+	if (extension_of_judged_tables == extension_oid)
+	{
+		*culprit = judged_tables_culprit;
+		return judged_tables_trust;
+	}
+
+	pg_depend = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&keys[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(ExtensionRelationId));
+	ScanKeyInit(&keys[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(extension_oid));
+	scan = systable_beginscan(pg_depend, DependReferenceIndexId, true, NULL, 2, keys);
+	while (trust == EXTENSION_SERVED && HeapTupleIsValid(row = systable_getnext(scan)))
+	{
+		Form_pg_depend dependency = (Form_pg_depend) GETSTRUCT(row);
+
+		if (dependency->deptype == DEPENDENCY_EXTENSION && dependency->classid == RelationRelationId)
+			trust = judge_relation(dependency->objid, extension_oid, culprit);
+	}
+	systable_endscan(scan);
+	table_close(pg_depend, AccessShareLock);
+
+	extension_of_judged_tables = extension_oid;
+	judged_tables_trust = trust;
+	judged_tables_culprit = *culprit;
+	return trust;
+}
+
+/*
  * Logs why the notifier refuses to act on the database's eventsource schema,
- * as a WARNING, or that it acts on it again.  culprit is the role to blame
- * (InvalidOid: PUBLIC), or the schema for EXTENSION_SCHEMA_RENAMED.
+ * as a WARNING, or that it acts on it again.  culprit->oid is the role to
+ * blame (InvalidOid: PUBLIC), or the schema for EXTENSION_SCHEMA_RENAMED.
  */
 static void
-log_trust_change(ExtensionTrust trust, ExtensionTrust previous, Oid culprit)
+log_trust_change(ExtensionTrust trust, ExtensionTrust previous, const TrustCulprit *culprit_of)
 {
 	const char *database_name = get_database_name(MyDatabaseId);
 	const char *superuser_name = quote_identifier(GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false));
+	Oid			culprit = culprit_of->oid;
+	char	   *relation_name = OidIsValid(culprit_of->relation) ?
+		quote_qualified_identifier("eventsource", get_rel_name(culprit_of->relation)) : NULL;
+	const char *object_name = quote_identifier(NameStr(culprit_of->object_name));
 	char	   *name;
 
 	switch (trust)
@@ -1318,6 +1523,46 @@ log_trust_change(ExtensionTrust trust, ExtensionTrust previous, Oid culprit)
 					 errhint("Revoke it with REVOKE CREATE ON SCHEMA eventsource FROM %s.",
 							 OidIsValid(culprit) ? (name ? quote_identifier(name) : "the role") : "PUBLIC")));
 			break;
+		case EXTENSION_TABLE_OWNER_NOT_SUPERUSER:
+			name = GetUserNameFromId(culprit, true);
+			ereport(WARNING,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("eventsource notifier does not serve database \"%s\"", database_name),
+					 errdetail("The extension's relation %s is owned by role \"%s\", which is not a superuser; the owner of a table can create triggers and rules on it, and the notifier writes to it with superuser rights.",
+							   relation_name, name ? name : "?"),
+					 errhint("Give it back to a superuser: ALTER TABLE %s OWNER TO %s.",
+							 relation_name, superuser_name)));
+			break;
+		case EXTENSION_TABLE_TRIGGER_GRANTED:
+			name = OidIsValid(culprit) ? GetUserNameFromId(culprit, true) : NULL;
+			ereport(WARNING,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("eventsource notifier does not serve database \"%s\"", database_name),
+					 OidIsValid(culprit) ?
+					 errdetail("The extension's relation %s grants TRIGGER to role \"%s\", which is not a superuser; that role can create triggers on it, and the notifier writes to it with superuser rights.",
+							   relation_name, name ? name : "?") :
+					 errdetail("The extension's relation %s grants TRIGGER to PUBLIC; any role can create triggers on it, and the notifier writes to it with superuser rights.",
+							   relation_name),
+					 errhint("Revoke it, and check the relations' triggers: REVOKE TRIGGER ON ALL TABLES IN SCHEMA eventsource FROM %s.",
+							 OidIsValid(culprit) ? (name ? quote_identifier(name) : "the role") : "PUBLIC")));
+			break;
+		case EXTENSION_TABLE_FOREIGN_TRIGGER:
+			ereport(WARNING,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("eventsource notifier does not serve database \"%s\"", database_name),
+					 errdetail("The extension's relation %s has trigger %s, which is not one of the extension's; the notifier writes to the relation with superuser rights, and the trigger would run with them.",
+							   relation_name, object_name),
+					 errhint("Check what it does, then drop it: DROP TRIGGER %s ON %s.",
+							 object_name, relation_name)));
+			break;
+		case EXTENSION_TABLE_RULE:
+			ereport(WARNING,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("eventsource notifier does not serve database \"%s\"", database_name),
+					 errdetail("The extension's relation %s has rule %s; the notifier writes to the relation with superuser rights, and the rule would rewrite what it does.",
+							   relation_name, object_name),
+					 errhint("Drop it: DROP RULE %s ON %s.", object_name, relation_name)));
+			break;
 		case EXTENSION_SERVED:
 			if (previous != EXTENSION_NOT_INSTALLED)
 				ereport(LOG,
@@ -1333,12 +1578,15 @@ log_trust_change(ExtensionTrust trust, ExtensionTrust previous, Oid culprit)
  * if not, why.  The notifier runs as a superuser, so it acts only on the
  * installed extension, and only while no role but a superuser can create,
  * replace or drop objects in its schema: the extension's owner and the
- * schema's owner are superusers, and no other role may create in it.  Locks
- * the extension so that it cannot be dropped before the transaction ends.
- * *culprit is the role or schema a refusal is about.
+ * schema's owner are superusers, and no other role may create in it; and
+ * while what the notifier writes to runs nothing but the extension's code:
+ * no trigger or rule a role added to the extension's tables, and no role
+ * but a superuser that may add a trigger (judge_tables).  Locks the
+ * extension so that it cannot be dropped before the transaction ends.
+ * *culprit_result is what a refusal is about.
  */
 static ExtensionTrust
-judge_extension(Oid *culprit_result)
+judge_extension(TrustCulprit *culprit_result)
 {
 	Oid			extension_oid = get_extension_oid("eventsource", true);
 	Oid			schema_oid = InvalidOid;
@@ -1346,6 +1594,7 @@ judge_extension(Oid *culprit_result)
 	Oid			culprit = InvalidOid;
 	ExtensionTrust trust = EXTENSION_SERVED;
 
+	memset(culprit_result, 0, sizeof(TrustCulprit));
 	if (OidIsValid(extension_oid))
 	{
 		LockDatabaseObject(ExtensionRelationId, extension_oid, 0, AccessShareLock);
@@ -1390,7 +1639,9 @@ judge_extension(Oid *culprit_result)
 			trust = EXTENSION_SCHEMA_CREATE_GRANTED;
 		ReleaseSysCache(schema_tuple);
 	}
-	*culprit_result = culprit;
+	culprit_result->oid = culprit;
+	if (trust == EXTENSION_SERVED)
+		trust = judge_tables(extension_oid, culprit_result);
 	return trust;
 }
 
@@ -1401,11 +1652,11 @@ judge_extension(Oid *culprit_result)
 static ExtensionTrust
 extension_trust(void)
 {
-	Oid			culprit;
+	TrustCulprit culprit;
 	ExtensionTrust trust = judge_extension(&culprit);
 
 	if (trust != last_trust)
-		log_trust_change(trust, last_trust, culprit);
+		log_trust_change(trust, last_trust, &culprit);
 	last_trust = trust;
 	return trust;
 }
@@ -1420,7 +1671,7 @@ extension_trust(void)
 bool
 worker_may_serve_extension_quietly(void)
 {
-	Oid			culprit;
+	TrustCulprit culprit;
 
 	return judge_extension(&culprit) == EXTENSION_SERVED;
 }
@@ -1489,6 +1740,43 @@ clear_notifier_pid(int code, Datum arg)
  * start of each round.  The jobs run in it, and each transaction ends there.
  */
 static MemoryContext round_context = NULL;
+
+/*
+ * The settings of a background worker's session (the notifier's, the epoch
+ * starter's) whatever the database's and role's settings (ALTER DATABASE
+ * ... SET, ALTER ROLE ... SET, which its connection applied) say, so that
+ * their owner cannot make the worker fail or change what it does:
+ *
+ * - nothing a user defines may run with the worker's (superuser) rights:
+ *	 its statements name every operator, function and type with its schema,
+ *	 and all run with this search path;
+ * - its transactions write, in read committed (its queries are written for
+ *	 that), and fire the triggers of the extension's tables, which keep them
+ *	 consistent (session_replication_role replica or local would skip them);
+ * - no timeout ends its statements or lock waits: each job bounds its own
+ *	 time.  (The idle timeouts apply to client sessions only.)
+ *
+ * The source is the session's, not an override: a projection handler's SET
+ * (in a GUC nest level of its own) must take effect, and an override would
+ * silently ignore it.
+ */
+static const char *const worker_session_settings[][2] = {
+	{"search_path", "pg_catalog, pg_temp"},
+	{"default_transaction_read_only", "off"},
+	{"default_transaction_isolation", "read committed"},
+	{"default_transaction_deferrable", "off"},
+	{"session_replication_role", "origin"},
+	{"statement_timeout", "0"},
+	{"lock_timeout", "0"},
+};
+
+void
+worker_set_session(void)
+{
+	for (size_t i = 0; i < lengthof(worker_session_settings); i++)
+		SetConfigOption(worker_session_settings[i][0], worker_session_settings[i][1],
+						PGC_SUSET, PGC_S_SESSION);
+}
 
 /*
  * Starts one of the worker's transactions, as worker_spi does: a fresh
@@ -1914,15 +2202,7 @@ eventsource_notifier_main(Datum main_arg)
 	before_shmem_exit(clear_notifier_pid, (Datum) 0);
 	report_installation();
 
-	/*
-	 * Nothing a user defines may run with the notifier's (superuser) rights:
-	 * its statements here and in lifecycle.c name every operator, function
-	 * and type with its schema, and all run with this search path.  The
-	 * source is the session's, not an override: a projection handler's SET
-	 * search_path (in a GUC nest level of its own) must take effect, and an
-	 * override would silently ignore it.
-	 */
-	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
+	worker_set_session();
 	pgstat_report_appname("eventsource notifier");
 
 	/*
