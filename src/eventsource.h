@@ -319,6 +319,7 @@ extern int	eventsource_snapshots_to_keep;
 extern bool eventsource_notify;
 extern char *eventsource_notify_databases;
 extern int	eventsource_max_databases;
+extern int	eventsource_max_databases_per_owner;
 extern int	eventsource_notify_max_delay;
 extern int	eventsource_scavenge_interval;
 extern bool eventsource_async_projections;

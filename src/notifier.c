@@ -82,6 +82,7 @@
 #include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/utility.h"
@@ -116,6 +117,26 @@ PG_FUNCTION_INFO_V1(eventsource_notifier_status);
  * database it found without the extension.
  */
 #define LOOK_REQUESTS			32
+/*
+ * A look that has not found out within this long (a connection waiting for
+ * a lock someone holds on the database) is stopped and made again after a
+ * delay that starts at this and doubles, up to LOOK_BACKOFF_MAX_MS, until a
+ * look finds out.  Databases whose last look was stopped take at most
+ * LOOKS_AT_ONCE - 1 of the looks at a time.
+ */
+#define LOOK_TIME_LIMIT_MS		10000
+#define LOOK_BACKOFF_MAX_MS		300000
+/*
+ * A database is looked at no more often than this: a loop of CREATE and DROP
+ * EXTENSION must not have the launcher start a worker each time.
+ */
+#define LOOK_INTERVAL_MS		1000
+/*
+ * How many prepared transactions that created, altered or dropped an
+ * extension the launcher can follow at a time; beyond, it looks again at
+ * every database it found without the extension.
+ */
+#define PREPARED_CHANGES		32
 /* A notifier that stopped is not started again sooner than this. */
 #define RESTART_DELAY_MS		5000
 /* A notifier with nothing pending still looks this often (events written by other means). */
@@ -153,6 +174,15 @@ typedef struct NotifierSlot
 	TimestampTz last_notified_at;
 } NotifierSlot;
 
+/* A prepared transaction that created, altered or dropped an extension. */
+typedef struct PreparedChange
+{
+	Oid			database_oid;
+	TransactionId transaction_id;
+	bool		extension_changed;
+	bool		extension_dropped;
+} PreparedChange;
+
 typedef struct NotifierShared
 {
 	slock_t		mutex;			/* protects everything below */
@@ -162,6 +192,9 @@ typedef struct NotifierShared
 	int			look_request_count;
 	bool		look_requests_lost; /* more than LOOK_REQUESTS came */
 	Oid			look_requests[LOOK_REQUESTS];
+	/* What the launcher reports once each prepared transaction commits. */
+	int			prepared_change_count;
+	PreparedChange prepared_changes[PREPARED_CHANGES];
 	int			slot_count;		/* eventsource.max_databases */
 	NotifierSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } NotifierShared;
@@ -525,8 +558,15 @@ notifier_process_utility(PlannedStmt *planned, const char *query_string, bool re
 	run_utility(needs_alone ? database_oid : InvalidOid, planned, query_string, read_only_tree,
 				context, params, query_environment, dest, completion);
 	after_role_statement(statement, dropped_roles);
-	/* When the statement's transaction ends, the launcher looks again: a database may be new. */
-	if (database_name)
+	/*
+	 * When the statement's transaction ends, the launcher looks again: a
+	 * database may be new, or a prepared transaction that changed an
+	 * extension may have ended.
+	 */
+	if (database_name ||
+		(IsA(statement, TransactionStmt) &&
+		 (((TransactionStmt *) statement)->kind == TRANS_STMT_COMMIT_PREPARED ||
+		  ((TransactionStmt *) statement)->kind == TRANS_STMT_ROLLBACK_PREPARED)))
 		at_transaction_end(WAKE_LAUNCHER_AT_END);
 }
 
@@ -572,23 +612,48 @@ notifier_preload_init(void)
  * eventsource here before.
  */
 static void
-report_extension_change(bool changed, bool dropped)
+report_extension_change(Oid database_oid, bool changed, bool dropped)
 {
 	SpinLockAcquire(&notifier_shared->mutex);
 	for (int i = 0; dropped && i < notifier_shared->slot_count; i++)
-		if (notifier_shared->slots[i].database_oid == MyDatabaseId)
+		if (notifier_shared->slots[i].database_oid == database_oid)
 			notifier_shared->slots[i].extension_dropped = true;
 	if (changed)
 	{
 		bool		requested = false;
 
 		for (int i = 0; i < notifier_shared->look_request_count; i++)
-			requested |= notifier_shared->look_requests[i] == MyDatabaseId;
+			requested |= notifier_shared->look_requests[i] == database_oid;
 		if (!requested && notifier_shared->look_request_count < LOOK_REQUESTS)
-			notifier_shared->look_requests[notifier_shared->look_request_count++] = MyDatabaseId;
+			notifier_shared->look_requests[notifier_shared->look_request_count++] = database_oid;
 		else if (!requested)
 			notifier_shared->look_requests_lost = true;
 	}
+	SpinLockRelease(&notifier_shared->mutex);
+}
+
+/*
+ * At PREPARE TRANSACTION: what the transaction did to extensions counts once
+ * it commits, which may be in another session, or never.  The launcher
+ * follows the transaction and reports it then (take_resolved_prepared_changes).
+ */
+static void
+report_prepared_extension_change(bool changed, bool dropped)
+{
+	TransactionId transaction_id = GetTopTransactionIdIfAny();
+
+	SpinLockAcquire(&notifier_shared->mutex);
+	if (notifier_shared->prepared_change_count < PREPARED_CHANGES && TransactionIdIsValid(transaction_id))
+	{
+		PreparedChange *change = &notifier_shared->prepared_changes[notifier_shared->prepared_change_count++];
+
+		change->database_oid = MyDatabaseId;
+		change->transaction_id = transaction_id;
+		change->extension_changed = changed;
+		change->extension_dropped = dropped;
+	}
+	else
+		notifier_shared->look_requests_lost = true;
 	SpinLockRelease(&notifier_shared->mutex);
 }
 
@@ -599,6 +664,15 @@ act_at_transaction_end(XactEvent event, void *arg)
 	bool		abort = event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT;
 	int			actions = actions_at_transaction_end;
 
+	/* A prepared transaction has ended in this session: its actions are the launcher's. */
+	if (event == XACT_EVENT_PRE_PREPARE)
+	{
+		actions_at_transaction_end = 0;
+		if (actions & (EXTENSION_CHANGED_AT_COMMIT | EXTENSION_DROPPED_AT_COMMIT))
+			report_prepared_extension_change((actions & EXTENSION_CHANGED_AT_COMMIT) != 0,
+											 (actions & EXTENSION_DROPPED_AT_COMMIT) != 0);
+		return;
+	}
 	if (!commit && !abort)
 		return;
 	actions_at_transaction_end = 0;
@@ -615,7 +689,7 @@ act_at_transaction_end(XactEvent event, void *arg)
 	}
 	if (commit && (actions & (EXTENSION_CHANGED_AT_COMMIT | EXTENSION_DROPPED_AT_COMMIT)))
 	{
-		report_extension_change((actions & EXTENSION_CHANGED_AT_COMMIT) != 0,
+		report_extension_change(MyDatabaseId, (actions & EXTENSION_CHANGED_AT_COMMIT) != 0,
 								(actions & EXTENSION_DROPPED_AT_COMMIT) != 0);
 		wake_launcher();
 	}
@@ -768,10 +842,26 @@ typedef struct KnownDatabase
 	bool		look_requested; /* an extension changed there since its worker started */
 	bool		limit_logged;	/* it waits for a slot, and that was logged */
 	int			slot_index;		/* its slot, -1 when none */
+	Oid			owner;			/* datdba */
+	bool		owner_is_superuser;
+	bool		owner_limit_logged; /* it waits for eventsource.max_databases_per_owner, logged */
+	TimestampTz next_look_at;	/* no look starts there before */
+	int			look_backoff_ms;	/* after a stopped look: LOOK_TIME_LIMIT_MS, doubling */
+	bool		look_stopped;	/* the launcher stopped its look (LOOK_TIME_LIMIT_MS) */
 } KnownDatabase;
 
 /* The databases to serve, by OID: what the launcher knows of each. */
 static HTAB *known_databases = NULL;
+
+/* When the launcher goes through its databases next, at the latest. */
+static TimestampTz launcher_next_cycle_at;
+
+static void
+launcher_cycle_by(TimestampTz when)
+{
+	if (when < launcher_next_cycle_at)
+		launcher_next_cycle_at = when;
+}
 
 static void
 clear_launcher_pid(int code, Datum arg)
@@ -925,8 +1015,14 @@ read_databases_to_serve(void)
 			known->look_requested = false;
 			known->limit_logged = false;
 			known->slot_index = -1;
+			known->owner_limit_logged = false;
+			known->next_look_at = 0;
+			known->look_backoff_ms = 0;
+			known->look_stopped = false;
 		}
 		strlcpy(known->database_name, NameStr(database->datname), NAMEDATALEN);
+		known->owner = database->datdba;
+		known->owner_is_superuser = superuser_arg(database->datdba);
 		known->to_serve = true;
 	}
 	table_endscan(scan);
@@ -937,6 +1033,44 @@ read_databases_to_serve(void)
 	while ((known = hash_seq_search(&status)) != NULL)
 		if (!known->to_serve)
 			hash_search(known_databases, &known->database_oid, HASH_REMOVE, NULL);
+}
+
+/*
+ * Reports what each prepared transaction that changed an extension did, once
+ * it has committed (COMMIT PREPARED, in any session), and forgets those that
+ * ended: a prepared transaction stays in progress until it is resolved.
+ */
+static void
+take_resolved_prepared_changes(void)
+{
+	PreparedChange changes[PREPARED_CHANGES];
+	bool		resolved[PREPARED_CHANGES];
+	int			count;
+	int			kept = 0;
+
+	SpinLockAcquire(&notifier_shared->mutex);
+	count = notifier_shared->prepared_change_count;
+	memcpy(changes, notifier_shared->prepared_changes, count * sizeof(PreparedChange));
+	SpinLockRelease(&notifier_shared->mutex);
+	if (count == 0)
+		return;
+
+	for (int i = 0; i < count; i++)
+	{
+		resolved[i] = !TransactionIdIsInProgress(changes[i].transaction_id);
+		if (resolved[i] && TransactionIdDidCommit(changes[i].transaction_id))
+			report_extension_change(changes[i].database_oid, changes[i].extension_changed,
+									changes[i].extension_dropped);
+	}
+
+	/* Backends may have added changes meanwhile, after those copied. */
+	SpinLockAcquire(&notifier_shared->mutex);
+	for (int i = 0; i < notifier_shared->prepared_change_count; i++)
+		if (i >= count || !resolved[i])
+			notifier_shared->prepared_changes[kept++] = notifier_shared->prepared_changes[i];
+	notifier_shared->prepared_change_count = kept;
+	SpinLockRelease(&notifier_shared->mutex);
+	/* Those still prepared are looked at again, at the launcher's next cycle at the latest. */
 }
 
 /*
@@ -977,6 +1111,27 @@ take_look_requests(void)
 			known->look_requested = true;
 			known->without_extension = false;
 		}
+}
+
+/*
+ * Stops a look that did not find out within LOOK_TIME_LIMIT_MS: its
+ * connection waits, most likely for a lock that a session holds on the
+ * database (a rename in a transaction left open).  The database is looked
+ * at again after a delay that doubles each time, up to LOOK_BACKOFF_MAX_MS.
+ */
+static void
+stop_look(int slot_index, KnownDatabase *known, TimestampTz now)
+{
+	known->look_backoff_ms = known->look_backoff_ms == 0 ? LOOK_TIME_LIMIT_MS :
+		Min(known->look_backoff_ms * 2, LOOK_BACKOFF_MAX_MS);
+	known->next_look_at = TimestampTzPlusMilliseconds(now, known->look_backoff_ms);
+	known->look_stopped = true;
+	stop_worker(slot_index);
+	ereport(LOG,
+			(errmsg("eventsource launcher stopped its look at database \"%s\" after %d s",
+					known->database_name, LOOK_TIME_LIMIT_MS / 1000),
+			 errdetail("The worker that looks whether the extension is installed there could not connect and read pg_extension in time; a session may hold a lock on the database. The launcher looks again in %d s.",
+					   known->look_backoff_ms / 1000)));
 }
 
 /*
@@ -1033,6 +1188,30 @@ tend_slots(void)
 			continue;
 		}
 
+		if (state.installation != INSTALLATION_NOT_LOOKED_AT)
+			known->look_backoff_ms = 0;
+		else if (known->look_stopped)
+		{
+			/* Stopped at LOOK_TIME_LIMIT_MS: the slot is free once it has exited. */
+			if (running)
+				continue;
+			free_slot(i);
+			known->slot_index = -1;
+			known->look_stopped = false;
+			continue;
+		}
+		else if (running && worker_started_at[i] != 0)
+		{
+			TimestampTz deadline = TimestampTzPlusMilliseconds(worker_started_at[i], LOOK_TIME_LIMIT_MS);
+
+			if (now >= deadline)
+			{
+				stop_look(i, known, now);
+				continue;
+			}
+			launcher_cycle_by(deadline);
+		}
+
 		known->limit_logged = false;
 		serving += state.installation == INSTALLATION_FOUND;
 		if (strcmp(state.database_name, known->database_name) != 0)
@@ -1050,6 +1229,54 @@ tend_slots(void)
 }
 
 /*
+ * Whether the owner of a database may have one more served (or looked at):
+ * a role other than a superuser has at most
+ * eventsource.max_databases_per_owner at a time, so that copying a served
+ * database, which its owner may do as often as it likes with CREATEDB,
+ * cannot take every background worker.  A database over the limit waits,
+ * with a WARNING once.
+ */
+static bool
+within_owner_limit(KnownDatabase *known)
+{
+	int			owned = 0;
+
+	if (known->owner_is_superuser || eventsource_max_databases_per_owner < 0)
+		return true;
+	for (int i = 0; i < notifier_shared->slot_count; i++)
+	{
+		Oid			database_oid = notifier_shared->slots[i].database_oid;
+		KnownDatabase *other;
+
+		if (OidIsValid(database_oid) &&
+			(other = hash_search(known_databases, &database_oid, HASH_FIND, NULL)) != NULL)
+			owned += other->owner == known->owner;
+	}
+	if (owned < eventsource_max_databases_per_owner)
+	{
+		known->owner_limit_logged = false;
+		return true;
+	}
+	if (!known->owner_limit_logged)
+	{
+		char	   *owner_name;
+
+		StartTransactionCommand();
+		owner_name = GetUserNameFromId(known->owner, true);
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("eventsource notifier does not serve database \"%s\" for now",
+						known->database_name),
+				 errdetail("Its owner, role \"%s\", is not a superuser, and the notifier serves %d of its databases, the limit of eventsource.max_databases_per_owner.",
+						   owner_name ? owner_name : "?", owned),
+				 errhint("Raise eventsource.max_databases_per_owner (-1: no limit), or drop some of the role's databases.")));
+		CommitTransactionCommand();
+		known->owner_limit_logged = true;
+	}
+	return false;
+}
+
+/*
  * Starts a worker in each database to serve that no worker has looked at
  * yet, or in which an extension changed since (those first), LOOKS_AT_ONCE
  * at a time: one that finds the extension serves the database, one that
@@ -1060,15 +1287,26 @@ static void
 start_looks(int serving)
 {
 	int			looking = 0;
+	int			looking_again = 0;
+	TimestampTz now = GetCurrentTimestamp();
 
-	SpinLockAcquire(&notifier_shared->mutex);
 	for (int i = 0; i < notifier_shared->slot_count; i++)
 	{
 		NotifierSlot *slot = &notifier_shared->slots[i];
+		KnownDatabase *known;
 
-		looking += OidIsValid(slot->database_oid) && slot->installation == INSTALLATION_NOT_LOOKED_AT;
+		/* The launcher alone sets database_oid; the worker sets installation. */
+		SpinLockAcquire(&notifier_shared->mutex);
+		if (!OidIsValid(slot->database_oid) || slot->installation != INSTALLATION_NOT_LOOKED_AT)
+		{
+			SpinLockRelease(&notifier_shared->mutex);
+			continue;
+		}
+		SpinLockRelease(&notifier_shared->mutex);
+		looking++;
+		known = hash_search(known_databases, &slot->database_oid, HASH_FIND, NULL);
+		looking_again += known != NULL && known->look_backoff_ms > 0;
 	}
-	SpinLockRelease(&notifier_shared->mutex);
 
 	for (int requested_first = 1; requested_first >= 0; requested_first--)
 	{
@@ -1088,6 +1326,16 @@ start_looks(int serving)
 				hash_seq_term(&status);
 				return;
 			}
+			if (known->next_look_at > now)
+			{
+				launcher_cycle_by(known->next_look_at);
+				continue;
+			}
+			/* A database whose looks were stopped does not take every look. */
+			if (known->look_backoff_ms > 0 && looking_again >= LOOKS_AT_ONCE - 1)
+				continue;
+			if (!within_owner_limit(known))
+				continue;
 			for (int i = 0; i < notifier_shared->slot_count && free_index < 0; i++)
 				if (!OidIsValid(notifier_shared->slots[i].database_oid) && !worker_running(i))
 					free_index = i;
@@ -1114,8 +1362,10 @@ start_looks(int serving)
 			worker_started_at[free_index] = 0;
 			known->slot_index = free_index;
 			known->limit_logged = false;
+			known->next_look_at = TimestampTzPlusMilliseconds(now, LOOK_INTERVAL_MS);
 			start_worker(free_index, known);
 			looking++;
+			looking_again += known->look_backoff_ms > 0;
 		}
 	}
 }
@@ -1129,6 +1379,7 @@ static void
 synchronize_workers(void)
 {
 	read_databases_to_serve();
+	take_resolved_prepared_changes();
 	take_look_requests();
 	start_looks(tend_slots());
 }
@@ -1170,10 +1421,12 @@ eventsource_launcher_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
+		launcher_next_cycle_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), LAUNCHER_CYCLE_MS);
 		synchronize_workers();
 		/* Woken by worker starts and exits (bgw_notify_pid), reloads, resumed databases, extension changes and looks. */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 LAUNCHER_CYCLE_MS, PG_WAIT_EXTENSION);
+						 Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), launcher_next_cycle_at), 1),
+						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }
