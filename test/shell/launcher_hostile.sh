@@ -5,19 +5,22 @@
 #   (which keeps every new connection to them waiting for the database's lock) while an extension
 #   change there has the launcher look at them; both looks wait for ever, and they are the two the
 #   launcher runs at a time. A superuser's CREATE EXTENSION eventsource in a new database must still
-#   be served within seconds.
+#   be served within seconds: the launcher stops a look after 10 s and looks there again later.
+# - A loop of CREATE and DROP EXTENSION has the launcher look at the database at most once a second.
 # - Two-phase commit: a CREATE EXTENSION eventsource committed by COMMIT PREPARED (from another
 #   session) must be served; a DROP EXTENSION prepared and rolled back must not stop the notifier at
 #   the preparing session's next commit.
 # - A grant of the schema's tables that includes TRIGGER (GRANT ALL ON ALL TABLES IN SCHEMA
 #   eventsource): the grantee's trigger on eventsource.projections, which the notifier updates when
-#   it runs an async projection, must not run with the notifier's superuser rights.
+#   it runs an async projection, must not run with the notifier's superuser rights: the notifier
+#   refuses the database (a WARNING) until the trigger is dropped and the grant revoked.
 # - Database settings: the owner of a served database sets default_transaction_read_only (ALTER
 #   DATABASE ... SET, which every connection to it applies, the notifier's too) and has it restart
-#   (a rename); the notifier must not end in an error every 5 seconds.
+#   (a rename); the notifier must not end in an error every 5 seconds, and runs its async projection.
 # - Background workers: the owner of one served database copies it (CREATE DATABASE ... TEMPLATE, its
 #   right) until the copies take every background worker of max_worker_processes (8, the default);
-#   a superuser's new database with the extension must still be served.
+#   a superuser's new database with the extension must still be served (eventsource.
+#   max_databases_per_owner, 2 by default, with a WARNING for the copies it does not serve).
 # Binaries from EVENTSOURCE_PG_BIN (default the system's 15); port PGPORT + 29.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -46,6 +49,8 @@ unset PGDATABASE PGSERVICE PGPASSWORD PGOPTIONS
 export PGHOST=$work PGPORT=$port
 psql_as() { local role=$1 db=$2; shift 2; "$bin/psql" -X -q -v ON_ERROR_STOP=1 -At -U "$role" -d "$db" "$@"; }
 psql_db() { psql_as postgres "$@"; }
+# logged_since LINE TEXT: how many lines of the server log after line LINE have TEXT.
+logged_since() { tail -n +"$(($1 + 1))" "$log" | grep -cF "$2" || true; }
 # served DB: DB's notifier pid once notifier_status shows it (waits up to 10 s), or "none".
 served() { output_within 10 psql_db "$1" -c "SELECT pid FROM eventsource.notifier_status() WHERE database_name = '$1'"; }
 # session NAME ROLE DB: a psql session that runs what say NAME sends it, its output in $work/NAME.out.
@@ -97,10 +102,31 @@ psql_db postgres -c "CREATE DATABASE es_real"
 psql_db es_real -c "CREATE EXTENSION eventsource"
 check "a superuser's new database with the extension is served meanwhile" \
   "$([ "$(served es_real)" != none ] && echo served || echo "not served")" served
+check "the launcher logged that it stopped a look that waited" \
+  "$([ "$(logged_since 0 'eventsource launcher stopped its look at database "es_held_')" -ge 1 ] && echo logged || echo "not logged")" logged
 end es_held_a_rename
 end es_held_b_rename
 check "once the tenant's transactions end, it is served" \
   "$([ "$(served es_real)" != none ] && echo served || echo "not served")" served
+check "once the tenant's transactions end, the held databases are looked at again (no look waits)" \
+  "$(output_within 30 psql_db postgres -c "SELECT 'none waits' WHERE NOT EXISTS (SELECT FROM pg_locks WHERE locktype = 'object' AND classid = 'pg_database'::regclass AND NOT granted)")" "none waits"
+
+# A loop of CREATE and DROP EXTENSION: the launcher's looks at the database (each a worker, which
+# the postmaster logs at DEBUG1) come at most once a second.
+psql_db postgres -c "CREATE DATABASE es_loop"
+sleep 1.5
+psql_db postgres -c "ALTER SYSTEM SET log_min_messages = debug1" -c "SELECT pg_reload_conf()" > /dev/null
+sleep 0.5
+lines_before=$(wc -l < "$log")
+for _ in $(seq 30); do
+  psql_db es_loop -c "CREATE EXTENSION pg_trgm" -c "DROP EXTENSION pg_trgm"
+  sleep 0.1
+done
+sleep 1.5
+psql_db postgres -c "ALTER SYSTEM RESET log_min_messages" -c "SELECT pg_reload_conf()" > /dev/null
+looks=$(logged_since "$lines_before" 'starting background worker process "eventsource notifier for database es_loop"')
+echo "# $looks looks at es_loop"
+check "30 CREATE/DROP EXTENSION in about 4 s start at most 6 looks" "$([ "$looks" -ge 1 ] && [ "$looks" -le 6 ] && echo "at most 6" || echo "$looks")" "at most 6"
 
 # Two-phase commit.
 psql_db postgres -c "CREATE DATABASE es_two_phase"
@@ -148,8 +174,20 @@ psql_as app_writer es_granted -c "SELECT eventsource.append('granted-1', 'Happen
 sleep 3
 check "a trigger that a role with TRIGGER on the schema's tables created never runs as the notifier" \
   "$(psql_db postgres -c "SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'")" f
+check "the notifier refuses the database while the tables grant TRIGGER" \
+  "$(logged_since 0 'grants TRIGGER to role "mallory"')" 1
 psql_db postgres -c "ALTER ROLE mallory NOSUPERUSER"
+lines_before=$(wc -l < "$log")
+psql_db es_granted -c "REVOKE TRIGGER ON ALL TABLES IN SCHEMA eventsource FROM mallory"
+sleep 1.5
+check "with TRIGGER revoked, the notifier refuses the database while the trigger is there" \
+  "$(logged_since "$lines_before" 'has trigger escalate, which is not one of the extension')" 1
 psql_db es_granted -c "DROP TRIGGER escalate ON eventsource.projections"
+sleep 1.5
+check "with the trigger dropped, the notifier serves the database again" \
+  "$(logged_since "$lines_before" 'eventsource notifier serves database "es_granted" again')" 1
+check "and runs its async projection" \
+  "$(output_within 10 psql_db es_granted -c "SELECT 'ran' FROM eventsource.projection_status WHERE name = 'seen' AND events_processed = 1")" ran
 
 # Database settings of a served database's owner.
 psql_db postgres -c "CREATE DATABASE es_tenant OWNER mallory"
@@ -157,10 +195,18 @@ psql_db es_tenant -c "CREATE EXTENSION eventsource"
 served es_tenant > /dev/null
 # An event, so that the notifier has a position and runs its other jobs (async projections) too.
 psql_db es_tenant -c "SELECT eventsource.append('tenant-1', 'Happened', '{}')" > /dev/null
-psql_as mallory postgres -c "ALTER DATABASE es_tenant SET default_transaction_read_only = on"
+psql_db es_tenant > /dev/null <<'SQL'
+CREATE FUNCTION public.seen(e eventsource.event) RETURNS void LANGUAGE sql AS 'SELECT';
+SELECT eventsource.create_projection('seen', 'public.seen(eventsource.event)', mode => 'async');
+SQL
+psql_as mallory postgres -c "ALTER DATABASE es_tenant SET default_transaction_read_only = on" \
+  -c "ALTER DATABASE es_tenant SET default_transaction_isolation = 'serializable'"
 lines_before=$(wc -l < "$log")
 psql_as mallory postgres -c "ALTER DATABASE es_tenant RENAME TO es_tenant_renamed" -c "ALTER DATABASE es_tenant_renamed RENAME TO es_tenant"
-sleep 11
+psql_db es_tenant -c "SET default_transaction_read_only = off" -c "SELECT eventsource.append('tenant-2', 'Happened', '{}')" > /dev/null
+check "with a read-only default, the notifier still runs the database's async projection" \
+  "$(output_within 10 psql_db es_tenant -c "SELECT 'ran' FROM eventsource.projection_status WHERE name = 'seen' AND events_processed = 2")" ran
+sleep 6
 check "a read-only default of the database does not make its notifier end in errors" \
   "$(tail -n +"$((lines_before + 1))" "$log" | grep -c 'ERROR:' || true)" 0
 psql_as mallory postgres -c "ALTER DATABASE es_tenant RESET ALL"
@@ -174,5 +220,7 @@ psql_db postgres -c "CREATE DATABASE es_victim"
 psql_db es_victim -c "CREATE EXTENSION eventsource"
 check "a superuser's new database is served after a tenant's copies of its own" \
   "$([ "$(served es_victim)" != none ] && echo served || echo "not served")" served
+check "the copies beyond eventsource.max_databases_per_owner wait, with a WARNING" \
+  "$([ "$(logged_since 0 'the limit of eventsource.max_databases_per_owner')" -ge 1 ] && echo warned || echo "not warned")" warned
 
 finish launcher_hostile
