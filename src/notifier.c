@@ -2003,9 +2003,12 @@ static MemoryContext round_context = NULL;
  * - nothing a user defines may run with the worker's (superuser) rights:
  *	 its statements name every operator, function and type with its schema,
  *	 and all run with this search path;
- * - its transactions write, in read committed (its queries are written for
- *	 that), and fire the triggers of the extension's tables, which keep them
- *	 consistent (session_replication_role replica or local would skip them);
+ * - its transactions write, and fire the triggers of the extension's
+ *	 tables, which keep them consistent (session_replication_role replica or
+ *	 local would skip them).  Their isolation level is the database's: in a
+ *	 database whose transactions are serializable, so are the async
+ *	 projections' (a serialization failure is the projection's failure, and
+ *	 the worker's own queries work at any level);
  * - no timeout ends its statements or lock waits: each job bounds its own
  *	 time.  (The idle timeouts apply to client sessions only.)
  *
@@ -2016,8 +2019,6 @@ static MemoryContext round_context = NULL;
 static const char *const worker_session_settings[][2] = {
 	{"search_path", "pg_catalog, pg_temp"},
 	{"default_transaction_read_only", "off"},
-	{"default_transaction_isolation", "read committed"},
-	{"default_transaction_deferrable", "off"},
 	{"session_replication_role", "origin"},
 	{"statement_timeout", "0"},
 	{"lock_timeout", "0"},
