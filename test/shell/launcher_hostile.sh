@@ -51,8 +51,12 @@ psql_as() { local role=$1 db=$2; shift 2; "$bin/psql" -X -q -v ON_ERROR_STOP=1 -
 psql_db() { psql_as postgres "$@"; }
 # logged_since LINE TEXT: how many lines of the server log after line LINE have TEXT.
 logged_since() { tail -n +"$(($1 + 1))" "$log" | grep -cF "$2" || true; }
+# ever_logged TEXT: "logged" once the server log has TEXT, else "not logged".
+ever_logged() { [ "$(logged_since 0 "$1")" -ge 1 ] && echo logged || echo "not logged"; }
 # served DB: DB's notifier pid once notifier_status shows it (waits up to 10 s), or "none".
 served() { output_within 10 psql_db "$1" -c "SELECT pid FROM eventsource.notifier_status() WHERE database_name = '$1'"; }
+# is_served DB: "served" once DB has a notifier (waits up to 10 s), else "not served".
+is_served() { [ "$(served "$1")" != none ] && echo served || echo "not served"; }
 # session NAME ROLE DB: a psql session that runs what say NAME sends it, its output in $work/NAME.out.
 session() {
   local fd open
@@ -101,13 +105,13 @@ check "two of the launcher's looks wait for the databases' locks (the attack hol
 psql_db postgres -c "CREATE DATABASE es_real"
 psql_db es_real -c "CREATE EXTENSION eventsource"
 check "a superuser's new database with the extension is served meanwhile" \
-  "$([ "$(served es_real)" != none ] && echo served || echo "not served")" served
+  "$(is_served es_real)" served
 check "the launcher logged that it stopped a look that waited" \
-  "$([ "$(logged_since 0 'eventsource launcher stopped its look at database "es_held_')" -ge 1 ] && echo logged || echo "not logged")" logged
+  "$(ever_logged 'eventsource launcher stopped its look at database "es_held_')" logged
 end es_held_a_rename
 end es_held_b_rename
 check "once the tenant's transactions end, it is served" \
-  "$([ "$(served es_real)" != none ] && echo served || echo "not served")" served
+  "$(is_served es_real)" served
 check "once the tenant's transactions end, the held databases are looked at again (no look waits)" \
   "$(output_within 30 psql_db postgres -c "SELECT 'none waits' WHERE NOT EXISTS (SELECT FROM pg_locks WHERE locktype = 'object' AND classid = 'pg_database'::regclass AND NOT granted)")" "none waits"
 
@@ -134,7 +138,7 @@ sleep 1.5
 psql_db es_two_phase -c "BEGIN" -c "CREATE EXTENSION eventsource" -c "PREPARE TRANSACTION 'create_eventsource'"
 psql_db es_two_phase -c "COMMIT PREPARED 'create_eventsource'"
 check "a CREATE EXTENSION committed by COMMIT PREPARED is served" \
-  "$([ "$(served es_two_phase)" != none ] && echo served || echo "not served")" served
+  "$(is_served es_two_phase)" served
 before=$(served es_real)
 psql_db es_real > /dev/null <<'SQL'
 BEGIN;
@@ -219,8 +223,8 @@ sleep 2
 psql_db postgres -c "CREATE DATABASE es_victim"
 psql_db es_victim -c "CREATE EXTENSION eventsource"
 check "a superuser's new database is served after a tenant's copies of its own" \
-  "$([ "$(served es_victim)" != none ] && echo served || echo "not served")" served
+  "$(is_served es_victim)" served
 check "the copies beyond eventsource.max_databases_per_owner wait, with a WARNING" \
-  "$([ "$(logged_since 0 'the limit of eventsource.max_databases_per_owner')" -ge 1 ] && echo warned || echo "not warned")" warned
+  "$(ever_logged 'the limit of eventsource.max_databases_per_owner')" logged
 
 finish launcher_hostile
