@@ -128,3 +128,70 @@ RETURNS bigint
 LANGUAGE c VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'eventsource_tombstone_stream_0_8';
+
+-- The status views count a consumer's lag with events_behind, which reads the log through the
+-- same rules (in the library) as poll and the worker.
+CREATE FUNCTION eventsource.events_behind(
+    after                 eventsource.checkpoint,
+    category              text,
+    event_types           text[],
+    consumer_group_size   integer DEFAULT 1,
+    consumer_group_member integer DEFAULT 0)
+RETURNS TABLE (events_behind bigint, oldest_recorded_at timestamptz)
+LANGUAGE c STABLE PARALLEL RESTRICTED ROWS 1
+AS 'MODULE_PATHNAME', 'eventsource_events_behind';
+
+COMMENT ON FUNCTION eventsource.events_behind(eventsource.checkpoint, text, text[], integer, integer) IS
+    'How many events of the gap-safe log after a checkpoint (NULL: from the start) a filter takes (a category and event types, NULL: all; a member of a consumer group), as poll and the worker deliver them, and the recorded_at of the oldest of them: the lag subscription_status and projection_status show.';
+
+REVOKE ALL ON FUNCTION eventsource.events_behind(eventsource.checkpoint, text, text[], integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION eventsource.events_behind(eventsource.checkpoint, text, text[], integer, integer)
+    TO eventsource_reader;
+
+CREATE OR REPLACE VIEW eventsource.subscription_status AS
+SELECT s.name, s.category, s.event_types, m.consumer_group_member, s.consumer_group_size,
+       m.checkpoint, m.acknowledged_at, m.delivered_through,
+       COALESCE(m.leased_until OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp(), false) AS leased, m.leased_until,
+       pending.events_behind,
+       COALESCE(EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) pending.oldest_recorded_at), 0)
+           AS seconds_behind,
+       holder.locked_by
+  FROM eventsource.subscriptions s
+  JOIN eventsource.subscription_members m ON m.subscription_name = s.name
+ CROSS JOIN LATERAL (
+       SELECT pg_catalog.sha256(pg_catalog.convert_to(s.name, pg_catalog.getdatabaseencoding())
+                                OPERATOR(pg_catalog.||) pg_catalog.int4send(m.consumer_group_member)) AS digest) AS lock_key
+  LEFT JOIN (
+       SELECT l.classid, l.objid,
+              COALESCE('process ' OPERATOR(pg_catalog.||) l.pid,
+                       'prepared transaction ' OPERATOR(pg_catalog.||) pg_catalog.quote_literal(p.gid)) AS locked_by
+         FROM pg_catalog.pg_locks l
+         LEFT JOIN (pg_catalog.pg_locks x
+                    JOIN pg_catalog.pg_prepared_xacts p ON p.transaction OPERATOR(pg_catalog.=) x.transactionid)
+                ON l.pid IS NULL AND x.pid IS NULL AND x.locktype OPERATOR(pg_catalog.=) 'transactionid'
+               AND x.virtualtransaction OPERATOR(pg_catalog.=) l.virtualtransaction
+        WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.objsubid OPERATOR(pg_catalog.=) 17748 AND l.granted
+          AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                                                  WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())) AS holder
+       ON holder.classid OPERATOR(pg_catalog.=)
+              ('x' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(lock_key.digest, 1, 4), 'hex'))::pg_catalog.bit(32)::pg_catalog.int8::pg_catalog.oid
+      AND holder.objid OPERATOR(pg_catalog.=)
+              ('x' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(lock_key.digest, 5, 4), 'hex'))::pg_catalog.bit(32)::pg_catalog.int8::pg_catalog.oid
+ CROSS JOIN LATERAL eventsource.events_behind(m.checkpoint, s.category, s.event_types,
+                                              s.consumer_group_size, m.consumer_group_member) AS pending;
+
+CREATE OR REPLACE VIEW eventsource.projection_status AS
+SELECT p.name, p.mode, p.status, p.handler, p.event_types, p.category, p.checkpoint,
+       p.events_processed,
+       COALESCE(pending.events_behind, 0) AS events_behind,
+       p.attempts, p.retry_at, p.last_error, p.last_error_at, p.last_error_position,
+       (SELECT pg_catalog.count(*) FROM eventsource.projection_dead_letters d WHERE d.projection_name = p.name)
+           AS dead_letters,
+       COALESCE(EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) pending.oldest_recorded_at), 0)
+           AS seconds_behind
+  FROM eventsource.projections p
+  LEFT JOIN LATERAL (
+       SELECT b.events_behind, b.oldest_recorded_at
+         FROM eventsource.events_behind(p.checkpoint, p.category, p.event_types) AS b
+        WHERE p.mode OPERATOR(pg_catalog.=) 'async'
+       OFFSET 0) AS pending ON true;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# launcher_hostile.sh: the launcher (eventsource.notify_databases unset) against a tenant with a LOGIN
+# launcher_hostile.sh: the launcher (eventsource.worker_databases unset) against a tenant with a LOGIN
 # role that has CREATEDB and owns databases, and against two-phase commit, on a cluster of its own.
 # - Looks that never end: the tenant holds a rename of two of its databases open in a transaction
 #   (which keeps every new connection to them waiting for the database's lock) while an extension

@@ -33,7 +33,7 @@ port = $port
 listen_addresses = ''
 unix_socket_directories = '$work'
 shared_preload_libraries = 'eventsource'
-eventsource.notify_databases = 'es_trust_served, es_trust_dropped, es_trust_lookalike, es_trust_owned, es_trust_lapsed'
+eventsource.worker_databases = 'es_trust_served, es_trust_dropped, es_trust_lookalike, es_trust_owned, es_trust_lapsed'
 eventsource.scavenge_interval = 1
 CONF
 as_server "$bindir/pg_ctl" -D "$work/data" -l "$work/server.log" -w start > /dev/null
