@@ -1749,10 +1749,14 @@ log_trust_change(ExtensionTrust trust, ExtensionTrust previous, const TrustCulpr
 	const char *database_name = get_database_name(MyDatabaseId);
 	const char *superuser_name = quote_identifier(GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false));
 	Oid			culprit = culprit_of->oid;
-	char	   *relation_name = OidIsValid(culprit_of->relation) ?
-		quote_qualified_identifier("eventsource", get_rel_name(culprit_of->relation)) : NULL;
+	char	   *relation_name = OidIsValid(culprit_of->relation) ? get_rel_name(culprit_of->relation) : NULL;
 	const char *object_name = quote_identifier(NameStr(culprit_of->object_name));
 	char	   *name;
+
+	/* Dropped since it was judged: named by its OID. */
+	if (OidIsValid(culprit_of->relation))
+		relation_name = relation_name ? quote_qualified_identifier("eventsource", relation_name) :
+			psprintf("%u", culprit_of->relation);
 
 	switch (trust)
 	{
