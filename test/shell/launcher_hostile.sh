@@ -5,7 +5,8 @@
 #   (which keeps every new connection to them waiting for the database's lock) while an extension
 #   change there has the launcher look at them; both looks wait for ever, and they are the two the
 #   launcher runs at a time. A superuser's CREATE EXTENSION eventsource in a new database must still
-#   be served within seconds: the launcher stops a look after 10 s and looks there again later.
+#   be served within seconds: the launcher stops a look after 10 s and looks there again later (the
+#   held database in which a superuser created eventsource is served once the tenant lets go).
 # - A loop of CREATE and DROP EXTENSION has the launcher look at the database at most once a second.
 # - Two-phase commit: a CREATE EXTENSION eventsource committed by COMMIT PREPARED (from another
 #   session) must be served; a DROP EXTENSION prepared and rolled back must not stop the notifier at
@@ -87,9 +88,11 @@ for db in es_held_a es_held_b; do
   psql_as mallory postgres -c "CREATE DATABASE $db"
 done
 sleep 1.5
+# In es_held_a the tenant creates an extension; in es_held_b a superuser creates eventsource.
+declare -A creator=([es_held_a]=mallory [es_held_b]=postgres) created=([es_held_a]=pg_trgm [es_held_b]=eventsource)
 for db in es_held_a es_held_b; do
-  session "${db}_inside" mallory "$db"
-  say "${db}_inside" "BEGIN; CREATE EXTENSION pg_trgm; SELECT 'created';"
+  session "${db}_inside" "${creator[$db]}" "$db"
+  say "${db}_inside" "BEGIN; CREATE EXTENSION ${created[$db]}; SELECT 'created';"
   printed "${db}_inside" created > /dev/null
   session "${db}_rename" mallory postgres
   # The rename takes the database's lock at once, then waits (up to 5 s) for the session inside to go.
@@ -114,6 +117,8 @@ check "once the tenant's transactions end, it is served" \
   "$(is_served es_real)" served
 check "once the tenant's transactions end, the held databases are looked at again (no look waits)" \
   "$(output_within 30 psql_db postgres -c "SELECT 'none waits' WHERE NOT EXISTS (SELECT FROM pg_locks WHERE locktype = 'object' AND classid = 'pg_database'::regclass AND NOT granted)")" "none waits"
+check "and the one with eventsource, whose look was stopped, is served (looked at again)" \
+  "$([ "$(output_within 30 psql_db es_held_b -c "SELECT pid FROM eventsource.notifier_status() WHERE database_name = 'es_held_b'")" != none ] && echo served || echo "not served")" served
 
 # A loop of CREATE and DROP EXTENSION: the launcher's looks at the database (each a worker, which
 # the postmaster logs at DEBUG1) come at most once a second.
