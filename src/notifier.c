@@ -1582,18 +1582,66 @@ non_superuser_creator(HeapTuple schema_tuple, bool *public_may_create)
 }
 
 /*
- * Whether a trigger is the extension's: one of its constraints' (a foreign
- * key between two of its tables), or one that calls a function of the
- * extension, with no WHEN condition (which could call any function).
- * PostgreSQL does not record triggers as members of an extension.
+ * Whether a trigger is not the extension's: the extension's are those of its
+ * constraints (a foreign key between two of its tables) and those that call
+ * a function of the extension, with no WHEN condition (which could call any
+ * function).  PostgreSQL does not record triggers as members of an
+ * extension.  Sets *name to a foreign one's.
  */
 static bool
-trigger_of_extension(Form_pg_trigger trigger, bool has_condition, Oid extension_oid)
+foreign_trigger(HeapTuple row, TupleDesc description, Oid extension_oid, NameData *name)
 {
+	Form_pg_trigger trigger = (Form_pg_trigger) GETSTRUCT(row);
+	bool		no_condition;
+	bool		of_extension;
+
+	(void) heap_getattr(row, Anum_pg_trigger_tgqual, description, &no_condition);
 	if (trigger->tgisinternal)
-		return OidIsValid(trigger->tgconstrrelid) &&
+		of_extension = OidIsValid(trigger->tgconstrrelid) &&
 			getExtensionOfObject(RelationRelationId, trigger->tgconstrrelid) == extension_oid;
-	return !has_condition && getExtensionOfObject(ProcedureRelationId, trigger->tgfoid) == extension_oid;
+	else
+		of_extension = no_condition &&
+			getExtensionOfObject(ProcedureRelationId, trigger->tgfoid) == extension_oid;
+	if (!of_extension)
+		*name = trigger->tgname;
+	return !of_extension;
+}
+
+/* Whether a rule is one other than a view's own; sets *name to it. */
+static bool
+foreign_rule(HeapTuple row, TupleDesc description, Oid extension_oid, NameData *name)
+{
+	Form_pg_rewrite rule = (Form_pg_rewrite) GETSTRUCT(row);
+
+	if (strcmp(NameStr(rule->rulename), ViewSelectRuleName) == 0)
+		return false;
+	*name = rule->rulename;
+	return true;
+}
+
+/*
+ * Whether a row of a catalog (pg_trigger, pg_rewrite) about a relation is
+ * foreign, as is_foreign says: scans the rows by the index that starts with
+ * the relation's column.
+ */
+static bool
+foreign_row_on(Oid relation_oid, Oid catalog_oid, Oid index_oid, AttrNumber relation_column,
+			   bool (*is_foreign) (HeapTuple, TupleDesc, Oid, NameData *),
+			   Oid extension_oid, NameData *name)
+{
+	Relation	catalog = table_open(catalog_oid, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	row;
+	bool		found = false;
+
+	ScanKeyInit(&key, relation_column, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relation_oid));
+	scan = systable_beginscan(catalog, index_oid, true, NULL, 1, &key);
+	while (!found && HeapTupleIsValid(row = systable_getnext(scan)))
+		found = is_foreign(row, RelationGetDescr(catalog), extension_oid, name);
+	systable_endscan(scan);
+	table_close(catalog, AccessShareLock);
+	return found;
 }
 
 /*
@@ -1610,10 +1658,6 @@ judge_relation(Oid relation_oid, Oid extension_oid, TrustCulprit *culprit)
 	ExtensionTrust trust = EXTENSION_SERVED;
 	bool		isnull;
 	Datum		acl_datum;
-	Relation	catalog;
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	row;
 
 	if (!HeapTupleIsValid(tuple))
 		return EXTENSION_SERVED;	/* dropped meanwhile: nothing of it can run */
@@ -1638,44 +1682,13 @@ judge_relation(Oid relation_oid, Oid extension_oid, TrustCulprit *culprit)
 	ReleaseSysCache(tuple);
 	if (trust != EXTENSION_SERVED)
 		return trust;
-
-	catalog = table_open(TriggerRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_trigger_tgrelid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(relation_oid));
-	scan = systable_beginscan(catalog, TriggerRelidNameIndexId, true, NULL, 1, &key);
-	while (trust == EXTENSION_SERVED && HeapTupleIsValid(row = systable_getnext(scan)))
-	{
-		Form_pg_trigger trigger = (Form_pg_trigger) GETSTRUCT(row);
-
-		(void) heap_getattr(row, Anum_pg_trigger_tgqual, RelationGetDescr(catalog), &isnull);
-		if (!trigger_of_extension(trigger, !isnull, extension_oid))
-		{
-			trust = EXTENSION_TABLE_FOREIGN_TRIGGER;
-			culprit->object_name = trigger->tgname;
-		}
-	}
-	systable_endscan(scan);
-	table_close(catalog, AccessShareLock);
-	if (trust != EXTENSION_SERVED)
-		return trust;
-
-	catalog = table_open(RewriteRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_rewrite_ev_class, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(relation_oid));
-	scan = systable_beginscan(catalog, RewriteRelRulenameIndexId, true, NULL, 1, &key);
-	while (trust == EXTENSION_SERVED && HeapTupleIsValid(row = systable_getnext(scan)))
-	{
-		Form_pg_rewrite rule = (Form_pg_rewrite) GETSTRUCT(row);
-
-		if (strcmp(NameStr(rule->rulename), ViewSelectRuleName) != 0)
-		{
-			trust = EXTENSION_TABLE_RULE;
-			culprit->object_name = rule->rulename;
-		}
-	}
-	systable_endscan(scan);
-	table_close(catalog, AccessShareLock);
-	return trust;
+	if (foreign_row_on(relation_oid, TriggerRelationId, TriggerRelidNameIndexId, Anum_pg_trigger_tgrelid,
+					   foreign_trigger, extension_oid, &culprit->object_name))
+		return EXTENSION_TABLE_FOREIGN_TRIGGER;
+	if (foreign_row_on(relation_oid, RewriteRelationId, RewriteRelRulenameIndexId, Anum_pg_rewrite_ev_class,
+					   foreign_rule, extension_oid, &culprit->object_name))
+		return EXTENSION_TABLE_RULE;
+	return EXTENSION_SERVED;
 }
 
 static void
