@@ -35,7 +35,16 @@
  * CREATE EXTENSION, a restore and ALTER EXTENSION ... UPDATE all count,
  * and a transaction rolled back does not).  A new database is looked at
  * once, when the launcher finds it in pg_database; CREATE DATABASE wakes
- * the launcher, which also reads pg_database every few seconds.
+ * the launcher, which also reads pg_database every few seconds.  What a
+ * prepared transaction did to extensions counts when it commits: the
+ * launcher follows it from PREPARE TRANSACTION on.
+ *
+ * Looks are bounded for a tenant with CREATEDB, who may hold locks on its
+ * databases and copy them at will: a database is looked at no more than
+ * once a second; a look that does not find out within 10 s is stopped and
+ * made again later, with a doubling delay; and the databases of one role
+ * that is not a superuser take at most eventsource.max_databases_per_owner
+ * slots.
  *
  * Statements that need a database without connections (DROP DATABASE,
  * renaming it, moving it, using it as a template) first stop its notifier,
