@@ -39,6 +39,7 @@ bool		eventsource_notify = true;
 char	   *eventsource_worker_databases = NULL;
 char	   *eventsource_notify_databases = NULL;
 int			eventsource_max_databases = 64;
+int			eventsource_max_databases_per_owner = 2;
 int			eventsource_notify_max_delay = 50;
 int			eventsource_scavenge_interval = 60;
 bool		eventsource_async_projections = true;
@@ -121,6 +122,13 @@ _PG_init(void)
 								64, 1, MAX_BACKENDS,
 								PGC_POSTMASTER, 0,
 								NULL, NULL, NULL);
+	DefineCustomIntVariable("eventsource.max_databases_per_owner",
+							"The most databases of one role other than a superuser that the notifier serves at once.",
+							"Each served database takes a background worker; a role with CREATEDB could otherwise copy a served database until its notifiers take them all. -1: no limit.",
+							&eventsource_max_databases_per_owner,
+							2, -1, MAX_BACKENDS,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("eventsource");
 
 	if (process_shared_preload_libraries_in_progress)

@@ -151,6 +151,7 @@ extern bool eventsource_notify;
 extern char *eventsource_worker_databases;
 extern char *eventsource_notify_databases;
 extern int	eventsource_max_databases;
+extern int	eventsource_max_databases_per_owner;
 extern int	eventsource_notify_max_delay;
 extern int	eventsource_scavenge_interval;
 extern bool eventsource_async_projections;
@@ -161,6 +162,7 @@ extern void notifier_preload_init(void);
 extern void notifier_wake_at_commit(void);
 extern bool notifier_serves_this_database(void);
 extern bool worker_may_serve_extension_quietly(void);
+extern void worker_set_session(void);
 
 /* Owners of projections and subscriptions, from the utility hook (owners.c). */
 extern Oid *roles_to_drop(Node *statement);

@@ -35,7 +35,16 @@
  * CREATE EXTENSION, a restore and ALTER EXTENSION ... UPDATE all count,
  * and a transaction rolled back does not).  A new database is looked at
  * once, when the launcher finds it in pg_database; CREATE DATABASE wakes
- * the launcher, which also reads pg_database every few seconds.
+ * the launcher, which also reads pg_database every few seconds.  What a
+ * prepared transaction did to extensions counts when it commits: the
+ * launcher follows it from PREPARE TRANSACTION on.
+ *
+ * Looks are bounded for a tenant with CREATEDB, who may hold locks on its
+ * databases and copy them at will: a database is looked at no more than
+ * once a second; a look that does not find out within 10 s is stopped and
+ * made again later, with a doubling delay; and the databases of one role
+ * that is not a superuser take at most eventsource.max_databases_per_owner
+ * slots.
  *
  * Statements that need a database without connections (DROP DATABASE,
  * renaming it, moving it, using it as a template) first stop its notifier,
@@ -53,11 +62,18 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
+#include "catalog/indexing.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_database.h"
+#include "catalog/pg_depend.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_namespace.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_rewrite.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
@@ -70,16 +86,19 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "rewrite/rewriteSupport.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
 #include "storage/proc.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/inval.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -111,6 +130,26 @@ PG_FUNCTION_INFO_V1(eventsource_notifier_status);
  * database it found without the extension.
  */
 #define LOOK_REQUESTS			32
+/*
+ * A look that has not found out within this long (a connection waiting for
+ * a lock someone holds on the database) is stopped and made again after a
+ * delay that starts at this and doubles, up to LOOK_BACKOFF_MAX_MS, until a
+ * look finds out.  Databases whose last look was stopped take at most
+ * LOOKS_AT_ONCE - 1 of the looks at a time.
+ */
+#define LOOK_TIME_LIMIT_MS		10000
+#define LOOK_BACKOFF_MAX_MS		300000
+/*
+ * A database is looked at no more often than this: a loop of CREATE and DROP
+ * EXTENSION must not have the launcher start a worker each time.
+ */
+#define LOOK_INTERVAL_MS		1000
+/*
+ * How many prepared transactions that created, altered or dropped an
+ * extension the launcher can follow at a time; beyond, it looks again at
+ * every database it found without the extension.
+ */
+#define PREPARED_CHANGES		32
 /* A notifier that stopped is not started again sooner than this. */
 #define RESTART_DELAY_MS		5000
 /* A notifier with nothing pending still looks this often (events written by other means). */
@@ -148,6 +187,15 @@ typedef struct NotifierSlot
 	TimestampTz last_notified_at;
 } NotifierSlot;
 
+/* A prepared transaction that created, altered or dropped an extension. */
+typedef struct PreparedChange
+{
+	Oid			database_oid;
+	TransactionId transaction_id;
+	bool		extension_changed;
+	bool		extension_dropped;
+} PreparedChange;
+
 typedef struct NotifierShared
 {
 	slock_t		mutex;			/* protects everything below */
@@ -157,6 +205,9 @@ typedef struct NotifierShared
 	int			look_request_count;
 	bool		look_requests_lost; /* more than LOOK_REQUESTS came */
 	Oid			look_requests[LOOK_REQUESTS];
+	/* What the launcher reports once each prepared transaction commits. */
+	int			prepared_change_count;
+	PreparedChange prepared_changes[PREPARED_CHANGES];
 	int			slot_count;		/* eventsource.max_databases */
 	NotifierSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } NotifierShared;
@@ -520,8 +571,15 @@ notifier_process_utility(PlannedStmt *planned, const char *query_string, bool re
 	run_utility(needs_alone ? database_oid : InvalidOid, planned, query_string, read_only_tree,
 				context, params, query_environment, dest, completion);
 	after_role_statement(statement, dropped_roles);
-	/* When the statement's transaction ends, the launcher looks again: a database may be new. */
-	if (database_name)
+	/*
+	 * When the statement's transaction ends, the launcher looks again: a
+	 * database may be new, or a prepared transaction that changed an
+	 * extension may have ended.
+	 */
+	if (database_name ||
+		(IsA(statement, TransactionStmt) &&
+		 (((TransactionStmt *) statement)->kind == TRANS_STMT_COMMIT_PREPARED ||
+		  ((TransactionStmt *) statement)->kind == TRANS_STMT_ROLLBACK_PREPARED)))
 		at_transaction_end(WAKE_LAUNCHER_AT_END);
 }
 
@@ -567,23 +625,48 @@ notifier_preload_init(void)
  * eventsource here before.
  */
 static void
-report_extension_change(bool changed, bool dropped)
+report_extension_change(Oid database_oid, bool changed, bool dropped)
 {
 	SpinLockAcquire(&notifier_shared->mutex);
 	for (int i = 0; dropped && i < notifier_shared->slot_count; i++)
-		if (notifier_shared->slots[i].database_oid == MyDatabaseId)
+		if (notifier_shared->slots[i].database_oid == database_oid)
 			notifier_shared->slots[i].extension_dropped = true;
 	if (changed)
 	{
 		bool		requested = false;
 
 		for (int i = 0; i < notifier_shared->look_request_count; i++)
-			requested |= notifier_shared->look_requests[i] == MyDatabaseId;
+			requested |= notifier_shared->look_requests[i] == database_oid;
 		if (!requested && notifier_shared->look_request_count < LOOK_REQUESTS)
-			notifier_shared->look_requests[notifier_shared->look_request_count++] = MyDatabaseId;
+			notifier_shared->look_requests[notifier_shared->look_request_count++] = database_oid;
 		else if (!requested)
 			notifier_shared->look_requests_lost = true;
 	}
+	SpinLockRelease(&notifier_shared->mutex);
+}
+
+/*
+ * At PREPARE TRANSACTION: what the transaction did to extensions counts once
+ * it commits, which may be in another session, or never.  The launcher
+ * follows the transaction and reports it then (take_resolved_prepared_changes).
+ */
+static void
+report_prepared_extension_change(bool changed, bool dropped)
+{
+	TransactionId transaction_id = GetTopTransactionIdIfAny();
+
+	SpinLockAcquire(&notifier_shared->mutex);
+	if (notifier_shared->prepared_change_count < PREPARED_CHANGES && TransactionIdIsValid(transaction_id))
+	{
+		PreparedChange *change = &notifier_shared->prepared_changes[notifier_shared->prepared_change_count++];
+
+		change->database_oid = MyDatabaseId;
+		change->transaction_id = transaction_id;
+		change->extension_changed = changed;
+		change->extension_dropped = dropped;
+	}
+	else
+		notifier_shared->look_requests_lost = true;
 	SpinLockRelease(&notifier_shared->mutex);
 }
 
@@ -594,6 +677,15 @@ act_at_transaction_end(XactEvent event, void *arg)
 	bool		abort = event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT;
 	int			actions = actions_at_transaction_end;
 
+	/* A prepared transaction has ended in this session: its actions are the launcher's. */
+	if (event == XACT_EVENT_PRE_PREPARE)
+	{
+		actions_at_transaction_end = 0;
+		if (actions & (EXTENSION_CHANGED_AT_COMMIT | EXTENSION_DROPPED_AT_COMMIT))
+			report_prepared_extension_change((actions & EXTENSION_CHANGED_AT_COMMIT) != 0,
+											 (actions & EXTENSION_DROPPED_AT_COMMIT) != 0);
+		return;
+	}
 	if (!commit && !abort)
 		return;
 	actions_at_transaction_end = 0;
@@ -610,7 +702,7 @@ act_at_transaction_end(XactEvent event, void *arg)
 	}
 	if (commit && (actions & (EXTENSION_CHANGED_AT_COMMIT | EXTENSION_DROPPED_AT_COMMIT)))
 	{
-		report_extension_change((actions & EXTENSION_CHANGED_AT_COMMIT) != 0,
+		report_extension_change(MyDatabaseId, (actions & EXTENSION_CHANGED_AT_COMMIT) != 0,
 								(actions & EXTENSION_DROPPED_AT_COMMIT) != 0);
 		wake_launcher();
 	}
@@ -785,10 +877,26 @@ typedef struct KnownDatabase
 	bool		look_requested; /* an extension changed there since its worker started */
 	bool		limit_logged;	/* it waits for a slot, and that was logged */
 	int			slot_index;		/* its slot, -1 when none */
+	Oid			owner;			/* datdba */
+	bool		owner_is_superuser;
+	bool		owner_limit_logged; /* it waits for eventsource.max_databases_per_owner, logged */
+	TimestampTz next_look_at;	/* no look starts there before */
+	int			look_backoff_ms;	/* after a stopped look: LOOK_TIME_LIMIT_MS, doubling */
+	bool		look_stopped;	/* the launcher stopped its look (LOOK_TIME_LIMIT_MS) */
 } KnownDatabase;
 
 /* The databases to serve, by OID: what the launcher knows of each. */
 static HTAB *known_databases = NULL;
+
+/* When the launcher goes through its databases next, at the latest. */
+static TimestampTz launcher_next_cycle_at;
+
+static void
+launcher_cycle_by(TimestampTz when)
+{
+	if (when < launcher_next_cycle_at)
+		launcher_next_cycle_at = when;
+}
 
 static void
 clear_launcher_pid(int code, Datum arg)
@@ -942,8 +1050,14 @@ read_databases_to_serve(void)
 			known->look_requested = false;
 			known->limit_logged = false;
 			known->slot_index = -1;
+			known->owner_limit_logged = false;
+			known->next_look_at = 0;
+			known->look_backoff_ms = 0;
+			known->look_stopped = false;
 		}
 		strlcpy(known->database_name, NameStr(database->datname), NAMEDATALEN);
+		known->owner = database->datdba;
+		known->owner_is_superuser = superuser_arg(database->datdba);
 		known->to_serve = true;
 	}
 	table_endscan(scan);
@@ -954,6 +1068,44 @@ read_databases_to_serve(void)
 	while ((known = hash_seq_search(&status)) != NULL)
 		if (!known->to_serve)
 			hash_search(known_databases, &known->database_oid, HASH_REMOVE, NULL);
+}
+
+/*
+ * Reports what each prepared transaction that changed an extension did, once
+ * it has committed (COMMIT PREPARED, in any session), and forgets those that
+ * ended: a prepared transaction stays in progress until it is resolved.
+ */
+static void
+take_resolved_prepared_changes(void)
+{
+	PreparedChange changes[PREPARED_CHANGES];
+	bool		resolved[PREPARED_CHANGES];
+	int			count;
+	int			kept = 0;
+
+	SpinLockAcquire(&notifier_shared->mutex);
+	count = notifier_shared->prepared_change_count;
+	memcpy(changes, notifier_shared->prepared_changes, count * sizeof(PreparedChange));
+	SpinLockRelease(&notifier_shared->mutex);
+	if (count == 0)
+		return;
+
+	for (int i = 0; i < count; i++)
+	{
+		resolved[i] = !TransactionIdIsInProgress(changes[i].transaction_id);
+		if (resolved[i] && TransactionIdDidCommit(changes[i].transaction_id))
+			report_extension_change(changes[i].database_oid, changes[i].extension_changed,
+									changes[i].extension_dropped);
+	}
+
+	/* Backends may have added changes meanwhile, after those copied. */
+	SpinLockAcquire(&notifier_shared->mutex);
+	for (int i = 0; i < notifier_shared->prepared_change_count; i++)
+		if (i >= count || !resolved[i])
+			notifier_shared->prepared_changes[kept++] = notifier_shared->prepared_changes[i];
+	notifier_shared->prepared_change_count = kept;
+	SpinLockRelease(&notifier_shared->mutex);
+	/* Those still prepared are looked at again, at the launcher's next cycle at the latest. */
 }
 
 /*
@@ -994,6 +1146,27 @@ take_look_requests(void)
 			known->look_requested = true;
 			known->without_extension = false;
 		}
+}
+
+/*
+ * Stops a look that did not find out within LOOK_TIME_LIMIT_MS: its
+ * connection waits, most likely for a lock that a session holds on the
+ * database (a rename in a transaction left open).  The database is looked
+ * at again after a delay that doubles each time, up to LOOK_BACKOFF_MAX_MS.
+ */
+static void
+stop_look(int slot_index, KnownDatabase *known, TimestampTz now)
+{
+	known->look_backoff_ms = known->look_backoff_ms == 0 ? LOOK_TIME_LIMIT_MS :
+		Min(known->look_backoff_ms * 2, LOOK_BACKOFF_MAX_MS);
+	known->next_look_at = TimestampTzPlusMilliseconds(now, known->look_backoff_ms);
+	known->look_stopped = true;
+	stop_worker(slot_index);
+	ereport(LOG,
+			(errmsg("eventsource launcher stopped its look at database \"%s\" after %d s",
+					known->database_name, LOOK_TIME_LIMIT_MS / 1000),
+			 errdetail("The worker that looks whether the extension is installed there could not connect and read pg_extension in time; a session may hold a lock on the database. The launcher looks again in %d s.",
+					   known->look_backoff_ms / 1000)));
 }
 
 /*
@@ -1050,6 +1223,30 @@ tend_slots(void)
 			continue;
 		}
 
+		if (state.installation != INSTALLATION_NOT_LOOKED_AT)
+			known->look_backoff_ms = 0;
+		else if (known->look_stopped)
+		{
+			/* Stopped at LOOK_TIME_LIMIT_MS: the slot is free once it has exited. */
+			if (running)
+				continue;
+			free_slot(i);
+			known->slot_index = -1;
+			known->look_stopped = false;
+			continue;
+		}
+		else if (running && worker_started_at[i] != 0)
+		{
+			TimestampTz deadline = TimestampTzPlusMilliseconds(worker_started_at[i], LOOK_TIME_LIMIT_MS);
+
+			if (now >= deadline)
+			{
+				stop_look(i, known, now);
+				continue;
+			}
+			launcher_cycle_by(deadline);
+		}
+
 		known->limit_logged = false;
 		serving += state.installation == INSTALLATION_FOUND;
 		if (strcmp(state.database_name, known->database_name) != 0)
@@ -1067,6 +1264,54 @@ tend_slots(void)
 }
 
 /*
+ * Whether the owner of a database may have one more served (or looked at):
+ * a role other than a superuser has at most
+ * eventsource.max_databases_per_owner at a time, so that copying a served
+ * database, which its owner may do as often as it likes with CREATEDB,
+ * cannot take every background worker.  A database over the limit waits,
+ * with a WARNING once.
+ */
+static bool
+within_owner_limit(KnownDatabase *known)
+{
+	int			owned = 0;
+
+	if (known->owner_is_superuser || eventsource_max_databases_per_owner < 0)
+		return true;
+	for (int i = 0; i < notifier_shared->slot_count; i++)
+	{
+		Oid			database_oid = notifier_shared->slots[i].database_oid;
+		KnownDatabase *other;
+
+		if (OidIsValid(database_oid) &&
+			(other = hash_search(known_databases, &database_oid, HASH_FIND, NULL)) != NULL)
+			owned += other->owner == known->owner;
+	}
+	if (owned < eventsource_max_databases_per_owner)
+	{
+		known->owner_limit_logged = false;
+		return true;
+	}
+	if (!known->owner_limit_logged)
+	{
+		char	   *owner_name;
+
+		StartTransactionCommand();
+		owner_name = GetUserNameFromId(known->owner, true);
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("eventsource notifier does not serve database \"%s\" for now",
+						known->database_name),
+				 errdetail("Its owner, role \"%s\", is not a superuser, and the notifier serves %d of its databases, the limit of eventsource.max_databases_per_owner.",
+						   owner_name ? owner_name : "?", owned),
+				 errhint("Raise eventsource.max_databases_per_owner (-1: no limit), or drop some of the role's databases.")));
+		CommitTransactionCommand();
+		known->owner_limit_logged = true;
+	}
+	return false;
+}
+
+/*
  * Starts a worker in each database to serve that no worker has looked at
  * yet, or in which an extension changed since (those first), LOOKS_AT_ONCE
  * at a time: one that finds the extension serves the database, one that
@@ -1077,15 +1322,26 @@ static void
 start_looks(int serving)
 {
 	int			looking = 0;
+	int			looking_again = 0;
+	TimestampTz now = GetCurrentTimestamp();
 
-	SpinLockAcquire(&notifier_shared->mutex);
 	for (int i = 0; i < notifier_shared->slot_count; i++)
 	{
 		NotifierSlot *slot = &notifier_shared->slots[i];
+		KnownDatabase *known;
 
-		looking += OidIsValid(slot->database_oid) && slot->installation == INSTALLATION_NOT_LOOKED_AT;
+		/* The launcher alone sets database_oid; the worker sets installation. */
+		SpinLockAcquire(&notifier_shared->mutex);
+		if (!OidIsValid(slot->database_oid) || slot->installation != INSTALLATION_NOT_LOOKED_AT)
+		{
+			SpinLockRelease(&notifier_shared->mutex);
+			continue;
+		}
+		SpinLockRelease(&notifier_shared->mutex);
+		looking++;
+		known = hash_search(known_databases, &slot->database_oid, HASH_FIND, NULL);
+		looking_again += known != NULL && known->look_backoff_ms > 0;
 	}
-	SpinLockRelease(&notifier_shared->mutex);
 
 	for (int requested_first = 1; requested_first >= 0; requested_first--)
 	{
@@ -1105,6 +1361,16 @@ start_looks(int serving)
 				hash_seq_term(&status);
 				return;
 			}
+			if (known->next_look_at > now)
+			{
+				launcher_cycle_by(known->next_look_at);
+				continue;
+			}
+			/* A database whose looks were stopped does not take every look. */
+			if (known->look_backoff_ms > 0 && looking_again >= LOOKS_AT_ONCE - 1)
+				continue;
+			if (!within_owner_limit(known))
+				continue;
 			for (int i = 0; i < notifier_shared->slot_count && free_index < 0; i++)
 				if (!OidIsValid(notifier_shared->slots[i].database_oid) && !worker_running(i))
 					free_index = i;
@@ -1131,8 +1397,10 @@ start_looks(int serving)
 			worker_started_at[free_index] = 0;
 			known->slot_index = free_index;
 			known->limit_logged = false;
+			known->next_look_at = TimestampTzPlusMilliseconds(now, LOOK_INTERVAL_MS);
 			start_worker(free_index, known);
 			looking++;
+			looking_again += known->look_backoff_ms > 0;
 		}
 	}
 }
@@ -1146,6 +1414,7 @@ static void
 synchronize_workers(void)
 {
 	read_databases_to_serve();
+	take_resolved_prepared_changes();
 	take_look_requests();
 	start_looks(tend_slots());
 }
@@ -1187,10 +1456,12 @@ eventsource_launcher_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
+		launcher_next_cycle_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), LAUNCHER_CYCLE_MS);
 		synchronize_workers();
 		/* Woken by worker starts and exits (bgw_notify_pid), reloads, resumed databases, extension changes and looks. */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 LAUNCHER_CYCLE_MS, PG_WAIT_EXTENSION);
+						 Max(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), launcher_next_cycle_at), 1),
+						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }
@@ -1213,11 +1484,34 @@ typedef enum ExtensionTrust
 	EXTENSION_OWNER_NOT_SUPERUSER,
 	EXTENSION_SCHEMA_RENAMED,
 	EXTENSION_SCHEMA_OWNER_NOT_SUPERUSER,
-	EXTENSION_SCHEMA_CREATE_GRANTED
+	EXTENSION_SCHEMA_CREATE_GRANTED,
+	EXTENSION_TABLE_OWNER_NOT_SUPERUSER,
+	EXTENSION_TABLE_TRIGGER_GRANTED,
+	EXTENSION_TABLE_FOREIGN_TRIGGER,
+	EXTENSION_TABLE_RULE
 } ExtensionTrust;
+
+/* What a refusal of judge_extension is about. */
+typedef struct TrustCulprit
+{
+	Oid			oid;			/* the role (InvalidOid: PUBLIC), or the schema */
+	Oid			relation;		/* the extension's table or view, for EXTENSION_TABLE_* */
+	NameData	object_name;	/* the trigger or rule */
+} TrustCulprit;
 
 /* The last answer of extension_trust, so that a refusal is logged once. */
 static ExtensionTrust last_trust = EXTENSION_SERVED;
+
+/*
+ * judge_tables' latest answer, for the extension extension_of_judged_tables,
+ * until a relation cache or role invalidation arrives (CREATE TRIGGER, CREATE
+ * RULE, GRANT, ALTER TABLE ... OWNER and ALTER ROLE all send one): the worker
+ * asks at the start of each of its transactions.
+ */
+static Oid	extension_of_judged_tables = InvalidOid;
+static ExtensionTrust judged_tables_trust;
+static TrustCulprit judged_tables_culprit;
+static bool judged_tables_callbacks_registered = false;
 
 /*
  * The schema and owner of the extension with this OID, as pg_extension says
@@ -1249,37 +1543,31 @@ extension_row(Oid extension_oid, Oid *schema_oid, Oid *owner)
 }
 
 /*
- * A role other than a superuser that a schema's ACL lets create objects in
- * it: sets *public_may_create when PUBLIC may, else returns the role
- * (InvalidOid when none may).
+ * Whether a role other than a superuser (or PUBLIC: *public_granted) holds
+ * the privilege in this ACL; the role, InvalidOid when none does.
  */
 static Oid
-non_superuser_creator(HeapTuple schema_tuple, bool *public_may_create)
+non_superuser_grantee(Acl *acl, AclMode privilege, bool *public_granted)
 {
-	bool		isnull;
-	Datum		acl_datum = SysCacheGetAttr(NAMESPACEOID, schema_tuple, Anum_pg_namespace_nspacl, &isnull);
 	int16		item_length;
 	bool		item_by_value;
 	char		item_alignment;
 	Datum	   *items;
 	int			count;
 
-	*public_may_create = false;
-	/* No ACL: the owner's default privileges, nothing for PUBLIC. */
-	if (isnull)
-		return InvalidOid;
+	*public_granted = false;
 	get_typlenbyvalalign(ACLITEMOID, &item_length, &item_by_value, &item_alignment);
-	deconstruct_array(DatumGetAclP(acl_datum), ACLITEMOID, item_length, item_by_value, item_alignment,
+	deconstruct_array(acl, ACLITEMOID, item_length, item_by_value, item_alignment,
 					  &items, NULL, &count);
 	for (int i = 0; i < count; i++)
 	{
 		AclItem    *item = (AclItem *) DatumGetPointer(items[i]);
 
-		if ((ACLITEM_GET_PRIVS(*item) & ACL_CREATE) == 0)
+		if ((ACLITEM_GET_PRIVS(*item) & privilege) == 0)
 			continue;
 		if (item->ai_grantee == ACL_ID_PUBLIC)
 		{
-			*public_may_create = true;
+			*public_granted = true;
 			return InvalidOid;
 		}
 		if (!superuser_arg(item->ai_grantee))
@@ -1289,16 +1577,212 @@ non_superuser_creator(HeapTuple schema_tuple, bool *public_may_create)
 }
 
 /*
+ * A role other than a superuser that a schema's ACL lets create objects in
+ * it: sets *public_may_create when PUBLIC may, else returns the role
+ * (InvalidOid when none may).
+ */
+static Oid
+non_superuser_creator(HeapTuple schema_tuple, bool *public_may_create)
+{
+	bool		isnull;
+	Datum		acl_datum = SysCacheGetAttr(NAMESPACEOID, schema_tuple, Anum_pg_namespace_nspacl, &isnull);
+
+	*public_may_create = false;
+	/* No ACL: the owner's default privileges, nothing for PUBLIC. */
+	if (isnull)
+		return InvalidOid;
+	return non_superuser_grantee(DatumGetAclP(acl_datum), ACL_CREATE, public_may_create);
+}
+
+/*
+ * Whether a trigger is not the extension's: the extension's are those of its
+ * constraints (a foreign key between two of its tables) and those that call
+ * a function of the extension, with no WHEN condition (which could call any
+ * function).  PostgreSQL does not record triggers as members of an
+ * extension.  Sets *name to a foreign one's.
+ */
+static bool
+foreign_trigger(HeapTuple row, TupleDesc description, Oid extension_oid, NameData *name)
+{
+	Form_pg_trigger trigger = (Form_pg_trigger) GETSTRUCT(row);
+	bool		no_condition;
+	bool		of_extension;
+
+	(void) heap_getattr(row, Anum_pg_trigger_tgqual, description, &no_condition);
+	if (trigger->tgisinternal)
+		of_extension = OidIsValid(trigger->tgconstrrelid) &&
+			getExtensionOfObject(RelationRelationId, trigger->tgconstrrelid) == extension_oid;
+	else
+		of_extension = no_condition &&
+			getExtensionOfObject(ProcedureRelationId, trigger->tgfoid) == extension_oid;
+	if (!of_extension)
+		*name = trigger->tgname;
+	return !of_extension;
+}
+
+/* Whether a rule is one other than a view's own; sets *name to it. */
+static bool
+foreign_rule(HeapTuple row, TupleDesc description, Oid extension_oid, NameData *name)
+{
+	Form_pg_rewrite rule = (Form_pg_rewrite) GETSTRUCT(row);
+
+	if (strcmp(NameStr(rule->rulename), ViewSelectRuleName) == 0)
+		return false;
+	*name = rule->rulename;
+	return true;
+}
+
+/*
+ * Whether a row of a catalog (pg_trigger, pg_rewrite) about a relation is
+ * foreign, as is_foreign says: scans the rows by the index that starts with
+ * the relation's column.
+ */
+static bool
+foreign_row_on(Oid relation_oid, Oid catalog_oid, Oid index_oid, AttrNumber relation_column,
+			   bool (*is_foreign) (HeapTuple, TupleDesc, Oid, NameData *),
+			   Oid extension_oid, NameData *name)
+{
+	Relation	catalog = table_open(catalog_oid, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	row;
+	bool		found = false;
+
+	ScanKeyInit(&key, relation_column, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relation_oid));
+	scan = systable_beginscan(catalog, index_oid, true, NULL, 1, &key);
+	while (!found && HeapTupleIsValid(row = systable_getnext(scan)))
+		found = is_foreign(row, RelationGetDescr(catalog), extension_oid, name);
+	systable_endscan(scan);
+	table_close(catalog, AccessShareLock);
+	return found;
+}
+
+/*
+ * Judges one of the extension's relations: owned by a superuser, TRIGGER
+ * granted to no other role, no trigger but the extension's and no rule but
+ * a view's own.  The notifier writes to the extension's tables with
+ * superuser rights: a trigger or rule there would run with them.
+ */
+static ExtensionTrust
+judge_relation(Oid relation_oid, Oid extension_oid, TrustCulprit *culprit)
+{
+	HeapTuple	tuple = SearchSysCache1(RELOID, ObjectIdGetDatum(relation_oid));
+	Form_pg_class relation;
+	ExtensionTrust trust = EXTENSION_SERVED;
+	bool		isnull;
+	Datum		acl_datum;
+
+	if (!HeapTupleIsValid(tuple))
+		return EXTENSION_SERVED;	/* dropped meanwhile: nothing of it can run */
+	relation = (Form_pg_class) GETSTRUCT(tuple);
+	culprit->relation = relation_oid;
+	if (!superuser_arg(relation->relowner))
+	{
+		culprit->oid = relation->relowner;
+		trust = EXTENSION_TABLE_OWNER_NOT_SUPERUSER;
+	}
+	else
+	{
+		bool		public_granted;
+
+		acl_datum = SysCacheGetAttr(RELOID, tuple, Anum_pg_class_relacl, &isnull);
+		if (!isnull &&
+			(OidIsValid(culprit->oid = non_superuser_grantee(DatumGetAclP(acl_datum), ACL_TRIGGER,
+															 &public_granted)) ||
+			 public_granted))
+			trust = EXTENSION_TABLE_TRIGGER_GRANTED;
+	}
+	ReleaseSysCache(tuple);
+	if (trust != EXTENSION_SERVED)
+		return trust;
+	if (foreign_row_on(relation_oid, TriggerRelationId, TriggerRelidNameIndexId, Anum_pg_trigger_tgrelid,
+					   foreign_trigger, extension_oid, &culprit->object_name))
+		return EXTENSION_TABLE_FOREIGN_TRIGGER;
+	if (foreign_row_on(relation_oid, RewriteRelationId, RewriteRelRulenameIndexId, Anum_pg_rewrite_ev_class,
+					   foreign_rule, extension_oid, &culprit->object_name))
+		return EXTENSION_TABLE_RULE;
+	return EXTENSION_SERVED;
+}
+
+static void
+forget_judged_tables(Datum arg, Oid relation_oid)
+{
+	extension_of_judged_tables = InvalidOid;
+}
+
+static void
+forget_judged_tables_of_roles(Datum arg, int cache_id, uint32 hash_value)
+{
+	extension_of_judged_tables = InvalidOid;
+}
+
+/*
+ * Judges each relation that is a member of the extension (judge_relation),
+ * or returns the answer of the last time when no relation or role changed
+ * since.
+ */
+static ExtensionTrust
+judge_tables(Oid extension_oid, TrustCulprit *culprit)
+{
+	Relation	pg_depend;
+	ScanKeyData keys[2];
+	SysScanDesc scan;
+	HeapTuple	row;
+	ExtensionTrust trust = EXTENSION_SERVED;
+
+	if (!judged_tables_callbacks_registered)
+	{
+		CacheRegisterRelcacheCallback(forget_judged_tables, (Datum) 0);
+		CacheRegisterSyscacheCallback(AUTHOID, forget_judged_tables_of_roles, (Datum) 0);
+		judged_tables_callbacks_registered = true;
+	}
+	if (extension_of_judged_tables == extension_oid)
+	{
+		*culprit = judged_tables_culprit;
+		return judged_tables_trust;
+	}
+
+	pg_depend = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&keys[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(ExtensionRelationId));
+	ScanKeyInit(&keys[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(extension_oid));
+	scan = systable_beginscan(pg_depend, DependReferenceIndexId, true, NULL, 2, keys);
+	while (trust == EXTENSION_SERVED && HeapTupleIsValid(row = systable_getnext(scan)))
+	{
+		Form_pg_depend dependency = (Form_pg_depend) GETSTRUCT(row);
+
+		if (dependency->deptype == DEPENDENCY_EXTENSION && dependency->classid == RelationRelationId)
+			trust = judge_relation(dependency->objid, extension_oid, culprit);
+	}
+	systable_endscan(scan);
+	table_close(pg_depend, AccessShareLock);
+
+	extension_of_judged_tables = extension_oid;
+	judged_tables_trust = trust;
+	judged_tables_culprit = *culprit;
+	return trust;
+}
+
+/*
  * Logs why the notifier refuses to act on the database's eventsource schema,
- * as a WARNING, or that it acts on it again.  culprit is the role to blame
- * (InvalidOid: PUBLIC), or the schema for EXTENSION_SCHEMA_RENAMED.
+ * as a WARNING, or that it acts on it again.  culprit->oid is the role to
+ * blame (InvalidOid: PUBLIC), or the schema for EXTENSION_SCHEMA_RENAMED.
  */
 static void
-log_trust_change(ExtensionTrust trust, ExtensionTrust previous, Oid culprit)
+log_trust_change(ExtensionTrust trust, ExtensionTrust previous, const TrustCulprit *culprit_of)
 {
 	const char *database_name = get_database_name(MyDatabaseId);
 	const char *superuser_name = quote_identifier(GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false));
+	Oid			culprit = culprit_of->oid;
+	char	   *relation_name = OidIsValid(culprit_of->relation) ? get_rel_name(culprit_of->relation) : NULL;
+	const char *object_name = quote_identifier(NameStr(culprit_of->object_name));
 	char	   *name;
+
+	/* Dropped since it was judged: named by its OID. */
+	if (OidIsValid(culprit_of->relation))
+		relation_name = relation_name ? quote_qualified_identifier("eventsource", relation_name) :
+			psprintf("%u", culprit_of->relation);
 
 	switch (trust)
 	{
@@ -1344,6 +1828,46 @@ log_trust_change(ExtensionTrust trust, ExtensionTrust previous, Oid culprit)
 					 errhint("Revoke it with REVOKE CREATE ON SCHEMA eventsource FROM %s.",
 							 OidIsValid(culprit) ? (name ? quote_identifier(name) : "the role") : "PUBLIC")));
 			break;
+		case EXTENSION_TABLE_OWNER_NOT_SUPERUSER:
+			name = GetUserNameFromId(culprit, true);
+			ereport(WARNING,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("eventsource notifier does not serve database \"%s\"", database_name),
+					 errdetail("The extension's relation %s is owned by role \"%s\", which is not a superuser; the owner of a table can create triggers and rules on it, and the notifier writes to it with superuser rights.",
+							   relation_name, name ? name : "?"),
+					 errhint("Give it back to a superuser: ALTER TABLE %s OWNER TO %s.",
+							 relation_name, superuser_name)));
+			break;
+		case EXTENSION_TABLE_TRIGGER_GRANTED:
+			name = OidIsValid(culprit) ? GetUserNameFromId(culprit, true) : NULL;
+			ereport(WARNING,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("eventsource notifier does not serve database \"%s\"", database_name),
+					 OidIsValid(culprit) ?
+					 errdetail("The extension's relation %s grants TRIGGER to role \"%s\", which is not a superuser; that role can create triggers on it, and the notifier writes to it with superuser rights.",
+							   relation_name, name ? name : "?") :
+					 errdetail("The extension's relation %s grants TRIGGER to PUBLIC; any role can create triggers on it, and the notifier writes to it with superuser rights.",
+							   relation_name),
+					 errhint("Revoke it, and check the relations' triggers: REVOKE TRIGGER ON ALL TABLES IN SCHEMA eventsource FROM %s.",
+							 OidIsValid(culprit) ? (name ? quote_identifier(name) : "the role") : "PUBLIC")));
+			break;
+		case EXTENSION_TABLE_FOREIGN_TRIGGER:
+			ereport(WARNING,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("eventsource notifier does not serve database \"%s\"", database_name),
+					 errdetail("The extension's relation %s has trigger %s, which is not one of the extension's; the notifier writes to the relation with superuser rights, and the trigger would run with them.",
+							   relation_name, object_name),
+					 errhint("Check what it does, then drop it: DROP TRIGGER %s ON %s.",
+							 object_name, relation_name)));
+			break;
+		case EXTENSION_TABLE_RULE:
+			ereport(WARNING,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("eventsource notifier does not serve database \"%s\"", database_name),
+					 errdetail("The extension's relation %s has rule %s; the notifier writes to the relation with superuser rights, and the rule would rewrite what it does.",
+							   relation_name, object_name),
+					 errhint("Drop it: DROP RULE %s ON %s.", object_name, relation_name)));
+			break;
 		case EXTENSION_SERVED:
 			if (previous != EXTENSION_NOT_INSTALLED)
 				ereport(LOG,
@@ -1359,12 +1883,15 @@ log_trust_change(ExtensionTrust trust, ExtensionTrust previous, Oid culprit)
  * if not, why.  The notifier runs as a superuser, so it acts only on the
  * installed extension, and only while no role but a superuser can create,
  * replace or drop objects in its schema: the extension's owner and the
- * schema's owner are superusers, and no other role may create in it.  Locks
- * the extension so that it cannot be dropped before the transaction ends.
- * *culprit is the role or schema a refusal is about.
+ * schema's owner are superusers, and no other role may create in it; and
+ * while what the notifier writes to runs nothing but the extension's code:
+ * no trigger or rule a role added to the extension's tables, and no role
+ * but a superuser that may add a trigger (judge_tables).  Locks the
+ * extension so that it cannot be dropped before the transaction ends.
+ * *culprit_result is what a refusal is about.
  */
 static ExtensionTrust
-judge_extension(Oid *culprit_result)
+judge_extension(TrustCulprit *culprit_result)
 {
 	Oid			extension_oid = get_extension_oid("eventsource", true);
 	Oid			schema_oid = InvalidOid;
@@ -1372,6 +1899,7 @@ judge_extension(Oid *culprit_result)
 	Oid			culprit = InvalidOid;
 	ExtensionTrust trust = EXTENSION_SERVED;
 
+	memset(culprit_result, 0, sizeof(TrustCulprit));
 	if (OidIsValid(extension_oid))
 	{
 		LockDatabaseObject(ExtensionRelationId, extension_oid, 0, AccessShareLock);
@@ -1416,7 +1944,9 @@ judge_extension(Oid *culprit_result)
 			trust = EXTENSION_SCHEMA_CREATE_GRANTED;
 		ReleaseSysCache(schema_tuple);
 	}
-	*culprit_result = culprit;
+	culprit_result->oid = culprit;
+	if (trust == EXTENSION_SERVED)
+		trust = judge_tables(extension_oid, culprit_result);
 	return trust;
 }
 
@@ -1427,11 +1957,11 @@ judge_extension(Oid *culprit_result)
 static ExtensionTrust
 extension_trust(void)
 {
-	Oid			culprit;
+	TrustCulprit culprit;
 	ExtensionTrust trust = judge_extension(&culprit);
 
 	if (trust != last_trust)
-		log_trust_change(trust, last_trust, culprit);
+		log_trust_change(trust, last_trust, &culprit);
 	last_trust = trust;
 	return trust;
 }
@@ -1446,7 +1976,7 @@ extension_trust(void)
 bool
 worker_may_serve_extension_quietly(void)
 {
-	Oid			culprit;
+	TrustCulprit culprit;
 
 	return judge_extension(&culprit) == EXTENSION_SERVED;
 }
@@ -1515,6 +2045,44 @@ clear_notifier_pid(int code, Datum arg)
  * start of each round.  The jobs run in it, and each transaction ends there.
  */
 static MemoryContext round_context = NULL;
+
+/*
+ * The settings of a background worker's session (the notifier's, the epoch
+ * starter's) whatever the database's and role's settings (ALTER DATABASE
+ * ... SET, ALTER ROLE ... SET, which its connection applied) say, so that
+ * their owner cannot make the worker fail or change what it does:
+ *
+ * - nothing a user defines may run with the worker's (superuser) rights:
+ *	 its statements name every operator, function and type with its schema,
+ *	 and all run with this search path;
+ * - its transactions write, and fire the triggers of the extension's
+ *	 tables, which keep them consistent (session_replication_role replica or
+ *	 local would skip them).  Their isolation level is the database's: in a
+ *	 database whose transactions are serializable, so are the async
+ *	 projections' (a serialization failure is the projection's failure, and
+ *	 the worker's own queries work at any level);
+ * - no timeout ends its statements or lock waits: each job bounds its own
+ *	 time.  (The idle timeouts apply to client sessions only.)
+ *
+ * The source is the session's, not an override: a projection handler's SET
+ * (in a GUC nest level of its own) must take effect, and an override would
+ * silently ignore it.
+ */
+static const char *const worker_session_settings[][2] = {
+	{"search_path", "pg_catalog, pg_temp"},
+	{"default_transaction_read_only", "off"},
+	{"session_replication_role", "origin"},
+	{"statement_timeout", "0"},
+	{"lock_timeout", "0"},
+};
+
+void
+worker_set_session(void)
+{
+	for (size_t i = 0; i < lengthof(worker_session_settings); i++)
+		SetConfigOption(worker_session_settings[i][0], worker_session_settings[i][1],
+						PGC_SUSET, PGC_S_SESSION);
+}
 
 /*
  * Starts one of the worker's transactions, as worker_spi does: a fresh
@@ -1940,15 +2508,7 @@ eventsource_notifier_main(Datum main_arg)
 	before_shmem_exit(clear_notifier_pid, (Datum) 0);
 	report_installation();
 
-	/*
-	 * Nothing a user defines may run with the notifier's (superuser) rights:
-	 * its statements here and in lifecycle.c name every operator, function
-	 * and type with its schema, and all run with this search path.  The
-	 * source is the session's, not an override: a projection handler's SET
-	 * search_path (in a GUC nest level of its own) must take effect, and an
-	 * override would silently ignore it.
-	 */
-	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
+	worker_set_session();
 	pgstat_report_appname("eventsource notifier");
 
 	/*
