@@ -1488,10 +1488,16 @@ record_failure_state(const Projection *projection, int attempts, long delay_ms, 
 	values[4] = CStringGetTextDatum(message);
 	values[5] = failed_position ? Int64GetDatum(*failed_position) : (Datum) 0;
 	nulls[5] = failed_position ? ' ' : 'n';
-	/* An error here ends the worker, which starts again with the flag clear. */
 	recording_async_failure = true;
-	run_kept_plan(&failure_plan, values, nulls, false);
-	recording_async_failure = false;
+	PG_TRY();
+	{
+		run_kept_plan(&failure_plan, values, nulls, false);
+	}
+	PG_FINALLY();
+	{
+		recording_async_failure = false;
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -1542,8 +1548,10 @@ record_failure(const Projection *projection, const Checkpoint *failed_event, int
  * still projects one per transaction (so that the one that fails, at its
  * handler or at its commit, is known); when its last turn found nothing more
  * to do, the log's visible head then and its checkpoint, so that it takes no
- * turn until one of them moves; and when its checkpoint last went past the
- * events its filter skips.
+ * turn until one of them moves; when its checkpoint last went past the
+ * events its filter skips; and, after failures that could not be recorded
+ * in its row (which then says nothing of them), how many in a row and until
+ * when it rests.
  */
 typedef struct ProjectionState
 {
@@ -1554,6 +1562,8 @@ typedef struct ProjectionState
 	Checkpoint	caught_up_head;
 	Checkpoint	caught_up_checkpoint;
 	TimestampTz passed_at;		/* when its checkpoint last went past skipped events */
+	int			unrecorded_failures;
+	TimestampTz resting_until;
 } ProjectionState;
 
 static HTAB *projection_states = NULL;
@@ -1650,18 +1660,44 @@ take_turn(ProjectionState *state, Checkpoint head, TimestampTz deadline, Project
 }
 
 /*
+ * Records the failure error of the turn of one event (or none), in a
+ * transaction of its own, as a failure of the projection on that event, if
+ * the projection is still where the turn found it.
+ */
+static void
+record_failed_turn(ProjectionState *state, const ProjectionTurn *turn, const ErrorData *error)
+{
+	Datum		name = CStringGetTextDatum(state->name);
+
+	if (worker_start_transaction(psprintf("eventsource notifier: recording a failure of async projection \"%s\"",
+										  state->name)) &&
+		run_kept_plan(&due_projection_plan, &name, NULL, false) > 0)
+	{
+		Projection *projection = projection_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
+
+		if (compare_checkpoints(&projection->checkpoint, &turn->start) == 0)
+			record_failure(projection, turn->replay.events > 0 ? &turn->replay.last : NULL,
+						   projection->attempts + 1, error);
+	}
+	worker_commit_transaction();
+}
+
+/*
  * After a turn that failed (everything it did undone): a transaction of
  * several events is tried again one event per transaction, at once; the
- * failure of one event is recorded, in a transaction of its own, as a
- * failure of the projection on that event, if the projection is still where
- * the turn found it.  An error before the turn read the projection is the
- * worker's own: it is raised again, and ends the worker.  Returns true when
- * the projection has more to do at once.
+ * failure of one event is recorded (record_failed_turn).  When that fails
+ * too (a lock_timeout, a serialization failure), the failure is logged and
+ * the projection rests in the worker's memory instead, its first rest
+ * FIRST_RETRY_MS, doubling up to LONGEST_RETRY_MS, as a recorded failure's
+ * retry would; the other projections go on.  An error before the turn read
+ * the projection is the job's own: it is raised again (notifier.c's
+ * run_job_slice handles it).  Returns true when the projection has more to
+ * do at once.
  */
 static bool
 after_failed_turn(ProjectionState *state, const ProjectionTurn *turn, ErrorData *error)
 {
-	Datum		name = CStringGetTextDatum(state->name);
+	ErrorData  *volatile recording_error = NULL;
 
 	if (!turn->locked)
 		ReThrowError(error);
@@ -1676,17 +1712,29 @@ after_failed_turn(ProjectionState *state, const ProjectionTurn *turn, ErrorData 
 		return true;
 	}
 	state->events_alone = 0;
-	if (worker_start_transaction(psprintf("eventsource notifier: recording a failure of async projection \"%s\"",
-										  state->name)) &&
-		run_kept_plan(&due_projection_plan, &name, NULL, false) > 0)
+	PG_TRY();
 	{
-		Projection *projection = projection_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc);
-
-		if (compare_checkpoints(&projection->checkpoint, &turn->start) == 0)
-			record_failure(projection, turn->replay.events > 0 ? &turn->replay.last : NULL,
-						   projection->attempts + 1, error);
+		record_failed_turn(state, turn, error);
 	}
-	worker_commit_transaction();
+	PG_CATCH();
+	{
+		recording_error = worker_catch_error();
+	}
+	PG_END_TRY();
+	if (recording_error == NULL)
+	{
+		state->unrecorded_failures = 0;
+		return false;
+	}
+	state->unrecorded_failures++;
+	state->resting_until =
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+									Min((long) FIRST_RETRY_MS << Min(state->unrecorded_failures - 1, 20),
+										LONGEST_RETRY_MS));
+	ereport(LOG,
+			(errmsg("could not record the failure of async projection \"%s\": %s",
+					state->name, recording_error->message),
+			 errdetail_internal("The turn failed: %s", error->message)));
 	return false;
 }
 
@@ -1699,9 +1747,8 @@ after_failed_turn(ProjectionState *state, const ProjectionTurn *turn, ErrorData 
 static bool
 take_turn_or_fail(ProjectionState *state, Checkpoint head, TimestampTz deadline)
 {
-	MemoryContext round_memory = CurrentMemoryContext;
 	ProjectionTurn *turn = palloc0(sizeof(ProjectionTurn));
-	ErrorData  *error = NULL;
+	ErrorData  *volatile error = NULL;
 	bool		more = false;
 
 	PG_TRY();
@@ -1710,10 +1757,7 @@ take_turn_or_fail(ProjectionState *state, Checkpoint head, TimestampTz deadline)
 	}
 	PG_CATCH();
 	{
-		MemoryContextSwitchTo(round_memory);
-		error = CopyErrorData();
-		FlushErrorState();
-		worker_abort_transaction();
+		error = worker_catch_error();
 	}
 	PG_END_TRY();
 	if (error != NULL)
@@ -1776,10 +1820,14 @@ list_due_projections(List **due, Checkpoint *head)
 				state->events_alone = 0;
 				state->caught_up = false;
 				state->passed_at = 0;
+				state->unrecorded_failures = 0;
+				state->resting_until = 0;
 			}
 			state->listed = listings;
 			retry_in = DatumGetInt64(SPI_getbinval(rows->vals[i], rows->tupdesc, 3, &isnull));
-			if (!isnull && retry_in > 0)
+			/* Its recorded retry, or its rest after failures that could not be recorded. */
+			retry_in = Max(isnull ? 0 : retry_in, (state->resting_until - GetCurrentTimestamp() + 999) / 1000);
+			if (retry_in > 0)
 				retry_ms = retry_ms < 0 ? retry_in : Min(retry_ms, retry_in);
 			else if (!state->caught_up || compare_checkpoints(&state->caught_up_head, head) != 0 ||
 					 compare_checkpoints(&state->caught_up_checkpoint, &checkpoint) != 0)
