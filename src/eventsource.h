@@ -284,13 +284,15 @@ extern int64 optional_stream_version(FunctionCallInfo fcinfo, int argno, const c
 
 /*
  * The gap-safe part of every log read: after the checkpoint ($1, $2), below
- * the horizon (a parameter set to log_horizon_datum()), of the event types
- * $4 (NULL: all).  $3 is the row limit.
+ * the horizon (a parameter set to log_horizon_datum()) (LOG_RANGE), of the
+ * event types $4 (NULL: all) (EVENT_TYPES_TAKEN).  $3 is the row limit.
  */
-#define LOG_CONDITIONS(horizon) \
+#define LOG_RANGE(horizon) \
 	" WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>) ($1, $2)" \
-	"   AND e.transaction_id OPERATOR(pg_catalog.<) " horizon \
-	"   AND ($4::pg_catalog.text[] IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY ($4))"
+	"   AND e.transaction_id OPERATOR(pg_catalog.<) " horizon
+#define EVENT_TYPES_TAKEN \
+	" ($4::pg_catalog.text[] IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY ($4))"
+#define LOG_CONDITIONS(horizon) LOG_RANGE(horizon) "   AND" EVENT_TYPES_TAKEN
 
 /* Argument validation shared by the reads, subscriptions and projections (read.c). */
 extern int32 checked_max_count(FunctionCallInfo fcinfo, int argno);

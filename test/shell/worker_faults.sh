@@ -12,6 +12,9 @@
 #    that sleeps past it fails its turn (57014), a failure of its projection like any other.
 # 4. A handler's session-level advisory lock ends with its turn, committed or failed: no session
 #    waits for the worker.
+# 5. An async projection of an event type absent from 400,000 events reads the log in windows: no
+#    transaction of its first turn runs into a statement_timeout of 40 ms (one read of the whole log
+#    takes about 90 ms here), and it projects the event of its type that follows them.
 # Binaries from EVENTSOURCE_PG_BIN (default the system's 15); port EVENTSOURCE_WORKER_FAULTS_PORT
 # (default PGPORT + 33).
 set -euo pipefail
@@ -37,7 +40,7 @@ db=es_faults
 psql_in() {
   local database=$1
   shift
-  PGOPTIONS='-c default_transaction_read_only=off' "$bin/psql" -X -q -v ON_ERROR_STOP=1 -At -d "$database" "$@"
+  PGOPTIONS='-c default_transaction_read_only=off -c statement_timeout=0' "$bin/psql" -X -q -v ON_ERROR_STOP=1 -At -d "$database" "$@"
 }
 psql_db() { psql_in "$db" "$@"; }
 # wait_for DB QUERY [SECONDS]: until QUERY returns t in DB (20 s by default); fails when it does not.
@@ -131,7 +134,7 @@ check "its turns fail, logged" \
   "$([ "$(logged 'async projections job failed: cannot execute SELECT FOR UPDATE in a read-only transaction')" -ge 1 ] && echo logged)" logged
 check "its worker keeps its pid" "$(worker_pid "$ro")" "$ro_pid"
 check "and never exits" "$(exits)" 0
-check "and keeps notifying" "$(hears_own_append env PGOPTIONS='-c default_transaction_read_only=off' "$bin/psql" -X -q -At -d "$ro")" t
+check "and keeps notifying" "$(hears_own_append env PGOPTIONS='-c default_transaction_read_only=off -c statement_timeout=0' "$bin/psql" -X -q -At -d "$ro")" t
 check "the projection waits, running" \
   "$(psql_in "$ro" -c "SELECT status, events_processed FROM eventsource.projection_status WHERE name = 'counter'")" "running|0"
 
@@ -186,5 +189,27 @@ check "a handler's session-level advisory lock ends with its turn" \
 check "and with its failed turn" "$(psql_db -c "SELECT pg_try_advisory_lock(4343)")" t
 check "the worker kept its pid" "$(worker_pid "$db")" "$pid"
 check "and never exited" "$(exits)" 0
+
+# 5. A projection of a rare event type, behind 400,000 events of others.
+sparse=es_faults_sparse
+"$bin/createdb" "$sparse"
+psql_in "$sparse" -c "ALTER DATABASE $sparse SET statement_timeout = '40ms'"
+counter "$sparse"
+psql_in "$sparse" -c "SELECT count(eventsource.append_events('filler-' || g, (SELECT jsonb_agg(jsonb_build_object('type', 'Filler', 'data', '{}'::jsonb))
+                                                                         FROM generate_series(1, 1000))))
+                        FROM generate_series(1, 400) AS g" -c "VACUUM ANALYZE eventsource.events" > /dev/null
+psql_in "$sparse" > /dev/null <<'SQL'
+CREATE TABLE model.rare (position bigint PRIMARY KEY);
+CREATE FUNCTION model.note_rare(e eventsource.event) RETURNS void LANGUAGE sql AS
+  $$INSERT INTO model.rare VALUES (e.global_position)$$;
+SELECT eventsource.append('rare-1', 'Rare', '{}');
+SELECT eventsource.create_projection('rare', 'model.note_rare(eventsource.event)', event_types => ARRAY['Rare'],
+                                     mode => 'async');
+SQL
+wait_for "$sparse" "SELECT count(*) = 1 FROM model.rare" 20 || true
+check "a projection of a rare type projects its event behind 400,000 others, in windows" \
+  "$(psql_in "$sparse" -c "SELECT (SELECT count(*) FROM model.rare), events_processed, last_error FROM eventsource.projection_status WHERE name = 'rare'")" "1|1|"
+check "with no transaction of the worker running into statement_timeout" \
+  "$(logged 'async projection "rare"\|projection "rare" failed')" 0
 
 finish worker_faults
