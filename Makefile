@@ -8,7 +8,7 @@
 EXTENSION = eventsource
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'$$/\1/p" $(EXTENSION).control)
 MODULE_big = eventsource
-OBJS = src/eventsource.o src/append.o src/read.o src/checkpoint.o src/guard.o src/snapshot.o src/notifier.o src/subscription.o src/projection.o src/lifecycle.o src/statistics.o src/owners.o src/epoch.o
+OBJS = src/eventsource.o src/arguments.o src/streams.o src/append.o src/stream_write.o src/read.o src/checkpoint.o src/guard.o src/snapshot.o src/notifier.o src/subscription.o src/projection.o src/lifecycle.o src/statistics.o src/owners.o src/epoch.o
 
 # The install script of the current version is built from sql/source/*.sql, concatenated in name
 # order; the first version's install script and the upgrade scripts are kept as written. (PGXS
@@ -28,7 +28,9 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-# A blank line between two sources; the first line says where the script comes from.
-$(DATA_built): $(INSTALL_SOURCES) $(EXTENSION).control
+# A blank line between two sources; the first line says where the script comes from. The
+# directory is a prerequisite too: removing a source (a branch switch that deletes one) changes
+# only the directory's time, and the script must lose that source's objects.
+$(DATA_built): $(INSTALL_SOURCES) sql/source $(EXTENSION).control
 	{ echo '-- $(notdir $@): built by make from sql/source/*.sql (edit those, not this file).'; \
 	  awk 'FNR == 1 && NR > 1 { print "" } { print }' $(INSTALL_SOURCES); } > $@

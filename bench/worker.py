@@ -37,10 +37,10 @@ always at the end) and prints one line per measurement:
    transaction id, which is the whole cluster's visibility horizon) and sleeps 5 ms; measured once
    the projection has committed its first events. ratio_* = catch-up / baseline, same run.
 
-The worker serves only the databases in eventsource.notify_databases (PGC_SIGHUP) in releases
+The worker serves only the databases in eventsource.worker_databases (PGC_SIGHUP) in releases
 that need the list: the benchmark appends an event in each database it needs served and, if no
 notification comes within 3 s, adds the database to the list with ALTER SYSTEM and
-pg_reload_conf(). It puts eventsource.notify_databases and eventsource.scavenge_interval back as
+pg_reload_conf(). It puts eventsource.worker_databases and eventsource.scavenge_interval back as
 postgresql.auto.conf had them when it ends, however it ends (an error, a timeout, SIGINT/SIGTERM).
 
   bench/worker.py                       both benchmarks, about 3 minutes
@@ -77,7 +77,7 @@ HIDDEN_STREAMS = 400        # deleted streams of HIDDEN_PER_STREAM events: what 
 HIDDEN_PER_STREAM = 1000
 STATEMENT_TIMEOUT = "120s"  # no statement of the benchmark's own waits longer
 PROBE_TIMEOUT = 60.0        # the longest one visibility probe waits for its event
-SETTINGS = ("eventsource.notify_databases", "eventsource.scavenge_interval")
+SETTINGS = ("eventsource.worker_databases", "eventsource.scavenge_interval")
 
 
 def say(message):
@@ -187,19 +187,19 @@ def bus_answers(database, seconds):
 
 
 def serve(cluster, databases):
-    """Makes sure the worker serves databases: adds those it does not to notify_databases."""
+    """Makes sure the worker serves databases: adds those it does not to worker_databases."""
     missing = [database for database in databases if not bus_answers(database, 3)]
     if not missing:
         return
-    listed = cluster.value("SELECT current_setting('eventsource.notify_databases')")
+    listed = cluster.value("SELECT current_setting('eventsource.worker_databases')")
     names = [name.strip() for name in listed.split(",") if name.strip()] + missing
-    say(f"the worker does not serve {', '.join(missing)}: ALTER SYSTEM SET eventsource.notify_databases"
+    say(f"the worker does not serve {', '.join(missing)}: ALTER SYSTEM SET eventsource.worker_databases"
         f" = '{', '.join(names)}' and reload")
-    cluster.set("eventsource.notify_databases", ", ".join(names))
+    cluster.set("eventsource.worker_databases", ", ".join(names))
     for database in missing:
         if not bus_answers(database, 30):
             raise RuntimeError(f"the worker does not announce events of database {database} 30 s after"
-                               " it was added to eventsource.notify_databases")
+                               " it was added to eventsource.worker_databases")
 
 
 def append_backlog(conn, prefix, streams, per_stream):

@@ -1,6 +1,6 @@
 -- examples/bus.sql: a psql walk-through of the eventsource bus: durable subscriptions, LISTEN,
 -- poll, ack, the status view and a consumer group. Run it in a database of a server that has
--- shared_preload_libraries = 'eventsource' (for the notifier's NOTIFY; if eventsource.notify_databases
+-- shared_preload_libraries = 'eventsource' (for the notifier's NOTIFY; if eventsource.worker_databases
 -- lists databases, the database must be among them; everything else works without it):
 --
 --   createdb bus_demo && psql -d bus_demo -c 'CREATE EXTENSION eventsource'

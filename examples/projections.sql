@@ -8,7 +8,7 @@
 --                        kept by the async projection 'daily-revenue' (OrderPaid events)
 --
 -- Run it in a fresh database of a server with shared_preload_libraries = 'eventsource' (the async
--- projection runs in the notifier's worker; if eventsource.notify_databases lists databases, the
+-- projection runs in the notifier's worker; if eventsource.worker_databases lists databases, the
 -- database must be among them):
 --
 --   createdb shop_demo && psql -d shop_demo -c 'CREATE EXTENSION eventsource'
@@ -136,7 +136,7 @@ BEGIN
     WHILE (SELECT events_behind FROM eventsource.projection_status WHERE name = projection) > 0 LOOP
         IF clock_timestamp() > started + interval '15 seconds' THEN
             RAISE EXCEPTION 'projection % has not caught up within 15 seconds', projection
-                  USING HINT = 'Is the library preloaded (and this database in eventsource.notify_databases, if that lists databases)?';
+                  USING HINT = 'Is the library preloaded (and this database in eventsource.worker_databases, if that lists databases)?';
         END IF;
         PERFORM pg_sleep(0.1);
     END LOOP;

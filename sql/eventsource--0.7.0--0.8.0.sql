@@ -22,19 +22,33 @@ COMMENT ON TABLE eventsource.snapshots IS
     'Aggregate state as of a stream version, one row per (stream, stream version, schema version): written by eventsource.save_snapshot, which keeps the newest eventsource.snapshots_to_keep of a stream; removed by delete_snapshots, delete_stream, tombstone_stream and scavenge.';
 
 COMMENT ON FUNCTION eventsource.reject_event_change() IS
-    'Trigger function that guards eventsource.events: raises an error on UPDATE, DELETE and TRUNCATE, whoever runs them, except for the DELETE of eventsource.scavenge.';
+    'Trigger function that guards eventsource.events: raises an error on UPDATE, DELETE and TRUNCATE, whoever runs them, except for the DELETE of eventsource.scavenge. Its triggers fire on the origin only: not where session_replication_role is replica (which only a superuser sets, or a role granted SET on it), so that logical replication applies the publisher''s scavenge.';
 
 COMMENT ON TRIGGER events_append_only ON eventsource.events IS
-    'Refuses every UPDATE of a recorded event, and every DELETE but scavenge''s of the events that deletes and retention settings hide (eventsource.reject_event_change).';
+    'Refuses every UPDATE of a recorded event, and every DELETE but scavenge''s of the events that deletes and retention settings hide (eventsource.reject_event_change); on the origin only, not where session_replication_role is replica.';
 
 COMMENT ON TRIGGER events_append_only_truncate ON eventsource.events IS
-    'Refuses every TRUNCATE of the log (eventsource.reject_event_change).';
+    'Refuses every TRUNCATE of the log (eventsource.reject_event_change); on the origin only, not where session_replication_role is replica.';
 
 COMMENT ON TRIGGER events_inline_projections ON eventsource.events IS
     'Feeds the events each INSERT appends to the running inline projections (eventsource.run_inline_projections); enabled while one exists, disabled otherwise.';
 
 COMMENT ON TRIGGER projections_synchronize_inline ON eventsource.projections IS
     'After each statement that changes the projections, enables the log''s inline trigger while a running inline projection exists and disables it otherwise (eventsource.synchronize_inline_projections).';
+
+-- ---------------------------------------------------------------------------------------------
+-- A dump of a database older than 0.6.0 restores into this version: the rows of its subscriptions
+-- and projections lack owner and search_path, which get the values the 0.6.0 upgrade gives the
+-- rows it finds (the functions that create them always set both).
+-- ---------------------------------------------------------------------------------------------
+
+ALTER TABLE eventsource.subscriptions ALTER COLUMN owner SET DEFAULT pg_catalog.to_regrole('eventsource_reader');
+ALTER TABLE eventsource.projections ALTER COLUMN search_path SET DEFAULT 'pg_catalog, pg_temp';
+
+COMMENT ON COLUMN eventsource.subscriptions.owner IS
+    'The role the subscription belongs to: only its members and eventsource_admin may poll or acknowledge it. Its default, eventsource_reader (open to every reader, as every subscription was before 0.6.0), fills in the rows of a restored dump of a version before 0.6.0, as the 0.6.0 upgrade did; create_subscription always names the owner.';
+COMMENT ON COLUMN eventsource.projections.search_path IS
+    'The search path the handler and reset handler run with: the creator''s when the projection was created, pg_temp last. Its default, the search path handlers had before 0.6.0, fills in the rows of a restored dump of a version before 0.6.0, as the 0.6.0 upgrade did; create_projection always sets it.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Versioned entry points: the functions whose C code depends on the schema call the entry point
@@ -128,3 +142,70 @@ RETURNS bigint
 LANGUAGE c VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'eventsource_tombstone_stream_0_8';
+
+-- The status views count a consumer's lag with events_behind, which reads the log through the
+-- same rules (in the library) as poll and the worker.
+CREATE FUNCTION eventsource.events_behind(
+    after                 eventsource.checkpoint,
+    category              text,
+    event_types           text[],
+    consumer_group_size   integer DEFAULT 1,
+    consumer_group_member integer DEFAULT 0)
+RETURNS TABLE (events_behind bigint, oldest_recorded_at timestamptz)
+LANGUAGE c STABLE PARALLEL RESTRICTED ROWS 1
+AS 'MODULE_PATHNAME', 'eventsource_events_behind';
+
+COMMENT ON FUNCTION eventsource.events_behind(eventsource.checkpoint, text, text[], integer, integer) IS
+    'How many events of the gap-safe log after a checkpoint (NULL: from the start) a filter takes (a category and event types, NULL: all; a member of a consumer group), as poll and the worker deliver them, and the recorded_at of the oldest of them: the lag subscription_status and projection_status show.';
+
+REVOKE ALL ON FUNCTION eventsource.events_behind(eventsource.checkpoint, text, text[], integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION eventsource.events_behind(eventsource.checkpoint, text, text[], integer, integer)
+    TO eventsource_reader;
+
+CREATE OR REPLACE VIEW eventsource.subscription_status AS
+SELECT s.name, s.category, s.event_types, m.consumer_group_member, s.consumer_group_size,
+       m.checkpoint, m.acknowledged_at, m.delivered_through,
+       COALESCE(m.leased_until OPERATOR(pg_catalog.>) pg_catalog.clock_timestamp(), false) AS leased, m.leased_until,
+       pending.events_behind,
+       COALESCE(EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) pending.oldest_recorded_at), 0)
+           AS seconds_behind,
+       holder.locked_by
+  FROM eventsource.subscriptions s
+  JOIN eventsource.subscription_members m ON m.subscription_name = s.name
+ CROSS JOIN LATERAL (
+       SELECT pg_catalog.sha256(pg_catalog.convert_to(s.name, pg_catalog.getdatabaseencoding())
+                                OPERATOR(pg_catalog.||) pg_catalog.int4send(m.consumer_group_member)) AS digest) AS lock_key
+  LEFT JOIN (
+       SELECT l.classid, l.objid,
+              COALESCE('process ' OPERATOR(pg_catalog.||) l.pid,
+                       'prepared transaction ' OPERATOR(pg_catalog.||) pg_catalog.quote_literal(p.gid)) AS locked_by
+         FROM pg_catalog.pg_locks l
+         LEFT JOIN (pg_catalog.pg_locks x
+                    JOIN pg_catalog.pg_prepared_xacts p ON p.transaction OPERATOR(pg_catalog.=) x.transactionid)
+                ON l.pid IS NULL AND x.pid IS NULL AND x.locktype OPERATOR(pg_catalog.=) 'transactionid'
+               AND x.virtualtransaction OPERATOR(pg_catalog.=) l.virtualtransaction
+        WHERE l.locktype OPERATOR(pg_catalog.=) 'advisory' AND l.objsubid OPERATOR(pg_catalog.=) 17748 AND l.granted
+          AND l.database OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                                                  WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())) AS holder
+       ON holder.classid OPERATOR(pg_catalog.=)
+              ('x' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(lock_key.digest, 1, 4), 'hex'))::pg_catalog.bit(32)::pg_catalog.int8::pg_catalog.oid
+      AND holder.objid OPERATOR(pg_catalog.=)
+              ('x' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(lock_key.digest, 5, 4), 'hex'))::pg_catalog.bit(32)::pg_catalog.int8::pg_catalog.oid
+ CROSS JOIN LATERAL eventsource.events_behind(m.checkpoint, s.category, s.event_types,
+                                              s.consumer_group_size, m.consumer_group_member) AS pending;
+
+CREATE OR REPLACE VIEW eventsource.projection_status AS
+SELECT p.name, p.mode, p.status, p.handler, p.event_types, p.category, p.checkpoint,
+       p.events_processed,
+       COALESCE(pending.events_behind, 0) AS events_behind,
+       p.attempts, p.retry_at, p.last_error, p.last_error_at, p.last_error_position,
+       (SELECT pg_catalog.count(*) FROM eventsource.projection_dead_letters d WHERE d.projection_name = p.name)
+           AS dead_letters,
+       COALESCE(EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) pending.oldest_recorded_at), 0)
+           AS seconds_behind
+  FROM eventsource.projections p
+  LEFT JOIN LATERAL (
+       SELECT b.events_behind, b.oldest_recorded_at
+         FROM eventsource.events_behind(p.checkpoint, p.category, p.event_types) AS b
+        WHERE p.mode OPERATOR(pg_catalog.=) 'async'
+       OFFSET 0) AS pending ON true;

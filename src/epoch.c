@@ -66,6 +66,7 @@
 #include "utils/xid8.h"
 
 #include "eventsource.h"
+#include "streams.h"
 
 PG_FUNCTION_INFO_V1(eventsource_log_horizon);
 PG_FUNCTION_INFO_V1(eventsource_server_start);

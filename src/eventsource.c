@@ -2,8 +2,9 @@
  *
  * eventsource.c
  *	  Module entry point of the eventsource extension (its settings) and the
- *	  small helpers every other file uses: kept SPI plans and argument
- *	  validation.
+ *	  small helpers every other file uses: kept SPI plans, acting as the
+ *	  extension's owner, the category of a stream id.  Arguments are checked
+ *	  in arguments.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -16,6 +17,7 @@
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "postmaster/postmaster.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -31,6 +33,7 @@ PG_MODULE_MAGIC;
 /* Settings: README.md documents each. */
 int			eventsource_snapshots_to_keep = 3;
 bool		eventsource_notify = true;
+char	   *eventsource_worker_databases = NULL;
 char	   *eventsource_notify_databases = NULL;
 int			eventsource_max_databases = 64;
 int			eventsource_notify_max_delay = 50;
@@ -64,11 +67,18 @@ _PG_init(void)
 							 true,
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
-	DefineCustomStringVariable("eventsource.notify_databases",
-							   "The databases the notifier serves, comma-separated, or * for every database in which the extension is installed.",
+	DefineCustomStringVariable("eventsource.worker_databases",
+							   "The databases the background worker serves, comma-separated, or * for every database in which the extension is installed.",
 							   "Needs eventsource in shared_preload_libraries. * (or empty) serves each database that accepts connections and is not a template; a list serves the listed databases only.",
-							   &eventsource_notify_databases,
+							   &eventsource_worker_databases,
 							   "*",
+							   PGC_SIGHUP, GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("eventsource.notify_databases",
+							   "The old name of eventsource.worker_databases, read while that is *; removed in 0.9.0.",
+							   "Empty (the default) leaves the list to eventsource.worker_databases.",
+							   &eventsource_notify_databases,
+							   "",
 							   PGC_SIGHUP, GUC_LIST_INPUT,
 							   NULL, NULL, NULL);
 	DefineCustomIntVariable("eventsource.notify_max_delay",
@@ -123,17 +133,28 @@ _PG_init(void)
  * The schema of this database's extension, told apart by the columns of
  * eventsource.streams that a version added: for the entry points of before
  * 0.8.0 and the background worker, which no script tells (see
- * SCHEMA_VERSIONED_FUNCTION).  Three or four syscache lookups, made again
- * on every call rather than kept: an ALTER EXTENSION UPDATE in this session
- * or another changes the answer between two calls, which the catalog
- * caches' invalidation follows and a kept answer would have to as well,
- * while these entry points serve only until the database is updated.
+ * SCHEMA_VERSIONED_FUNCTION).
+ *
+ * It locks eventsource.streams first (AccessShareLock, which every caller's
+ * statements take anyway, held to the end of the transaction), and only then
+ * looks at its columns.  An ALTER EXTENSION UPDATE that changes the table
+ * holds it in AccessExclusiveLock until it commits, so a call that starts
+ * while one runs waits here, and taking the lock accepts the update's
+ * invalidations: the columns looked at are those the update made, and the
+ * statements run are those of the updated schema.  Asked before the lock,
+ * the answer would be the old schema, and the call would write the old
+ * statements into the new one once its statements got the table.  An update
+ * that starts later waits for this transaction to end, so the answer holds
+ * for the whole transaction.  Three or four syscache lookups, made again on
+ * every call rather than kept: an update in this session or another changes
+ * the answer between two transactions, while these entry points serve only
+ * until the database is updated.
  */
 StreamsSchema
 installed_streams_schema(void)
 {
-	Oid			schema = get_namespace_oid("eventsource", true);
-	Oid			streams = OidIsValid(schema) ? get_relname_relid("streams", schema) : InvalidOid;
+	Oid			streams = RangeVarGetRelid(makeRangeVar("eventsource", "streams", -1),
+										   AccessShareLock, true);
 
 	if (!OidIsValid(streams))
 		return STREAMS_BEFORE_LIFECYCLE;
@@ -293,124 +314,6 @@ may_administer(Oid role)
 }
 
 /*
- * Raises the standard error for a NULL argument that must not be NULL.
- */
-void
-check_not_null(FunctionCallInfo fcinfo, int argno, const char *name)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", name)));
-}
-
-/*
- * An integer argument that must be present and between minimum and maximum;
- * name is the argument's name for the errors.
- */
-int32
-checked_integer(FunctionCallInfo fcinfo, int argno, const char *name, int32 minimum, int32 maximum)
-{
-	int32		value;
-
-	check_not_null(fcinfo, argno, name);
-	value = PG_GETARG_INT32(argno);
-	if (value < minimum || value > maximum)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be between %d and %d", name, minimum, maximum),
-				 errdetail("%s was %d.", name, value)));
-	return value;
-}
-
-/*
- * A stream version argument that may be NULL (then if_null is returned) but
- * not negative; name is the argument's name for the error.
- */
-int64
-optional_stream_version(FunctionCallInfo fcinfo, int argno, const char *name, int64 if_null)
-{
-	int64		version;
-
-	if (PG_ARGISNULL(argno))
-		return if_null;
-	version = PG_GETARG_INT64(argno);
-	if (version < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be negative", name),
-				 errdetail("%s was " INT64_FORMAT ".", name, version)));
-	return version;
-}
-
-/*
- * The name argument of a subscription or projection (what): present, 1 to
- * EVENTSOURCE_MAX_NAME_BYTES bytes.
- */
-text *
-checked_object_name(FunctionCallInfo fcinfo, int argno, const char *what)
-{
-	text	   *name;
-	int			length;
-
-	check_not_null(fcinfo, argno, "name");
-	name = PG_GETARG_TEXT_PP(argno);
-	length = VARSIZE_ANY_EXHDR(name);
-	if (length == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s name must not be empty", what)));
-	if (length > EVENTSOURCE_MAX_NAME_BYTES)
-		ereport(ERROR,
-				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
-				 errmsg("%s name is too long", what),
-				 errdetail("A %s name is at most %d bytes; this one is %d.",
-						   what, EVENTSOURCE_MAX_NAME_BYTES, length)));
-	return name;
-}
-
-/*
- * Returns the stream id argument after checking it is present, not empty,
- * within the length limit and has a non-empty category.  Ids that start with
- * '$' are reserved for streams the extension writes itself: for_append
- * rejects them.
- */
-text *
-checked_stream_id(FunctionCallInfo fcinfo, int argno, bool for_append)
-{
-	text	   *stream_id;
-	const char *bytes;
-	int			length;
-
-	check_not_null(fcinfo, argno, "stream_id");
-	stream_id = PG_GETARG_TEXT_PP(argno);
-	bytes = VARDATA_ANY(stream_id);
-	length = VARSIZE_ANY_EXHDR(stream_id);
-
-	if (length == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("stream_id must not be empty")));
-	if (length > EVENTSOURCE_MAX_STREAM_ID_BYTES)
-		ereport(ERROR,
-				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
-				 errmsg("stream_id is too long"),
-				 errdetail("A stream id is at most %d bytes; this one is %d.",
-						   EVENTSOURCE_MAX_STREAM_ID_BYTES, length)));
-	if (bytes[0] == '-')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("stream_id must not start with '-'"),
-				 errdetail("The category of a stream is the part of its id before the first '-', and it must not be empty.")));
-	if (for_append && bytes[0] == '$')
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("stream_id \"%s\" is reserved", text_to_cstring(stream_id)),
-				 errdetail("Stream ids that start with '$' are reserved for streams eventsource writes itself.")));
-	return stream_id;
-}
-
-/*
  * The category of a stream: the part of its id before the first '-', the
  * whole id when it has none.  Matches eventsource.category() and the
  * category index expression split_part(stream_id, '-', 1).
@@ -425,22 +328,3 @@ category_of(text *stream_id)
 	return cstring_to_text_with_len(bytes, dash ? dash - bytes : length);
 }
 
-/* The most characters of an argument an error message quotes. */
-#define MESSAGE_QUOTED_CHARACTERS	64
-
-/*
- * An argument as an error message quotes it: whole when it has at most
- * MESSAGE_QUOTED_CHARACTERS characters, else the first of them and "...",
- * so that a huge argument does not flood the server log.
- */
-char *
-text_for_message(text *value)
-{
-	const char *bytes = VARDATA_ANY(value);
-	int			length = VARSIZE_ANY_EXHDR(value);
-	int			quoted = pg_mbcharcliplen(bytes, length, MESSAGE_QUOTED_CHARACTERS);
-
-	if (quoted >= length)
-		return text_to_cstring(value);
-	return psprintf("%.*s...", quoted, bytes);
-}

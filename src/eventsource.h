@@ -2,8 +2,8 @@
  *
  * eventsource.h
  *	  Declarations shared by the eventsource extension's C files: the
- *	  error codes users can catch, the input limits, and the helpers that
- *	  prepare and keep SPI plans.
+ *	  error codes users can catch and the helpers that prepare and keep SPI
+ *	  plans.  The input limits and argument checks are in arguments.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -45,32 +45,8 @@
 /* The class of the advisory lock (keys 0, 0) that serialises the starters of log epochs. */
 #define EVENTSOURCE_EPOCH_LOCK_CLASS	0x4545
 
-/* Input limits, documented in README.md. */
-#define EVENTSOURCE_MAX_STREAM_ID_BYTES		500
-#define EVENTSOURCE_MAX_EVENT_TYPE_BYTES	255
-#define EVENTSOURCE_MAX_READ_COUNT			100000
-#define EVENTSOURCE_MAX_NAME_BYTES			255	/* subscriptions, projections */
-
-/* expected_version values with a meaning of their own (NULL means "any"). */
-#define EXPECTED_VERSION_NO_STREAM		0
-#define EXPECTED_VERSION_STREAM_EXISTS	(-1)
-
 /* The audit stream: delete_stream, tombstone_stream and set_stream_metadata record events in it. */
 #define EVENTSOURCE_AUDIT_STREAM		"$streams"
-
-/* What the caller expects of the stream (expected_version). */
-typedef enum Expectation
-{
-	EXPECT_ANY,					/* NULL */
-	EXPECT_STREAM_EXISTS,		/* -1 */
-	EXPECT_VERSION				/* 0 (no stream) or N */
-} Expectation;
-
-typedef struct ExpectedVersion
-{
-	Expectation kind;
-	int64		version;		/* for EXPECT_VERSION */
-} ExpectedVersion;
 
 /*
  * The schemas of the extension that its C functions tell apart: what
@@ -96,7 +72,10 @@ streams_have_lifecycle(StreamsSchema schema)
 	return schema >= STREAMS_WITH_LIFECYCLE;
 }
 
-/* The schema of this database's extension, asked of the catalog (eventsource.c). */
+/*
+ * The schema of this database's extension, asked of the catalog once
+ * eventsource.streams is locked (eventsource.c).
+ */
 extern StreamsSchema installed_streams_schema(void);
 
 /*
@@ -105,9 +84,18 @@ extern StreamsSchema installed_streams_schema(void);
  * of 0.8.0 on bind the function to name_0_8, which serves the schema those
  * scripts create; the scripts of before 0.8.0 bound it to name, which asks
  * the catalog on every call (installed_streams_schema).  Both run
- * implementation, a Datum (*)(FunctionCallInfo, StreamsSchema).  A version
- * that changes the schema adds a value to StreamsSchema and an entry point
- * here, and its scripts bind the new one.
+ * implementation, a Datum (*)(FunctionCallInfo, StreamsSchema).
+ *
+ * A version that changes the schema adds a value to StreamsSchema and an
+ * entry point here (name_0_9), and its scripts bind the new one.  Only the
+ * newest entry point may assume its schema: a call resolves the function
+ * before it runs, so one that starts while ALTER EXTENSION UPDATE runs still
+ * enters through the entry point the old scripts bound, and runs after the
+ * update has committed.  So when name_0_9 comes, name_0_8 turns into one that
+ * asks, as name does, and every entry point that asks locks, then checks
+ * (installed_streams_schema): it takes the lock on eventsource.streams that
+ * the update's ALTER TABLE conflicts with before it looks at the columns,
+ * never the other way round (test/specs/update_during_append.spec).
  */
 #define SCHEMA_VERSIONED_FUNCTION(name, implementation) \
 	PG_FUNCTION_INFO_V1(name); \
@@ -124,52 +112,6 @@ extern StreamsSchema installed_streams_schema(void);
 	} \
 	extern int	no_such_variable
 
-/*
- * Appends and their rules (append.c).  raise_version_conflict and
- * reject_if_tombstoned run while connected to SPI.
- */
-extern ExpectedVersion expected_version_argument(FunctionCallInfo fcinfo, int argno);
-extern bool expectation_met(ExpectedVersion expected, bool exists, int64 version);
-extern void raise_version_conflict(text *stream_id, ExpectedVersion expected, int64 actual,
-								   StreamsSchema schema);
-extern void reject_if_tombstoned(text *stream_id, StreamsSchema schema);
-extern void lock_stream_in_log_order(text *stream_id);
-
-/*
- * The new last_transaction_id of stream $1 in the statements that write it
- * (0.7.0 on): this transaction's log transaction id, or 40001 when latest
- * (the row's last_transaction_id, NULL for a new row) is newer.  operation
- * is 'append', 'delete' or 'tombstone', the write the error names.
- */
-#define STREAM_LOG_TRANSACTION_ID_SQL(latest, operation) \
-	"eventsource.stream_log_transaction_id($1, " latest ", " operation ")"
-
-extern void append_system_event(const char *stream, const char *event_type, const char *data_json,
-								Oid role, StreamsSchema schema);
-
-/*
- * The lowest stream version that stream reads of stream $1 show (NULL when
- * the stream does not exist): an uncorrelated subquery, which the executor
- * runs once and an index scan can use as a bound.
- */
-#define FIRST_VISIBLE_VERSION_OF_STREAM_1 \
-	"(SELECT eventsource.first_visible_version(v) FROM eventsource.streams v" \
-	" WHERE v.stream_id OPERATOR(pg_catalog.=) $1)"
-
-/*
- * The lowest stream version a snapshot of the stream row named stream may be
- * of: the version just before the first visible one, whose state stands for
- * the history retention hides (truncate_before, max_count, max_age), but
- * never a version of a deleted life (at or below deleted_through, which a
- * delete or tombstone sets).  Below the first visible version only because
- * of retention; 1 at least.  _OF_STREAM_1: that of stream $1, as above.
- */
-#define FIRST_SNAPSHOT_VERSION(stream) \
-	"GREATEST(eventsource.first_visible_version(" stream ") OPERATOR(pg_catalog.-) 1," \
-	"         COALESCE(" stream ".deleted_through, 0) OPERATOR(pg_catalog.+) 1)"
-#define FIRST_SNAPSHOT_VERSION_OF_STREAM_1 \
-	"(SELECT " FIRST_SNAPSHOT_VERSION("v") " FROM eventsource.streams v" \
-	" WHERE v.stream_id OPERATOR(pg_catalog.=) $1)"
 
 /* Counters in shared memory (statistics.c); without the preload they count nothing. */
 typedef enum StatisticKind
@@ -190,8 +132,8 @@ extern void count_statistic(StatisticKind kind, uint64 amount);
 extern bool eventsource_scavenging;
 
 /*
- * Set while an append inserts its events (append.c): only those feed inline
- * projections, not a restore's COPY into the log.
+ * Set while an append inserts its events (stream_write.c): only those feed
+ * inline projections, not a restore's COPY into the log.
  */
 extern bool eventsource_appending;
 
@@ -262,45 +204,12 @@ extern uint64 log_transaction_id(void);
 extern uint64 log_horizon(void);
 extern Datum log_horizon_datum(void);
 
-/* Validation shared by append and read (eventsource.c). */
+/* The library must be preloaded (eventsource.c); the category of a stream id. */
 extern void require_preloaded_library(const char *function_name, const char *detail,
 									  const char *hint);
-extern void check_not_null(FunctionCallInfo fcinfo, int argno, const char *name);
-extern int32 checked_integer(FunctionCallInfo fcinfo, int argno, const char *name,
-							 int32 minimum, int32 maximum);
-extern text *checked_stream_id(FunctionCallInfo fcinfo, int argno, bool for_append);
-extern text *checked_object_name(FunctionCallInfo fcinfo, int argno, const char *what);
 extern text *category_of(text *stream_id);
-extern char *text_for_message(text *value);
-extern int64 optional_stream_version(FunctionCallInfo fcinfo, int argno, const char *name,
-									 int64 if_null);
 
-/* The columns of eventsource.event, in order, from events e. */
-#define EVENT_COLUMNS \
-	"SELECT e.global_position, e.transaction_id, e.stream_id, e.stream_version," \
-	"       e.event_id, e.event_type, e.data, e.metadata, e.recorded_at," \
-	"       eventsource.checkpoint(e.transaction_id, e.global_position)" \
-	"  FROM eventsource.events e"
-
-/*
- * The gap-safe part of every log read: after the checkpoint ($1, $2), below
- * the horizon (a parameter set to log_horizon_datum()) (LOG_RANGE), of the
- * event types $4 (NULL: all) (EVENT_TYPES_TAKEN).  $3 is the row limit.
- */
-#define LOG_RANGE(horizon) \
-	" WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>) ($1, $2)" \
-	"   AND e.transaction_id OPERATOR(pg_catalog.<) " horizon
-#define EVENT_TYPES_TAKEN \
-	" ($4::pg_catalog.text[] IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY ($4))"
-#define LOG_CONDITIONS(horizon) LOG_RANGE(horizon) "   AND" EVENT_TYPES_TAKEN
-
-/* Argument validation shared by the reads, subscriptions and projections (read.c). */
-extern int32 checked_max_count(FunctionCallInfo fcinfo, int argno);
-extern text *checked_category(FunctionCallInfo fcinfo, int argno);
-extern ArrayType *checked_event_types(FunctionCallInfo fcinfo, int argno);
-
-/* Stream state (read.c); call while connected to SPI. */
-extern int64 current_stream_version(text *stream_id);
+/* The head of the gap-safe log, and a checkpoint from a row (read.c); call while connected to SPI. */
 extern Checkpoint visible_head(void);
 extern Checkpoint checkpoint_from_row(HeapTuple row, TupleDesc description, int first_column);
 
@@ -319,6 +228,7 @@ extern void materialize_read(FunctionCallInfo fcinfo, KeptPlan *kept,
 /* Settings (defined by eventsource.c). */
 extern int	eventsource_snapshots_to_keep;
 extern bool eventsource_notify;
+extern char *eventsource_worker_databases;
 extern char *eventsource_notify_databases;
 extern int	eventsource_max_databases;
 extern int	eventsource_notify_max_delay;

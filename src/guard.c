@@ -6,6 +6,14 @@
  *	  DELETE that eventsource.scavenge runs (lifecycle.c) of events that
  *	  deletes and retention settings hide.
  *
+ * Its triggers fire on the origin only (ENABLE, not ENABLE ALWAYS): where
+ * session_replication_role is replica they do not, so that logical
+ * replication's apply worker replays the publisher's scavenge.  That setting
+ * takes a superuser (or a role a superuser granted SET on it), and the log's
+ * privileges still refuse every other role UPDATE, DELETE and TRUNCATE: only
+ * its owner, a superuser, can change recorded events there, as it could by
+ * disabling the triggers (test/sql/privileges.sql, append_errors.sql).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

@@ -2,10 +2,10 @@
  *
  * lifecycle.c
  *	  The stream lifecycle: delete_stream (soft delete), tombstone_stream,
- *	  set_stream_metadata (truncate_before, max_count, max_age), the rule
- *	  that decides which events stream reads show (first_visible_version),
- *	  and scavenge, which removes the events nothing shows any more and the
- *	  snapshots the loads no longer use.
+ *	  set_stream_metadata (truncate_before, max_count, max_age), and
+ *	  scavenge, which removes the events nothing shows any more and the
+ *	  snapshots the loads no longer use.  The rule that decides which events
+ *	  stream reads show (first_visible_version) is a stream rule (streams.c).
  *
  * Deletes and retention settings hide events from stream reads at once.
  * The global log keeps them, as it was written, until scavenge removes
@@ -38,34 +38,18 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "arguments.h"
 #include "eventsource.h"
+#include "stream_write.h"
+#include "streams.h"
 
-PG_FUNCTION_INFO_V1(eventsource_first_visible_version);
 PG_FUNCTION_INFO_V1(eventsource_scavenge);
 
 bool		eventsource_scavenging = false;
 
-/* The largest truncate_before or max_count (a stream never has more versions). */
-#define EVENTSOURCE_MAX_METADATA_NUMBER	INT64CONST(1000000000000000)
-
-/* The longest max_age. */
-#define EVENTSOURCE_MAX_AGE_YEARS		1000
-
-/* The most rows (events and snapshots) one scavenge call, or a batch of the worker's, removes. */
-#define SCAVENGE_MAX_ROWS		100000
-
 /* The worker's first scavenge batch, and its smallest (so that a pass always moves on). */
 #define SCAVENGE_FIRST_BATCH_ROWS	100
 #define SCAVENGE_FEWEST_BATCH_ROWS	10
-
-/* The first event of stream $1 from version $2 on recorded at or after $3. */
-static KeptPlan max_age_boundary_plan = {
-	"SELECT e.stream_version FROM eventsource.events e"
-	" WHERE e.stream_id OPERATOR(pg_catalog.=) $1 AND e.stream_version OPERATOR(pg_catalog.>=) $2"
-	"   AND e.recorded_at OPERATOR(pg_catalog.>=) $3"
-	" ORDER BY e.stream_version LIMIT 1",
-	3, {TEXTOID, INT8OID, TIMESTAMPTZOID}
-};
 
 static KeptPlan lock_stream_plan = {
 	"SELECT s.stream_version, s.tombstoned_at IS NOT NULL"
@@ -225,55 +209,6 @@ static KeptPlan scavenge_snapshots_plan = {
  * Which events stream reads show
  * ------------------------------------------------------------------------
  */
-
-/*
- * eventsource.first_visible_version(stream eventsource.streams) returns
- * bigint: the greatest of 1, the version after deleted_through,
- * truncate_before, the first of the newest max_count versions, and the first
- * version recorded within max_age (the version after the last one when none
- * is).
- */
-Datum
-eventsource_first_visible_version(PG_FUNCTION_ARGS)
-{
-	HeapTupleHeader stream = PG_GETARG_HEAPTUPLEHEADER(0);
-	bool		isnull;
-	int64		stream_version;
-	int64		first = 1;
-	Datum		value;
-
-	stream_version = DatumGetInt64(GetAttributeByName(stream, "stream_version", &isnull));
-	value = GetAttributeByName(stream, "deleted_through", &isnull);
-	if (!isnull)
-		first = Max(first, DatumGetInt64(value) + 1);
-	value = GetAttributeByName(stream, "truncate_before", &isnull);
-	if (!isnull)
-		first = Max(first, DatumGetInt64(value));
-	value = GetAttributeByName(stream, "max_count", &isnull);
-	if (!isnull)
-		first = Max(first, stream_version - DatumGetInt64(value) + 1);
-
-	value = GetAttributeByName(stream, "max_age", &isnull);
-	if (!isnull && first <= stream_version)
-	{
-		Datum		values[3];
-		Datum		stream_id = GetAttributeByName(stream, "stream_id", &isnull);
-
-		values[0] = stream_id;
-		values[1] = Int64GetDatum(first);
-		values[2] = DirectFunctionCall2(timestamptz_mi_interval,
-										TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
-										value);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (run_kept_plan(&max_age_boundary_plan, values, NULL, true) > 0)
-			first = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		else
-			first = stream_version + 1;
-		SPI_finish();
-	}
-	PG_RETURN_INT64(first);
-}
 
 /* ------------------------------------------------------------------------
  * Delete, tombstone, metadata
@@ -656,7 +591,7 @@ scavenge_batch(int max_rows, int max_streams, const char *from_stream)
 Datum
 eventsource_scavenge(PG_FUNCTION_ARGS)
 {
-	int32		max_events = checked_integer(fcinfo, 0, "max_events", 1, SCAVENGE_MAX_ROWS);
+	int32		max_events = checked_integer(fcinfo, 0, "max_events", 1, EVENTSOURCE_MAX_SCAVENGE_EVENTS);
 	ScavengeBatch batch;
 
 	PreventCommandIfReadOnly("eventsource.scavenge()");
@@ -724,7 +659,7 @@ run_scavenge_slice(TimestampTz deadline)
 			return false;
 		}
 		elapsed_ms = Max((GetCurrentTimestamp() - started) / 1000.0, 0.01);
-		scavenge_batch_rows = (int) Max(Min(asked * target_ms / elapsed_ms, Min(2.0 * asked, SCAVENGE_MAX_ROWS)),
+		scavenge_batch_rows = (int) Max(Min(asked * target_ms / elapsed_ms, Min(2.0 * asked, EVENTSOURCE_MAX_SCAVENGE_EVENTS)),
 										Max(asked / 2, SCAVENGE_FEWEST_BATCH_ROWS));
 		CHECK_FOR_INTERRUPTS();
 		if (GetCurrentTimestamp() >= deadline)

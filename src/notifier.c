@@ -11,7 +11,7 @@
  *
  * - a launcher (connected to no database) keeps one notifier worker running
  *	 for each database in which the extension is installed (or, when
- *	 eventsource.notify_databases names databases, each of those in which it
+ *	 eventsource.worker_databases names databases, each of those in which it
  *	 is installed);
  * - an appending backend, after its transaction commits, sets the latch of
  *	 its database's notifier (a shared memory slot, no lock);
@@ -653,26 +653,48 @@ notifier_object_access(ObjectAccessType access, Oid class_id, Oid object_id, int
 }
 
 /*
- * Which databases eventsource.notify and eventsource.notify_databases have
- * the notifier serve: returns true for every database (the list is empty or
- * has *), else false with the databases listed in *names (none when the
- * notifier is off or the list cannot be read).
+ * The list of databases to serve and the name of the setting it comes from:
+ * eventsource.worker_databases, or its old name eventsource.notify_databases
+ * while the new one is left at * (or empty) and the old one is set (0.8.0
+ * reads both; 0.9.0 drops the old name).
+ */
+static const char *
+databases_setting(const char **setting_name)
+{
+	const char *worker_databases = eventsource_worker_databases ? eventsource_worker_databases : "";
+	const char *notify_databases = eventsource_notify_databases ? eventsource_notify_databases : "";
+
+	if ((worker_databases[0] == '\0' || strcmp(worker_databases, "*") == 0) && notify_databases[0] != '\0')
+	{
+		*setting_name = "eventsource.notify_databases";
+		return notify_databases;
+	}
+	*setting_name = "eventsource.worker_databases";
+	return worker_databases;
+}
+
+/*
+ * Which databases the worker's jobs and eventsource.worker_databases have
+ * the worker serve: returns true for every database (the list is empty or
+ * has *), else false with the databases listed in *names (none when every
+ * job is off or the list cannot be read).
  */
 static bool
 databases_to_serve(List **names)
 {
+	const char *setting_name;
 	char	   *list_copy;
 	ListCell   *cell;
 
 	*names = NIL;
 	if (!any_worker_job_on())
 		return false;
-	list_copy = pstrdup(eventsource_notify_databases ? eventsource_notify_databases : "");
+	list_copy = pstrdup(databases_setting(&setting_name));
 	if (!SplitGUCList(list_copy, ',', names))
 	{
 		ereport(LOG,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid list syntax in eventsource.notify_databases")));
+				 errmsg("invalid list syntax in %s", setting_name)));
 		*names = NIL;
 		return false;
 	}
@@ -1093,7 +1115,7 @@ start_looks(int serving)
 								known->database_name),
 						 errdetail("All %d slots of eventsource.max_databases serve other databases, so the notifier cannot look whether the extension is installed there.",
 								   notifier_shared->slot_count),
-						 errhint("Raise eventsource.max_databases (and max_worker_processes) and restart the server, or list the databases to serve in eventsource.notify_databases.")));
+						 errhint("Raise eventsource.max_databases (and max_worker_processes) and restart the server, or list the databases to serve in eventsource.worker_databases.")));
 				known->limit_logged = true;
 				continue;
 			}

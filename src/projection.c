@@ -72,7 +72,9 @@
 #include "utils/varlena.h"
 #include "utils/xid8.h"
 
+#include "arguments.h"
 #include "eventsource.h"
+#include "log.h"
 
 PG_FUNCTION_INFO_V1(eventsource_run_inline_projections);
 PG_FUNCTION_INFO_V1(eventsource_synchronize_inline_projections);
@@ -83,7 +85,6 @@ PG_FUNCTION_INFO_V1(eventsource_resume_projection);
 PG_FUNCTION_INFO_V1(eventsource_rebuild_projection);
 PG_FUNCTION_INFO_V1(eventsource_follow_renamed_handlers);
 
-#define MAX_ATTEMPTS_LIMIT			100
 /* The first retry of a failing event waits this long, doubling up to a minute. */
 #define FIRST_RETRY_MS				100
 #define LONGEST_RETRY_MS			60000
@@ -574,21 +575,18 @@ eventsource_run_inline_projections(PG_FUNCTION_ARGS)
  * window ended, and the replay's checkpoint passes the events there that its
  * types skip.
  */
-#define REPLAY_CATEGORY \
-	"   AND ($5::pg_catalog.text IS NULL" \
-	"        OR pg_catalog.split_part(e.stream_id, '-', 1) OPERATOR(pg_catalog.=) $5)"
-#define REPLAY_ORDER " ORDER BY e.transaction_id, e.global_position"
+#define REPLAY_CATEGORY "   AND " CATEGORY_TAKES("$5::pg_catalog.text", EVENT_CATEGORY)
 
 static KeptPlan replay_visible_plan = {
-	"SELECT e.* FROM (" EVENT_COLUMNS LOG_RANGE("$6") REPLAY_CATEGORY REPLAY_ORDER " LIMIT $7) e"
-	" WHERE" EVENT_TYPES_TAKEN REPLAY_ORDER " LIMIT $3",
+	"SELECT e.* FROM (" EVENT_COLUMNS LOG_RANGE("$6") REPLAY_CATEGORY LOG_ORDER " LIMIT $7) e"
+	" WHERE " EVENT_TYPES_TAKE("$4::pg_catalog.text[]") LOG_ORDER " LIMIT $3",
 	7, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, XID8OID, INT4OID},
 	CURSOR_OPT_CUSTOM_PLAN
 };
 
 static KeptPlan window_end_plan = {
 	"SELECT e.transaction_id, e.global_position FROM eventsource.events e"
-	LOG_RANGE("$6") REPLAY_CATEGORY REPLAY_ORDER " OFFSET $7 OPERATOR(pg_catalog.-) 1 LIMIT 1",
+	LOG_RANGE("$6") REPLAY_CATEGORY LOG_ORDER " OFFSET $7 OPERATOR(pg_catalog.-) 1 LIMIT 1",
 	7, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, XID8OID, INT4OID},
 	CURSOR_OPT_CUSTOM_PLAN
 };
@@ -596,8 +594,8 @@ static KeptPlan window_end_plan = {
 static KeptPlan replay_all_plan = {
 	EVENT_COLUMNS
 	" WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>) ($1, $2)"
-	"   AND" EVENT_TYPES_TAKEN
-	REPLAY_CATEGORY REPLAY_ORDER " LIMIT $3",
+	"   AND " EVENT_TYPES_TAKE("$4::pg_catalog.text[]")
+	REPLAY_CATEGORY LOG_ORDER " LIMIT $3",
 	5, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID},
 	CURSOR_OPT_CUSTOM_PLAN
 };
@@ -800,21 +798,6 @@ check_handler(Oid function, int expected_arguments, const char *what, Oid caller
 				 errhint("Handlers run as the role that creates the projection.")));
 }
 
-static const char *
-checked_choice(FunctionCallInfo fcinfo, int argno, const char *name, const char *first, const char *second)
-{
-	char	   *value;
-
-	check_not_null(fcinfo, argno, name);
-	value = text_to_cstring(PG_GETARG_TEXT_PP(argno));
-	if (strcmp(value, first) != 0 && strcmp(value, second) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid %s \"%s\"", name, value),
-				 errhint("Use '%s' or '%s'.", first, second)));
-	return value;
-}
-
 /*
  * The search path a projection's handlers run with: the one given (by
  * default the creator's, as SET search_path FROM CURRENT would capture it)
@@ -1013,7 +996,7 @@ eventsource_create_projection(PG_FUNCTION_ARGS)
 		check_handler(PG_GETARG_OID(5), 0, "reset handler", acting.caller);
 	mode = checked_choice(fcinfo, 4, "mode", "inline", "async");
 	on_failure = checked_choice(fcinfo, 6, "on_failure", "stop", "dead_letter");
-	max_attempts = checked_integer(fcinfo, 7, "max_attempts", 1, MAX_ATTEMPTS_LIMIT);
+	max_attempts = checked_integer(fcinfo, 7, "max_attempts", 1, EVENTSOURCE_MAX_ATTEMPTS);
 
 	values[0] = PointerGetDatum(name);
 	values[1] = CStringGetTextDatum(format_procedure_qualified(PG_GETARG_OID(1)));
@@ -1047,7 +1030,7 @@ eventsource_create_projection(PG_FUNCTION_ARGS)
 				(errmsg("async projection \"%s\" will not run until a notifier serves this database",
 						text_to_cstring(name)),
 				 errdetail("Async projections run in the notifier, a background worker."),
-				 errhint("Add eventsource to shared_preload_libraries, and this database to eventsource.notify_databases if that lists databases.")));
+				 errhint("Add eventsource to shared_preload_libraries, and this database to eventsource.worker_databases if that lists databases.")));
 	PG_RETURN_VOID();
 }
 

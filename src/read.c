@@ -26,11 +26,15 @@
 #include "utils/builtins.h"
 #include "utils/xid8.h"
 
+#include "arguments.h"
 #include "eventsource.h"
+#include "log.h"
+#include "streams.h"
 
 PG_FUNCTION_INFO_V1(eventsource_stream_version);
 PG_FUNCTION_INFO_V1(eventsource_read_all);
 PG_FUNCTION_INFO_V1(eventsource_read_category);
+PG_FUNCTION_INFO_V1(eventsource_events_behind);
 
 /* The newest event below the horizon: the head of the gap-safe log. */
 static KeptPlan visible_head_plan = {
@@ -38,11 +42,6 @@ static KeptPlan visible_head_plan = {
 	" WHERE e.transaction_id OPERATOR(pg_catalog.<) $1"
 	" ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1",
 	1, {XID8OID}
-};
-
-static KeptPlan current_version_plan = {
-	"SELECT s.stream_version FROM eventsource.streams s WHERE s.stream_id OPERATOR(pg_catalog.=) $1",
-	1, {TEXTOID}
 };
 
 /*
@@ -76,15 +75,15 @@ static KeptPlan read_backward_plans[2] = {
 static KeptPlan read_all_plan = {
 	EVENT_COLUMNS
 	LOG_CONDITIONS("$6")
-	" ORDER BY e.transaction_id, e.global_position LIMIT $3",
+	LOG_ORDER " LIMIT $3",
 	6, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, XID8OID}
 };
 
 static KeptPlan read_category_plan = {
 	EVENT_COLUMNS
 	LOG_CONDITIONS("$6")
-	"   AND pg_catalog.split_part(e.stream_id, '-', 1) OPERATOR(pg_catalog.=) $5"
-	" ORDER BY e.transaction_id, e.global_position LIMIT $3",
+	"   AND " CATEGORY_TAKES("$5::pg_catalog.text", EVENT_CATEGORY)
+	LOG_ORDER " LIMIT $3",
 	6, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, XID8OID},
 
 	/*
@@ -95,19 +94,18 @@ static KeptPlan read_category_plan = {
 };
 
 /*
- * The version of a stream, 0 when it does not exist.  Call while connected
- * to SPI.
+ * How many events a subscription's member or a projection has yet to take,
+ * and the oldest's time: eventsource.events_behind, with the parameters and
+ * filter of poll, so that the lag the status views show is what poll and
+ * replay deliver.  Planned with the values, so that a filter of one category
+ * reads the category index.
  */
-int64
-current_stream_version(text *stream_id)
-{
-	Datum		values[1] = {PointerGetDatum(stream_id)};
-	bool		isnull;
-
-	if (run_kept_plan(&current_version_plan, values, NULL, true) == 0)
-		return 0;
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-}
+static KeptPlan events_behind_plan = {
+	"SELECT pg_catalog.count(*), pg_catalog.min(e.recorded_at) FROM eventsource.events e"
+	LOG_CONDITIONS("$8") FILTER_TAKES,
+	FILTERED_LOG_ARGUMENTS,
+	CURSOR_OPT_CUSTOM_PLAN
+};
 
 /*
  * Makes the set-returning function's result a tuplestore and returns a
@@ -218,12 +216,6 @@ checkpoint_from_row(HeapTuple row, TupleDesc description, int first_column)
 	return checkpoint;
 }
 
-int32
-checked_max_count(FunctionCallInfo fcinfo, int argno)
-{
-	return checked_integer(fcinfo, argno, "max_count", 1, EVENTSOURCE_MAX_READ_COUNT);
-}
-
 /*
  * eventsource.stream_version(stream_id) returns bigint.
  */
@@ -249,22 +241,10 @@ read_stream(FunctionCallInfo fcinfo, StreamsSchema schema)
 {
 	text	   *stream_id = checked_stream_id(fcinfo, 0, false);
 	int32		max_count = checked_max_count(fcinfo, 2);
-	char	   *direction;
-	bool		forward;
+	bool		forward = strcmp(checked_choice(fcinfo, 3, "direction", "forward", "backward"),
+								 "forward") == 0;
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
-
-	check_not_null(fcinfo, 3, "direction");
-	direction = text_to_cstring(PG_GETARG_TEXT_PP(3));
-	if (strcmp(direction, "forward") == 0)
-		forward = true;
-	else if (strcmp(direction, "backward") == 0)
-		forward = false;
-	else
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid direction \"%s\"", direction),
-				 errhint("Use 'forward' or 'backward'.")));
 
 	values[0] = PointerGetDatum(stream_id);
 	values[1] = Int64GetDatum(optional_stream_version(fcinfo, 1, "from_version",
@@ -279,27 +259,18 @@ read_stream(FunctionCallInfo fcinfo, StreamsSchema schema)
 SCHEMA_VERSIONED_FUNCTION(eventsource_read_stream, read_stream);
 
 /*
- * An event_types argument: NULL (every type, returned as NULL) or a
- * non-empty array without nulls.
+ * Sets values[0] and values[1], the ($1, $2) of LOG_CONDITIONS, to the
+ * checkpoint argument after_argno: the start of the log when it is NULL.
  */
-ArrayType *
-checked_event_types(FunctionCallInfo fcinfo, int argno)
+static void
+set_after_checkpoint(FunctionCallInfo fcinfo, int after_argno, Datum *values)
 {
-	ArrayType  *event_types;
+	Checkpoint	after = {0, 0};
 
-	if (PG_ARGISNULL(argno))
-		return NULL;
-	event_types = PG_GETARG_ARRAYTYPE_P(argno);
-	if (ArrayGetNItems(ARR_NDIM(event_types), ARR_DIMS(event_types)) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("event_types must not be an empty array"),
-				 errhint("Pass NULL for events of every type.")));
-	if (array_contains_nulls(event_types))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("event_types must not contain nulls")));
-	return event_types;
+	if (!PG_ARGISNULL(after_argno))
+		after = *PG_GETARG_CHECKPOINT(after_argno);
+	values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(after.transaction_id));
+	values[1] = Int64GetDatum(after.global_position);
 }
 
 /*
@@ -314,15 +285,7 @@ read_log(FunctionCallInfo fcinfo, int after_argno, int max_count_argno,
 	Datum		values[6];
 	bool		nulls[6] = {false, false, false, false, true, false};
 
-	values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(0));
-	values[1] = Int64GetDatum(0);
-	if (!PG_ARGISNULL(after_argno))
-	{
-		Checkpoint *after = PG_GETARG_CHECKPOINT(after_argno);
-
-		values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(after->transaction_id));
-		values[1] = Int64GetDatum(after->global_position);
-	}
+	set_after_checkpoint(fcinfo, after_argno, values);
 	values[2] = Int32GetDatum(max_count);
 
 	values[3] = PointerGetDatum(checked_event_types(fcinfo, event_types_argno));
@@ -338,38 +301,6 @@ read_log(FunctionCallInfo fcinfo, int after_argno, int max_count_argno,
 		materialize_read(fcinfo, &read_category_plan, values, nulls);
 	}
 	return (Datum) 0;
-}
-
-/*
- * The category argument of read_all, read_category, create_subscription and
- * create_projection (the caller handles NULL): not empty, and without '-',
- * for a category is the part of a stream id before its first '-' and one
- * with a '-' (a stream id passed by mistake) would match nothing.
- */
-text *
-checked_category(FunctionCallInfo fcinfo, int argno)
-{
-	text	   *category = PG_GETARG_TEXT_PP(argno);
-	int			length = VARSIZE_ANY_EXHDR(category);
-
-	if (length == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("category must not be empty")));
-	if (memchr(VARDATA_ANY(category), '-', length) != NULL)
-	{
-		text	   *before_dash = category_of(category);
-
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("category \"%s\" contains '-'", text_for_message(category)),
-				 errdetail("No stream's category contains '-', so the category would match nothing."),
-				 VARSIZE_ANY_EXHDR(before_dash) > 0 ?
-				 errhint("A category is the part of a stream id before its first '-': pass '%s'.",
-						 text_for_message(before_dash)) :
-				 errhint("A category is the part of a stream id before its first '-'.")));
-	}
-	return category;
 }
 
 /*
@@ -391,4 +322,36 @@ eventsource_read_category(PG_FUNCTION_ARGS)
 {
 	check_not_null(fcinfo, 0, "category");
 	return read_log(fcinfo, 1, 2, checked_category(fcinfo, 0), 3);
+}
+
+/*
+ * eventsource.events_behind(after, category, event_types,
+ * consumer_group_size, consumer_group_member) returns table (events_behind
+ * bigint, oldest_recorded_at timestamptz): the events of the gap-safe log
+ * after the checkpoint (NULL: from its start) that the filter takes, counted,
+ * and the recorded_at of the oldest of them (NULL when none).  The category
+ * and event types are a filter's as stored: NULL takes every one, and the
+ * category is not checked (a category with '-' takes no event, as it did in
+ * the subscriptions and projections created before 0.7.0 refused it).
+ */
+Datum
+eventsource_events_behind(PG_FUNCTION_ARGS)
+{
+	int32		group_size = checked_integer(fcinfo, 3, "consumer_group_size", 1,
+											 EVENTSOURCE_MAX_CONSUMER_GROUP_SIZE);
+	int32		member = checked_integer(fcinfo, 4, "consumer_group_member", 0, group_size - 1);
+	Datum		values[8];
+	bool		nulls[8] = {false, false, false, false, false, false, false, false};
+
+	set_after_checkpoint(fcinfo, 0, values);
+	values[2] = Int32GetDatum(1);
+	values[3] = PointerGetDatum(checked_event_types(fcinfo, 2));
+	nulls[3] = values[3] == (Datum) 0;
+	values[4] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[4] = PG_ARGISNULL(1);
+	values[5] = Int32GetDatum(group_size);
+	values[6] = Int32GetDatum(member);
+	values[7] = log_horizon_datum();
+	materialize_read(fcinfo, &events_behind_plan, values, nulls);
+	return (Datum) 0;
 }

@@ -34,7 +34,9 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 
+#include "arguments.h"
 #include "eventsource.h"
+#include "streams.h"
 
 PG_FUNCTION_INFO_V1(eventsource_delete_snapshots);
 
@@ -135,22 +137,6 @@ static KeptPlan delete_plan = {
 	/* One stream's snapshots by key, or all of them: plan with the values. */
 	CURSOR_OPT_CUSTOM_PLAN
 };
-
-/*
- * A schema version argument: positive.  The caller handles NULL.
- */
-static int32
-checked_schema_version(FunctionCallInfo fcinfo, int argno, const char *name)
-{
-	int32		schema_version = PG_GETARG_INT32(argno);
-
-	if (schema_version < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be positive", name),
-				 errdetail("%s was %d.", name, schema_version)));
-	return schema_version;
-}
 
 /*
  * Raises the error for a version save_snapshot may not snapshot: one that

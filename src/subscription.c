@@ -53,7 +53,9 @@
 #include "utils/uuid.h"
 #include "utils/xid8.h"
 
+#include "arguments.h"
 #include "eventsource.h"
+#include "log.h"
 
 PG_FUNCTION_INFO_V1(eventsource_create_subscription);
 PG_FUNCTION_INFO_V1(eventsource_drop_subscription);
@@ -61,9 +63,6 @@ PG_FUNCTION_INFO_V1(eventsource_poll);
 PG_FUNCTION_INFO_V1(eventsource_ack);
 PG_FUNCTION_INFO_V1(eventsource_consumer_group_member);
 PG_FUNCTION_INFO_V1(eventsource_set_subscription_owner);
-
-#define MAX_CONSUMER_GROUP_SIZE		1000
-#define MAX_LEASE_SECONDS			86400
 
 #define CREATE_SUBSCRIPTION(owner_column, owner_value) \
 	"WITH subscription AS (" \
@@ -117,30 +116,22 @@ static KeptPlan member_plan = {
 
 /*
  * The subscription's events after checkpoint ($1, $2), of the event types $4
- * (NULL: all) and the category $5, for member $7 of a consumer group of $6,
- * at most $3 of them, below the horizon $8 (poll's plans): LOG_CONDITIONS
- * and ORDER_AND_LIMIT around the category and group conditions.
+ * (NULL: all) and the category $5 (NULL: all), for member $7 of a consumer
+ * group of $6, at most $3 of them, below the horizon $8 (poll's plans): the
+ * log's rules (log.h), as eventsource.events_behind counts them.  A poll of one category is planned with the values,
+ * so that it reads the category index.
  */
-#define GROUP_CONDITION \
-	"   AND ($6 OPERATOR(pg_catalog.=) 1" \
-	"        OR eventsource.consumer_group_member(e.stream_id, $6) OPERATOR(pg_catalog.=) $7)"
-#define CATEGORY_CONDITION \
-	"   AND pg_catalog.split_part(e.stream_id, '-', 1) OPERATOR(pg_catalog.=) $5"
-#define ORDER_AND_LIMIT \
-	" ORDER BY e.transaction_id, e.global_position LIMIT $3"
 #define SUBSCRIPTION_ARGUMENTS \
 	7, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID}
-#define POLL_ARGUMENTS \
-	8, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID, XID8OID}
 
 static KeptPlan poll_all_plan = {
-	EVENT_COLUMNS LOG_CONDITIONS("$8") GROUP_CONDITION ORDER_AND_LIMIT,
-	POLL_ARGUMENTS
+	EVENT_COLUMNS LOG_CONDITIONS("$8") FILTER_TAKES LOG_ORDER " LIMIT $3",
+	FILTERED_LOG_ARGUMENTS
 };
 
 static KeptPlan poll_category_plan = {
-	EVENT_COLUMNS LOG_CONDITIONS("$8") CATEGORY_CONDITION GROUP_CONDITION ORDER_AND_LIMIT,
-	POLL_ARGUMENTS,
+	EVENT_COLUMNS LOG_CONDITIONS("$8") FILTER_TAKES LOG_ORDER " LIMIT $3",
+	FILTERED_LOG_ARGUMENTS,
 	CURSOR_OPT_CUSTOM_PLAN
 };
 
@@ -151,10 +142,8 @@ static KeptPlan poll_category_plan = {
 static KeptPlan subscription_event_plan = {
 	"SELECT FROM eventsource.events e"
 	" WHERE e.transaction_id OPERATOR(pg_catalog.=) $1 AND e.global_position OPERATOR(pg_catalog.=) $2"
-	"   AND ($4::pg_catalog.text[] IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY ($4))"
-	"   AND ($5::pg_catalog.text IS NULL"
-	"        OR pg_catalog.split_part(e.stream_id, '-', 1) OPERATOR(pg_catalog.=) $5)"
-	GROUP_CONDITION
+	"   AND " EVENT_TYPES_TAKE("$4::pg_catalog.text[]")
+	FILTER_TAKES
 	" LIMIT $3",
 	SUBSCRIPTION_ARGUMENTS
 };
@@ -281,20 +270,6 @@ subscription_member(FunctionCallInfo fcinfo, text *name, int member_argno, Subsc
 	return member;
 }
 
-/* An owner argument: a role ('-', which regrole reads as OID 0, is none). */
-static Datum
-checked_owner(FunctionCallInfo fcinfo, int argno)
-{
-	Oid			owner = PG_GETARG_OID(argno);
-
-	if (!OidIsValid(owner) || GetUserNameFromId(owner, true) == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("owner must be an existing role"),
-				 errdetail("owner was OID %u.", owner)));
-	return ObjectIdGetDatum(owner);
-}
-
 /*
  * eventsource.consumer_group_member(stream_id, consumer_group_size) returns
  * the member (0 to size - 1) that receives the stream's events: a stable
@@ -303,14 +278,10 @@ checked_owner(FunctionCallInfo fcinfo, int argno)
 Datum
 eventsource_consumer_group_member(PG_FUNCTION_ARGS)
 {
-	int32		group_size = PG_GETARG_INT32(1);
+	int32		group_size = checked_integer(fcinfo, 1, "consumer_group_size", 1,
+												 EVENTSOURCE_MAX_CONSUMER_GROUP_SIZE);
 	uint64		hash;
 
-	if (group_size < 1 || group_size > MAX_CONSUMER_GROUP_SIZE)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("consumer_group_size must be between 1 and %d", MAX_CONSUMER_GROUP_SIZE),
-				 errdetail("consumer_group_size was %d.", group_size)));
 	hash = DatumGetUInt64(DirectFunctionCall2Coll(hashtextextended, C_COLLATION_OID,
 												  PG_GETARG_DATUM(0), Int64GetDatum(0)));
 	PG_RETURN_INT32((int32) ((hash & PG_INT64_MAX) % (uint64) group_size));
@@ -349,7 +320,7 @@ eventsource_create_subscription(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid start_from \"%s\"", start_from),
 				 errhint("Use 'beginning' or 'end'.")));
-	group_size = checked_integer(fcinfo, 4, "consumer_group_size", 1, MAX_CONSUMER_GROUP_SIZE);
+	group_size = checked_integer(fcinfo, 4, "consumer_group_size", 1, EVENTSOURCE_MAX_CONSUMER_GROUP_SIZE);
 
 	values[0] = PointerGetDatum(name);
 	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PointerGetDatum(checked_category(fcinfo, 1));
@@ -480,7 +451,7 @@ eventsource_poll(PG_FUNCTION_ARGS)
 {
 	text	   *name = checked_object_name(fcinfo, 0, "subscription");
 	int32		max_count = checked_max_count(fcinfo, 1);
-	int32		lease_seconds = checked_integer(fcinfo, 3, "lease_seconds", 1, MAX_LEASE_SECONDS);
+	int32		lease_seconds = checked_integer(fcinfo, 3, "lease_seconds", 1, EVENTSOURCE_MAX_LEASE_SECONDS);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Subscription subscription;
 	int32		member;

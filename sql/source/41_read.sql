@@ -61,3 +61,16 @@ AS 'MODULE_PATHNAME', 'eventsource_log_horizon';
 
 COMMENT ON FUNCTION eventsource.log_horizon() IS
     'The horizon of the gap-safe global log: reads deliver only events whose transaction_id is below it (the oldest running transaction plus its log epoch''s offset).';
+
+CREATE FUNCTION eventsource.events_behind(
+    after                 eventsource.checkpoint,
+    category              text,
+    event_types           text[],
+    consumer_group_size   integer DEFAULT 1,
+    consumer_group_member integer DEFAULT 0)
+RETURNS TABLE (events_behind bigint, oldest_recorded_at timestamptz)
+LANGUAGE c STABLE PARALLEL RESTRICTED ROWS 1
+AS 'MODULE_PATHNAME', 'eventsource_events_behind';
+
+COMMENT ON FUNCTION eventsource.events_behind(eventsource.checkpoint, text, text[], integer, integer) IS
+    'How many events of the gap-safe log after a checkpoint (NULL: from the start) a filter takes (a category and event types, NULL: all; a member of a consumer group), as poll and the worker deliver them, and the recorded_at of the oldest of them: the lag subscription_status and projection_status show.';

@@ -1,8 +1,11 @@
 -- 50_views.sql: the status and statistics views.
 --
 -- They run as their caller (eventsource_reader may SELECT them). subscription_status and
--- projection_status count the events below the log horizon, as poll and the background worker
--- deliver them; the statistics views read the whole log.
+-- projection_status count the events below the log horizon with events_behind, which reads the log
+-- through the filter as poll and the background worker do (the log's rules are written once, in
+-- the library); the statistics views read the whole log. An inline projection is never behind:
+-- projection_status does not count for it (the OFFSET keeps the subquery, and its condition on
+-- the mode, from being merged into the join).
 
 -- A lease's end is compared with the clock, not with the start of the reading transaction.
 -- locked_by names the transaction that holds the member's lock (a poll that leased a batch, or an
@@ -39,18 +42,8 @@ SELECT s.name, s.category, s.event_types, m.consumer_group_member, s.consumer_gr
               ('x' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(lock_key.digest, 1, 4), 'hex'))::pg_catalog.bit(32)::pg_catalog.int8::pg_catalog.oid
       AND holder.objid OPERATOR(pg_catalog.=)
               ('x' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(lock_key.digest, 5, 4), 'hex'))::pg_catalog.bit(32)::pg_catalog.int8::pg_catalog.oid
- CROSS JOIN LATERAL (
-       SELECT pg_catalog.count(*) AS events_behind, pg_catalog.min(e.recorded_at) AS oldest_recorded_at
-         FROM eventsource.events e
-        WHERE (e.transaction_id, e.global_position) >
-              (COALESCE(eventsource.checkpoint_transaction_id(m.checkpoint), '0'::xid8),
-               COALESCE(eventsource.checkpoint_global_position(m.checkpoint), 0))
-          AND e.transaction_id OPERATOR(pg_catalog.<) (SELECT eventsource.log_horizon())
-          AND (s.category IS NULL OR pg_catalog.split_part(e.stream_id, '-', 1) OPERATOR(pg_catalog.=) s.category)
-          AND (s.event_types IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY (s.event_types))
-          AND (s.consumer_group_size OPERATOR(pg_catalog.=) 1
-               OR eventsource.consumer_group_member(e.stream_id, s.consumer_group_size)
-                  OPERATOR(pg_catalog.=) m.consumer_group_member)) AS pending;
+ CROSS JOIN LATERAL eventsource.events_behind(m.checkpoint, s.category, s.event_types,
+                                              s.consumer_group_size, m.consumer_group_member) AS pending;
 
 COMMENT ON VIEW eventsource.subscription_status IS
     'Every subscription member with its checkpoint, lease and lag (the visible events it has not acknowledged and the age in seconds of the oldest of them), and locked_by: the process or prepared transaction whose poll that leased a batch, or ack, has not ended (polls get nothing and acks wait until it ends), or NULL.';
@@ -58,23 +51,18 @@ COMMENT ON VIEW eventsource.subscription_status IS
 CREATE VIEW eventsource.projection_status AS
 SELECT p.name, p.mode, p.status, p.handler, p.event_types, p.category, p.checkpoint,
        p.events_processed,
-       CASE WHEN p.mode = 'async' THEN pending.events_behind ELSE 0 END AS events_behind,
+       COALESCE(pending.events_behind, 0) AS events_behind,
        p.attempts, p.retry_at, p.last_error, p.last_error_at, p.last_error_position,
        (SELECT pg_catalog.count(*) FROM eventsource.projection_dead_letters d WHERE d.projection_name = p.name)
            AS dead_letters,
        COALESCE(EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) pending.oldest_recorded_at), 0)
            AS seconds_behind
   FROM eventsource.projections p
- CROSS JOIN LATERAL (
-       SELECT pg_catalog.count(*) AS events_behind, pg_catalog.min(e.recorded_at) AS oldest_recorded_at
-         FROM eventsource.events e
-        WHERE p.mode = 'async'
-          AND (e.transaction_id, e.global_position) >
-              (COALESCE(eventsource.checkpoint_transaction_id(p.checkpoint), '0'::xid8),
-               COALESCE(eventsource.checkpoint_global_position(p.checkpoint), 0))
-          AND e.transaction_id < (SELECT eventsource.log_horizon())
-          AND (p.category IS NULL OR pg_catalog.split_part(e.stream_id, '-', 1) = p.category)
-          AND (p.event_types IS NULL OR e.event_type = ANY (p.event_types))) AS pending;
+  LEFT JOIN LATERAL (
+       SELECT b.events_behind, b.oldest_recorded_at
+         FROM eventsource.events_behind(p.checkpoint, p.category, p.event_types) AS b
+        WHERE p.mode OPERATOR(pg_catalog.=) 'async'
+       OFFSET 0) AS pending ON true;
 
 COMMENT ON VIEW eventsource.projection_status IS
     'Every projection with its mode, status, handler (its signature), checkpoint, lag (async: visible matching events not yet projected), failures and dead letters.';

@@ -16,21 +16,21 @@ LANGUAGE c
 AS 'MODULE_PATHNAME', 'eventsource_reject_event_change';
 
 COMMENT ON FUNCTION eventsource.reject_event_change() IS
-    'Trigger function that guards eventsource.events: raises an error on UPDATE, DELETE and TRUNCATE, whoever runs them, except for the DELETE of eventsource.scavenge.';
+    'Trigger function that guards eventsource.events: raises an error on UPDATE, DELETE and TRUNCATE, whoever runs them, except for the DELETE of eventsource.scavenge. Its triggers fire on the origin only: not where session_replication_role is replica (which only a superuser sets, or a role granted SET on it), so that logical replication applies the publisher''s scavenge.';
 
 CREATE TRIGGER events_append_only
     BEFORE UPDATE OR DELETE ON eventsource.events
     FOR EACH ROW EXECUTE FUNCTION eventsource.reject_event_change();
 
 COMMENT ON TRIGGER events_append_only ON eventsource.events IS
-    'Refuses every UPDATE of a recorded event, and every DELETE but scavenge''s of the events that deletes and retention settings hide (eventsource.reject_event_change).';
+    'Refuses every UPDATE of a recorded event, and every DELETE but scavenge''s of the events that deletes and retention settings hide (eventsource.reject_event_change); on the origin only, not where session_replication_role is replica.';
 
 CREATE TRIGGER events_append_only_truncate
     BEFORE TRUNCATE ON eventsource.events
     FOR EACH STATEMENT EXECUTE FUNCTION eventsource.reject_event_change();
 
 COMMENT ON TRIGGER events_append_only_truncate ON eventsource.events IS
-    'Refuses every TRUNCATE of the log (eventsource.reject_event_change).';
+    'Refuses every TRUNCATE of the log (eventsource.reject_event_change); on the origin only, not where session_replication_role is replica.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Inline projections: a statement-level trigger on the log, enabled while any exists

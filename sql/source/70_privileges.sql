@@ -49,6 +49,7 @@ GRANT EXECUTE ON FUNCTION
     eventsource.read_all(eventsource.checkpoint, integer, text, text[]),
     eventsource.read_category(text, eventsource.checkpoint, integer, text[]),
     eventsource.log_horizon(),
+    eventsource.events_behind(eventsource.checkpoint, text, text[], integer, integer),
     eventsource.load_snapshot(text, bigint, integer),
     eventsource.load_stream(text, bigint, integer),
     eventsource.consumer_group_member(text, integer),

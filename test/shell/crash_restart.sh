@@ -18,7 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 if [ -z "${EVENTSOURCE_CRASH_CLUSTER:-}" ]; then
   EVENTSOURCE_CRASH_CLUSTER=1 exec pg_virtualenv -t -c "-p $((${PGPORT:-5432} + 13))" -v 15 \
-    -o fsync=on -o shared_preload_libraries=eventsource -o eventsource.notify_databases=es_crash "$0"
+    -o fsync=on -o shared_preload_libraries=eventsource -o eventsource.worker_databases=es_crash "$0"
 fi
 
 db=es_crash

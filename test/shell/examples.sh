@@ -5,7 +5,7 @@
 # and acknowledges them all; in listen mode they arrive at once (by NOTIFY), not after the safety
 # timeout. Needs python3-psycopg and node/npm (runs npm ci in examples/node if node_modules is missing).
 # Runs against the cluster that PGHOST/PGPORT/PGUSER name (test/run starts a throwaway one, with
-# the library preloaded and es_examples in eventsource.notify_databases).
+# the library preloaded and es_examples in eventsource.worker_databases).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 db=es_examples

@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 if [ -z "${EVENTSOURCE_HOSTILE_CLUSTER:-}" ]; then
   EVENTSOURCE_HOSTILE_CLUSTER=1 exec pg_virtualenv -t -c "-p $((${PGPORT:-5432} + 16))" -v 15 \
-    -o shared_preload_libraries=eventsource -o eventsource.notify_databases=es_hostile "$0"
+    -o shared_preload_libraries=eventsource -o eventsource.worker_databases=es_hostile "$0"
 fi
 
 source "$here/lib/check.sh"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# launcher.sh: with eventsource.notify_databases not set, the notifier serves every database in which
+# launcher.sh: with eventsource.worker_databases not set, the notifier serves every database in which
 # the extension is installed, on a cluster of its own (log_min_messages = debug1, so that the server
 # log names every worker the postmaster starts: "starting background worker process").
 # - A database without the extension is looked at once, when it appears, by a worker that exits at
@@ -12,7 +12,8 @@
 # - DROP EXTENSION stops the worker within a second, and none starts there again until CREATE
 #   EXTENSION; DROP SCHEMA eventsource CASCADE does the same; one rolled back to a savepoint does
 #   not; DROP DATABASE of a served database succeeds at once.
-# - eventsource.notify_databases restricts the list (a reload): only the listed databases are served;
+# - eventsource.worker_databases restricts the list (a reload): only the listed databases are served;
+#   its old name eventsource.notify_databases does too while the new one is left at '*';
 #   a listed template1 is served, and CREATE DATABASE from it still succeeds.
 # - A restart finds every database with the extension again.
 # - eventsource.max_databases bounds the databases served: those beyond wait, with a WARNING, and one
@@ -157,13 +158,13 @@ elapsed_ms=$(( $(now_ms) - dropping_at ))
 check "DROP DATABASE of a served database succeeds at once ($elapsed_ms ms)" \
   "$([ "$elapsed_ms" -lt 4000 ] && echo fast)|$(worker_gone es_copy)" "fast|gone"
 
-# eventsource.notify_databases restricts the list; a listed template is served.
+# eventsource.worker_databases restricts the list; a listed template is served.
 psql_db postgres -c "CREATE DATABASE es_listed TEMPLATE template0"
 psql_db es_listed -c "CREATE EXTENSION eventsource"
 check "before the setting, every database with the extension is served" \
   "$(served_after es_auto,es_from_template1,es_listed)" es_auto,es_from_template1,es_listed
-psql_db postgres -c "ALTER SYSTEM SET eventsource.notify_databases = 'es_listed, template1'" -c "SELECT pg_reload_conf()" > /dev/null
-check "with eventsource.notify_databases set, only the databases it lists are served" \
+psql_db postgres -c "ALTER SYSTEM SET eventsource.worker_databases = 'es_listed, template1'" -c "SELECT pg_reload_conf()" > /dev/null
+check "with eventsource.worker_databases set, only the databases it lists are served" \
   "$(served_after es_listed,template1)" es_listed,template1
 check "CREATE DATABASE from a served template1 succeeds" "$(psql_db postgres -c "CREATE DATABASE es_unlisted" 2>&1)" ""
 check "template1's worker runs again" "$([ "$(worker_pid template1)" != none ] && echo running)" running
@@ -171,8 +172,17 @@ sleep 1.5
 check "the new database, not listed, is not served, nor looked at, though it has the extension" \
   "$(starts es_unlisted)|$(served)" "0|es_listed,template1"
 
+# The old name, eventsource.notify_databases, still restricts the list while the new one is left
+# at its default, and the new one wins when both are set.
+psql_db postgres -c "ALTER SYSTEM RESET eventsource.worker_databases" \
+  -c "ALTER SYSTEM SET eventsource.notify_databases = 'es_listed'" -c "SELECT pg_reload_conf()" > /dev/null
+check "eventsource.notify_databases, the old name, restricts the list" "$(served_after es_listed)" es_listed
+psql_db postgres -c "ALTER SYSTEM SET eventsource.worker_databases = 'es_auto'" -c "SELECT pg_reload_conf()" > /dev/null
+check "eventsource.worker_databases wins over the old name" "$(served_after es_auto)" es_auto
+
 # A restart finds every database with the extension again.
-psql_db postgres -c "ALTER SYSTEM RESET eventsource.notify_databases" > /dev/null
+psql_db postgres -c "ALTER SYSTEM RESET eventsource.worker_databases" \
+  -c "ALTER SYSTEM RESET eventsource.notify_databases" > /dev/null
 before=$(starts es_none)
 "$bin/pg_ctl" -D "$work/data" -l "$log" -w restart > /dev/null
 check "after a restart every database with the extension is served" \

@@ -15,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 if [ -z "${EVENTSOURCE_NOTIFIER_CLUSTER:-}" ]; then
   EVENTSOURCE_NOTIFIER_CLUSTER=1 exec pg_virtualenv -t -c "-p $((${PGPORT:-5432} + 11))" -v 15 \
-    -o shared_preload_libraries=eventsource -o eventsource.notify_databases=es_bus,es_bus_dropped \
+    -o shared_preload_libraries=eventsource -o eventsource.worker_databases=es_bus,es_bus_dropped \
     -o eventsource.notify_max_delay=20 "$0"
 fi
 
@@ -48,7 +48,7 @@ trap 'rm -rf "$work"' EXIT
 createdb "$db"
 psql_db -c "CREATE EXTENSION eventsource"
 first_pid=$(notifier_pid "$db")
-check "the launcher starts a notifier for a database of eventsource.notify_databases" "$([ "$first_pid" != none ] && echo running)" running
+check "the launcher starts a notifier for a database of eventsource.worker_databases" "$([ "$first_pid" != none ] && echo running)" running
 check "notifier_status shows it" "$(psql_db -c "SELECT database_name, pid = $first_pid, paused FROM eventsource.notifier_status()")" "es_bus|t|f"
 
 # One append: a notification on "eventsource" and on its category, whose payload is its checkpoint.

@@ -6,7 +6,7 @@
 # aborted left no event and no row; projections created again from the example's functions and
 # rebuilt (inline at once, async in the background) give the same rows.
 # Runs against the cluster that PGHOST/PGPORT/PGUSER name, which must have eventsource in
-# shared_preload_libraries; it adds its database to eventsource.notify_databases itself
+# shared_preload_libraries; it adds its database to eventsource.worker_databases itself
 # (ALTER SYSTEM and a reload) and puts the setting back when it ends.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -23,26 +23,26 @@ check "the cluster preloads eventsource" "$preloaded" t
 
 # The notifier's list: the current value, and the one postgresql.auto.conf holds (if any), which is
 # what ALTER SYSTEM changes and what the trap puts back.
-previous=$(psql_admin -c "SHOW eventsource.notify_databases")
+previous=$(psql_admin -c "SHOW eventsource.worker_databases")
 previous_auto=$(psql_admin -c "SELECT setting FROM pg_file_settings
-                                WHERE name = 'eventsource.notify_databases'
+                                WHERE name = 'eventsource.worker_databases'
                                   AND sourcefile LIKE '%/postgresql.auto.conf'
                                 ORDER BY seqno DESC LIMIT 1")
 had_auto=$(psql_admin -c "SELECT count(*) > 0 FROM pg_file_settings
-                           WHERE name = 'eventsource.notify_databases'
+                           WHERE name = 'eventsource.worker_databases'
                              AND sourcefile LIKE '%/postgresql.auto.conf'")
 restore_setting() {
   if [ "$had_auto" = t ]; then
     psql_admin -v value="$previous_auto" <<'SQL' > /dev/null
-ALTER SYSTEM SET eventsource.notify_databases = :'value';
+ALTER SYSTEM SET eventsource.worker_databases = :'value';
 SQL
   else
-    psql_admin -c "ALTER SYSTEM RESET eventsource.notify_databases" > /dev/null
+    psql_admin -c "ALTER SYSTEM RESET eventsource.worker_databases" > /dev/null
   fi
   psql_admin -c "SELECT pg_reload_conf()" > /dev/null
 }
 cleanup() {
-  restore_setting || echo "# could not restore eventsource.notify_databases (was '$previous')"
+  restore_setting || echo "# could not restore eventsource.worker_databases (was '$previous')"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -56,14 +56,14 @@ SELECT CASE WHEN :'db' = ANY (SELECT btrim(name) FROM unnest(string_to_array(:'p
 SQL
 )
 psql_admin -v value="$wanted" <<'SQL' > /dev/null
-ALTER SYSTEM SET eventsource.notify_databases = :'value';
+ALTER SYSTEM SET eventsource.worker_databases = :'value';
 SELECT pg_reload_conf();
 SQL
 for _ in $(seq 50); do
-  [ "$(psql_admin -c "SHOW eventsource.notify_databases")" = "$wanted" ] && break
+  [ "$(psql_admin -c "SHOW eventsource.worker_databases")" = "$wanted" ] && break
   sleep 0.1
 done
-check "eventsource.notify_databases names $db after the reload" "$(psql_admin -c "SHOW eventsource.notify_databases")" "$wanted"
+check "eventsource.worker_databases names $db after the reload" "$(psql_admin -c "SHOW eventsource.worker_databases")" "$wanted"
 
 dropdb --if-exists "$db" 2> /dev/null
 createdb "$db"

@@ -84,7 +84,7 @@ listen_addresses = ''
 unix_socket_directories = '$tmp'
 fsync = off
 shared_preload_libraries = 'eventsource'
-eventsource.notify_databases = 'es_security,es_lookalike,es_victim,es_paused'
+eventsource.worker_databases = 'es_security,es_lookalike,es_victim,es_paused'
 eventsource.scavenge_interval = 1
 max_prepared_transactions = 2
 EOF

@@ -88,7 +88,7 @@ ssi=es_jobs_serializable
 psql_ssi() { "$bin/psql" -X -q -v ON_ERROR_STOP=1 -At -d "$ssi" "$@"; }
 "$bin/createdb" "$ssi"
 psql_ssi -c "ALTER DATABASE $ssi SET default_transaction_isolation = 'serializable'" \
-         -c "ALTER SYSTEM SET eventsource.notify_databases = 'es_jobs, $ssi'" -c "SELECT pg_reload_conf()" > /dev/null
+         -c "ALTER SYSTEM SET eventsource.worker_databases = 'es_jobs, $ssi'" -c "SELECT pg_reload_conf()" > /dev/null
 psql_ssi > /dev/null <<'SQL'
 CREATE EXTENSION eventsource;
 CREATE SCHEMA model;

@@ -4,10 +4,11 @@
 # - In a served database without the extension, a look-alike eventsource schema made by the
 #   database's (non-superuser) owner is never called: its function would record the call and make
 #   its owner a superuser. No notifier stays in that database.
-# - The extension in a schema that a non-superuser owns (made before CREATE EXTENSION, which reuses
-#   it), in a schema that grants CREATE to a non-superuser, or owned by a role that is no longer a
-#   superuser, is refused: nothing announced, nothing scavenged, one WARNING naming the database and
-#   the reason; served again once a superuser fixes it.
+# - CREATE EXTENSION refuses a schema eventsource that a non-superuser made before (42501). The
+#   extension in a schema that a superuser then hands to a non-superuser, in a schema that grants
+#   CREATE to a non-superuser, or owned by a role that is no longer a superuser, is refused:
+#   nothing announced, nothing scavenged, one WARNING naming the database and the reason; served
+#   again once a superuser fixes it.
 # - A LOGIN role without the privileges that tries DROP DATABASE, renaming, SET TABLESPACE or CREATE
 #   DATABASE ... TEMPLATE of a served database leaves its notifier running (the same pid), and so does
 #   an ALTER DATABASE that needs no exclusive use; the owner's DROP DATABASE stops it and succeeds, and
@@ -33,7 +34,7 @@ port = $port
 listen_addresses = ''
 unix_socket_directories = '$work'
 shared_preload_libraries = 'eventsource'
-eventsource.notify_databases = 'es_trust_served, es_trust_dropped, es_trust_lookalike, es_trust_owned, es_trust_lapsed'
+eventsource.worker_databases = 'es_trust_served, es_trust_dropped, es_trust_lookalike, es_trust_owned, es_trust_lapsed'
 eventsource.scavenge_interval = 1
 CONF
 as_server "$bindir/pg_ctl" -D "$work/data" -l "$work/server.log" -w start > /dev/null
@@ -173,10 +174,16 @@ check "no WARNING about it: the extension is merely not installed" "$(warnings e
 check "no notifier stays there: the one that looked found no extension and exited" \
   "$(psql_db postgres -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'eventsource notifier' AND datname = 'es_trust_lookalike'")" 0
 
-# The extension installed into an eventsource schema made by the database's non-superuser owner.
+# An eventsource schema made by the database's non-superuser owner: CREATE EXTENSION refuses it.
 psql_as mallory es_trust_owned -c "CREATE SCHEMA eventsource"
+check "CREATE EXTENSION refuses a schema eventsource that a non-superuser owns" \
+  "$("$bindir/psql" -X -At -d es_trust_owned -c "CREATE EXTENSION eventsource" 2>&1 | head -1)" \
+  'ERROR:  cannot install eventsource into the existing schema eventsource: it is owned by role "mallory", which is not a superuser'
+# The extension in a schema that a superuser then hands to that owner.
 psql_db es_trust_owned > /dev/null <<'SQL'
+ALTER SCHEMA eventsource OWNER TO postgres;
 CREATE EXTENSION eventsource;
+ALTER SCHEMA eventsource OWNER TO mallory;
 SELECT eventsource.append('bin-1', 'Step', pg_catalog.jsonb_build_object('n', n)) FROM pg_catalog.generate_series(1, 10) AS n;
 SELECT eventsource.set_stream_metadata('bin-1', '{"max_count": 3}');
 SQL
@@ -214,6 +221,6 @@ check "with a WARNING saying why" "$(warnings es_trust_lapsed)|$(grep -c 'DETAIL
 psql_db es_trust_lapsed -c "REASSIGN OWNED BY ivan TO postgres"
 check "served again once REASSIGN OWNED gives it to a superuser" "$(stored_after es_trust_lapsed bin-1 3)" 3
 check "the server log has no ERROR but those of the statements refused above" \
-  "$(grep 'ERROR:' "$work/server.log" | grep -v -e 'must be owner of database' -e 'permission denied to' -e 'already exists' | grep -c . || true)" 0
+  "$(grep 'ERROR:' "$work/server.log" | grep -v -e 'must be owner of database' -e 'permission denied to' -e 'already exists' -e 'cannot install eventsource into the existing schema' | grep -c . || true)" 0
 
 finish worker_trust

@@ -81,3 +81,28 @@ SELECT p.oid::regprocedure AS function, p.prosrc AS entry_point
  WHERE p.pronamespace = 'eventsource'::regnamespace AND p.prolang = (SELECT oid FROM pg_language WHERE lanname = 'c')
    AND p.prosrc ~ '_[0-9]+_[0-9]+$'
  ORDER BY p.oid::regprocedure::text;
+
+-- CREATE EXTENSION installs into an existing schema eventsource as it finds it: one that a role
+-- other than a superuser owns, may create in, or holds an object in is refused (42501).
+DROP EXTENSION eventsource;
+DROP SCHEMA eventsource;
+CREATE ROLE test_mallory;
+CREATE SCHEMA eventsource AUTHORIZATION test_mallory;
+CREATE EXTENSION eventsource;
+ALTER SCHEMA eventsource OWNER TO CURRENT_USER;
+GRANT CREATE ON SCHEMA eventsource TO test_mallory;
+CREATE EXTENSION eventsource;
+SET ROLE test_mallory;
+CREATE FUNCTION eventsource.append(text, text, jsonb) RETURNS bigint LANGUAGE sql AS 'SELECT 0::bigint';
+RESET ROLE;
+REVOKE CREATE ON SCHEMA eventsource FROM test_mallory;
+CREATE EXTENSION eventsource;
+GRANT CREATE ON SCHEMA eventsource TO PUBLIC;
+CREATE EXTENSION eventsource;
+REVOKE CREATE ON SCHEMA eventsource FROM PUBLIC;
+DROP FUNCTION eventsource.append(text, text, jsonb);
+-- A schema a superuser owns, as a restore creates it before CREATE EXTENSION, is used.
+CREATE EXTENSION eventsource;
+SELECT n.nspowner::regrole = current_user::regrole AS superuser_owns_schema
+  FROM pg_namespace n WHERE n.nspname = 'eventsource';
+DROP ROLE test_mallory;

@@ -86,6 +86,21 @@ SELECT eventsource.delete_snapshots('ledger-1', below_schema_version => 2);
 SELECT stream_id, stream_version FROM eventsource.snapshots;
 RESET ROLE;
 
+-- The log's guard does not fire where session_replication_role is replica (logical replication's
+-- apply), but only a superuser sets it, and a role granted SET on it still lacks the privileges.
+SET ROLE test_admin;
+SET session_replication_role = replica;
+RESET ROLE;
+GRANT SET ON PARAMETER session_replication_role TO test_admin;
+SET ROLE test_admin;
+SET session_replication_role = replica;
+UPDATE eventsource.events SET data = '{}';
+DELETE FROM eventsource.events;
+TRUNCATE eventsource.events;
+RESET session_replication_role;
+RESET ROLE;
+REVOKE SET ON PARAMETER session_replication_role FROM test_admin;
+
 -- The append functions run as their owner with a pinned search_path: a writer's hostile search_path
 -- (a shadowing table, and operators in a schema searched before pg_catalog) changes nothing.
 CREATE SCHEMA hostile;

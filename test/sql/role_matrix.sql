@@ -53,6 +53,7 @@ INSERT INTO matrix.operations (operation, statement) VALUES
     ('drop_projection',        $$SELECT eventsource.drop_projection('existing')$$),
     ('update projections',     $$UPDATE eventsource.projections SET status = 'paused'$$),
     ('projection_status',      $$SELECT count(*) FROM eventsource.projection_status$$),
+    ('events_behind',          $$SELECT events_behind FROM eventsource.events_behind(NULL, NULL, NULL)$$),
     ('delete_stream',          $$SELECT eventsource.delete_stream('ledger-1')$$),
     ('tombstone_stream',       $$SELECT eventsource.tombstone_stream('ledger-1')$$),
     ('set_stream_metadata',    $$SELECT eventsource.set_stream_metadata('ledger-1', '{"max_count": 1}')$$),

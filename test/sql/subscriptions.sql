@@ -137,6 +137,28 @@ SELECT count(*) AS streams_on_two_members
   FROM (SELECT stream_id FROM delivered GROUP BY stream_id HAVING count(DISTINCT member) > 1) AS split;
 SELECT eventsource.consumer_group_member('order-1', 1) AS only_member, eventsource.consumer_group_member('order-1', 3) = eventsource.consumer_group_member('order-1', 3) AS stable;
 SELECT name, consumer_group_member, consumer_group_size, leased FROM eventsource.subscription_status WHERE name = 'grouped' ORDER BY 2;
+-- events_behind counts, per member, exactly the events poll delivered to it (the log's rules are
+-- written once), as subscription_status shows; and a filter of another category or type none.
+SELECT member, count(*) AS delivered,
+       (SELECT b.events_behind FROM eventsource.events_behind(NULL, NULL, NULL, 3, member) AS b) AS counted
+  FROM delivered GROUP BY member ORDER BY member;
+SELECT bool_and(s.events_behind = (SELECT count(*) FROM delivered d WHERE d.member = s.consumer_group_member))
+           AS status_counts_what_poll_delivers
+  FROM eventsource.subscription_status s WHERE s.name = 'grouped';
+SELECT (SELECT events_behind FROM eventsource.events_behind(
+            (SELECT checkpoint FROM delivered ORDER BY checkpoint DESC LIMIT 1), 'order', ARRAY['OrderPlaced']))
+           AS behind_the_newest,
+       (SELECT events_behind FROM eventsource.events_behind(NULL, 'nosuchcategory', NULL)) AS other_category,
+       (SELECT events_behind FROM eventsource.events_behind(NULL, 'order', ARRAY['Other'])) AS other_type,
+       (SELECT oldest_recorded_at IS NULL FROM eventsource.events_behind(NULL, 'nosuchcategory', NULL)) AS no_oldest;
+-- Bad filters are errors.
+SELECT * FROM eventsource.events_behind(NULL, NULL, NULL, 0, 0);
+SELECT * FROM eventsource.events_behind(NULL, NULL, NULL, 1001, 0);
+SELECT * FROM eventsource.events_behind(NULL, NULL, NULL, 3, 3);
+SELECT * FROM eventsource.events_behind(NULL, NULL, NULL, 3, -1);
+SELECT * FROM eventsource.events_behind(NULL, NULL, NULL, NULL, 0);
+SELECT * FROM eventsource.events_behind(NULL, NULL, '{}');
+SELECT * FROM eventsource.events_behind(NULL, NULL, ARRAY[NULL::text]);
 
 -- Errors: each one changes nothing.
 SELECT eventsource.create_subscription('fresh');

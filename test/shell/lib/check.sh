@@ -2,7 +2,7 @@
 # NAME: ..." and counts it; finish TEST prints "TEST: N passed, M failed" and fails if any did;
 # notifier_serves DB prints t once a notifier serves DB (waiting up to 20 s), f otherwise;
 # preloaded_cluster DIR PORT SOCKET_DIR DATABASES initdb's a cluster in DIR with eventsource
-# preloaded and its notifier serving DATABASES (eventsource.notify_databases left unset, so every
+# preloaded and its notifier serving DATABASES (eventsource.worker_databases left unset, so every
 # database with the extension, when DATABASES is empty), listening on PORT in SOCKET_DIR only
 # (binaries from $bin); the caller adds settings to DIR/postgresql.conf and starts it.
 # output_within SECONDS COMMAND... runs COMMAND every 0.05 s until it prints something, for SECONDS at
@@ -83,6 +83,6 @@ port = $2
 unix_socket_directories = '$3'
 listen_addresses = ''
 shared_preload_libraries = 'eventsource'
-${4:+eventsource.notify_databases = '$4'}
+${4:+eventsource.worker_databases = '$4'}
 CONF
 }

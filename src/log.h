@@ -1,0 +1,86 @@
+/*-------------------------------------------------------------------------
+ *
+ * log.h
+ *	  The rules of the global log as SQL fragments, written once for every
+ *	  plan that reads it: poll, replay, the reads, scavenge and
+ *	  eventsource.events_behind (which the status views call), so that what
+ *	  a consumer is owed, what it is delivered, what its lag counts and what
+ *	  scavenge may remove cannot drift apart.  Every fragment names the
+ *	  event e (eventsource.events e).
+ *
+ *	  - The gap-safe log: an event is delivered once its transaction_id is
+ *		below the horizon (log_horizon_datum(), epoch.c), in the order of
+ *		(transaction_id, global_position), after a checkpoint.
+ *	  - A filter (of a subscription or projection) takes an event when its
+ *		category is NULL or the event's, and its event types are NULL or
+ *		hold the event's type; a member of a consumer group of more than one
+ *		takes the events of the streams consumer_group_member gives it.
+ *	  - The category of an event is the part of its stream id before the
+ *		first '-': split_part(stream_id, '-', 1), the category index's
+ *		expression (category_of in C, eventsource.category() in SQL).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef EVENTSOURCE_LOG_H
+#define EVENTSOURCE_LOG_H
+
+/* The columns of eventsource.event, in order, from events e. */
+#define EVENT_COLUMNS \
+	"SELECT e.global_position, e.transaction_id, e.stream_id, e.stream_version," \
+	"       e.event_id, e.event_type, e.data, e.metadata, e.recorded_at," \
+	"       eventsource.checkpoint(e.transaction_id, e.global_position)" \
+	"  FROM eventsource.events e"
+
+/* The category of event e. */
+#define EVENT_CATEGORY "pg_catalog.split_part(e.stream_id, '-', 1)"
+
+/* Whether the category filter category (an SQL expression, NULL: every category) takes an event of event_category. */
+#define CATEGORY_TAKES(category, event_category) \
+	"(" category " IS NULL OR " event_category " OPERATOR(pg_catalog.=) " category ")"
+
+/* Whether the event types filter event_types (a text[] expression, NULL: every type) takes event e. */
+#define EVENT_TYPES_TAKE(event_types) \
+	"(" event_types " IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY (" event_types "))"
+
+/* Whether member of a consumer group of group_size (SQL expressions) takes event e. */
+#define GROUP_MEMBER_TAKES(group_size, member) \
+	"(" group_size " OPERATOR(pg_catalog.=) 1" \
+	" OR eventsource.consumer_group_member(e.stream_id, " group_size ") OPERATOR(pg_catalog.=) " member ")"
+
+/* Whether event e comes after checkpoint, an eventsource.checkpoint expression (NULL: before the log). */
+#define AFTER_CHECKPOINT(checkpoint) \
+	"(" checkpoint " IS NULL OR " checkpoint " OPERATOR(eventsource.<)" \
+	" eventsource.checkpoint(e.transaction_id, e.global_position))"
+
+/* The order of the global log. */
+#define LOG_ORDER " ORDER BY e.transaction_id, e.global_position"
+
+/*
+ * The gap-safe part of every log read: after the checkpoint ($1, $2), below
+ * the horizon (a parameter set to log_horizon_datum()) (LOG_RANGE), of the
+ * event types $4 (NULL: all).  $3 is the row limit.
+ */
+#define LOG_RANGE(horizon) \
+	" WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>) ($1, $2)" \
+	"   AND e.transaction_id OPERATOR(pg_catalog.<) " horizon
+#define LOG_CONDITIONS(horizon) \
+	LOG_RANGE(horizon) \
+	"   AND " EVENT_TYPES_TAKE("$4::pg_catalog.text[]")
+
+/*
+ * The filter of a subscription or projection, with the parameters of the
+ * poll plans: the category $5 (NULL: all), member $7 of a consumer group of
+ * $6 (1 for a projection).  The event types $4 are in LOG_CONDITIONS.
+ */
+#define FILTER_TAKES \
+	"   AND " CATEGORY_TAKES("$5::pg_catalog.text", EVENT_CATEGORY) \
+	"   AND " GROUP_MEMBER_TAKES("$6", "$7")
+
+/*
+ * The parameters of a read of the log through a filter: after ($1, $2), at
+ * most $3, event types $4, FILTER_TAKES's $5 to $7, below the horizon $8.
+ */
+#define FILTERED_LOG_ARGUMENTS \
+	8, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID, XID8OID}
+
+#endif							/* EVENTSOURCE_LOG_H */

@@ -1,0 +1,340 @@
+/*-------------------------------------------------------------------------
+ *
+ * streams.c
+ *	  The rules of a stream, which every write of one follows (append,
+ *	  delete, tombstone, the system events) and the reads show: the
+ *	  expected version, tombstones, the log-order turn of its writers, its
+ *	  current version and its first visible version (deletes and
+ *	  retention).  Declared in streams.h.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/xid8.h"
+
+#include "arguments.h"
+#include "eventsource.h"
+#include "streams.h"
+
+PG_FUNCTION_INFO_V1(eventsource_stream_log_transaction_id);
+PG_FUNCTION_INFO_V1(eventsource_first_visible_version);
+
+/* The transaction that appended version $2 of stream $1. */
+static KeptPlan previous_transaction_plan = {
+	"SELECT e.transaction_id FROM eventsource.events e"
+	" WHERE e.stream_id OPERATOR(pg_catalog.=) $1 AND e.stream_version OPERATOR(pg_catalog.=) $2",
+	2, {TEXTOID, INT8OID}
+};
+
+static KeptPlan tombstone_plan = {
+	"SELECT FROM eventsource.streams s"
+	" WHERE s.stream_id OPERATOR(pg_catalog.=) $1 AND s.tombstoned_at IS NOT NULL",
+	1, {TEXTOID}
+};
+
+/* The expected_version argument: NULL (any), -1 (the stream exists), 0 (no stream) or N. */
+ExpectedVersion
+expected_version_argument(FunctionCallInfo fcinfo, int argno)
+{
+	ExpectedVersion expected = {EXPECT_ANY, 0};
+
+	if (PG_ARGISNULL(argno))
+		return expected;
+	expected.version = PG_GETARG_INT64(argno);
+	if (expected.version < EXPECTED_VERSION_STREAM_EXISTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("expected_version must be -1 or greater"),
+				 errdetail("Use NULL for any version, 0 for no stream, -1 for an existing stream, or the exact version.")));
+	expected.kind = expected.version == EXPECTED_VERSION_STREAM_EXISTS ?
+		EXPECT_STREAM_EXISTS : EXPECT_VERSION;
+	return expected;
+}
+
+static const char *
+expected_version_text(ExpectedVersion expected)
+{
+	if (expected.kind == EXPECT_STREAM_EXISTS)
+		return "-1 (stream exists)";
+	if (expected.version == EXPECTED_VERSION_NO_STREAM)
+		return "0 (no stream)";
+	return psprintf(INT64_FORMAT, expected.version);
+}
+
+/*
+ * Raises SE005 if the stream is tombstoned (only a schema with the lifecycle
+ * has tombstones).  Call while connected to SPI.
+ */
+void
+reject_if_tombstoned(text *stream_id, StreamsSchema schema)
+{
+	Datum		values[1] = {PointerGetDatum(stream_id)};
+
+	if (!streams_have_lifecycle(schema) || run_kept_plan(&tombstone_plan, values, NULL, false) == 0)
+		return;
+	count_statistic(STATISTIC_TOMBSTONE_REJECTIONS, 1);
+	ereport(ERROR,
+			(errcode(ERRCODE_EVENTSOURCE_STREAM_TOMBSTONED),
+			 errmsg("stream \"%s\" is tombstoned", text_to_cstring(stream_id)),
+			 errdetail("A tombstoned stream can never be written again (eventsource.stream_status shows when it was tombstoned).")));
+}
+
+/*
+ * Raises SE001 for a stream at version actual that was expected otherwise
+ * (or SE005 if the stream is tombstoned: then no version would do).  Call
+ * while connected to SPI.
+ */
+void
+raise_version_conflict(text *stream_id, ExpectedVersion expected, int64 actual, StreamsSchema schema)
+{
+	reject_if_tombstoned(stream_id, schema);
+	count_statistic(STATISTIC_VERSION_CONFLICTS, 1);
+	ereport(ERROR,
+			(errcode(ERRCODE_EVENTSOURCE_VERSION_CONFLICT),
+			 errmsg("version conflict on stream \"%s\"", text_to_cstring(stream_id)),
+			 errdetail("Expected version %s, actual version " INT64_FORMAT ".",
+					   expected_version_text(expected), actual),
+			 errhint("Read the stream again, then retry with its current version.")));
+}
+
+/* Whether a stream that exists (or not) at version meets the expectation. */
+bool
+expectation_met(ExpectedVersion expected, bool exists, int64 version)
+{
+	switch (expected.kind)
+	{
+		case EXPECT_ANY:
+			return true;
+		case EXPECT_STREAM_EXISTS:
+			return exists;
+		case EXPECT_VERSION:
+			return version == expected.version;
+	}
+	return false;
+}
+
+/*
+ * Orders the writers of one stream the way the global log orders their
+ * events.  The log is read in (transaction_id, global_position) order, so the
+ * events of one stream, and the $stream-deleted or $stream-tombstoned marker
+ * that covers them, must come from transactions whose log transaction ids
+ * grow with the order in which they got the stream's row.  A transaction id
+ * is assigned at a transaction's first write, which for an append would be
+ * just before it waits for the stream's row: ids would then follow the order
+ * writers arrived in, not the order they got the stream.
+ *
+ * So a writer of a stream (an append, a delete or a tombstone) in a
+ * transaction without an id yet first takes a transaction-scoped lock on the
+ * stream, its turn (an advisory lock on a hash of its id, which assigns no
+ * id), and writes only once it holds it: every earlier writer of the stream
+ * that took its turn has ended by then, with a smaller id.  A transaction
+ * that already has an id takes no such lock (a transaction writing many
+ * streams would fill the lock table); the statement that writes the stream's
+ * row refuses it if a newer transaction wrote the stream before it (see
+ * eventsource_stream_log_transaction_id; before 0.7.0,
+ * check_stream_log_order after the append).
+ */
+void
+lock_stream_in_log_order(text *stream_id)
+{
+	uint64		hash;
+	LOCKTAG		tag;
+
+	if (FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()))
+		return;
+	hash = hash_bytes_extended((const unsigned char *) VARDATA_ANY(stream_id),
+							   VARSIZE_ANY_EXHDR(stream_id), 0);
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (hash >> 32), (uint32) hash,
+						 EVENTSOURCE_STREAM_LOCK_CLASS);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/* The writes of a stream that must keep the log order, as the errors name them. */
+typedef enum StreamWrite
+{
+	STREAM_APPEND,
+	STREAM_DELETE,
+	STREAM_TOMBSTONE,
+	STREAM_WRITES				/* their number */
+} StreamWrite;
+
+static const struct
+{
+	const char *operation;		/* stream_log_transaction_id's argument */
+	const char *message;
+	const char *what_comes_first;
+	const char *writer;
+}			stream_writes[STREAM_WRITES] = {
+	[STREAM_APPEND] = {"append", "could not append to stream \"%s\" in log order",
+	"its events", "appends"},
+	[STREAM_DELETE] = {"delete", "could not delete stream \"%s\" in log order",
+	"its $stream-deleted event", "deletes a stream"},
+	[STREAM_TOMBSTONE] = {"tombstone", "could not tombstone stream \"%s\" in log order",
+	"its $stream-tombstoned event", "tombstones a stream"}
+};
+
+/*
+ * Raises the serialization failure of a write of the stream by this
+ * transaction (log transaction id own) that would come before the writes of
+ * transaction latest in the global log.
+ */
+static void
+raise_out_of_log_order(text *stream_id, StreamWrite write, uint64 own, uint64 latest)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg(stream_writes[write].message, text_to_cstring(stream_id)),
+			 errdetail("This transaction (%llu) wrote before transaction %llu wrote to the stream, so %s would come before that transaction's in the global log.",
+					   (unsigned long long) own, (unsigned long long) latest,
+					   stream_writes[write].what_comes_first),
+			 errhint("Retry the transaction. A transaction that %s before its other writes gets this error only when one that wrote before takes the stream first.",
+					 stream_writes[write].writer)));
+}
+
+/*
+ * eventsource.stream_log_transaction_id(stream_id, latest_transaction_id,
+ * operation) returns xid8: this transaction's log transaction id, which the
+ * statement that writes the stream's row (STREAM_LOG_TRANSACTION_ID_SQL)
+ * records as its last_transaction_id and gives the events it writes.
+ * latest_transaction_id is the row's last_transaction_id as the statement
+ * sees it; after waiting for the row, the statement sees its newest version.
+ * If that transaction is newer than this one, whatever this one writes would
+ * come before what that one wrote: 40001.
+ */
+Datum
+eventsource_stream_log_transaction_id(PG_FUNCTION_ARGS)
+{
+	char	   *operation;
+	uint64		own;
+	int			write;
+
+	check_not_null(fcinfo, 0, "stream_id");
+	check_not_null(fcinfo, 2, "operation");
+	operation = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	for (write = 0; write < STREAM_WRITES; write++)
+		if (strcmp(operation, stream_writes[write].operation) == 0)
+			break;
+	if (write == STREAM_WRITES)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("operation must be append, delete or tombstone")));
+
+	own = log_transaction_id();
+	if (!PG_ARGISNULL(1) && own < DatumGetUInt64(PG_GETARG_DATUM(1)))
+		raise_out_of_log_order(PG_GETARG_TEXT_PP(0), write, own, DatumGetUInt64(PG_GETARG_DATUM(1)));
+	PG_RETURN_DATUM(UInt64GetDatum(own));
+}
+
+/*
+ * Before 0.7.0 (no last_transaction_id), for a transaction that had an id
+ * before it appended: the event before its first one in the stream must come
+ * from an older transaction (it has committed: the append waited for the
+ * stream's row).  If it does not, this transaction's events would come first
+ * in the global log: a serialization failure, to be retried.  (The events
+ * of these versions take their transaction_id from the column's default.)
+ */
+void
+check_stream_log_order(text *stream_id, int64 previous_version)
+{
+	Datum		values[2] = {PointerGetDatum(stream_id), Int64GetDatum(previous_version)};
+	uint64		own = U64FromFullTransactionId(GetTopFullTransactionId());
+	uint64		previous;
+	bool		isnull;
+
+	if (previous_version == 0 || run_kept_plan(&previous_transaction_plan, values, NULL, false) == 0)
+		return;
+	previous = DatumGetUInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (own < previous)
+		raise_out_of_log_order(stream_id, STREAM_APPEND, own, previous);
+}
+
+static KeptPlan current_version_plan = {
+	"SELECT s.stream_version FROM eventsource.streams s WHERE s.stream_id OPERATOR(pg_catalog.=) $1",
+	1, {TEXTOID}
+};
+
+/*
+ * The version of a stream, 0 when it does not exist.  Call while connected
+ * to SPI.
+ */
+int64
+current_stream_version(text *stream_id)
+{
+	Datum		values[1] = {PointerGetDatum(stream_id)};
+	bool		isnull;
+
+	if (run_kept_plan(&current_version_plan, values, NULL, true) == 0)
+		return 0;
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/* The first event of stream $1 from version $2 on recorded at or after $3. */
+static KeptPlan max_age_boundary_plan = {
+	"SELECT e.stream_version FROM eventsource.events e"
+	" WHERE e.stream_id OPERATOR(pg_catalog.=) $1 AND e.stream_version OPERATOR(pg_catalog.>=) $2"
+	"   AND e.recorded_at OPERATOR(pg_catalog.>=) $3"
+	" ORDER BY e.stream_version LIMIT 1",
+	3, {TEXTOID, INT8OID, TIMESTAMPTZOID}
+};
+
+/*
+ * eventsource.first_visible_version(stream eventsource.streams) returns
+ * bigint: the greatest of 1, the version after deleted_through,
+ * truncate_before, the first of the newest max_count versions, and the first
+ * version recorded within max_age (the version after the last one when none
+ * is).
+ */
+Datum
+eventsource_first_visible_version(PG_FUNCTION_ARGS)
+{
+	HeapTupleHeader stream = PG_GETARG_HEAPTUPLEHEADER(0);
+	bool		isnull;
+	int64		stream_version;
+	int64		first = 1;
+	Datum		value;
+
+	stream_version = DatumGetInt64(GetAttributeByName(stream, "stream_version", &isnull));
+	value = GetAttributeByName(stream, "deleted_through", &isnull);
+	if (!isnull)
+		first = Max(first, DatumGetInt64(value) + 1);
+	value = GetAttributeByName(stream, "truncate_before", &isnull);
+	if (!isnull)
+		first = Max(first, DatumGetInt64(value));
+	value = GetAttributeByName(stream, "max_count", &isnull);
+	if (!isnull)
+		first = Max(first, stream_version - DatumGetInt64(value) + 1);
+
+	value = GetAttributeByName(stream, "max_age", &isnull);
+	if (!isnull && first <= stream_version)
+	{
+		Datum		values[3];
+		Datum		stream_id = GetAttributeByName(stream, "stream_id", &isnull);
+
+		values[0] = stream_id;
+		values[1] = Int64GetDatum(first);
+		values[2] = DirectFunctionCall2(timestamptz_mi_interval,
+										TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+										value);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (run_kept_plan(&max_age_boundary_plan, values, NULL, true) > 0)
+			first = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		else
+			first = stream_version + 1;
+		SPI_finish();
+	}
+	PG_RETURN_INT64(first);
+}
