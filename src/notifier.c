@@ -2064,6 +2064,13 @@ eventsource_notifier_main(Datum main_arg)
 		events = WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (timeout >= 0 ? WL_TIMEOUT : 0),
 						   timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
+
+		/*
+		 * A cancel (pg_cancel_backend) that came while the worker waited has
+		 * nothing to cancel, as in a backend waiting for its client's next
+		 * command: one that comes while a job runs ends that job's slice.
+		 */
+		QueryCancelPending = false;
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextReset(round_context);
 		for (int i = 0; i < WORKER_JOB_COUNT; i++)

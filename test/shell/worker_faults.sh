@@ -15,6 +15,8 @@
 # 5. An async projection of an event type absent from 400,000 events reads the log in windows: no
 #    transaction of its first turn runs into a statement_timeout of 40 ms (one read of the whole log
 #    takes about 90 ms here), and it projects the event of its type that follows them.
+# 6. pg_cancel_backend of the worker while it waits cancels nothing, and while a handler runs fails
+#    that handler's turn only (a failure of its projection): the worker keeps its pid.
 # Binaries from EVENTSOURCE_PG_BIN (default the system's 15); port EVENTSOURCE_WORKER_FAULTS_PORT
 # (default PGPORT + 33).
 set -euo pipefail
@@ -211,5 +213,25 @@ check "a projection of a rare type projects its event behind 400,000 others, in 
   "$(psql_in "$sparse" -c "SELECT (SELECT count(*) FROM model.rare), events_processed, last_error FROM eventsource.projection_status WHERE name = 'rare'")" "1|1|"
 check "with no transaction of the worker running into statement_timeout" \
   "$(logged 'async projection "rare"\|projection "rare" failed')" 0
+
+# 6. pg_cancel_backend of the worker.
+psql_db > /dev/null <<'SQL'
+CREATE FUNCTION model.nap(e eventsource.event) RETURNS void LANGUAGE sql AS $$SELECT pg_sleep(30)$$;
+SELECT eventsource.create_projection('napper', 'model.nap(eventsource.event)', category => 'nap',
+                                     mode => 'async', on_failure => 'dead_letter', max_attempts => 1);
+SQL
+sleep 1
+psql_db -c "SELECT pg_cancel_backend($pid)" > /dev/null
+sleep 1
+check "a cancel of the waiting worker cancels nothing: it keeps its pid" "$(worker_pid "$db")" "$pid"
+append "$db" nap-1 '[{"type": "Napped", "data": {}}]'
+wait_for "$db" "SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $pid AND wait_event = 'PgSleep')" 5 || true
+psql_db -c "SELECT pg_cancel_backend($pid)" > /dev/null
+wait_for "$db" "SELECT count(*) = 1 FROM eventsource.projection_dead_letters WHERE projection_name = 'napper'" 5 || true
+check "a cancel of a handler fails its turn, a failure of its projection" \
+  "$(psql_db -c "SELECT string_agg(error, ',') FROM eventsource.projection_dead_letters WHERE projection_name = 'napper'")" \
+  "canceling statement due to user request"
+check "and the worker keeps its pid" "$(worker_pid "$db")" "$pid"
+check "and never exited" "$(exits)" 0
 
 finish worker_faults
