@@ -29,14 +29,7 @@ work=$(mktemp -d)
 cleanup() { "$bin/pg_ctl" -D "$work/data" -m immediate stop > /dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-preloaded_cluster "$work/data" "$port" "$work" ""
-cat >> "$work/data/postgresql.conf" <<CONF
-eventsource.notify_max_delay = 20
-eventsource.scavenge_interval = 0
-CONF
-"$bin/pg_ctl" -D "$work/data" -l "$work/server.log" -w start > /dev/null
-unset PGDATABASE PGSERVICE PGPASSWORD PGOPTIONS
-export PGHOST=$work PGPORT=$port PGUSER=postgres
+start_worker_cluster ""
 db=es_faults
 # psql_in DB ARGS...: psql in DB, read-write whatever the database's default.
 psql_in() {
@@ -51,58 +44,34 @@ wait_for() {
   return 1
 }
 # worker_pid DB: the pid of the database's worker, once it runs (waits up to 20 s).
-worker_pid() {
-  local pid
-  for _ in $(seq 200); do
-    pid=$(psql_in "$1" -c "SELECT pid FROM eventsource.notifier_status() WHERE database_name = '$1'")
-    [ -n "$pid" ] && break
-    sleep 0.1
-  done
-  echo "$pid"
-}
-exits() { grep -c 'eventsource notifier.*exited with exit code' "$work/server.log" || true; }
+worker_pid() { worker_pid_of "$1" psql_in "$1"; }
+exits() { worker_exits "$work/server.log"; }
 logged() { grep -c "$1" "$work/server.log" || true; }
 append() { psql_in "$1" -c "SELECT eventsource.append_events('$2', '$3')" > /dev/null; }
-# A projection counting the events of category family, in the database $1.
-counter() {
-  psql_in "$1" > /dev/null <<'SQL'
-CREATE EXTENSION eventsource;
-CREATE SCHEMA model;
-CREATE TABLE model.counted (n int PRIMARY KEY);
-CREATE FUNCTION model.count_event(e eventsource.event) RETURNS void LANGUAGE sql AS
-  $$INSERT INTO model.counted VALUES ((e.data ->> 'n')::int)$$;
-SELECT eventsource.create_projection('counter', 'model.count_event(eventsource.event)', category => 'family',
-                                     mode => 'async');
-SQL
-}
+# The extension and a projection counting the events of category family, in the database $1.
+counter() { psql_in "$1" -f "$here/lib/counter.sql" > /dev/null; }
 
 # The worker reads the database's settings when it starts: they come before the extension.
 "$bin/createdb" "$db"
 psql_db -c "ALTER DATABASE $db SET lock_timeout = '200ms'"
 counter "$db"
 psql_db > /dev/null <<'SQL'
-CREATE TABLE model.strict (n int PRIMARY KEY);
-CREATE FUNCTION model.strict(e eventsource.event) RETURNS void LANGUAGE plpgsql AS $$
+CREATE TABLE model.handled (stream_id text, n int);
+-- Takes the session-level advisory lock data.key, if any; fails on the events of type Bad.
+CREATE FUNCTION model.misbehave(e eventsource.event) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
+    IF e.data ? 'key' THEN
+        PERFORM pg_advisory_lock((e.data ->> 'key')::bigint);
+    END IF;
     IF e.event_type = 'Bad' THEN
         RAISE EXCEPTION 'bad event %', e.global_position;
     END IF;
-    INSERT INTO model.strict VALUES ((e.data ->> 'n')::int);
+    INSERT INTO model.handled VALUES (e.stream_id, (e.data ->> 'n')::int);
 END
 $$;
-SELECT eventsource.create_projection('strict', 'model.strict(eventsource.event)', category => 'strict',
+SELECT eventsource.create_projection('strict', 'model.misbehave(eventsource.event)', category => 'strict',
                                      mode => 'async', on_failure => 'dead_letter', max_attempts => 1);
-CREATE TABLE model.locked (n int PRIMARY KEY);
-CREATE FUNCTION model.lock_and_keep(e eventsource.event) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-    PERFORM pg_advisory_lock((e.data ->> 'key')::bigint);
-    IF e.event_type = 'LockedAndFailed' THEN
-        RAISE EXCEPTION 'failed holding lock %', e.data ->> 'key';
-    END IF;
-    INSERT INTO model.locked VALUES ((e.data ->> 'key')::int);
-END
-$$;
-SELECT eventsource.create_projection('locker', 'model.lock_and_keep(eventsource.event)', category => 'lock',
+SELECT eventsource.create_projection('locker', 'model.misbehave(eventsource.event)', category => 'lock',
                                      mode => 'async', on_failure => 'dead_letter', max_attempts => 1);
 SQL
 pid=$(worker_pid "$db")
@@ -156,7 +125,8 @@ wait_for "$db" "SELECT events_behind = 0 FROM eventsource.projection_status WHER
 check "the failure that could not be recorded is logged" \
   "$([ "$(logged 'could not record the failure of async projection "strict": canceling statement due to lock timeout')" -ge 1 ] && echo logged)" logged
 check "it is recorded once the lock is gone: the event is a dead letter, the next one projected" \
-  "$(psql_db -c "SELECT (SELECT string_agg(error, ',') FROM eventsource.projection_dead_letters), (SELECT string_agg(n::text, ',') FROM model.strict)")" \
+  "$(psql_db -c "SELECT (SELECT string_agg(error, ',') FROM eventsource.projection_dead_letters WHERE projection_name = 'strict'),
+                        (SELECT string_agg(n::text, ',') FROM model.handled WHERE stream_id = 'strict-1')")" \
   "bad event $(psql_db -c "SELECT global_position FROM eventsource.events WHERE stream_id = 'strict-1' AND stream_version = 1")|2"
 check "the worker kept its pid" "$(worker_pid "$db")" "$pid"
 check "and never exited" "$(exits)" 0
@@ -183,9 +153,10 @@ check "and the other projections go on" "$(psql_in "$slow" -c "SELECT count(*) F
 check "in the same worker" "$(worker_pid "$slow")" "$slow_pid"
 
 # 4. Session-level advisory locks taken by handlers.
-append "$db" lock-1 '[{"type": "Locked", "data": {"key": 4242}}, {"type": "LockedAndFailed", "data": {"key": 4343}}]'
+append "$db" lock-1 '[{"type": "Locked", "data": {"key": 4242, "n": 1}}, {"type": "Bad", "data": {"key": 4343, "n": 2}}]'
 wait_for "$db" "SELECT events_behind = 0 FROM eventsource.projection_status WHERE name = 'locker'" || true
-check "the handler ran" "$(psql_db -c "SELECT (SELECT string_agg(n::text, ',') FROM model.locked), (SELECT count(*) FROM eventsource.projection_dead_letters WHERE projection_name = 'locker')")" "4242|1"
+check "the handler ran" "$(psql_db -c "SELECT (SELECT string_agg(n::text, ',') FROM model.handled WHERE stream_id = 'lock-1'),
+                                              (SELECT count(*) FROM eventsource.projection_dead_letters WHERE projection_name = 'locker')")" "1|1"
 check "a handler's session-level advisory lock ends with its turn" \
   "$(psql_db -c "SELECT pg_try_advisory_lock(4242)")" t
 check "and with its failed turn" "$(psql_db -c "SELECT pg_try_advisory_lock(4343)")" t
