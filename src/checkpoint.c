@@ -16,6 +16,7 @@
 #include "libpq/pqformat.h"
 #include "utils/xid8.h"
 
+#include "checkpoint.h"
 #include "eventsource.h"
 
 PG_FUNCTION_INFO_V1(eventsource_checkpoint_in);

@@ -65,7 +65,9 @@
 #include "utils/timestamp.h"
 #include "utils/xid8.h"
 
+#include "epoch.h"
 #include "eventsource.h"
+#include "kept_plan.h"
 #include "streams.h"
 
 PG_FUNCTION_INFO_V1(eventsource_log_horizon);

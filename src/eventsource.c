@@ -2,9 +2,9 @@
  *
  * eventsource.c
  *	  Module entry point of the eventsource extension (its settings) and the
- *	  small helpers every other file uses: kept SPI plans, acting as the
- *	  extension's owner, the category of a stream id.  Arguments are checked
- *	  in arguments.c.
+ *	  small helpers every other file uses: acting as the extension's owner,
+ *	  the schema an old entry point serves, the category of a stream id.
+ *	  Kept plans are kept_plan.c's, the checks of arguments arguments.c's.
  *
  *-------------------------------------------------------------------------
  */
@@ -19,6 +19,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "postmaster/postmaster.h"
+#include "storage/lock.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -26,7 +27,9 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
+#include "epoch.h"
 #include "eventsource.h"
+#include "statistics.h"
 
 PG_MODULE_MAGIC;
 
@@ -181,99 +184,6 @@ require_preloaded_library(const char *function_name, const char *detail, const c
 }
 
 /*
- * Returns the plan for kept->sql, preparing it on first use in this backend
- * and keeping it for the backend's lifetime.  Must be called while connected
- * to SPI.
- *
- * The statement is parsed under the search path of the moment, and parsed
- * again whenever it changes; for the functions that are not SECURITY DEFINER
- * (the reads) that is the caller's search path.  So no SQL the extension runs
- * may resolve anything through it: every operator is written
- * OPERATOR(pg_catalog.=) (or OPERATOR(eventsource.<=) for checkpoints), and
- * every function, relation and type in a cast is named with its schema.
- * bigint, integer and boolean are keywords the grammar makes pg_catalog's
- * types; IS NULL, COALESCE, GREATEST, searched CASE, ORDER BY and DISTINCT look
- * up no operator by name.  Every OPERATOR() has the one precedence of "any
- * other operator" and they group left to right: parenthesize arithmetic on
- * either side of a comparison.
- * test/sql/search_path.sql runs every public function under a hostile path.
- */
-SPIPlanPtr
-kept_plan(KeptPlan *kept)
-{
-	if (kept->plan == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare_cursor(kept->sql, kept->nargs, kept->argtypes,
-											  kept->cursor_options);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s",
-				 kept->sql, SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_keepplan failed for \"%s\"", kept->sql);
-		kept->plan = plan;
-	}
-	return kept->plan;
-}
-
-/*
- * Runs a kept plan and returns the number of rows it processed; the rows are
- * in SPI_tuptable.  Any SPI failure is a can't-happen fault: SQL errors are
- * raised by the executor itself.
- */
-uint64
-run_kept_plan(KeptPlan *kept, Datum *values, const char *nulls, bool read_only)
-{
-	int			rc = SPI_execute_plan(kept_plan(kept), values, nulls, read_only, 0);
-
-	if (rc < 0)
-		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
-			 kept->sql, SPI_result_code_string(rc));
-	return SPI_processed;
-}
-
-/*
- * Runs a kept plan on a snapshot taken now, not the transaction's: in
- * REPEATABLE READ and SERIALIZABLE too it reads, locks and writes rows as the
- * latest committed transactions (and this one) left them.  For statements
- * that must act on what committed after the transaction's snapshot: the
- * inline projections an append feeds, the state of the log's inline trigger,
- * the handlers a rename moves.
- */
-uint64
-run_kept_plan_on_latest_snapshot(KeptPlan *kept, Datum *values, const char *nulls)
-{
-	int			rc;
-
-	CommandCounterIncrement();	/* this transaction's own changes too */
-	rc = SPI_execute_snapshot(kept_plan(kept), values, nulls, GetLatestSnapshot(), InvalidSnapshot,
-							  false, true, 0);
-	if (rc < 0)
-		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s",
-			 kept->sql, SPI_result_code_string(rc));
-	return SPI_processed;
-}
-
-/*
- * The value of the column called name of an SPI row, or NULL (*isnull) when
- * the row has no such column.  Plans that select t.* see the columns of the
- * installed version of the extension, so a column an older version lacks
- * reads as NULL.
- */
-Datum
-column_by_name(HeapTuple row, TupleDesc description, const char *name, bool *isnull)
-{
-	int			column = SPI_fnumber(description, name);
-
-	if (column <= 0)
-	{
-		*isnull = true;
-		return (Datum) 0;
-	}
-	return SPI_getbinval(row, description, column, isnull);
-}
-
-/*
  * Notes the role that called the function of fcinfo, then acts as the
  * function's owner (the extension's), as a SECURITY DEFINER function would.
  * A function that is SECURITY DEFINER itself (as before 0.6.0) already acts
@@ -304,6 +214,20 @@ stop_acting_as_owner(const ActingAsOwner *acting)
 	SetUserIdAndSecContext(acting->saved_user, acting->saved_security_context);
 }
 
+/*
+ * Takes the lock that orders the changes to the projections (a transaction
+ * advisory lock), before a change: the change then decides the state of the
+ * log's trigger after every earlier change has committed.
+ */
+void
+lock_projection_changes(void)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, 0, EVENTSOURCE_PROJECTIONS_LOCK_CLASS);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
 /* Whether role has the rights of eventsource_admin (a superuser has). */
 bool
 may_administer(Oid role)
@@ -327,4 +251,3 @@ category_of(text *stream_id)
 
 	return cstring_to_text_with_len(bytes, dash ? dash - bytes : length);
 }
-

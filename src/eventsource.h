@@ -2,8 +2,10 @@
  *
  * eventsource.h
  *	  Declarations shared by the eventsource extension's C files: the
- *	  error codes users can catch and the helpers that prepare and keep SPI
- *	  plans.  The input limits and argument checks are in arguments.h.
+ *	  error codes users can catch, lock classes, settings, the schema
+ *	  versions and the declarations of the modules that have no header of
+ *	  their own yet.  Modules with their own: arguments.h, checkpoint.h,
+ *	  epoch.h, kept_plan.h, log.h, statistics.h, streams.h, stream_write.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -112,23 +114,7 @@ extern StreamsSchema installed_streams_schema(void);
 	} \
 	extern int	no_such_variable
 
-
-/* Counters in shared memory (statistics.c); without the preload they count nothing. */
-typedef enum StatisticKind
-{
-	STATISTIC_APPENDS,
-	STATISTIC_EVENTS_APPENDED,
-	STATISTIC_VERSION_CONFLICTS,
-	STATISTIC_IDEMPOTENT_RETRIES,
-	STATISTIC_TOMBSTONE_REJECTIONS,
-	STATISTIC_EVENTS_SCAVENGED,
-	STATISTIC_KINDS				/* their number */
-} StatisticKind;
-
-extern void statistics_preload_init(void);
-extern void count_statistic(StatisticKind kind, uint64 amount);
-
-/* Set while scavenge deletes events: the append-only guard lets it (lifecycle.c). */
+/* Set while scavenge deletes events: the append-only guard lets it (guard.c). */
 extern bool eventsource_scavenging;
 
 /*
@@ -136,29 +122,6 @@ extern bool eventsource_scavenging;
  * inline projections, not a restore's COPY into the log.
  */
 extern bool eventsource_appending;
-
-/*
- * A statement prepared on first use in a backend and kept for its lifetime.
- * Declare one as a static variable next to the code that runs it.
- * cursor_options are SPI_prepare_cursor's: CURSOR_OPT_CUSTOM_PLAN makes the
- * planner see the parameter values on every run, for a statement whose best
- * plan depends on them.
- */
-typedef struct KeptPlan
-{
-	const char *sql;
-	int			nargs;
-	Oid			argtypes[10];
-	int			cursor_options;
-	SPIPlanPtr	plan;
-} KeptPlan;
-
-extern SPIPlanPtr kept_plan(KeptPlan *kept);
-extern uint64 run_kept_plan(KeptPlan *kept, Datum *values, const char *nulls,
-							bool read_only);
-extern uint64 run_kept_plan_on_latest_snapshot(KeptPlan *kept, Datum *values, const char *nulls);
-extern Datum column_by_name(HeapTuple row, TupleDesc description, const char *name,
-							bool *isnull);
 
 /*
  * Functions that must know their caller (the owner of what they create,
@@ -177,53 +140,10 @@ extern void act_as_function_owner(FunctionCallInfo fcinfo, ActingAsOwner *acting
 extern void stop_acting_as_owner(const ActingAsOwner *acting);
 extern bool may_administer(Oid role);
 
-/*
- * eventsource.checkpoint (checkpoint.c): a place in the global log, ordered
- * by transaction id, then global position.
- */
-typedef struct Checkpoint
-{
-	uint64		transaction_id; /* an xid8 */
-	int64		global_position;
-} Checkpoint;
-
-#define PG_GETARG_CHECKPOINT(n) ((Checkpoint *) PG_GETARG_POINTER(n))
-
-extern int	compare_checkpoints(const Checkpoint *a, const Checkpoint *b);
-extern char *checkpoint_to_cstring(const Checkpoint *checkpoint);
-
-/*
- * Log epochs (epoch.c).  log_transaction_id is this transaction's log
- * transaction id, the first part of the place in the global log of every
- * event it writes (and the streams' last_transaction_id): it assigns the
- * transaction its id if it has none yet and starts a log epoch when needed.
- * log_horizon is the gap-safe read horizon of the active snapshot.
- */
-extern void epoch_preload_init(void);
-extern uint64 log_transaction_id(void);
-extern uint64 log_horizon(void);
-extern Datum log_horizon_datum(void);
-
 /* The library must be preloaded (eventsource.c); the category of a stream id. */
 extern void require_preloaded_library(const char *function_name, const char *detail,
 									  const char *hint);
 extern text *category_of(text *stream_id);
-
-/* The head of the gap-safe log, and a checkpoint from a row (read.c); call while connected to SPI. */
-extern Checkpoint visible_head(void);
-extern Checkpoint checkpoint_from_row(HeapTuple row, TupleDesc description, int first_column);
-
-/*
- * Run kept read plans with their rows going straight into the set-returning
- * function's result (read.c); they connect to SPI themselves.
- */
-extern DestReceiver *materialized_result(FunctionCallInfo fcinfo);
-extern uint64 run_kept_plan_into(KeptPlan *kept, Datum *values, const bool *nulls,
-								 DestReceiver *receiver, bool read_only);
-extern void materialize_reads(FunctionCallInfo fcinfo, KeptPlan **plans, int plan_count,
-							  Datum *values, const bool *nulls);
-extern void materialize_read(FunctionCallInfo fcinfo, KeptPlan *kept,
-							 Datum *values, const bool *nulls);
 
 /* Settings (defined by eventsource.c). */
 extern int	eventsource_snapshots_to_keep;
@@ -246,7 +166,7 @@ extern bool worker_may_serve_extension_quietly(void);
 extern Oid *roles_to_drop(Node *statement);
 extern void after_role_statement(Node *statement, const Oid *dropped_roles);
 
-/* The ordering lock of changes to the projections (projection.c; DROP OWNED in owners.c). */
+/* The ordering lock of changes to the projections (eventsource.c; projection.c, DROP OWNED in owners.c). */
 extern void lock_projection_changes(void);
 
 /*

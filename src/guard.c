@@ -24,6 +24,9 @@
 
 PG_FUNCTION_INFO_V1(eventsource_reject_event_change);
 
+/* Set by scavenge (lifecycle.c) while it deletes events: the guard lets those deletes pass. */
+bool		eventsource_scavenging = false;
+
 Datum
 eventsource_reject_event_change(PG_FUNCTION_ARGS)
 {

@@ -40,12 +40,12 @@
 
 #include "arguments.h"
 #include "eventsource.h"
+#include "kept_plan.h"
+#include "statistics.h"
 #include "stream_write.h"
 #include "streams.h"
 
 PG_FUNCTION_INFO_V1(eventsource_scavenge);
-
-bool		eventsource_scavenging = false;
 
 /* The worker's first scavenge batch, and its smallest (so that a pass always moves on). */
 #define SCAVENGE_FIRST_BATCH_ROWS	100

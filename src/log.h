@@ -24,6 +24,12 @@
 #ifndef EVENTSOURCE_LOG_H
 #define EVENTSOURCE_LOG_H
 
+#include "access/htup.h"
+#include "access/tupdesc.h"
+
+#include "checkpoint.h"
+#include "eventsource.h"
+
 /* The columns of eventsource.event, in order, from events e. */
 #define EVENT_COLUMNS \
 	"SELECT e.global_position, e.transaction_id, e.stream_id, e.stream_version," \
@@ -82,5 +88,9 @@
  */
 #define FILTERED_LOG_ARGUMENTS \
 	8, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID, XID8OID}
+
+/* The head of the gap-safe log, and a checkpoint from a row (log.c); call while connected to SPI. */
+extern Checkpoint visible_head(void);
+extern Checkpoint checkpoint_from_row(HeapTuple row, TupleDesc description, int first_column);
 
 #endif							/* EVENTSOURCE_LOG_H */

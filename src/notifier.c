@@ -90,7 +90,11 @@
 #include "utils/varlena.h"
 #include "utils/xid8.h"
 
+#include "checkpoint.h"
+#include "epoch.h"
 #include "eventsource.h"
+#include "kept_plan.h"
+#include "log.h"
 
 PG_FUNCTION_INFO_V1(eventsource_notifier_status);
 

@@ -28,6 +28,7 @@
 #include "utils/syscache.h"
 
 #include "eventsource.h"
+#include "kept_plan.h"
 
 /*
  * The rows of projections or subscriptions t owned by the roles $1 (every

@@ -73,7 +73,10 @@
 #include "utils/xid8.h"
 
 #include "arguments.h"
+#include "checkpoint.h"
+#include "epoch.h"
 #include "eventsource.h"
+#include "kept_plan.h"
 #include "log.h"
 
 PG_FUNCTION_INFO_V1(eventsource_run_inline_projections);
@@ -883,20 +886,6 @@ static KeptPlan disable_trigger_plan = {
  * transaction.
  */
 static bool recording_async_failure = false;
-
-/*
- * Takes the lock that orders the changes to the projections (a transaction
- * advisory lock), before a change: the change then decides the state of the
- * log's trigger after every earlier change has committed.
- */
-void
-lock_projection_changes(void)
-{
-	LOCKTAG		tag;
-
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, 0, 0, EVENTSOURCE_PROJECTIONS_LOCK_CLASS);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-}
 
 /*
  * Holds off appends until this transaction ends, after waiting for those in

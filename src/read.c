@@ -27,7 +27,10 @@
 #include "utils/xid8.h"
 
 #include "arguments.h"
+#include "checkpoint.h"
+#include "epoch.h"
 #include "eventsource.h"
+#include "kept_plan.h"
 #include "log.h"
 #include "streams.h"
 
@@ -35,14 +38,6 @@ PG_FUNCTION_INFO_V1(eventsource_stream_version);
 PG_FUNCTION_INFO_V1(eventsource_read_all);
 PG_FUNCTION_INFO_V1(eventsource_read_category);
 PG_FUNCTION_INFO_V1(eventsource_events_behind);
-
-/* The newest event below the horizon: the head of the gap-safe log. */
-static KeptPlan visible_head_plan = {
-	"SELECT e.transaction_id, e.global_position FROM eventsource.events e"
-	" WHERE e.transaction_id OPERATOR(pg_catalog.<) $1"
-	" ORDER BY e.transaction_id DESC, e.global_position DESC LIMIT 1",
-	1, {XID8OID}
-};
 
 /*
  * Stream reads, forward and backward, from $2, at most $3 events.  With the
@@ -106,115 +101,6 @@ static KeptPlan events_behind_plan = {
 	FILTERED_LOG_ARGUMENTS,
 	CURSOR_OPT_CUSTOM_PLAN
 };
-
-/*
- * Makes the set-returning function's result a tuplestore and returns a
- * receiver that puts rows into it.
- */
-DestReceiver *
-materialized_result(FunctionCallInfo fcinfo)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	DestReceiver *receiver;
-
-	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
-	receiver = CreateDestReceiver(DestTuplestore);
-	SetTuplestoreDestReceiverParams(receiver, rsinfo->setResult,
-									rsinfo->econtext->ecxt_per_query_memory,
-									false, NULL, NULL);
-	return receiver;
-}
-
-/*
- * Runs a kept plan with its rows going to receiver; returns their number.
- * Call while connected to SPI.
- */
-uint64
-run_kept_plan_into(KeptPlan *kept, Datum *values, const bool *nulls,
-				   DestReceiver *receiver, bool read_only)
-{
-	ParamListInfo params = makeParamList(kept->nargs);
-	SPIExecuteOptions options;
-	int			rc;
-
-	params->numParams = kept->nargs;
-	for (int i = 0; i < kept->nargs; i++)
-	{
-		params->params[i].value = values[i];
-		params->params[i].isnull = nulls[i];
-		params->params[i].pflags = PARAM_FLAG_CONST;
-		params->params[i].ptype = kept->argtypes[i];
-	}
-
-	memset(&options, 0, sizeof(options));
-	options.params = params;
-	options.read_only = read_only;
-	options.dest = receiver;
-	rc = SPI_execute_plan_extended(kept_plan(kept), &options);
-	if (rc < 0)
-		elog(ERROR, "SPI_execute_plan_extended failed for \"%s\": %s",
-			 kept->sql, SPI_result_code_string(rc));
-	return SPI_processed;
-}
-
-/*
- * Runs kept read plans one after the other, all with the same parameters,
- * with their rows going straight into the set-returning function's result.
- * The plans run read-only, so they all see the snapshot of the calling query.
- */
-void
-materialize_reads(FunctionCallInfo fcinfo, KeptPlan **plans, int plan_count,
-				  Datum *values, const bool *nulls)
-{
-	DestReceiver *receiver = materialized_result(fcinfo);
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	for (int i = 0; i < plan_count; i++)
-		run_kept_plan_into(plans[i], values, nulls, receiver, true);
-	SPI_finish();
-	receiver->rDestroy(receiver);
-}
-
-/*
- * materialize_reads for a single plan.
- */
-void
-materialize_read(FunctionCallInfo fcinfo, KeptPlan *kept, Datum *values, const bool *nulls)
-{
-	materialize_reads(fcinfo, &kept, 1, values, nulls);
-}
-
-/*
- * The checkpoint of the newest event of the gap-safe log, (0,0) when it has
- * none.  Call while connected to SPI.
- */
-Checkpoint
-visible_head(void)
-{
-	Checkpoint	head = {0, 0};
-	Datum		values[1] = {log_horizon_datum()};
-
-	if (run_kept_plan(&visible_head_plan, values, NULL, true) > 0)
-		head = checkpoint_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	return head;
-}
-
-/*
- * The checkpoint in columns first_column (an xid8) and first_column + 1 (a
- * bigint) of an SPI result row.
- */
-Checkpoint
-checkpoint_from_row(HeapTuple row, TupleDesc description, int first_column)
-{
-	Checkpoint	checkpoint;
-	bool		isnull;
-
-	checkpoint.transaction_id =
-		U64FromFullTransactionId(DatumGetFullTransactionId(SPI_getbinval(row, description, first_column, &isnull)));
-	checkpoint.global_position = DatumGetInt64(SPI_getbinval(row, description, first_column + 1, &isnull));
-	return checkpoint;
-}
 
 /*
  * eventsource.stream_version(stream_id) returns bigint.

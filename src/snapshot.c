@@ -36,6 +36,7 @@
 
 #include "arguments.h"
 #include "eventsource.h"
+#include "kept_plan.h"
 #include "streams.h"
 
 PG_FUNCTION_INFO_V1(eventsource_delete_snapshots);

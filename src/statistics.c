@@ -23,6 +23,7 @@
 #include "utils/timestamp.h"
 
 #include "eventsource.h"
+#include "statistics.h"
 
 PG_FUNCTION_INFO_V1(eventsource_statistics);
 PG_FUNCTION_INFO_V1(eventsource_reset_statistics);

@@ -38,6 +38,8 @@
 
 #include "arguments.h"
 #include "eventsource.h"
+#include "kept_plan.h"
+#include "statistics.h"
 #include "stream_write.h"
 #include "streams.h"
 
@@ -197,7 +199,6 @@ new_event_batch(int count)
 	batch->metadata_nulls = palloc0(count * sizeof(bool));
 	return batch;
 }
-
 
 /*
  * Looks up the batch's event ids and the stream's version in one snapshot.

@@ -26,7 +26,10 @@
 #include "utils/xid8.h"
 
 #include "arguments.h"
+#include "epoch.h"
 #include "eventsource.h"
+#include "kept_plan.h"
+#include "statistics.h"
 #include "streams.h"
 
 PG_FUNCTION_INFO_V1(eventsource_stream_log_transaction_id);

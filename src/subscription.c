@@ -54,7 +54,10 @@
 #include "utils/xid8.h"
 
 #include "arguments.h"
+#include "checkpoint.h"
+#include "epoch.h"
 #include "eventsource.h"
+#include "kept_plan.h"
 #include "log.h"
 
 PG_FUNCTION_INFO_V1(eventsource_create_subscription);
