@@ -179,13 +179,15 @@ extern void lock_projection_changes(void);
  * on the extension (only the installed extension, in a schema only
  * superusers can change: notifier.c); worker_commit_transaction
  * and worker_abort_transaction (after an error caught) end it and return to
- * the memory context of the worker's round.  worker_commit_without_flush
+ * the memory context of the worker's round; worker_catch_error, in a
+ * PG_CATCH, copies the error there and aborts.  worker_commit_without_flush
  * lets a transaction whose loss in a crash costs nothing commit without
  * waiting for the WAL flush.
  */
 extern bool worker_start_transaction(const char *activity);
 extern void worker_commit_transaction(void);
 extern void worker_abort_transaction(void);
+extern ErrorData *worker_catch_error(void);
 extern void worker_commit_without_flush(void);
 
 /*

@@ -63,12 +63,14 @@
 
 /*
  * The gap-safe part of every log read: after the checkpoint ($1, $2), below
- * the horizon (a parameter set to log_horizon_datum()), of the event types
- * $4 (NULL: all).  $3 is the row limit.
+ * the horizon (a parameter set to log_horizon_datum()) (LOG_RANGE), of the
+ * event types $4 (NULL: all).  $3 is the row limit.
  */
-#define LOG_CONDITIONS(horizon) \
+#define LOG_RANGE(horizon) \
 	" WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>) ($1, $2)" \
-	"   AND e.transaction_id OPERATOR(pg_catalog.<) " horizon \
+	"   AND e.transaction_id OPERATOR(pg_catalog.<) " horizon
+#define LOG_CONDITIONS(horizon) \
+	LOG_RANGE(horizon) \
 	"   AND " EVENT_TYPES_TAKE("$4::pg_catalog.text[]")
 
 /*

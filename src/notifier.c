@@ -104,6 +104,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 #include "utils/xid8.h"
@@ -2101,6 +2102,9 @@ start_job_transaction(const char *activity)
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	pgstat_report_activity(STATE_RUNNING, activity);
+	/* Each transaction is a statement for statement_timeout: it bounds a handler that never returns. */
+	if (StatementTimeout > 0)
+		enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
 	trust = extension_trust();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -2114,11 +2118,27 @@ worker_start_transaction(const char *activity)
 	return start_job_transaction(activity) == EXTENSION_SERVED;
 }
 
+/*
+ * What every transaction of the worker leaves behind when it ends: its
+ * statement timeout, which must not fire in the next one, and the
+ * session-level advisory locks a handler took (pg_advisory_lock), which
+ * would otherwise be held by the worker's session for ever; the worker
+ * takes none itself.
+ */
+static void
+end_job_transaction(void)
+{
+	if (get_timeout_active(STATEMENT_TIMEOUT))
+		disable_timeout(STATEMENT_TIMEOUT, false);
+	LockReleaseSession(USER_LOCKMETHOD);
+}
+
 void
 worker_commit_transaction(void)
 {
 	SPI_finish();
 	PopActiveSnapshot();
+	end_job_transaction();
 	CommitTransactionCommand();
 	MemoryContextSwitchTo(round_context);
 	pgstat_report_stat(false);
@@ -2149,9 +2169,26 @@ worker_commit_without_flush(void)
 void
 worker_abort_transaction(void)
 {
+	end_job_transaction();
 	AbortCurrentTransaction();
 	MemoryContextSwitchTo(round_context);
 	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * In the PG_CATCH of a job: returns the error, copied into the round's
+ * memory, once flushed and its transaction (if any) undone.
+ */
+ErrorData *
+worker_catch_error(void)
+{
+	ErrorData  *error;
+
+	MemoryContextSwitchTo(round_context);
+	error = CopyErrorData();
+	FlushErrorState();
+	worker_abort_transaction();
+	return error;
 }
 
 /* ------------------------------------------------------------------------
@@ -2396,10 +2433,13 @@ scavenge_on(void)
  */
 typedef struct WorkerJob
 {
+	const char *name;			/* for the server log */
 	bool		(*on) (void);	/* its setting */
 	long		(*run) (TimestampTz deadline);
 	bool		runs_when_woken;	/* an append (the latch) may give it work */
 	TimestampTz ready_at;		/* when to run it next; DT_NOEND: not while off */
+	int			failures;		/* its slices that failed in a row */
+	TimestampTz resting_until;	/* after a failed slice, not before this, woken or not */
 } WorkerJob;
 
 /*
@@ -2408,9 +2448,9 @@ typedef struct WorkerJob
  * than a slice (and a handler call).
  */
 static WorkerJob worker_jobs[] = {
-	{notifications_on, notify_newly_visible, true, 0},
-	{async_projections_on, run_async_projections, true, 0},
-	{scavenge_on, scavenge_every_interval, false, 0},
+	{"notifications", notifications_on, notify_newly_visible, true, 0, 0, 0},
+	{"async projections", async_projections_on, run_async_projections, true, 0, 0, 0},
+	{"scavenge", scavenge_on, scavenge_every_interval, false, 0, 0, 0},
 };
 
 #define WORKER_JOB_COUNT ((int) lengthof(worker_jobs))
@@ -2425,6 +2465,47 @@ any_worker_job_on(void)
 	return false;
 }
 
+/*
+ * Runs a slice of the job.  An error in it that its own work does not
+ * handle (a projection's failure is handled as that projection's: the
+ * async projections job) ends that slice only: a listing that fails, a
+ * statement that cannot run in a read-only database, a cancel.  It is
+ * logged, its transaction undone, and the job rests before its next slice
+ * (FIRST_FAILED_JOB_REST_MS, doubling with each failure in a row up to
+ * LONGEST_FAILED_JOB_REST_MS) while the other jobs go on; the worker does not
+ * exit, so that a failure that lasts never becomes a crash loop.
+ */
+#define FIRST_FAILED_JOB_REST_MS	1000
+#define LONGEST_FAILED_JOB_REST_MS	60000
+
+static long
+run_job_slice(WorkerJob *job)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), eventsource_worker_job_slice);
+	volatile long wait_ms = 0;
+
+	PG_TRY();
+	{
+		CHECK_FOR_INTERRUPTS();
+		wait_ms = job->run(deadline);
+		job->failures = 0;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *error = worker_catch_error();
+
+		job->failures++;
+		wait_ms = Min((long) FIRST_FAILED_JOB_REST_MS << Min(job->failures - 1, 16), LONGEST_FAILED_JOB_REST_MS);
+		job->resting_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms);
+		ereport(LOG,
+				(errmsg("eventsource notifier: the %s job failed: %s", job->name, error->message),
+				 errdetail("It tries again in %ld ms.", wait_ms)));
+		FreeErrorData(error);
+	}
+	PG_END_TRY();
+	return wait_ms;
+}
+
 static void
 run_job(WorkerJob *job)
 {
@@ -2437,14 +2518,23 @@ run_job(WorkerJob *job)
 			has_position = false;	/* turned on again, it starts at the head */
 		return;
 	}
-	wait_ms = job->run(TimestampTzPlusMilliseconds(GetCurrentTimestamp(), eventsource_worker_job_slice));
+	if (job->resting_until > GetCurrentTimestamp())
+		return;
+	wait_ms = run_job_slice(job);
 	job->ready_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms < 0 ? IDLE_TIMEOUT_MS : wait_ms);
+}
+
+/* When the job is ready to run: DT_NOEND while it is off. */
+static TimestampTz
+job_ready_at(const WorkerJob *job)
+{
+	return Max(job->ready_at, job->resting_until);
 }
 
 static bool
 job_ready(const WorkerJob *job)
 {
-	return job->ready_at <= GetCurrentTimestamp();
+	return job_ready_at(job) <= GetCurrentTimestamp();
 }
 
 /*
@@ -2478,7 +2568,7 @@ until_next_job(void)
 	TimestampTz now = GetCurrentTimestamp();
 
 	for (int i = 0; i < WORKER_JOB_COUNT; i++)
-		next = Min(next, worker_jobs[i].ready_at);
+		next = Min(next, job_ready_at(&worker_jobs[i]));
 	if (next == DT_NOEND)
 		return -1;
 	return next <= now ? 0 : (long) ((next - now + 999) / 1000);
@@ -2486,8 +2576,8 @@ until_next_job(void)
 
 /*
  * Entry point of a database's worker: main_arg is its slot in shared
- * memory.  An error outside a projection's work ends the process; the
- * launcher starts it again.
+ * memory.  An error in a job ends a slice of that job (run_job_slice); one
+ * outside the jobs ends the process, and the launcher starts it again.
  */
 void
 eventsource_notifier_main(Datum main_arg)
@@ -2538,6 +2628,13 @@ eventsource_notifier_main(Datum main_arg)
 		events = WaitLatch(MyLatch, WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | (timeout >= 0 ? WL_TIMEOUT : 0),
 						   timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
+
+		/*
+		 * A cancel (pg_cancel_backend) that came while the worker waited has
+		 * nothing to cancel, as in a backend waiting for its client's next
+		 * command: one that comes while a job runs ends that job's slice.
+		 */
+		QueryCancelPending = false;
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextReset(round_context);
 		for (int i = 0; i < WORKER_JOB_COUNT; i++)

@@ -37,14 +37,7 @@ work=$(mktemp -d)
 cleanup() { "$bin/pg_ctl" -D "$work/data" -m immediate stop > /dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-preloaded_cluster "$work/data" "$port" "$work" es_jobs
-cat >> "$work/data/postgresql.conf" <<CONF
-eventsource.notify_max_delay = 20
-eventsource.scavenge_interval = 0
-CONF
-"$bin/pg_ctl" -D "$work/data" -l "$work/server.log" -w start > /dev/null
-unset PGDATABASE PGSERVICE PGPASSWORD PGOPTIONS
-export PGHOST=$work PGPORT=$port PGUSER=postgres
+start_worker_cluster es_jobs
 db=es_jobs
 psql_db() { "$bin/psql" -X -q -v ON_ERROR_STOP=1 -At -d "$db" "$@"; }
 # wait_for QUERY [SECONDS]: until QUERY returns t (20 s by default); fails when it does not.
@@ -53,26 +46,12 @@ wait_for() {
   return 1
 }
 # worker_pid [DB]: the pid of the database's worker, once it runs (waits up to 20 s).
-worker_pid() {
-  local pid
-  for _ in $(seq 200); do
-    pid=$(psql_db -c "SELECT pid FROM eventsource.notifier_status() WHERE database_name = '${1:-$db}'")
-    [ -n "$pid" ] && break
-    sleep 0.1
-  done
-  echo "$pid"
-}
-exits() { grep -c 'eventsource notifier.*exited with exit code' "$work/server.log" || true; }
+worker_pid() { worker_pid_of "${1:-$db}" psql_db; }
+exits() { worker_exits "$work/server.log"; }
 
 "$bin/createdb" "$db"
+psql_db -f "$here/lib/counter.sql" > /dev/null
 psql_db > /dev/null <<'SQL'
-CREATE EXTENSION eventsource;
-CREATE SCHEMA model;
-CREATE TABLE model.counted (n int PRIMARY KEY);
-CREATE FUNCTION model.count_event(e eventsource.event) RETURNS void LANGUAGE sql AS
-  $$INSERT INTO model.counted VALUES ((e.data ->> 'n')::int)$$;
-SELECT eventsource.create_projection('counter', 'model.count_event(eventsource.event)', category => 'family',
-                                     mode => 'async');
 CREATE TABLE model.parents (id int PRIMARY KEY);
 CREATE TABLE model.children (n int PRIMARY KEY, parent int REFERENCES model.parents DEFERRABLE INITIALLY DEFERRED);
 CREATE FUNCTION model.add_child(e eventsource.event) RETURNS void LANGUAGE sql AS

@@ -10,6 +10,13 @@
 # hears_own_append PSQL... prints t when a session of the psql command PSQL... that LISTENs on
 # eventsource hears, within 20 s, the notification whose payload is the checkpoint of the event it
 # appended; f otherwise.
+# start_worker_cluster DATABASES, in a test with $bin, $port and a directory $work, starts a
+# preloaded_cluster in $work/data (socket in $work, log $work/server.log) serving DATABASES, whose
+# notifier looks again every 20 ms while events are held back and which scavenges only when asked,
+# and points the environment (PGHOST, PGPORT, PGUSER) at it.
+# worker_pid_of DB PSQL... prints the pid of DB's worker once eventsource.notifier_status(), asked
+# through the psql command PSQL... (unaligned), shows one (waiting up to 20 s), nothing otherwise;
+# worker_exits LOG prints how many times a worker exited with an exit code, in the server log LOG.
 # run_as_postgres ARGS, called first by a test that starts clusters of its own (PostgreSQL refuses
 # to run as root), runs the test again as postgres when it runs as root, with the same environment.
 passes=0
@@ -70,6 +77,26 @@ hears_own_append() {
   rm -f "$out"
   echo "$heard"
 }
+
+start_worker_cluster() {
+  preloaded_cluster "$work/data" "$port" "$work" "$1"
+  cat >> "$work/data/postgresql.conf" <<CONF
+eventsource.notify_max_delay = 20
+eventsource.scavenge_interval = 0
+CONF
+  "$bin/pg_ctl" -D "$work/data" -l "$work/server.log" -w start > /dev/null
+  unset PGDATABASE PGSERVICE PGPASSWORD PGOPTIONS
+  export PGHOST=$work PGPORT=$port PGUSER=postgres
+}
+
+worker_pid_of() {
+  local database=$1 pid
+  shift
+  pid=$(output_within 20 "$@" -c "SELECT pid FROM eventsource.notifier_status() WHERE database_name = '$database'")
+  [ "$pid" = none ] || echo "$pid"
+}
+
+worker_exits() { grep -c 'eventsource notifier.*exited with exit code' "$1" || true; }
 
 run_as_postgres() {
   [ "$(id -u)" -eq 0 ] || return 0
