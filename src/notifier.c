@@ -1303,7 +1303,14 @@ tend_slots(void)
 		}
 
 		if (state.installation != INSTALLATION_NOT_LOOKED_AT)
+		{
+			/*
+			 * It found out, maybe just as it was stopped at the time limit:
+			 * the next look there is bounded again.
+			 */
 			known->look_backoff_ms = 0;
+			known->look_stopped = false;
+		}
 		else if (known->look_stopped)
 		{
 			/* Stopped at LOOK_TIME_LIMIT_MS: the slot is free once it has exited. */
