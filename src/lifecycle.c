@@ -41,6 +41,7 @@
 #include "arguments.h"
 #include "eventsource.h"
 #include "kept_plan.h"
+#include "log.h"
 #include "statistics.h"
 #include "stream_write.h"
 #include "streams.h"
@@ -128,7 +129,9 @@ static KeptPlan metadata_plan = {
  * Up to $1 events hidden from stream reads that no consumer still needs, of
  * the streams SCAVENGED_STREAMS visits: below their first visible version,
  * and past the checkpoint of every subscription member and async projection
- * whose filter takes the event.  The lateral subquery makes the first
+ * whose filter takes the event (the log's rules, log.h: the same filters
+ * poll, replay and events_behind read with; the category of the stream's
+ * row is its events').  The lateral subquery makes the first
  * visible version a bound of an index scan, computed once per stream rather
  * than once per event; it skips held events before its limit, so events held
  * for one event type do not hide free ones after them.  Returns how many
@@ -150,20 +153,16 @@ static KeptPlan scavenge_plan = {
 	"            AND NOT EXISTS ("
 	"                SELECT FROM eventsource.subscriptions b"
 	"                  JOIN eventsource.subscription_members m ON m.subscription_name OPERATOR(pg_catalog.=) b.name"
-	"                 WHERE (b.category IS NULL OR b.category OPERATOR(pg_catalog.=) v.category)"
-	"                   AND (b.event_types IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY (b.event_types))"
-	"                   AND (b.consumer_group_size OPERATOR(pg_catalog.=) 1"
-	"                        OR eventsource.consumer_group_member(e.stream_id, b.consumer_group_size)"
-	"                           OPERATOR(pg_catalog.=) m.consumer_group_member)"
-	"                   AND (m.checkpoint IS NULL OR m.checkpoint OPERATOR(eventsource.<)"
-	"                        eventsource.checkpoint(e.transaction_id, e.global_position)))"
+	"                 WHERE " CATEGORY_TAKES("b.category", "v.category")
+	"                   AND " EVENT_TYPES_TAKE("b.event_types")
+	"                   AND " GROUP_MEMBER_TAKES("b.consumer_group_size", "m.consumer_group_member")
+	"                   AND " AFTER_CHECKPOINT("m.checkpoint") ")"
 	"            AND NOT EXISTS ("
 	"                SELECT FROM eventsource.projections p"
 	"                 WHERE p.mode OPERATOR(pg_catalog.=) 'async'"
-	"                   AND (p.category IS NULL OR p.category OPERATOR(pg_catalog.=) v.category)"
-	"                   AND (p.event_types IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY (p.event_types))"
-	"                   AND (p.checkpoint IS NULL OR p.checkpoint OPERATOR(eventsource.<)"
-	"                        eventsource.checkpoint(e.transaction_id, e.global_position)))"
+	"                   AND " CATEGORY_TAKES("p.category", "v.category")
+	"                   AND " EVENT_TYPES_TAKE("p.event_types")
+	"                   AND " AFTER_CHECKPOINT("p.checkpoint") ")"
 	"          ORDER BY e.stream_version LIMIT $1) e"
 	"   ORDER BY v.stream_id"
 	"   LIMIT $1),"

@@ -62,12 +62,15 @@
 #define LOG_ORDER " ORDER BY e.transaction_id, e.global_position"
 
 /*
- * The gap-safe part of every log read: after the checkpoint ($1, $2), below
- * the horizon (a parameter set to log_horizon_datum()) (LOG_RANGE), of the
- * event types $4 (NULL: all).  $3 is the row limit.
+ * The gap-safe part of every log read: after the checkpoint ($1, $2)
+ * (LOG_AFTER_CHECKPOINT_PARAMETERS), below the horizon (a parameter set to
+ * log_horizon_datum()) (LOG_RANGE), of the event types $4 (NULL: all).  $3
+ * is the row limit.
  */
+#define LOG_AFTER_CHECKPOINT_PARAMETERS \
+	" WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>) ($1, $2)"
 #define LOG_RANGE(horizon) \
-	" WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>) ($1, $2)" \
+	LOG_AFTER_CHECKPOINT_PARAMETERS \
 	"   AND e.transaction_id OPERATOR(pg_catalog.<) " horizon
 #define LOG_CONDITIONS(horizon) \
 	LOG_RANGE(horizon) \

@@ -2087,12 +2087,9 @@ worker_may_serve_extension_quietly(void)
 static KeptPlan newly_visible_plan = {
 	"SELECT DISTINCT ON (category) category, transaction_id, global_position,"
 	"       pg_catalog.count(*) OVER () AS events"
-	"  FROM (SELECT pg_catalog.split_part(e.stream_id, '-', 1) AS category,"
-	"               e.transaction_id, e.global_position"
+	"  FROM (SELECT " EVENT_CATEGORY " AS category, e.transaction_id, e.global_position"
 	"          FROM eventsource.events e"
-	"         WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>) ($1, $2)"
-	"           AND e.transaction_id OPERATOR(pg_catalog.<) $3"
-	"         ORDER BY e.transaction_id, e.global_position"
+	LOG_RANGE("$3") LOG_ORDER
 	"         LIMIT " CppAsString2(ROUND_EVENTS) ") AS visible"
 	" ORDER BY category, transaction_id DESC, global_position DESC",
 	3, {XID8OID, INT8OID, XID8OID},

@@ -596,7 +596,7 @@ static KeptPlan window_end_plan = {
 
 static KeptPlan replay_all_plan = {
 	EVENT_COLUMNS
-	" WHERE (e.transaction_id, e.global_position) OPERATOR(pg_catalog.>) ($1, $2)"
+	LOG_AFTER_CHECKPOINT_PARAMETERS
 	"   AND " EVENT_TYPES_TAKE("$4::pg_catalog.text[]")
 	REPLAY_CATEGORY LOG_ORDER " LIMIT $3",
 	5, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID},
