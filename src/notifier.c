@@ -2059,8 +2059,11 @@ static MemoryContext round_context = NULL;
  *	 database whose transactions are serializable, so are the async
  *	 projections' (a serialization failure is the projection's failure, and
  *	 the worker's own queries work at any level);
- * - no timeout ends its statements or lock waits: each job bounds its own
- *	 time.  (The idle timeouts apply to client sessions only.)
+ * - the database's and role's statement_timeout and lock_timeout do apply,
+ *	 to each of its transactions (start_job_transaction): they bound a
+ *	 handler that never returns and a wait for a lock someone keeps, and
+ *	 what they end is a job's failure, which rests that job, never the
+ *	 worker.  (The idle timeouts apply to client sessions only.)
  *
  * The source is the session's, not an override: a projection handler's SET
  * (in a GUC nest level of its own) must take effect, and an override would
@@ -2070,8 +2073,6 @@ static const char *const worker_session_settings[][2] = {
 	{"search_path", "pg_catalog, pg_temp"},
 	{"default_transaction_read_only", "off"},
 	{"session_replication_role", "origin"},
-	{"statement_timeout", "0"},
-	{"lock_timeout", "0"},
 };
 
 void
