@@ -499,9 +499,14 @@ eventsource_epoch_starter_main(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(DatumGetObjectId(main_arg), InvalidOid, 0);
 	worker_set_session();
-	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
-	/* Any other lock it cannot have soon is left to the appender too. */
-	SetConfigOption("lock_timeout", "1s", PGC_SUSET, PGC_S_OVERRIDE);
+
+	/*
+	 * At the session level of worker_set_session, whose settings outrank an
+	 * override (PGC_S_SESSION is the highest source): any other lock it
+	 * cannot have soon is left to the appender too.
+	 */
+	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_SESSION);
+	SetConfigOption("lock_timeout", "1s", PGC_SUSET, PGC_S_SESSION);
 	pgstat_report_appname("eventsource epoch starter");
 
 	SetCurrentStatementStartTimestamp();

@@ -56,19 +56,47 @@ kept_plan(KeptPlan *kept)
 }
 
 /*
- * Runs a kept plan and returns the number of rows it processed; the rows are
- * in SPI_tuptable.  Any SPI failure is a can't-happen fault: SQL errors are
- * raised by the executor itself.
+ * Runs a kept plan with the parameters values and nulls (true: NULL), its
+ * rows going to receiver, or to SPI_tuptable when receiver is NULL; returns
+ * the number of rows it processed.  Any SPI failure is a can't-happen fault:
+ * SQL errors are raised by the executor itself.
  */
-uint64
-run_kept_plan(KeptPlan *kept, Datum *values, const char *nulls, bool read_only)
+static uint64
+execute_kept_plan(KeptPlan *kept, Datum *values, const bool *nulls, bool read_only,
+				  DestReceiver *receiver)
 {
-	int			rc = SPI_execute_plan(kept_plan(kept), values, nulls, read_only, 0);
+	ParamListInfo params = makeParamList(kept->nargs);
+	SPIExecuteOptions options;
+	int			rc;
 
+	params->numParams = kept->nargs;
+	for (int i = 0; i < kept->nargs; i++)
+	{
+		params->params[i].value = values[i];
+		params->params[i].isnull = nulls != NULL && nulls[i];
+		params->params[i].pflags = PARAM_FLAG_CONST;
+		params->params[i].ptype = kept->argtypes[i];
+	}
+
+	memset(&options, 0, sizeof(options));
+	options.params = params;
+	options.read_only = read_only;
+	options.dest = receiver;
+	rc = SPI_execute_plan_extended(kept_plan(kept), &options);
 	if (rc < 0)
-		elog(ERROR, "SPI_execute_plan failed for \"%s\": %s",
+		elog(ERROR, "SPI_execute_plan_extended failed for \"%s\": %s",
 			 kept->sql, SPI_result_code_string(rc));
 	return SPI_processed;
+}
+
+/*
+ * Runs a kept plan and returns the number of rows it processed; the rows are
+ * in SPI_tuptable.  nulls may be NULL when no parameter is.
+ */
+uint64
+run_kept_plan(KeptPlan *kept, Datum *values, const bool *nulls, bool read_only)
+{
+	return execute_kept_plan(kept, values, nulls, read_only, NULL);
 }
 
 /*
@@ -80,12 +108,20 @@ run_kept_plan(KeptPlan *kept, Datum *values, const char *nulls, bool read_only)
  * the handlers a rename moves.
  */
 uint64
-run_kept_plan_on_latest_snapshot(KeptPlan *kept, Datum *values, const char *nulls)
+run_kept_plan_on_latest_snapshot(KeptPlan *kept, Datum *values, const bool *nulls)
 {
+	char	   *spi_nulls = NULL;
 	int			rc;
 
+	/* SPI_execute_snapshot takes SPI's nulls: 'n' for NULL, ' ' otherwise. */
+	if (nulls != NULL)
+	{
+		spi_nulls = palloc(kept->nargs);
+		for (int i = 0; i < kept->nargs; i++)
+			spi_nulls[i] = nulls[i] ? 'n' : ' ';
+	}
 	CommandCounterIncrement();	/* this transaction's own changes too */
-	rc = SPI_execute_snapshot(kept_plan(kept), values, nulls, GetLatestSnapshot(), InvalidSnapshot,
+	rc = SPI_execute_snapshot(kept_plan(kept), values, spi_nulls, GetLatestSnapshot(), InvalidSnapshot,
 							  false, true, 0);
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_snapshot failed for \"%s\": %s",
@@ -138,28 +174,7 @@ uint64
 run_kept_plan_into(KeptPlan *kept, Datum *values, const bool *nulls,
 				   DestReceiver *receiver, bool read_only)
 {
-	ParamListInfo params = makeParamList(kept->nargs);
-	SPIExecuteOptions options;
-	int			rc;
-
-	params->numParams = kept->nargs;
-	for (int i = 0; i < kept->nargs; i++)
-	{
-		params->params[i].value = values[i];
-		params->params[i].isnull = nulls[i];
-		params->params[i].pflags = PARAM_FLAG_CONST;
-		params->params[i].ptype = kept->argtypes[i];
-	}
-
-	memset(&options, 0, sizeof(options));
-	options.params = params;
-	options.read_only = read_only;
-	options.dest = receiver;
-	rc = SPI_execute_plan_extended(kept_plan(kept), &options);
-	if (rc < 0)
-		elog(ERROR, "SPI_execute_plan_extended failed for \"%s\": %s",
-			 kept->sql, SPI_result_code_string(rc));
-	return SPI_processed;
+	return execute_kept_plan(kept, values, nulls, read_only, receiver);
 }
 
 /*

@@ -3,6 +3,8 @@
  * kept_plan.h
  *	  Statements prepared once per backend and kept (kept_plan.c), and the
  *	  SPI and tuplestore plumbing every SQL the extension runs goes through.
+ *	  Parameter nulls are bool arrays (true: NULL), as in ParamListInfo, or
+ *	  NULL when no parameter is.
  *
  *-------------------------------------------------------------------------
  */
@@ -30,9 +32,9 @@ typedef struct KeptPlan
 } KeptPlan;
 
 extern SPIPlanPtr kept_plan(KeptPlan *kept);
-extern uint64 run_kept_plan(KeptPlan *kept, Datum *values, const char *nulls,
+extern uint64 run_kept_plan(KeptPlan *kept, Datum *values, const bool *nulls,
 							bool read_only);
-extern uint64 run_kept_plan_on_latest_snapshot(KeptPlan *kept, Datum *values, const char *nulls);
+extern uint64 run_kept_plan_on_latest_snapshot(KeptPlan *kept, Datum *values, const bool *nulls);
 extern Datum column_by_name(HeapTuple row, TupleDesc description, const char *name,
 							bool *isnull);
 

@@ -448,7 +448,7 @@ set_stream_metadata(FunctionCallInfo fcinfo, StreamsSchema schema)
 	JsonbValue	key;
 	JsonbValue	value;
 	Datum		values[4] = {PointerGetDatum(stream_id), 0, 0, 0};
-	char		nulls[4] = {' ', 'n', 'n', 'n'};
+	bool		nulls[4] = {false, true, true, true};
 	Datum		previous;
 	Datum		result;
 	ActingAsOwner acting;
@@ -473,17 +473,17 @@ set_stream_metadata(FunctionCallInfo fcinfo, StreamsSchema schema)
 		token = JsonbIteratorNext(&iterator, &value, true);
 		if (strcmp(name, "truncate_before") == 0)
 		{
-			if ((nulls[1] = value.type == jbvNull ? 'n' : ' ') == ' ')
+			if (!(nulls[1] = value.type == jbvNull))
 				values[1] = Int64GetDatum(metadata_integer(&value, name, 0));
 		}
 		else if (strcmp(name, "max_count") == 0)
 		{
-			if ((nulls[2] = value.type == jbvNull ? 'n' : ' ') == ' ')
+			if (!(nulls[2] = value.type == jbvNull))
 				values[2] = Int64GetDatum(metadata_integer(&value, name, 1));
 		}
 		else if (strcmp(name, "max_age") == 0)
 		{
-			if ((nulls[3] = value.type == jbvNull ? 'n' : ' ') == ' ')
+			if (!(nulls[3] = value.type == jbvNull))
 				values[3] = metadata_interval(&value);
 		}
 		else

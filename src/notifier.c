@@ -2147,12 +2147,11 @@ static MemoryContext round_context = NULL;
  *	 database whose transactions are serializable, so are the async
  *	 projections' (a serialization failure is the projection's failure, and
  *	 the worker's own queries work at any level);
- * - no timeout ends its statements or lock waits between its jobs'
- *	 transactions (the idle timeouts apply to client sessions only); each of
- *	 those transactions is bounded by the statement_timeout and lock_timeout
- *	 the session had before (job_statement_timeout, job_lock_timeout): a
- *	 job's failure rests that job, and a handler that never returns cannot
- *	 hold the worker for ever.
+ * - the database's and role's statement_timeout and lock_timeout do apply,
+ *	 to each of its transactions (start_job_transaction): they bound a
+ *	 handler that never returns and a wait for a lock someone keeps, and
+ *	 what they end is a job's failure, which rests that job, never the
+ *	 worker.  (The idle timeouts apply to client sessions only.)
  *
  * The source is the session's, not an override: a projection handler's SET
  * (in a GUC nest level of its own) must take effect, and an override would
@@ -2162,23 +2161,11 @@ static const char *const worker_session_settings[][2] = {
 	{"search_path", "pg_catalog, pg_temp"},
 	{"default_transaction_read_only", "off"},
 	{"session_replication_role", "origin"},
-	{"statement_timeout", "0"},
-	{"lock_timeout", "0"},
 };
-
-/*
- * The database's and role's statement_timeout and lock_timeout, which
- * worker_set_session found, for each of the jobs' transactions
- * (start_job_transaction).
- */
-static int	job_statement_timeout = 0;
-static int	job_lock_timeout = 0;
 
 void
 worker_set_session(void)
 {
-	job_statement_timeout = StatementTimeout;
-	job_lock_timeout = LockTimeout;
 	for (size_t i = 0; i < lengthof(worker_session_settings); i++)
 		SetConfigOption(worker_session_settings[i][0], worker_session_settings[i][1],
 						PGC_SUSET, PGC_S_SESSION);
@@ -2202,11 +2189,8 @@ start_job_transaction(const char *activity)
 	StartTransactionCommand();
 	pgstat_report_activity(STATE_RUNNING, activity);
 	/* Each transaction is a statement for statement_timeout: it bounds a handler that never returns. */
-	if (job_statement_timeout > 0)
-		enable_timeout_after(STATEMENT_TIMEOUT, job_statement_timeout);
-	if (job_lock_timeout > 0)
-		(void) set_config_option("lock_timeout", psprintf("%d", job_lock_timeout), PGC_SUSET,
-								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+	if (StatementTimeout > 0)
+		enable_timeout_after(STATEMENT_TIMEOUT, StatementTimeout);
 	trust = extension_trust();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");

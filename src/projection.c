@@ -615,15 +615,15 @@ static uint64
 run_replay_plan(KeptPlan *plan, const Projection *projection, const Checkpoint *after, int limit, int window)
 {
 	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	bool		nulls[7] = {false, false, false, false, false, false, false};
 
 	values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(after->transaction_id));
 	values[1] = Int64GetDatum(after->global_position);
 	values[2] = Int32GetDatum(limit);
 	values[3] = PointerGetDatum(projection->event_types);
-	nulls[3] = projection->event_types ? ' ' : 'n';
+	nulls[3] = projection->event_types == NULL;
 	values[4] = projection->category ? CStringGetTextDatum(projection->category) : (Datum) 0;
-	nulls[4] = projection->category ? ' ' : 'n';
+	nulls[4] = projection->category == NULL;
 	values[5] = plan != &replay_all_plan ? log_horizon_datum() : (Datum) 0;
 	values[6] = Int32GetDatum(window);
 	return run_kept_plan(plan, values, nulls, false);
@@ -970,7 +970,7 @@ eventsource_create_projection(PG_FUNCTION_ARGS)
 	int32		max_attempts;
 	ActingAsOwner acting;
 	Datum		values[10];
-	char		nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	bool		nulls[10] = {false, false, false, false, false, false, false, false, false, false};
 
 	if (PG_NARGS() < 9)
 		ereport(ERROR,
@@ -990,12 +990,12 @@ eventsource_create_projection(PG_FUNCTION_ARGS)
 	values[0] = PointerGetDatum(name);
 	values[1] = CStringGetTextDatum(format_procedure_qualified(PG_GETARG_OID(1)));
 	values[2] = PG_ARGISNULL(5) ? (Datum) 0 : CStringGetTextDatum(format_procedure_qualified(PG_GETARG_OID(5)));
-	nulls[2] = PG_ARGISNULL(5) ? 'n' : ' ';
+	nulls[2] = PG_ARGISNULL(5);
 	values[3] = ObjectIdGetDatum(acting.caller);
 	values[4] = PointerGetDatum(event_types);
-	nulls[4] = event_types ? ' ' : 'n';
+	nulls[4] = event_types == NULL;
 	values[5] = PG_ARGISNULL(3) ? (Datum) 0 : PointerGetDatum(checked_category(fcinfo, 3));
-	nulls[5] = PG_ARGISNULL(3) ? 'n' : ' ';
+	nulls[5] = PG_ARGISNULL(3);
 	values[6] = CStringGetTextDatum(mode);
 	values[7] = CStringGetTextDatum(on_failure);
 	values[8] = Int32GetDatum(max_attempts);
@@ -1331,13 +1331,13 @@ static void
 note_handlers_before(const RenameTarget *target)
 {
 	Datum		name = (Datum) 0;
-	char		nulls[1] = {'n'};
+	bool		nulls[1] = {true};
 	uint64		count;
 
 	if (target->function_name != NULL || target->schema_name != NULL)
 	{
 		name = CStringGetTextDatum(target->function_name ? target->function_name : target->schema_name);
-		nulls[0] = ' ';
+		nulls[0] = false;
 	}
 	count = run_kept_plan_on_latest_snapshot(&targeted_projections_plan, &name, nulls);
 	for (uint64 i = 0; i < count; i++)
@@ -1516,7 +1516,7 @@ record_failure_state(const Projection *projection, int attempts, long delay_ms, 
 					 const char *message, const int64 *failed_position)
 {
 	Datum		values[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	bool		nulls[6] = {false, false, false, false, false, false};
 
 	values[0] = CStringGetTextDatum(projection->name);
 	values[1] = Int32GetDatum(attempts);
@@ -1524,7 +1524,7 @@ record_failure_state(const Projection *projection, int attempts, long delay_ms, 
 	values[3] = CStringGetTextDatum(stopped ? "failed" : "running");
 	values[4] = CStringGetTextDatum(message);
 	values[5] = failed_position ? Int64GetDatum(*failed_position) : (Datum) 0;
-	nulls[5] = failed_position ? ' ' : 'n';
+	nulls[5] = failed_position == NULL;
 	recording_async_failure = true;
 	PG_TRY();
 	{

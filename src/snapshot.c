@@ -286,18 +286,18 @@ Datum
 eventsource_delete_snapshots(PG_FUNCTION_ARGS)
 {
 	Datum		values[2] = {0, 0};
-	char		nulls[2] = {'n', 'n'};
+	bool		nulls[2] = {true, true};
 	uint64		deleted;
 
 	if (!PG_ARGISNULL(0))
 	{
 		values[0] = PointerGetDatum(checked_stream_id(fcinfo, 0, false));
-		nulls[0] = ' ';
+		nulls[0] = false;
 	}
 	if (!PG_ARGISNULL(1))
 	{
 		values[1] = Int32GetDatum(checked_schema_version(fcinfo, 1, "below_schema_version"));
-		nulls[1] = ' ';
+		nulls[1] = false;
 	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)

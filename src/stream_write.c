@@ -297,7 +297,7 @@ write_append(text *stream_id, EventBatch *batch, StreamsSchema schema, StreamCha
 			 bool any_version, int64 cas_version, AppendResult *result)
 {
 	Datum		values[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	bool		nulls[8] = {false, false, false, false, false, false, false, false};
 	bool		many = batch->count > 1;
 	uint64 volatile inserted = 0;
 	bool		previous_appending;
@@ -306,16 +306,16 @@ write_append(text *stream_id, EventBatch *batch, StreamsSchema schema, StreamCha
 	values[0] = PointerGetDatum(stream_id);
 	values[1] = Int64GetDatum(batch->count);
 	values[2] = Int64GetDatum(cas_version);
-	nulls[2] = any_version ? 'n' : ' ';
+	nulls[2] = any_version;
 	values[3] = change == CREATE_STREAM ? PointerGetDatum(category_of(stream_id)) : (Datum) 0;
-	nulls[3] = change == CREATE_STREAM ? ' ' : 'n';
+	nulls[3] = change != CREATE_STREAM;
 	if (!many)
 	{
 		values[4] = batch->event_ids[0];
 		values[5] = batch->event_types[0];
 		values[6] = batch->data[0];
 		values[7] = batch->metadata[0];
-		nulls[7] = batch->metadata_nulls[0] ? 'n' : ' ';
+		nulls[7] = batch->metadata_nulls[0];
 	}
 	else
 	{

@@ -307,7 +307,7 @@ eventsource_create_subscription(PG_FUNCTION_ARGS)
 	bool		has_owner = PG_NARGS() > 5;
 	ActingAsOwner acting;
 	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	bool		nulls[7] = {false, false, false, false, false, false, false};
 	Checkpoint	start;
 
 	act_as_function_owner(fcinfo, &acting);
@@ -327,9 +327,9 @@ eventsource_create_subscription(PG_FUNCTION_ARGS)
 
 	values[0] = PointerGetDatum(name);
 	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PointerGetDatum(checked_category(fcinfo, 1));
-	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	nulls[1] = PG_ARGISNULL(1);
 	values[2] = PointerGetDatum(event_types);
-	nulls[2] = event_types == NULL ? 'n' : ' ';
+	nulls[2] = event_types == NULL;
 	values[3] = Int32GetDatum(group_size);
 	values[6] = has_owner && !PG_ARGISNULL(5) ? checked_owner(fcinfo, 5) : ObjectIdGetDatum(acting.caller);
 
@@ -340,7 +340,7 @@ eventsource_create_subscription(PG_FUNCTION_ARGS)
 	values[5] = Int64GetDatum(start.global_position);
 	/* From the beginning: before every event (NULL); from the end: after the newest visible one. */
 	if (!from_end || start.transaction_id == 0)
-		nulls[4] = nulls[5] = 'n';
+		nulls[4] = nulls[5] = true;
 	if (run_kept_plan(has_owner ? &create_plan : &create_0_3_plan, values, nulls, false) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
@@ -431,15 +431,15 @@ lock_member(const LOCKTAG *tag, bool wait)
  */
 static void
 subscription_arguments(const Subscription *subscription, int32 member, Datum transaction_id,
-					   Datum global_position, int32 count, Datum *values, char *nulls)
+					   Datum global_position, int32 count, Datum *values, bool *nulls)
 {
 	values[0] = transaction_id;
 	values[1] = global_position;
 	values[2] = Int32GetDatum(count);
 	values[3] = subscription->event_types;
-	nulls[3] = subscription->event_types_null ? 'n' : ' ';
+	nulls[3] = subscription->event_types_null;
 	values[4] = subscription->category;
-	nulls[4] = subscription->category_null ? 'n' : ' ';
+	nulls[4] = subscription->category_null;
 	values[5] = Int32GetDatum(subscription->consumer_group_size);
 	values[6] = Int32GetDatum(member);
 }
@@ -461,7 +461,7 @@ eventsource_poll(PG_FUNCTION_ARGS)
 	uint64		batch_size;
 	Datum		member_key[5];
 	Datum		values[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	bool		nulls[8] = {false, false, false, false, false, false, false, false};
 	Datum		transaction_id;
 	Datum		global_position;
 	bool		isnull;
@@ -621,7 +621,7 @@ eventsource_ack(PG_FUNCTION_ARGS)
 	Datum		delivered;
 	Datum		values[4];
 	Datum		event_arguments[7];
-	char		event_nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	bool		event_nulls[7] = {false, false, false, false, false, false, false};
 	ActingAsOwner acting;
 
 	check_not_null(fcinfo, 1, "checkpoint");
