@@ -61,6 +61,8 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/transam.h"
+#include "access/twophase.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/indexing.h"
@@ -145,12 +147,6 @@ PG_FUNCTION_INFO_V1(eventsource_notifier_status);
  * EXTENSION must not have the launcher start a worker each time.
  */
 #define LOOK_INTERVAL_MS		1000
-/*
- * How many prepared transactions that created, altered or dropped an
- * extension the launcher can follow at a time; beyond, it looks again at
- * every database it found without the extension.
- */
-#define PREPARED_CHANGES		32
 /* A notifier that stopped is not started again sooner than this. */
 #define RESTART_DELAY_MS		5000
 /* A notifier with nothing pending still looks this often (events written by other means). */
@@ -206,14 +202,23 @@ typedef struct NotifierShared
 	int			look_request_count;
 	bool		look_requests_lost; /* more than LOOK_REQUESTS came */
 	Oid			look_requests[LOOK_REQUESTS];
-	/* What the launcher reports once each prepared transaction commits. */
+	/*
+	 * What the launcher reports once each prepared transaction commits: the
+	 * prepared_change_count first of prepared_changes, which has room for
+	 * every transaction that may be prepared or preparing at a time
+	 * (prepared_change_capacity).  Those prepared before
+	 * prepared_followed_since (by an earlier server, before a restart) are
+	 * added by the looks at their databases.
+	 */
 	int			prepared_change_count;
-	PreparedChange prepared_changes[PREPARED_CHANGES];
+	FullTransactionId prepared_followed_since;
 	int			slot_count;		/* eventsource.max_databases */
 	NotifierSlot slots[FLEXIBLE_ARRAY_MEMBER];
+	/* PreparedChange prepared_changes[prepared_change_capacity()] follows */
 } NotifierShared;
 
 static NotifierShared *notifier_shared = NULL;
+static PreparedChange *prepared_changes = NULL;
 static shmem_request_hook_type previous_shmem_request_hook = NULL;
 static shmem_startup_hook_type previous_shmem_startup_hook = NULL;
 static ProcessUtility_hook_type previous_process_utility_hook = NULL;
@@ -243,11 +248,29 @@ static bool any_worker_job_on(void);
 void		eventsource_launcher_main(Datum main_arg);
 void		eventsource_notifier_main(Datum main_arg);
 
+/*
+ * Each transaction that passed PREPARE TRANSACTION and is not resolved is
+ * prepared (at most max_prepared_transactions) or still preparing in its
+ * backend.
+ */
+static int
+prepared_change_capacity(void)
+{
+	return max_prepared_xacts + MaxBackends;
+}
+
 static Size
-notifier_shared_size(void)
+notifier_slots_size(void)
 {
 	return add_size(offsetof(NotifierShared, slots),
 					mul_size(eventsource_max_databases, sizeof(NotifierSlot)));
+}
+
+static Size
+notifier_shared_size(void)
+{
+	return add_size(notifier_slots_size(),
+					mul_size(prepared_change_capacity(), sizeof(PreparedChange)));
 }
 
 static void
@@ -274,6 +297,7 @@ notifier_shmem_startup(void)
 		SpinLockInit(&notifier_shared->mutex);
 		notifier_shared->slot_count = eventsource_max_databases;
 	}
+	prepared_changes = (PreparedChange *) ((char *) notifier_shared + notifier_slots_size());
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -647,28 +671,61 @@ report_extension_change(Oid database_oid, bool changed, bool dropped)
 }
 
 /*
- * At PREPARE TRANSACTION: what the transaction did to extensions counts once
- * it commits, which may be in another session, or never.  The launcher
- * follows the transaction and reports it then (take_resolved_prepared_changes).
+ * Records a prepared transaction of this database that changed an extension,
+ * unless it is recorded already; false when there is no room.
  */
-static void
-report_prepared_extension_change(bool changed, bool dropped)
+static bool
+record_prepared_change(TransactionId transaction_id, bool changed, bool dropped)
 {
-	TransactionId transaction_id = GetTopTransactionIdIfAny();
+	bool		recorded = false;
 
 	SpinLockAcquire(&notifier_shared->mutex);
-	if (notifier_shared->prepared_change_count < PREPARED_CHANGES && TransactionIdIsValid(transaction_id))
+	for (int i = 0; i < notifier_shared->prepared_change_count && !recorded; i++)
+		recorded = prepared_changes[i].transaction_id == transaction_id;
+	if (!recorded && notifier_shared->prepared_change_count < prepared_change_capacity())
 	{
-		PreparedChange *change = &notifier_shared->prepared_changes[notifier_shared->prepared_change_count++];
+		PreparedChange *change = &prepared_changes[notifier_shared->prepared_change_count++];
 
 		change->database_oid = MyDatabaseId;
 		change->transaction_id = transaction_id;
 		change->extension_changed = changed;
 		change->extension_dropped = dropped;
+		recorded = true;
 	}
-	else
-		notifier_shared->look_requests_lost = true;
 	SpinLockRelease(&notifier_shared->mutex);
+	return recorded;
+}
+
+static bool take_resolved_prepared_changes(void);
+
+/*
+ * Has the launcher follow a prepared transaction of this database: what it
+ * did to extensions counts once it commits, which may be in another session,
+ * or never; the launcher reports it then (take_resolved_prepared_changes).
+ * When the record is full of transactions resolved since the launcher's last
+ * cycle (a flood of them), this backend takes those first.
+ */
+static void
+follow_prepared_change(TransactionId transaction_id, bool changed, bool dropped)
+{
+	if (record_prepared_change(transaction_id, changed, dropped))
+		return;
+	if (take_resolved_prepared_changes())
+		wake_launcher();
+	/* Those left are prepared or preparing: the record has room for all of them. */
+	if (!record_prepared_change(transaction_id, changed, dropped))
+		elog(ERROR, "no room to follow prepared transaction %u", transaction_id);
+}
+
+/* At PREPARE TRANSACTION of a transaction that changed an extension. */
+static void
+report_prepared_extension_change(bool changed, bool dropped)
+{
+	TransactionId transaction_id = GetTopTransactionIdIfAny();
+
+	/* Without a transaction ID, it changed nothing in the catalogs. */
+	if (TransactionIdIsValid(transaction_id))
+		follow_prepared_change(transaction_id, changed, dropped);
 }
 
 static void
@@ -1075,38 +1132,59 @@ read_databases_to_serve(void)
  * Reports what each prepared transaction that changed an extension did, once
  * it has committed (COMMIT PREPARED, in any session), and forgets those that
  * ended: a prepared transaction stays in progress until it is resolved.
+ * Whether it reported any.  The launcher calls it at each cycle, and a
+ * backend whose change finds the record full: those resolved are forgotten
+ * by their transaction ID, as another process may have forgotten some
+ * meanwhile and backends added others.
  */
-static void
+static bool
 take_resolved_prepared_changes(void)
 {
-	PreparedChange changes[PREPARED_CHANGES];
-	bool		resolved[PREPARED_CHANGES];
+	PreparedChange *changes;
+	bool	   *resolved;
 	int			count;
 	int			kept = 0;
+	bool		reported = false;
 
 	SpinLockAcquire(&notifier_shared->mutex);
 	count = notifier_shared->prepared_change_count;
-	memcpy(changes, notifier_shared->prepared_changes, count * sizeof(PreparedChange));
 	SpinLockRelease(&notifier_shared->mutex);
 	if (count == 0)
-		return;
+		return false;
+	changes = palloc(count * sizeof(PreparedChange));
+	resolved = palloc(count * sizeof(bool));
+	SpinLockAcquire(&notifier_shared->mutex);
+	count = Min(count, notifier_shared->prepared_change_count);
+	memcpy(changes, prepared_changes, count * sizeof(PreparedChange));
+	SpinLockRelease(&notifier_shared->mutex);
 
 	for (int i = 0; i < count; i++)
 	{
 		resolved[i] = !TransactionIdIsInProgress(changes[i].transaction_id);
 		if (resolved[i] && TransactionIdDidCommit(changes[i].transaction_id))
+		{
 			report_extension_change(changes[i].database_oid, changes[i].extension_changed,
 									changes[i].extension_dropped);
+			reported = true;
+		}
 	}
 
-	/* Backends may have added changes meanwhile, after those copied. */
 	SpinLockAcquire(&notifier_shared->mutex);
 	for (int i = 0; i < notifier_shared->prepared_change_count; i++)
-		if (i >= count || !resolved[i])
-			notifier_shared->prepared_changes[kept++] = notifier_shared->prepared_changes[i];
+	{
+		bool		forget = false;
+
+		for (int j = 0; j < count && !forget; j++)
+			forget = resolved[j] && changes[j].transaction_id == prepared_changes[i].transaction_id;
+		if (!forget)
+			prepared_changes[kept++] = prepared_changes[i];
+	}
 	notifier_shared->prepared_change_count = kept;
 	SpinLockRelease(&notifier_shared->mutex);
+	pfree(changes);
+	pfree(resolved);
 	/* Those still prepared are looked at again, at the launcher's next cycle at the latest. */
+	return reported;
 }
 
 /*
@@ -1225,7 +1303,14 @@ tend_slots(void)
 		}
 
 		if (state.installation != INSTALLATION_NOT_LOOKED_AT)
+		{
+			/*
+			 * It found out, maybe just as it was stopped at the time limit:
+			 * the next look there is bounded again.
+			 */
 			known->look_backoff_ms = 0;
+			known->look_stopped = false;
+		}
 		else if (known->look_stopped)
 		{
 			/* Stopped at LOOK_TIME_LIMIT_MS: the slot is free once it has exited. */
@@ -1446,6 +1531,9 @@ eventsource_launcher_main(Datum main_arg)
 	SpinLockAcquire(&notifier_shared->mutex);
 	notifier_shared->launcher_pid = MyProcPid;
 	notifier_shared->launcher_procno = MyProc->pgprocno;
+	/* The first launcher since the server started: it follows those prepared from now on. */
+	if (!FullTransactionIdIsValid(notifier_shared->prepared_followed_since))
+		notifier_shared->prepared_followed_since = ReadNextFullTransactionId();
 	SpinLockRelease(&notifier_shared->mutex);
 	before_shmem_exit(clear_launcher_pid, (Datum) 0);
 
@@ -2202,10 +2290,51 @@ static bool has_position = false;
 static Checkpoint position = {0, 0};
 
 /*
+ * Has the launcher follow this database's transactions prepared before it
+ * followed those prepared (before the server restarted): one may have
+ * created the extension, and its COMMIT PREPARED must have the database
+ * looked at again.  Reads pg_prepared_xacts of pg_catalog, with no statement
+ * timeout (the database's setting applies to this worker's connection).
+ */
+static void
+follow_earlier_prepared_transactions(void)
+{
+	TransactionId followed_since;
+
+	SpinLockAcquire(&notifier_shared->mutex);
+	followed_since = XidFromFullTransactionId(notifier_shared->prepared_followed_since);
+	SpinLockRelease(&notifier_shared->mutex);
+
+	(void) set_config_option("statement_timeout", "0", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT transaction FROM pg_catalog.pg_prepared_xacts"
+					" WHERE database OPERATOR(pg_catalog.=) pg_catalog.current_database()",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_prepared_xacts");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		TransactionId transaction_id =
+			DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (TransactionIdPrecedes(transaction_id, followed_since))
+			follow_prepared_change(transaction_id, true, false);
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+}
+
+/*
  * Tells the launcher whether the extension is installed in this database,
  * and exits quietly when it is not: the launcher then starts no worker here
- * again until an extension is created or altered here.  Reads pg_extension
- * only, nothing of a schema that any role could have made.  Exits first if a
+ * again until an extension is created or altered here, or a transaction
+ * prepared before the server restarted commits
+ * (follow_earlier_prepared_transactions).  Reads pg_extension
+ * and pg_prepared_xacts only, nothing of a schema that any role could have
+ * made.  Exits first if a
  * statement paused the database before this worker had its pid in the slot
  * (so the statement could not stop it): the launcher starts it again as soon
  * as the pause ends.
@@ -2225,6 +2354,8 @@ report_installation(void)
 
 	StartTransactionCommand();
 	installed = OidIsValid(get_extension_oid("eventsource", true));
+	if (!installed)
+		follow_earlier_prepared_transactions();
 	CommitTransactionCommand();
 
 	SpinLockAcquire(&notifier_shared->mutex);

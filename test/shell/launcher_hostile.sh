@@ -11,6 +11,12 @@
 # - Two-phase commit: a CREATE EXTENSION eventsource committed by COMMIT PREPARED (from another
 #   session) must be served; a DROP EXTENSION prepared and rolled back must not stop the notifier at
 #   the preparing session's next commit.
+# - A flood of prepared extension changes: the tenant prepares and rolls back 64 CREATE EXTENSION
+#   pg_trgm between two of the launcher's cycles (the launcher is stopped with SIGSTOP meanwhile, so
+#   that the flood is faster than its cycles); a superuser's CREATE EXTENSION eventsource prepared
+#   right after, and committed once the launcher has looked at the database, must be served.
+# - An immediate stop with a CREATE EXTENSION eventsource prepared: after the restart (which
+#   recovers the prepared transaction), its COMMIT PREPARED must have the database served.
 # - A grant of the schema's tables that includes TRIGGER (GRANT ALL ON ALL TABLES IN SCHEMA
 #   eventsource): the grantee's trigger on eventsource.projections, which the notifier updates when
 #   it runs an async projection, must not run with the notifier's superuser rights: the notifier
@@ -159,6 +165,46 @@ SELECT pg_sleep(2);
 SQL
 check "a DROP EXTENSION prepared and rolled back leaves the notifier running (the same pid)" \
   "$(served es_real)" "$before"
+
+# A flood of prepared extension changes.
+psql_as mallory postgres -c "CREATE DATABASE es_flood"
+psql_db postgres -c "CREATE DATABASE es_flooded"
+# Both looked at (no eventsource there), so that only a reported change has them looked at again.
+sleep 2
+
+# The flood, in one session, then the superuser's prepared CREATE EXTENSION eventsource, while the
+# launcher is between two cycles: it is stopped (SIGSTOP) meanwhile, so that it reclaims nothing.
+launcher=$(psql_db postgres -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'eventsource launcher'")
+kill -STOP "$launcher"
+for i in $(seq 64); do
+  echo "BEGIN; CREATE EXTENSION pg_trgm; PREPARE TRANSACTION 'flood_$i'; ROLLBACK PREPARED 'flood_$i';"
+done | psql_as mallory es_flood > /dev/null
+psql_db es_flooded -c "BEGIN" -c "CREATE EXTENSION eventsource" -c "PREPARE TRANSACTION 'create_eventsource'"
+kill -CONT "$launcher"
+# The launcher looks at every database when it cannot follow a change: it finds no eventsource yet.
+sleep 3
+psql_db es_flooded -c "COMMIT PREPARED 'create_eventsource'"
+check "a CREATE EXTENSION prepared after a flood of prepared extension changes is served once committed" \
+  "$(is_served es_flooded)" served
+
+# An immediate stop with a CREATE EXTENSION eventsource prepared.
+psql_db postgres -c "CREATE DATABASE es_recovered"
+sleep 2
+psql_db es_recovered -c "BEGIN" -c "CREATE EXTENSION eventsource" -c "PREPARE TRANSACTION 'create_eventsource'"
+"$bin/pg_ctl" -D "$work/data" -m immediate stop > /dev/null
+"$bin/pg_ctl" -D "$work/data" -l "$log" -w start > /dev/null
+check "the prepared transaction survives the immediate stop" \
+  "$(psql_db postgres -c "SELECT count(*) FROM pg_prepared_xacts WHERE gid = 'create_eventsource'")" 1
+# The launcher has looked at the database meanwhile (a restart looks at every one), and found no
+# eventsource.
+sleep 3
+psql_db es_recovered -c "COMMIT PREPARED 'create_eventsource'"
+check "a CREATE EXTENSION prepared before an immediate stop is served once committed after the restart" \
+  "$(is_served es_recovered)" served
+# Their notifiers would take background workers that the tests below need.
+psql_db postgres -c "DROP DATABASE es_flooded WITH (FORCE)" -c "DROP DATABASE es_recovered WITH (FORCE)" \
+  -c "DROP DATABASE es_flood"
+
 
 # A grant of every table of the schema (GRANT ALL, which includes TRIGGER) to an application role.
 psql_db postgres -c "CREATE DATABASE es_granted"
