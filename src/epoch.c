@@ -69,6 +69,8 @@
 #include "eventsource.h"
 #include "kept_plan.h"
 #include "streams.h"
+#include "trust.h"
+#include "worker_transaction.h"
 
 PG_FUNCTION_INFO_V1(eventsource_log_horizon);
 PG_FUNCTION_INFO_V1(eventsource_server_start);

@@ -5,7 +5,8 @@
  *	  error codes users can catch, lock classes, settings, the schema
  *	  versions and the declarations of the modules that have no header of
  *	  their own yet.  Modules with their own: arguments.h, checkpoint.h,
- *	  epoch.h, kept_plan.h, log.h, statistics.h, streams.h, stream_write.h.
+ *	  epoch.h, kept_plan.h, log.h, statistics.h, streams.h, stream_write.h,
+ *	  trust.h, worker_transaction.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -157,12 +158,10 @@ extern int	eventsource_scavenge_interval;
 extern bool eventsource_async_projections;
 extern int	eventsource_worker_job_slice;
 
-/* The bus (notifier.c). */
+/* The bus and the launcher (notifier.c). */
 extern void notifier_preload_init(void);
 extern void notifier_wake_at_commit(void);
 extern bool notifier_serves_this_database(void);
-extern bool worker_may_serve_extension_quietly(void);
-extern void worker_set_session(void);
 
 /* Owners of projections and subscriptions, from the utility hook (owners.c). */
 extern Oid *roles_to_drop(Node *statement);
@@ -170,25 +169,6 @@ extern void after_role_statement(Node *statement, const Oid *dropped_roles);
 
 /* The ordering lock of changes to the projections (eventsource.c; projection.c, DROP OWNED in owners.c). */
 extern void lock_projection_changes(void);
-
-/*
- * The transactions of the worker's jobs (notifier.c), as worker_spi runs
- * them: worker_start_transaction gives the transaction a fresh start time
- * (now()), shows activity in pg_stat_activity, locks the extension, takes
- * the snapshot and connects to SPI, and returns whether the worker may act
- * on the extension (only the installed extension, in a schema only
- * superusers can change: notifier.c); worker_commit_transaction
- * and worker_abort_transaction (after an error caught) end it and return to
- * the memory context of the worker's round; worker_catch_error, in a
- * PG_CATCH, copies the error there and aborts.  worker_commit_without_flush
- * lets a transaction whose loss in a crash costs nothing commit without
- * waiting for the WAL flush.
- */
-extern bool worker_start_transaction(const char *activity);
-extern void worker_commit_transaction(void);
-extern void worker_abort_transaction(void);
-extern ErrorData *worker_catch_error(void);
-extern void worker_commit_without_flush(void);
 
 /*
  * Slices of the worker's jobs, until deadline: the async projections

@@ -45,6 +45,7 @@
 #include "statistics.h"
 #include "stream_write.h"
 #include "streams.h"
+#include "worker_transaction.h"
 
 PG_FUNCTION_INFO_V1(eventsource_scavenge);
 
