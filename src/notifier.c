@@ -1638,12 +1638,11 @@ follow_earlier_prepared_transactions(void)
  * and exits quietly when it is not: the launcher then starts no worker here
  * again until an extension is created or altered here, or a transaction
  * prepared before the server restarted commits
- * (follow_earlier_prepared_transactions).  Reads pg_extension
- * and pg_prepared_xacts only, nothing of a schema that any role could have
- * made.  Exits first if a
- * statement paused the database before this worker had its pid in the slot
- * (so the statement could not stop it): the launcher starts it again as soon
- * as the pause ends.
+ * (follow_earlier_prepared_transactions).  Reads pg_extension and
+ * pg_prepared_xacts only, nothing of a schema that any role could have made.
+ * Exits first if a statement paused the database before this worker had its
+ * pid in the slot (so the statement could not stop it): the launcher starts
+ * it again as soon as the pause ends.
  */
 static void
 report_installation(void)
