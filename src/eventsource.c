@@ -30,6 +30,7 @@
 #include "epoch.h"
 #include "eventsource.h"
 #include "statistics.h"
+#include "worker_shared.h"
 
 PG_MODULE_MAGIC;
 
@@ -52,7 +53,8 @@ void		_PG_init(void);
 
 /*
  * Defines the extension's settings when the library is loaded; loaded by
- * shared_preload_libraries, it also sets up the notifier (notifier.c).
+ * shared_preload_libraries, it also sets up the worker (worker_shared.c,
+ * launcher.c).
  */
 void
 _PG_init(void)
@@ -134,7 +136,8 @@ _PG_init(void)
 	if (process_shared_preload_libraries_in_progress)
 	{
 		preloaded = true;
-		notifier_preload_init();
+		worker_shared_preload_init();
+		launcher_preload_init();
 		statistics_preload_init();
 		epoch_preload_init();
 	}
