@@ -154,9 +154,11 @@ extern char *eventsource_notify_databases;
 extern int	eventsource_max_databases;
 extern int	eventsource_max_databases_per_owner;
 extern int	eventsource_notify_max_delay;
+extern bool eventsource_scavenge_enabled;
 extern int	eventsource_scavenge_interval;
+extern int	eventsource_scavenge_slice;
 extern bool eventsource_async_projections;
-extern int	eventsource_worker_job_slice;
+extern int	eventsource_async_projection_slice;
 
 /* The launcher and the utility hook that pauses a database's worker (launcher.c). */
 extern void launcher_preload_init(void);

@@ -370,7 +370,7 @@ scavenge_every_interval(TimestampTz deadline)
 	}
 	scavenge_pass_under_way = run_scavenge_slice(deadline);
 	if (scavenge_pass_under_way)
-		return eventsource_worker_job_slice;
+		return eventsource_scavenge_slice;
 	scavenge_pass_ended_at = GetCurrentTimestamp();
 	return interval_ms;
 }
@@ -382,14 +382,15 @@ scavenge_every_interval(TimestampTz deadline)
 
 /*
  * A job of the worker.  run does a slice of it, in transactions of its own,
- * until the deadline it is given (eventsource.worker_job_slice from its
- * start), and returns the milliseconds until it has work again (0: at
- * once; -1: none, until new events wake the worker or IDLE_TIMEOUT_MS).
+ * until the deadline it is given (its slice setting from its start), and
+ * returns the milliseconds until it has work again (0: at once; -1: none,
+ * until new events wake the worker or IDLE_TIMEOUT_MS).
  */
 typedef struct WorkerJob
 {
 	const char *name;			/* for the server log */
 	bool		(*on) (void);	/* its setting */
+	const int  *slice_ms;		/* its setting of a slice's length; NULL: no deadline */
 	long		(*run) (TimestampTz deadline);
 	bool		runs_when_woken;	/* an append (the latch) may give it work */
 	TimestampTz ready_at;		/* when to run it next; DT_NOEND: not while off */
@@ -403,9 +404,9 @@ typedef struct WorkerJob
  * than a slice (and a handler call).
  */
 static WorkerJob worker_jobs[] = {
-	{"notifications", notifications_on, notify_newly_visible, true, 0, 0, 0},
-	{"async projections", async_projections_on, run_async_projections, true, 0, 0, 0},
-	{"scavenge", scavenge_on, scavenge_every_interval, false, 0, 0, 0},
+	{"notifications", notifications_on, NULL, notify_newly_visible, true, 0, 0, 0},
+	{"async projections", async_projections_on, &eventsource_async_projection_slice, run_async_projections, true, 0, 0, 0},
+	{"scavenge", scavenge_on, &eventsource_scavenge_slice, scavenge_every_interval, false, 0, 0, 0},
 };
 
 #define WORKER_JOB_COUNT ((int) lengthof(worker_jobs))
@@ -426,7 +427,8 @@ static WorkerJob worker_jobs[] = {
 static long
 run_job_slice(WorkerJob *job)
 {
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), eventsource_worker_job_slice);
+	TimestampTz deadline = job->slice_ms == NULL ? DT_NOEND :
+		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), *job->slice_ms);
 	volatile long wait_ms = 0;
 
 	PG_TRY();

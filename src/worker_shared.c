@@ -323,7 +323,7 @@ async_projections_on(void)
 bool
 scavenge_on(void)
 {
-	return eventsource_scavenge_interval > 0;
+	return eventsource_scavenge_enabled && eventsource_scavenge_interval > 0;
 }
 
 /* Whether any job of the worker is on: the launcher starts the workers only then. */
