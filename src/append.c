@@ -21,6 +21,7 @@
 #include "eventsource.h"
 #include "stream_write.h"
 #include "streams.h"
+#include "worker_shared.h"
 
 /* ------------------------------------------------------------------------
  * Input

@@ -30,6 +30,7 @@
 #include "epoch.h"
 #include "eventsource.h"
 #include "statistics.h"
+#include "worker_shared.h"
 
 PG_MODULE_MAGIC;
 
@@ -41,9 +42,11 @@ char	   *eventsource_notify_databases = NULL;
 int			eventsource_max_databases = 64;
 int			eventsource_max_databases_per_owner = 2;
 int			eventsource_notify_max_delay = 50;
+bool		eventsource_scavenge_enabled = true;
 int			eventsource_scavenge_interval = 60;
+int			eventsource_scavenge_slice = 10;
 bool		eventsource_async_projections = true;
-int			eventsource_worker_job_slice = 10;
+int			eventsource_async_projection_slice = 10;
 
 /* Whether shared_preload_libraries loaded the library (its shared memory and workers exist). */
 static bool preloaded = false;
@@ -52,7 +55,8 @@ void		_PG_init(void);
 
 /*
  * Defines the extension's settings when the library is loaded; loaded by
- * shared_preload_libraries, it also sets up the notifier (notifier.c).
+ * shared_preload_libraries, it also sets up the worker (worker_shared.c,
+ * launcher.c).
  */
 void
 _PG_init(void)
@@ -92,12 +96,26 @@ _PG_init(void)
 							50, 1, 10000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("eventsource.scavenge",
+							 "Whether the worker runs scavenge in the databases it serves, every eventsource.scavenge_interval.",
+							 "Needs eventsource in shared_preload_libraries.",
+							 &eventsource_scavenge_enabled,
+							 true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
 	DefineCustomIntVariable("eventsource.scavenge_interval",
 							"How often the worker runs scavenge in the databases it serves.",
-							"0 turns it off. Each pass removes hidden events in batches, a transaction each, until none is left; the batches adapt to eventsource.worker_job_slice.",
+							"Each pass removes hidden events in batches, a transaction each, until none is left. 0 also turns it off, as before 0.8.0 (eventsource.scavenge is the switch; from 0.9.0 the interval is at least 1 s).",
 							&eventsource_scavenge_interval,
 							60, 0, INT_MAX / 1000,
 							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("eventsource.scavenge_slice",
+							"The longest the worker spends on a slice of a scavenge pass before it looks for new events to announce, and rests after it.",
+							"Scavenge deletes in batches, a transaction each, sized to take about half of the slice; after each slice of a pass it rests as long.",
+							&eventsource_scavenge_slice,
+							10, 1, 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	DefineCustomBoolVariable("eventsource.async_projections",
 							 "Whether the worker runs the async projections of the databases it serves.",
@@ -106,10 +124,10 @@ _PG_init(void)
 							 true,
 							 PGC_SIGHUP, 0,
 							 NULL, NULL, NULL);
-	DefineCustomIntVariable("eventsource.worker_job_slice",
-							"The longest the worker spends on a slice of one of its jobs before it looks for new events to announce.",
-							"An async projection handles events until the slice is spent (at least one), scavenge deletes in batches that take about half of it; each commits its own transactions, which last no longer than the slice plus one handler call.",
-							&eventsource_worker_job_slice,
+	DefineCustomIntVariable("eventsource.async_projection_slice",
+							"The longest the worker spends on a slice of its async projections before it looks for new events to announce.",
+							"An async projection's turn handles events until the slice is spent (at least one) and commits; its transactions last no longer than the slice plus one handler call.",
+							&eventsource_async_projection_slice,
 							10, 1, 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
@@ -134,7 +152,8 @@ _PG_init(void)
 	if (process_shared_preload_libraries_in_progress)
 	{
 		preloaded = true;
-		notifier_preload_init();
+		worker_shared_preload_init();
+		launcher_preload_init();
 		statistics_preload_init();
 		epoch_preload_init();
 	}

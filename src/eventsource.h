@@ -6,7 +6,7 @@
  *	  versions and the declarations of the modules that have no header of
  *	  their own yet.  Modules with their own: arguments.h, checkpoint.h,
  *	  epoch.h, kept_plan.h, log.h, statistics.h, streams.h, stream_write.h,
- *	  trust.h, worker_transaction.h.
+ *	  trust.h, worker_shared.h, worker_transaction.h.
  *
  *-------------------------------------------------------------------------
  */
@@ -154,14 +154,14 @@ extern char *eventsource_notify_databases;
 extern int	eventsource_max_databases;
 extern int	eventsource_max_databases_per_owner;
 extern int	eventsource_notify_max_delay;
+extern bool eventsource_scavenge_enabled;
 extern int	eventsource_scavenge_interval;
+extern int	eventsource_scavenge_slice;
 extern bool eventsource_async_projections;
-extern int	eventsource_worker_job_slice;
+extern int	eventsource_async_projection_slice;
 
-/* The bus and the launcher (notifier.c). */
-extern void notifier_preload_init(void);
-extern void notifier_wake_at_commit(void);
-extern bool notifier_serves_this_database(void);
+/* The launcher and the utility hook that pauses a database's worker (launcher.c). */
+extern void launcher_preload_init(void);
 
 /* Owners of projections and subscriptions, from the utility hook (owners.c). */
 extern Oid *roles_to_drop(Node *statement);

@@ -606,7 +606,7 @@ eventsource_scavenge(PG_FUNCTION_ARGS)
 /*
  * The size of the worker's next scavenge batch, in events removed and in
  * streams visited: it adapts so that a batch, a transaction of its own,
- * takes about half of eventsource.worker_job_slice, from
+ * takes about half of eventsource.scavenge_slice, from
  * SCAVENGE_FIRST_BATCH_ROWS, at most doubling or halving from one batch to
  * the next.
  */
@@ -639,7 +639,7 @@ run_scavenge_slice(TimestampTz deadline)
 		int			asked = scavenge_batch_rows;
 		ScavengeBatch batch = {0, NULL, 0, NULL, 0};
 		double		elapsed_ms;
-		double		target_ms = eventsource_worker_job_slice / 2.0;
+		double		target_ms = eventsource_scavenge_slice / 2.0;
 		const char *next_stream;
 
 		if (worker_start_transaction("eventsource notifier: scavenge") &&

@@ -5,7 +5,7 @@
  *	  the owners of its own objects: DROP ROLE of an owner fails naming what
  *	  it owns, REASSIGN OWNED hands its projections and subscriptions to the
  *	  new role, and DROP OWNED drops them.  Run from the utility hook
- *	  (notifier.c), so only with the library preloaded, and like PostgreSQL's
+ *	  (launcher.c), so only with the library preloaded, and like PostgreSQL's
  *	  own checks only in the current database: elsewhere a projection whose
  *	  owner is gone stops with an error naming it (projection.c).
  *

@@ -78,6 +78,7 @@
 #include "eventsource.h"
 #include "kept_plan.h"
 #include "log.h"
+#include "worker_shared.h"
 #include "worker_transaction.h"
 
 PG_FUNCTION_INFO_V1(eventsource_run_inline_projections);

@@ -42,6 +42,7 @@
 #include "statistics.h"
 #include "stream_write.h"
 #include "streams.h"
+#include "worker_shared.h"
 
 /* Set while an append's INSERT runs: the inline projections' trigger acts only then. */
 bool		eventsource_appending = false;

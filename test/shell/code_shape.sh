@@ -2,8 +2,8 @@
 # code_shape.sh: the layers of the C code. Every function or variable a file of src/ defines and
 # another file uses is an edge between the two files. The core (the modules every feature builds
 # on) uses no feature and has no cycle; a feature uses the core only, never another feature; the
-# worker (notifier.c: the launcher and the per-database loop that runs the features' jobs) may use
-# any file, and no file uses it but through the core (for now, but for the services listed below).
+# worker (launcher.c and notifier.c: the launcher and the per-database loop that runs the features'
+# jobs) may use any file, and no file uses it: backends reach it through the core (worker_shared.c).
 # _PG_init (eventsource.c) calls each module's *_preload_init. Needs python3; reads the sources only.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -12,20 +12,13 @@ src=$(cd "$here/../../src" && pwd)
 
 # The layers: every file of src/ is in exactly one.
 core="eventsource arguments kept_plan log streams stream_write checkpoint epoch statistics guard trust
-  worker_transaction"
+  worker_transaction worker_shared"
 features="append read snapshot subscription projection lifecycle owners"
-worker="notifier"
-# Debt, to be paid by moving them out of notifier.c into a core file of their own (issue 15): the
-# worker's services that the core and the features still call in notifier.c (waking it at commit,
-# whether it serves this database: both read the launcher's shared memory), which uses the
-# features' jobs in turn. An edge that needs any other symbol fails, and so does a symbol here
-# that no edge needs any more: the list only shrinks.
-worker_services_in_notifier="notifier_wake_at_commit notifier_serves_this_database"
+worker="launcher notifier"
 
-report=$(python3 - "$src" "$core" "$features" "$worker" "$worker_services_in_notifier" <<'PYTHON'
+report=$(python3 - "$src" "$core" "$features" "$worker" <<'PYTHON'
 import os, re, sys
 src, core, features, worker = sys.argv[1], set(sys.argv[2].split()), set(sys.argv[3].split()), set(sys.argv[4].split())
-debt = set(sys.argv[5].split())
 
 def code_of(path):
     text = open(path).read()
@@ -64,18 +57,10 @@ for f in files:
 def layer(f):
     return 'core' if f in core else 'feature' if f in features else 'worker'
 
-debt_used = set()
 for (user, owner), symbols in sorted(edges.items()):
     if layer(owner) == 'worker' or (layer(user) == 'core' and layer(owner) != 'core') \
        or (layer(user) == 'feature' and layer(owner) == 'feature'):
-        if owner in worker:
-            debt_used |= symbols & debt
-        if owner in worker and symbols <= debt:
-            print('debt %s (%s) -> %s: %s' % (user, layer(user), owner, ', '.join(sorted(symbols))))
-        else:
-            print('edge %s (%s) -> %s (%s): %s' % (user, layer(user), owner, layer(owner), ', '.join(sorted(symbols))))
-for symbol in sorted(debt - debt_used):
-    print('paid %s: no file outside the worker uses it, take it off the list' % symbol)
+        print('edge %s (%s) -> %s (%s): %s' % (user, layer(user), owner, layer(owner), ', '.join(sorted(symbols))))
 
 # Cycles among the core's files.
 graph = {}
@@ -103,6 +88,4 @@ check "every file of src/ is in a layer" "$(grep -c '^unplaced' <<<"$report" || 
 check "no feature uses another feature, no core file a feature, no file the worker" \
   "$(grep -c '^edge' <<<"$report" || true)" 0
 check "the core has no cycle" "$(grep -c '^cycle' <<<"$report" || true)" 0
-check "the list of the worker's services still in notifier.c names only what is used" \
-  "$(grep -c '^paid' <<<"$report" || true)" 0
 finish code_shape

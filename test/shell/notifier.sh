@@ -6,7 +6,8 @@
 # the notifications only, and the notifier stops once every one of its jobs is off; the notifier
 # survives errors, settings reloads, restarts and clean shutdowns, and never blocks DROP DATABASE or
 # CREATE DATABASE ... TEMPLATE of the database it serves. It also scavenges every
-# eventsource.scavenge_interval (reloadable; 0 turns it off): events retention settings hide are
+# eventsource.scavenge_interval (reloadable; 0 turns it off, the way kept through 0.8.x beside
+# eventsource.scavenge, which worker_jobs.sh tests): events retention settings hide are
 # removed with no one calling scavenge, except those a subscription has not passed yet, and
 # events_scavenged counts them.
 # Starts its cluster with pg_virtualenv on the port after the one PGPORT names (test/run's cluster).

@@ -517,7 +517,7 @@ notifier_kept "1c" es_security "$security_pid"
 # ------------------------------------------------------------------------------------------------
 # 2. A look-alike schema eventsource in a served database without the extension
 # ------------------------------------------------------------------------------------------------
-# What the notifier reads there (the scavenge query of lifecycle.c, the checks of notifier.c and
+# What the notifier reads there (the scavenge query of lifecycle.c, the checks of trust.c and
 # projection.c), written by the database's owner, whose every function escalates.
 lookalike=$(psql_as dbowner es_lookalike -1 -f - <<'SQL'
 CREATE SCHEMA eventsource;

@@ -2,8 +2,9 @@
 # worker_jobs.sh: the per-database worker's jobs (notifications, async projections, scavenge), on a
 # cluster of its own.
 # 1. A failure in a projection's work is that projection's failure, also after its handler returned:
-#    in a database whose transactions are SERIALIZABLE, a handler's write skew with a session that
-#    commits while the handler sleeps fails the worker's transaction after the handler (40001, when
+#    in a database whose transactions are SERIALIZABLE (and eventsource.async_projection_slice = 1s,
+#    by a reload, so that one transaction handles several events), a handler's write skew with a
+#    session that commits while the handler sleeps fails the worker's transaction after the handler (40001, when
 #    it records its progress or commits). The transaction of several events that fails is tried again
 #    one event per transaction: the events before and after the culprit are projected once each, and
 #    the culprit, failing again each time, becomes a dead letter after max_attempts, each failure
@@ -20,10 +21,13 @@
 #    (bench/latency_subscriber.py) stays under 200 ms while an async projection with a 5 ms-per-event
 #    handler catches up with 1,500 events, and while scavenge removes 600,000 events; sampled every
 #    few milliseconds meanwhile, no transaction of the worker is older than 250 ms (the bound on the
-#    visibility horizon it can hold), and pg_stat_activity shows its scavenge transactions active.
-# 4. Each job has its own setting: eventsource.notify = off stops the notifications only (async
-#    projections go on, the worker keeps running), eventsource.async_projections = off stops the
-#    async projections only.
+#    visibility horizon it can hold), and pg_stat_activity shows its scavenge transactions active;
+#    with eventsource.scavenge_slice = 1s (a reload), scavenge's batches grow past 250 ms.
+# 4. Each job has its own settings (their defaults, units and ranges in pg_settings):
+#    eventsource.notify = off stops the notifications only (async projections go on, the worker
+#    keeps running), eventsource.async_projections = off the async projections only,
+#    eventsource.scavenge = off the scavenge only (with scavenge_interval 1 s); with all three off
+#    the worker stops, and one on again starts it.
 # Binaries from EVENTSOURCE_PG_BIN (default the system's 15); port EVENTSOURCE_WORKER_JOBS_PORT
 # (default PGPORT + 26).
 set -euo pipefail
@@ -126,9 +130,10 @@ conflicts() { # conflicts N: N conflicting transactions in a row, each against a
     previous=$("$bin/psql" -X -q -v ON_ERROR_STOP=1 -At -d "$ssi" -v previous="$previous" -f "$work/conflict.sql" | head -1) || true
   done
 }
-# With slices of a second, the five events are handled in one transaction, which fails at the fourth
-# (its handler's first write once the conflicting transaction has committed).
-psql_ssi -c "ALTER SYSTEM SET eventsource.worker_job_slice = '1s'" -c "SELECT pg_reload_conf()" > /dev/null || true
+# With slices of a second (eventsource.async_projection_slice, by a reload), the five events are
+# handled in one transaction, which fails at the fourth (its handler's first write once the
+# conflicting transaction has committed).
+psql_ssi -c "ALTER SYSTEM SET eventsource.async_projection_slice = '1s'" -c "SELECT pg_reload_conf()" > /dev/null || true
 sleep 1
 conflicts 3 > /dev/null &
 conflicting=$!
@@ -154,7 +159,7 @@ check "the failed transaction of several events is logged, and tried again one e
   "$(grep -c 'projection "skew" failed in a transaction of 4 events: could not serialize access' "$work/server.log" || true)" 1
 check "each failure of the culprit is logged, naming it" \
   "$(grep -c "projection \"skew\" failed on the event at global position $third (attempt [12] of 2): could not serialize access" "$work/server.log" || true)" 2
-psql_ssi -c "ALTER SYSTEM RESET eventsource.worker_job_slice" -c "SELECT pg_reload_conf()" > /dev/null || true
+psql_ssi -c "ALTER SYSTEM RESET eventsource.async_projection_slice" -c "SELECT pg_reload_conf()" > /dev/null || true
 check "the worker kept its pid" "$(worker_pid "$ssi")" "$ssi_pid"
 check "and never exited" "$(exits)" 0
 
@@ -269,10 +274,47 @@ check "while scavenge removes 600,000 events, notifications stay prompt: p99 und
 check "the worker's transactions stay short meanwhile: none seen older than 250 ms" "$(below "$oldest" 250)" below
 check "pg_stat_activity shows the worker active in its scavenge transactions" "$([ "${scavenging:-0}" -gt 0 ] && echo seen)" seen
 check "scavenge was still under way at the end" "$(psql_db -c "SELECT events_scavenged < 599400 FROM eventsource.statistics()")" t
+# eventsource.scavenge_slice = 1s, by a reload: the batches of the pass under way grow to take about
+# half a second each, so a scavenge transaction older than 250 ms shows.
+psql_db -c "ALTER SYSTEM SET eventsource.scavenge_slice = '1s'" -c "SELECT pg_reload_conf()" > /dev/null || true
+echo "# left to scavenge at the reload: $(psql_db -c "SELECT 599400 - events_scavenged FROM eventsource.statistics()")"
+# longest_scavenge_transaction: within 20 s, the age in ms of the worker's first scavenge transaction
+# seen older than 250 ms, sampled every 5 ms, or 0 when none.
+longest_scavenge_transaction() {
+  psql_db 2>&1 <<'SQL' | sed -n 's/.*NOTICE:  oldest \([0-9]*\).*/\1/p'
+DO $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    age float8 := 0;
+BEGIN
+    WHILE clock_timestamp() < started + interval '20 seconds' AND age <= 250 LOOP
+        COMMIT;
+        SELECT coalesce(max(extract(epoch FROM clock_timestamp() - a.xact_start) * 1000), 0) INTO age
+          FROM pg_stat_activity a
+         WHERE a.backend_type = 'eventsource notifier' AND a.datname = current_database()
+           AND a.state = 'active' AND a.query LIKE '%scavenge%';
+        PERFORM pg_sleep(0.005);
+    END LOOP;
+    RAISE NOTICE 'oldest %', round(CASE WHEN age > 250 THEN age ELSE 0 END);
+END
+$$;
+SQL
+}
+longest=$(longest_scavenge_transaction)
+echo "# a scavenge transaction seen $longest ms old"
+check "with eventsource.scavenge_slice = 1s, scavenge transactions last longer than 250 ms" \
+  "$([ "${longest:-0}" -gt 250 ] && echo longer)" longer
+psql_db -c "ALTER SYSTEM RESET eventsource.scavenge_slice" -c "SELECT pg_reload_conf()" > /dev/null || true
 wait_for "SELECT events_scavenged = 599400 FROM eventsource.statistics()" 90 || true
 check "and removes every hidden event in the end" "$(psql_db -c "SELECT count(*) FROM eventsource.events WHERE stream_id LIKE 'junk-%'")" 600
 
 # 4. One setting per job.
+check "each job's switch and pacing settings: defaults, units, ranges, reloadable" \
+  "$(psql_db -c "SELECT string_agg(concat_ws(' ', name, boot_val, unit, min_val, max_val, context), ', ' ORDER BY name) FROM pg_settings
+                 WHERE name IN ('eventsource.notify', 'eventsource.notify_max_delay', 'eventsource.async_projections',
+                                'eventsource.async_projection_slice', 'eventsource.scavenge', 'eventsource.scavenge_interval',
+                                'eventsource.scavenge_slice')")" \
+  "eventsource.async_projection_slice 10 ms 1 1000 sighup, eventsource.async_projections on sighup, eventsource.notify on sighup, eventsource.notify_max_delay 50 ms 1 10000 sighup, eventsource.scavenge on sighup, eventsource.scavenge_interval 60 s 0 2147483 sighup, eventsource.scavenge_slice 10 ms 1 1000 sighup"
 listen() { /usr/bin/python3 "$here/bus/listen.py" --dbname "$db" --channel eventsource --count 1 --timeout "$1"; }
 # heard_after_append SECONDS STREAM: listens, appends to STREAM, prints how many notifications came within SECONDS.
 heard_after_append() {
@@ -300,7 +342,27 @@ check "but not projected" "$(counted)" "$before"
 psql_db -c "ALTER SYSTEM RESET eventsource.async_projections" -c "SELECT pg_reload_conf()" > /dev/null || true
 wait_for "SELECT count(*) = 1 FROM model.counted WHERE n = 10" 10 || true
 check "on again, they catch up" "$(psql_db -c "SELECT count(*) FROM model.counted WHERE n = 10")" 1
+# eventsource.scavenge = off stops the scavenge job only, eventsource.scavenge_interval (1 s here) as it is.
+stored() { psql_db -c "SELECT count(*) FROM eventsource.events WHERE stream_id = 'spare-1'"; }
+psql_db -c "ALTER SYSTEM SET eventsource.scavenge = off" -c "SELECT pg_reload_conf()" > /dev/null || true
+sleep 1
+psql_db -c "SELECT eventsource.append_events('spare-1', (SELECT jsonb_agg(jsonb_build_object('type', 'Spare', 'data', '{}'::jsonb))
+                                              FROM generate_series(1, 10)))" \
+        -c "SELECT eventsource.set_stream_metadata('spare-1', '{\"max_count\": 1}')" > /dev/null
+sleep 3
+check "with eventsource.scavenge = off, the worker removes no hidden event" "$(stored)" 10
+check "but announces appends" "$(heard_after_append 5 family-3 11)" 1
+psql_db -c "ALTER SYSTEM RESET eventsource.scavenge" -c "SELECT pg_reload_conf()" > /dev/null || true
+wait_for "SELECT count(*) = 1 FROM eventsource.events WHERE stream_id = 'spare-1'" 10 || true
+check "on again, it removes them" "$(stored)" 1
 check "the worker kept its pid throughout" "$(worker_pid)" "$pid"
 check "and never exited" "$(exits)" 0
+# eventsource.scavenge = off is one of the three switches: with all three off the worker stops.
+psql_db -c "ALTER SYSTEM SET eventsource.notify = off" -c "ALTER SYSTEM SET eventsource.async_projections = off" \
+        -c "ALTER SYSTEM SET eventsource.scavenge = off" -c "SELECT pg_reload_conf()" > /dev/null || true
+check "with eventsource.notify, async_projections and scavenge off, the worker stops" \
+  "$(output_within 20 psql_db -c "SELECT 'stopped' WHERE NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'eventsource notifier' AND datname = '$db')")" stopped
+psql_db -c "ALTER SYSTEM RESET eventsource.scavenge" -c "SELECT pg_reload_conf()" > /dev/null || true
+check "scavenge on again, it runs again" "$([ -n "$(worker_pid)" ] && echo running)" running
 
 finish worker_jobs
