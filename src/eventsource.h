@@ -179,4 +179,7 @@ extern void lock_projection_changes(void);
 extern long run_async_projections(TimestampTz deadline);
 extern bool run_scavenge_slice(TimestampTz deadline);
 
+/* Whether such a slice ends now: at its deadline, or when notifications wait (notifier.c). */
+extern bool worker_slice_ends(TimestampTz deadline);
+
 #endif							/* EVENTSOURCE_H */

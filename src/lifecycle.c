@@ -52,6 +52,8 @@ PG_FUNCTION_INFO_V1(eventsource_scavenge);
 /* The worker's first scavenge batch, and its smallest (so that a pass always moves on). */
 #define SCAVENGE_FIRST_BATCH_ROWS	100
 #define SCAVENGE_FEWEST_BATCH_ROWS	10
+/* A batch holds the notifications back while it runs (worker_slice_ends): about this long at most. */
+#define SCAVENGE_LONGEST_BATCH_MS	5.0
 
 static KeptPlan lock_stream_plan = {
 	"SELECT s.stream_version, s.tombstoned_at IS NOT NULL"
@@ -606,9 +608,9 @@ eventsource_scavenge(PG_FUNCTION_ARGS)
 /*
  * The size of the worker's next scavenge batch, in events removed and in
  * streams visited: it adapts so that a batch, a transaction of its own,
- * takes about half of eventsource.worker_job_slice, from
- * SCAVENGE_FIRST_BATCH_ROWS, at most doubling or halving from one batch to
- * the next.
+ * takes about half of eventsource.worker_job_slice (SCAVENGE_LONGEST_BATCH_MS
+ * at most), from SCAVENGE_FIRST_BATCH_ROWS, at most doubling or halving from
+ * one batch to the next.
  */
 static int	scavenge_batch_rows = SCAVENGE_FIRST_BATCH_ROWS;
 
@@ -622,7 +624,8 @@ static char scavenge_from_stream[EVENTSOURCE_MAX_STREAM_ID_BYTES + 1] = "";
 
 /*
  * A slice of the worker's scavenge job: batches, each in a transaction of
- * its own, until the deadline or the end of the pass: a batch that removed
+ * its own, until the slice ends (worker_slice_ends: its deadline, or
+ * notifications to send) or the pass does: a batch that removed
  * fewer rows than it could and visited fewer streams than it could.  The
  * next batch goes on from the last stream the batch removed from when it
  * removed all it could (the stream may have more), else from the last one it
@@ -639,7 +642,7 @@ run_scavenge_slice(TimestampTz deadline)
 		int			asked = scavenge_batch_rows;
 		ScavengeBatch batch = {0, NULL, 0, NULL, 0};
 		double		elapsed_ms;
-		double		target_ms = eventsource_worker_job_slice / 2.0;
+		double		target_ms = Min(eventsource_worker_job_slice / 2.0, SCAVENGE_LONGEST_BATCH_MS);
 		const char *next_stream;
 
 		if (worker_start_transaction("eventsource notifier: scavenge") &&
@@ -662,7 +665,7 @@ run_scavenge_slice(TimestampTz deadline)
 		scavenge_batch_rows = (int) Max(Min(asked * target_ms / elapsed_ms, Min(2.0 * asked, EVENTSOURCE_MAX_SCAVENGE_EVENTS)),
 										Max(asked / 2, SCAVENGE_FEWEST_BATCH_ROWS));
 		CHECK_FOR_INTERRUPTS();
-		if (GetCurrentTimestamp() >= deadline)
+		if (worker_slice_ends(deadline))
 			return true;
 	}
 }

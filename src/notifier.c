@@ -153,6 +153,16 @@ typedef struct NotifierSlot
 	bool		has_notified;
 	Checkpoint	last_checkpoint;
 	TimestampTz last_notified_at;
+
+	/*
+	 * Set, unlocked, by a backend whose transaction appended events, when it
+	 * commits and before it sets the notifier's latch (SetLatch's barrier
+	 * orders the two); cleared by the notifications job before it looks.  A
+	 * latch alone would not do: a handler the worker calls may reset it
+	 * (pg_sleep, a lock wait).  Other jobs end their slices when it is set
+	 * (worker_slice_ends).
+	 */
+	bool		events_committed;
 } NotifierSlot;
 
 /* A prepared transaction that created, altered or dropped an extension. */
@@ -726,7 +736,10 @@ act_at_transaction_end(XactEvent event, void *arg)
 
 			/* Unlocked reads: at worst a spurious or a missed wake-up of a notifier starting up. */
 			if (slot->database_oid == MyDatabaseId && slot->pid != 0)
+			{
+				slot->events_committed = true;
 				set_latch_of(slot->procno);
+			}
 		}
 	}
 	if (commit && (actions & (EXTENSION_CHANGED_AT_COMMIT | EXTENSION_DROPPED_AT_COMMIT)))
@@ -1733,7 +1746,12 @@ static long
 notify_newly_visible(TimestampTz deadline)
 {
 	long		timeout = IDLE_TIMEOUT_MS;
-	ExtensionTrust trust = start_job_transaction("eventsource notifier: looking for new events");
+	ExtensionTrust trust;
+
+	/* Before the snapshot: the events of a commit that sets it again after are announced next time. */
+	my_slot->events_committed = false;
+	pg_memory_barrier();
+	trust = start_job_transaction("eventsource notifier: looking for new events");
 
 	if (trust == EXTENSION_NOT_INSTALLED)
 	{
@@ -1813,14 +1831,16 @@ static bool scavenge_pass_under_way = false;
 
 /*
  * The scavenge job: a pass every eventsource.scavenge_interval, each slice
- * of it in batches of its own (lifecycle.c), and a slice's time of rest after
- * each slice: a pass under way never takes more than half of the worker's
- * time, or floods the disk with what it deletes.
+ * of it in batches of its own (lifecycle.c), and after each slice a rest as
+ * long as the slice took (a millisecond at least): a pass under way never
+ * takes more than half of the worker's time, or floods the disk with what it
+ * deletes, however early the notifications end its slices.
  */
 static long
 scavenge_every_interval(TimestampTz deadline)
 {
 	long		interval_ms = eventsource_scavenge_interval * 1000L;
+	TimestampTz started;
 
 	if (!scavenge_pass_under_way)
 	{
@@ -1829,9 +1849,10 @@ scavenge_every_interval(TimestampTz deadline)
 		if (since_ms < interval_ms)
 			return interval_ms - since_ms;
 	}
+	started = GetCurrentTimestamp();
 	scavenge_pass_under_way = run_scavenge_slice(deadline);
 	if (scavenge_pass_under_way)
-		return eventsource_worker_job_slice;
+		return Max((long) ((GetCurrentTimestamp() - started + 999) / 1000), 1L);
 	scavenge_pass_ended_at = GetCurrentTimestamp();
 	return interval_ms;
 }
@@ -1862,8 +1883,10 @@ scavenge_on(void)
 /*
  * A job of the worker.  run does a slice of it, in transactions of its own,
  * until the deadline it is given (eventsource.worker_job_slice from its
- * start), and returns the milliseconds until it has work again (0: at
- * once; -1: none, until new events wake the worker or IDLE_TIMEOUT_MS).
+ * start) or, sooner, until the notifications have work
+ * (worker_slice_ends), and returns the milliseconds until it has work again
+ * (0: at once; -1: none, until new events wake the worker or
+ * IDLE_TIMEOUT_MS).
  */
 typedef struct WorkerJob
 {
@@ -1877,9 +1900,10 @@ typedef struct WorkerJob
 } WorkerJob;
 
 /*
- * The worker's jobs.  The first, the notifications, runs before and after
- * the slice of every other job, so that no job delays a notification by more
- * than a slice (and a handler call).
+ * The worker's jobs.  The first, the notifications, runs before the other
+ * jobs and after the slice of each, which ends as soon as committed events
+ * wait to be announced: no job delays a notification by more than what it
+ * was doing then (a handler call and its turn's commit, a scavenge batch).
  */
 static WorkerJob worker_jobs[] = {
 	{"notifications", notifications_on, notify_newly_visible, true, 0, 0, 0},
@@ -1969,6 +1993,36 @@ static bool
 job_ready(const WorkerJob *job)
 {
 	return job_ready_at(job) <= GetCurrentTimestamp();
+}
+
+/*
+ * Whether the notifications have work now: committed events may wait to be
+ * announced (an append's commit said so), or the time to look again has
+ * come (events held back, or written by other means).  Not while the job is
+ * off or rests after a failure.
+ */
+static bool
+notifications_due(void)
+{
+	WorkerJob  *notifications = &worker_jobs[0];
+
+	if (!notifications->on() || notifications->resting_until > GetCurrentTimestamp())
+		return false;
+	pg_memory_barrier();
+	return ((volatile NotifierSlot *) my_slot)->events_committed || job_ready(notifications);
+}
+
+/*
+ * Whether the slice of a job given deadline ends now: at the deadline, or
+ * before it as soon as the notifications have work.  The jobs look after
+ * each step of their work that they can commit alone (a projection's event,
+ * a scavenge batch), having done one at least, so that they go on however
+ * often appends come.
+ */
+bool
+worker_slice_ends(TimestampTz deadline)
+{
+	return GetCurrentTimestamp() >= deadline || notifications_due();
 }
 
 /*
