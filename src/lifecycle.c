@@ -45,6 +45,7 @@
 #include "statistics.h"
 #include "stream_write.h"
 #include "streams.h"
+#include "worker_shared.h"
 #include "worker_transaction.h"
 
 PG_FUNCTION_INFO_V1(eventsource_scavenge);
@@ -622,7 +623,8 @@ static char scavenge_from_stream[EVENTSOURCE_MAX_STREAM_ID_BYTES + 1] = "";
 
 /*
  * A slice of the worker's scavenge job: batches, each in a transaction of
- * its own, until the deadline or the end of the pass: a batch that removed
+ * its own, until the slice ends (worker_slice_ends: its deadline, or
+ * notifications to send) or the pass does: a batch that removed
  * fewer rows than it could and visited fewer streams than it could.  The
  * next batch goes on from the last stream the batch removed from when it
  * removed all it could (the stream may have more), else from the last one it
@@ -662,7 +664,7 @@ run_scavenge_slice(TimestampTz deadline)
 		scavenge_batch_rows = (int) Max(Min(asked * target_ms / elapsed_ms, Min(2.0 * asked, EVENTSOURCE_MAX_SCAVENGE_EVENTS)),
 										Max(asked / 2, SCAVENGE_FEWEST_BATCH_ROWS));
 		CHECK_FOR_INTERRUPTS();
-		if (GetCurrentTimestamp() >= deadline)
+		if (worker_slice_ends(deadline))
 			return true;
 	}
 }

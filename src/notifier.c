@@ -70,8 +70,6 @@ void		eventsource_notifier_main(Datum main_arg);
  * ------------------------------------------------------------------------
  */
 
-static NotifierSlot *my_slot = NULL;
-
 /*
  * Of the next ROUND_EVENTS events below the horizon $3 after ($1, $2), the
  * newest of each category, and how many there were.  The limit keeps the
@@ -118,7 +116,7 @@ static void
 clear_notifier_pid(int code, Datum arg)
 {
 	SpinLockAcquire(&notifier_shared->mutex);
-	my_slot->pid = 0;
+	worker_slot->pid = 0;
 	SpinLockRelease(&notifier_shared->mutex);
 }
 
@@ -190,8 +188,8 @@ report_installation(void)
 	bool		paused;
 
 	SpinLockAcquire(&notifier_shared->mutex);
-	paused = my_slot->paused;
-	my_slot->restart_at_once |= paused;
+	paused = worker_slot->paused;
+	worker_slot->restart_at_once |= paused;
 	SpinLockRelease(&notifier_shared->mutex);
 	if (paused)
 		proc_exit(0);
@@ -203,7 +201,7 @@ report_installation(void)
 	CommitTransactionCommand();
 
 	SpinLockAcquire(&notifier_shared->mutex);
-	my_slot->installation = installed ? INSTALLATION_FOUND : INSTALLATION_ABSENT;
+	worker_slot->installation = installed ? INSTALLATION_FOUND : INSTALLATION_ABSENT;
 	SpinLockRelease(&notifier_shared->mutex);
 	wake_launcher();
 	if (!installed)
@@ -272,7 +270,12 @@ static long
 notify_newly_visible(TimestampTz deadline)
 {
 	long		timeout = IDLE_TIMEOUT_MS;
-	ExtensionTrust trust = start_job_transaction("eventsource notifier: looking for new events");
+	ExtensionTrust trust;
+
+	/* Before the snapshot: the events of a commit that sets it again after are announced next time. */
+	worker_slot->events_committed = false;
+	pg_memory_barrier();
+	trust = start_job_transaction("eventsource notifier: looking for new events");
 
 	if (trust == EXTENSION_NOT_INSTALLED)
 	{
@@ -320,10 +323,10 @@ notify_newly_visible(TimestampTz deadline)
 			notify("eventsource", &newest);
 			position = newest;
 			SpinLockAcquire(&notifier_shared->mutex);
-			my_slot->notifications++;
-			my_slot->has_notified = true;
-			my_slot->last_checkpoint = newest;
-			my_slot->last_notified_at = GetCurrentTimestamp();
+			worker_slot->notifications++;
+			worker_slot->has_notified = true;
+			worker_slot->last_checkpoint = newest;
+			worker_slot->last_notified_at = GetCurrentTimestamp();
 			SpinLockRelease(&notifier_shared->mutex);
 		}
 
@@ -352,14 +355,16 @@ static bool scavenge_pass_under_way = false;
 
 /*
  * The scavenge job: a pass every eventsource.scavenge_interval, each slice
- * of it in batches of its own (lifecycle.c), and a slice's time of rest after
- * each slice: a pass under way never takes more than half of the worker's
- * time, or floods the disk with what it deletes.
+ * of it in batches of its own (lifecycle.c), and after each slice a rest as
+ * long as the slice took (a millisecond at least): a pass under way never
+ * takes more than half of the worker's time, or floods the disk with what it
+ * deletes, however early the notifications end its slices.
  */
 static long
 scavenge_every_interval(TimestampTz deadline)
 {
 	long		interval_ms = eventsource_scavenge_interval * 1000L;
+	TimestampTz started;
 
 	if (!scavenge_pass_under_way)
 	{
@@ -368,9 +373,10 @@ scavenge_every_interval(TimestampTz deadline)
 		if (since_ms < interval_ms)
 			return interval_ms - since_ms;
 	}
+	started = GetCurrentTimestamp();
 	scavenge_pass_under_way = run_scavenge_slice(deadline);
 	if (scavenge_pass_under_way)
-		return eventsource_scavenge_slice;
+		return Max((long) ((GetCurrentTimestamp() - started + 999) / 1000), 1L);
 	scavenge_pass_ended_at = GetCurrentTimestamp();
 	return interval_ms;
 }
@@ -382,9 +388,10 @@ scavenge_every_interval(TimestampTz deadline)
 
 /*
  * A job of the worker.  run does a slice of it, in transactions of its own,
- * until the deadline it is given (its slice setting from its start), and
- * returns the milliseconds until it has work again (0: at once; -1: none,
- * until new events wake the worker or IDLE_TIMEOUT_MS).
+ * until the deadline it is given (its slice setting from its start) or,
+ * sooner, until the notifications have work (worker_slice_ends), and returns
+ * the milliseconds until it has work again (0: at once; -1: none, until new
+ * events wake the worker or IDLE_TIMEOUT_MS).
  */
 typedef struct WorkerJob
 {
@@ -399,9 +406,10 @@ typedef struct WorkerJob
 } WorkerJob;
 
 /*
- * The worker's jobs.  The first, the notifications, runs before and after
- * the slice of every other job, so that no job delays a notification by more
- * than a slice (and a handler call).
+ * The worker's jobs.  The first, the notifications, runs before the other
+ * jobs and after the slice of each, which ends as soon as committed events
+ * wait to be announced: no job delays a notification by more than what it
+ * was doing then (a handler call and its turn's commit, a scavenge batch).
  */
 static WorkerJob worker_jobs[] = {
 	{"notifications", notifications_on, NULL, notify_newly_visible, true, 0, 0, 0},
@@ -410,6 +418,13 @@ static WorkerJob worker_jobs[] = {
 };
 
 #define WORKER_JOB_COUNT ((int) lengthof(worker_jobs))
+
+/* When the job is ready to run: DT_NOEND while it is off. */
+static TimestampTz
+job_ready_at(const WorkerJob *job)
+{
+	return Max(job->ready_at, job->resting_until);
+}
 
 /*
  * Runs a slice of the job.  An error in it that its own work does not
@@ -429,8 +444,12 @@ run_job_slice(WorkerJob *job)
 {
 	TimestampTz deadline = job->slice_ms == NULL ? DT_NOEND :
 		TimestampTzPlusMilliseconds(GetCurrentTimestamp(), *job->slice_ms);
+	WorkerJob  *notifications = &worker_jobs[0];
 	volatile long wait_ms = 0;
 
+	/* What ends the slice sooner (worker_slice_ends): the notifications while they are on and do not rest. */
+	worker_notifications_due_at = job == notifications || !notifications->on() ||
+		notifications->resting_until > GetCurrentTimestamp() ? DT_NOEND : job_ready_at(notifications);
 	PG_TRY();
 	{
 		CHECK_FOR_INTERRUPTS();
@@ -469,13 +488,6 @@ run_job(WorkerJob *job)
 		return;
 	wait_ms = run_job_slice(job);
 	job->ready_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), wait_ms < 0 ? IDLE_TIMEOUT_MS : wait_ms);
-}
-
-/* When the job is ready to run: DT_NOEND while it is off. */
-static TimestampTz
-job_ready_at(const WorkerJob *job)
-{
-	return Max(job->ready_at, job->resting_until);
 }
 
 static bool
@@ -531,16 +543,16 @@ eventsource_notifier_main(Datum main_arg)
 {
 	uint64		notifications;
 
-	my_slot = &notifier_shared->slots[DatumGetInt32(main_arg)];
+	worker_slot = &notifier_shared->slots[DatumGetInt32(main_arg)];
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnectionByOid(my_slot->database_oid, InvalidOid, 0);
+	BackgroundWorkerInitializeConnectionByOid(worker_slot->database_oid, InvalidOid, 0);
 
 	SpinLockAcquire(&notifier_shared->mutex);
-	my_slot->pid = MyProcPid;
-	my_slot->procno = MyProc->pgprocno;
+	worker_slot->pid = MyProcPid;
+	worker_slot->procno = MyProc->pgprocno;
 	SpinLockRelease(&notifier_shared->mutex);
 	before_shmem_exit(clear_notifier_pid, (Datum) 0);
 	report_installation();
@@ -554,8 +566,8 @@ eventsource_notifier_main(Datum main_arg)
 	 * category channels too.
 	 */
 	SpinLockAcquire(&notifier_shared->mutex);
-	has_position = my_slot->has_notified;
-	position = my_slot->last_checkpoint;
+	has_position = worker_slot->has_notified;
+	position = worker_slot->last_checkpoint;
 	SpinLockRelease(&notifier_shared->mutex);
 
 	/* The first scavenge pass comes one interval after the start. */
@@ -565,7 +577,7 @@ eventsource_notifier_main(Datum main_arg)
 	MemoryContextSwitchTo(worker_round_context);
 
 	ereport(LOG,
-			(errmsg("eventsource notifier started for database \"%s\"", my_slot->database_name)));
+			(errmsg("eventsource notifier started for database \"%s\"", worker_slot->database_name)));
 
 	for (;;)
 	{
@@ -597,17 +609,17 @@ eventsource_notifier_main(Datum main_arg)
 		}
 
 		SpinLockAcquire(&notifier_shared->mutex);
-		my_slot->wakeups++;
+		worker_slot->wakeups++;
 		SpinLockRelease(&notifier_shared->mutex);
 
-		notifications = my_slot->notifications;
+		notifications = worker_slot->notifications;
 		run_round();
 
 		/*
 		 * After a round that notified, with no job ready at once, let
 		 * commits gather (COALESCE_MS).
 		 */
-		if (my_slot->notifications != notifications && until_next_job() != 0)
+		if (worker_slot->notifications != notifications && until_next_job() != 0)
 			(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, COALESCE_MS, PG_WAIT_EXTENSION);
 	}
 }

@@ -676,8 +676,9 @@ typedef struct Replay
 
 /*
  * Feeds the events after replay->last to the handler, up to limit of them,
- * and, when deadline is not 0, only until it has passed (one event at
- * least).  Each event is detoasted just before its handler call, in a memory
+ * and, when deadline is not 0 (the worker), only until the worker's slice
+ * ends (worker_slice_ends: the deadline, or notifications waiting), one event
+ * at least.  Each event is detoasted just before its handler call, in a memory
  * context of its own that is reset after it, so the replay holds one event
  * at a time whatever their sizes.  Connected to SPI.
  */
@@ -707,7 +708,7 @@ replay_events(Projection *projection, bool visible_only, TupleDesc event_descrip
 			Datum		event;
 
 			CHECK_FOR_INTERRUPTS();
-			if (deadline != 0 && replay->events > first && GetCurrentTimestamp() >= deadline)
+			if (deadline != 0 && replay->events > first && worker_slice_ends(deadline))
 			{
 				replay->more = true;
 				break;
@@ -737,7 +738,7 @@ replay_events(Projection *projection, bool visible_only, TupleDesc event_descrip
 			if (replay->events > first)
 				replay->more = true;
 			else if ((passed = pass_window(projection, &replay->last)) &&
-					 deadline != 0 && GetCurrentTimestamp() >= deadline)
+					 deadline != 0 && worker_slice_ends(deadline))
 				replay->more = true;
 		}
 	} while (!replay->more && (count == EVENTS_PER_READ || passed));
@@ -1624,7 +1625,7 @@ typedef struct ProjectionTurn
 
 /*
  * A turn of the projection, in a transaction of its own: its events after
- * its checkpoint until the deadline (one at least; only one while it retries
+ * its checkpoint until the slice ends (one at least; only one while it retries
  * a failing event or finds one), with its new checkpoint, committed.  A
  * projection whose owner lost the rights to run its handler stops as failed
  * at once.  Returns true when it may have more to do at once.
@@ -1889,7 +1890,7 @@ list_due_projections(List **due, Checkpoint *head)
 
 /*
  * The async projections job: turns of the projections due, each in a
- * transaction of its own, until the deadline, starting after the one whose
+ * transaction of its own, until the slice ends, starting after the one whose
  * turn came last.  Returns 0 when one may have more to do at once, else the
  * milliseconds until the next retry is due (-1: none).
  */
@@ -1910,7 +1911,7 @@ run_async_projections(TimestampTz deadline)
 	{
 		ProjectionState *state = list_nth(due, (first + i) % count);
 
-		if (GetCurrentTimestamp() >= deadline && i > 0)
+		if (i > 0 && worker_slice_ends(deadline))
 		{
 			more = true;
 			break;

@@ -35,6 +35,7 @@
 #include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 #include "utils/varlena.h"
 
 #include "eventsource.h"
@@ -254,7 +255,10 @@ act_at_transaction_end(XactEvent event, void *arg)
 
 			/* Unlocked reads: at worst a spurious or a missed wake-up of a notifier starting up. */
 			if (slot->database_oid == MyDatabaseId && slot->pid != 0)
+			{
+				slot->events_committed = true;
 				set_latch_of(slot->procno);
+			}
 		}
 	}
 	if (commit && (actions & (EXTENSION_CHANGED_AT_COMMIT | EXTENSION_DROPPED_AT_COMMIT)))
@@ -324,6 +328,31 @@ bool
 scavenge_on(void)
 {
 	return eventsource_scavenge_enabled && eventsource_scavenge_interval > 0;
+}
+
+NotifierSlot *worker_slot = NULL;
+TimestampTz worker_notifications_due_at = DT_NOEND;
+
+/*
+ * Whether the slice of one of the worker's jobs, given deadline, ends now: at
+ * the deadline, or before it as soon as the notifications have work, because
+ * an append's commit said so (events_committed) or their time to look again
+ * has come (events held back, or written by other means); not while they are
+ * off or rest.  The jobs ask after each step of their work that they can
+ * commit alone (a projection's event, a scavenge batch), having done one at
+ * least, so that they go on however often appends come.
+ */
+bool
+worker_slice_ends(TimestampTz deadline)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (now >= deadline || now >= worker_notifications_due_at)
+		return true;
+	if (worker_notifications_due_at == DT_NOEND)
+		return false;
+	pg_memory_barrier();
+	return ((volatile NotifierSlot *) worker_slot)->events_committed;
 }
 
 /* Whether any job of the worker is on: the launcher starts the workers only then. */

@@ -50,6 +50,16 @@ typedef struct NotifierSlot
 	bool		has_notified;
 	Checkpoint	last_checkpoint;
 	TimestampTz last_notified_at;
+
+	/*
+	 * Set, unlocked, by a backend whose transaction appended events, when it
+	 * commits and before it sets the notifier's latch (SetLatch's barrier
+	 * orders the two); cleared by the notifications job before it looks.  A
+	 * latch alone would not do: a handler the worker calls may reset it
+	 * (pg_sleep, a lock wait).  Other jobs end their slices when it is set
+	 * (worker_slice_ends).
+	 */
+	bool		events_committed;
 } NotifierSlot;
 
 /* A prepared transaction that created, altered or dropped an extension. */
@@ -114,6 +124,17 @@ extern bool scavenge_on(void);
 /* The databases to serve, by the settings (databases_to_serve) and pg_database. */
 extern bool databases_to_serve(List **names);
 extern bool database_to_serve(Form_pg_database database, bool every_database, List *names);
+
+/*
+ * In a database's worker: its slot, and when its notifications job has work
+ * by its own timing (DT_NOEND while it is off or rests after a failure), set
+ * by the worker's loop before each slice of its other jobs (notifier.c).
+ */
+extern NotifierSlot *worker_slot;
+extern TimestampTz worker_notifications_due_at;
+
+/* For the worker's jobs: whether the slice given deadline ends now. */
+extern bool worker_slice_ends(TimestampTz deadline);
 
 /* For the features: waking this database's worker at commit, and whether one serves it. */
 extern void notifier_wake_at_commit(void);
