@@ -367,6 +367,10 @@ notifier_process_utility(PlannedStmt *planned, const char *query_string, bool re
 	bool		needs_alone = OidIsValid(database_oid) && may_run_here &&
 		may_need_database_alone(statement, database_oid);
 	Oid		   *dropped_roles = roles_to_drop(statement);
+	bool		commit_prepared = IsA(statement, TransactionStmt) &&
+		((TransactionStmt *) statement)->kind == TRANS_STMT_COMMIT_PREPARED;
+	bool		rollback_prepared = IsA(statement, TransactionStmt) &&
+		((TransactionStmt *) statement)->kind == TRANS_STMT_ROLLBACK_PREPARED;
 
 	run_utility(needs_alone ? database_oid : InvalidOid, planned, query_string, read_only_tree,
 				context, params, query_environment, dest, completion);
@@ -374,13 +378,13 @@ notifier_process_utility(PlannedStmt *planned, const char *query_string, bool re
 	/*
 	 * When the statement's transaction ends, the launcher looks again: a
 	 * database may be new, or a prepared transaction that changed an
-	 * extension may have ended.
+	 * extension may have ended.  A prepared transaction that commits may
+	 * have appended (what it asked for at commit was dropped at PREPARE
+	 * TRANSACTION), and COMMIT PREPARED runs in its database: that
+	 * database's notifier is woken as the append's own commit would.
 	 */
-	if (database_name ||
-		(IsA(statement, TransactionStmt) &&
-		 (((TransactionStmt *) statement)->kind == TRANS_STMT_COMMIT_PREPARED ||
-		  ((TransactionStmt *) statement)->kind == TRANS_STMT_ROLLBACK_PREPARED)))
-		at_transaction_end(WAKE_LAUNCHER_AT_END);
+	if (database_name || commit_prepared || rollback_prepared)
+		at_transaction_end(WAKE_LAUNCHER_AT_END | (commit_prepared ? WAKE_NOTIFIER_AT_COMMIT : 0));
 }
 
 /*

@@ -609,9 +609,27 @@ eventsource_scavenge(PG_FUNCTION_ARGS)
  * streams visited: it adapts so that a batch, a transaction of its own,
  * takes about half of eventsource.scavenge_slice, from
  * SCAVENGE_FIRST_BATCH_ROWS, at most doubling or halving from one batch to
- * the next.
+ * the next; and the slice it was sized for.
  */
 static int	scavenge_batch_rows = SCAVENGE_FIRST_BATCH_ROWS;
+static int	scavenge_batch_slice_ms = 0;
+
+/*
+ * Scales the next batch to a slice that a reload changed since the last
+ * batch, at once: halving it batch by batch would have the batches after a
+ * reload from 1 s to 10 ms go on holding the visibility horizon for half a
+ * second, then a quarter, and so on.
+ */
+static void
+scale_scavenge_batch_to_slice(void)
+{
+	if (scavenge_batch_slice_ms != 0 && scavenge_batch_slice_ms != eventsource_scavenge_slice)
+		scavenge_batch_rows = (int) Max(Min((double) scavenge_batch_rows * eventsource_scavenge_slice /
+											scavenge_batch_slice_ms,
+											EVENTSOURCE_MAX_SCAVENGE_EVENTS),
+										SCAVENGE_FEWEST_BATCH_ROWS);
+	scavenge_batch_slice_ms = eventsource_scavenge_slice;
+}
 
 /*
  * The stream the pass under way goes on from ("" at the start of a pass).  A
@@ -635,6 +653,7 @@ static char scavenge_from_stream[EVENTSOURCE_MAX_STREAM_ID_BYTES + 1] = "";
 bool
 run_scavenge_slice(TimestampTz deadline)
 {
+	scale_scavenge_batch_to_slice();
 	for (;;)
 	{
 		TimestampTz started = GetCurrentTimestamp();

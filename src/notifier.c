@@ -135,12 +135,16 @@ static Checkpoint position = {0, 0};
 /*
  * Has the launcher follow this database's transactions prepared before it
  * followed those prepared (before the server restarted): one may have
- * created the extension, and its COMMIT PREPARED must have the database
- * looked at again.  Reads pg_prepared_xacts of pg_catalog, with no statement
- * timeout (the database's setting applies to this worker's connection).
+ * created the extension, when it is not installed, or dropped it, when it
+ * is, and its COMMIT PREPARED must have the database looked at again, its
+ * notifier stopped first if it serves the database.  (Which of them did is
+ * not known: one that changed no extension costs a look, or a restart of
+ * the notifier, once, when it commits.)  Reads pg_prepared_xacts of
+ * pg_catalog, with no statement timeout (the database's setting applies to
+ * this worker's connection).
  */
 static void
-follow_earlier_prepared_transactions(void)
+follow_earlier_prepared_transactions(bool installed)
 {
 	TransactionId followed_since;
 
@@ -164,7 +168,7 @@ follow_earlier_prepared_transactions(void)
 			DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 
 		if (TransactionIdPrecedes(transaction_id, followed_since))
-			follow_prepared_change(transaction_id, true, false);
+			follow_prepared_change(transaction_id, true, installed);
 	}
 	SPI_finish();
 	PopActiveSnapshot();
@@ -174,7 +178,8 @@ follow_earlier_prepared_transactions(void)
  * Tells the launcher whether the extension is installed in this database,
  * and exits quietly when it is not: the launcher then starts no worker here
  * again until an extension is created or altered here, or a transaction
- * prepared before the server restarted commits
+ * prepared before the server restarted commits; one that commits while it
+ * serves has it stopped and the database looked at again
  * (follow_earlier_prepared_transactions).  Reads pg_extension and
  * pg_prepared_xacts only, nothing of a schema that any role could have made.
  * Exits first if a statement paused the database before this worker had its
@@ -196,8 +201,7 @@ report_installation(void)
 
 	StartTransactionCommand();
 	installed = OidIsValid(get_extension_oid("eventsource", true));
-	if (!installed)
-		follow_earlier_prepared_transactions();
+	follow_earlier_prepared_transactions(installed);
 	CommitTransactionCommand();
 
 	SpinLockAcquire(&notifier_shared->mutex);

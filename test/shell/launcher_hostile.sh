@@ -165,6 +165,25 @@ SELECT pg_sleep(2);
 SQL
 check "a DROP EXTENSION prepared and rolled back leaves the notifier running (the same pid)" \
   "$(served es_real)" "$before"
+# An append committed by COMMIT PREPARED wakes the notifier as a commit does. The notifier has just
+# announced an older transaction's append and, with nothing held back (the prepared transaction has
+# not committed), rests for its idle second: the prepared append must not wait for the end of it.
+session ordinary postgres es_two_phase
+say ordinary "BEGIN; SELECT eventsource.append('order-ordinary', 'OrderPlaced', '{}');"
+psql_db es_two_phase -c "BEGIN" -c "SELECT eventsource.append('order-prepared', 'OrderPlaced', '{}')" \
+  -c "PREPARE TRANSACTION 'append_prepared'" > /dev/null
+/usr/bin/python3 "$here/bus/listen.py" --dbname es_two_phase --channel eventsource --count 2 --timeout 5 > "$work/heard" &
+listener=$!
+for _ in $(seq 100); do grep -q ready "$work/heard" && break; sleep 0.05; done
+say ordinary "COMMIT;"
+for _ in $(seq 100); do grep -q '^eventsource ' "$work/heard" && break; sleep 0.01; done
+committed_at=$(date +%s.%N)
+psql_db es_two_phase -c "COMMIT PREPARED 'append_prepared'"
+wait "$listener" || true
+end ordinary
+prepared=$(psql_db es_two_phase -c "SELECT checkpoint FROM eventsource.read_stream('order-prepared')")
+check "an append committed by COMMIT PREPARED is announced within 300 ms" \
+  "$(awk -v t="$committed_at" -v c="$prepared" '$1 == "eventsource" && $2 == c {print ($3 - t < 0.3) ? "within" : ($3 - t) " s"}' "$work/heard")" within
 
 # A flood of prepared extension changes.
 psql_as mallory postgres -c "CREATE DATABASE es_flood"
@@ -191,19 +210,25 @@ check "a CREATE EXTENSION prepared after a flood of prepared extension changes i
 psql_db postgres -c "CREATE DATABASE es_recovered"
 sleep 2
 psql_db es_recovered -c "BEGIN" -c "CREATE EXTENSION eventsource" -c "PREPARE TRANSACTION 'create_eventsource'"
+psql_db es_two_phase -c "BEGIN" -c "DROP EXTENSION eventsource" -c "PREPARE TRANSACTION 'drop_eventsource'"
 "$bin/pg_ctl" -D "$work/data" -m immediate stop > /dev/null
 "$bin/pg_ctl" -D "$work/data" -l "$log" -w start > /dev/null
-check "the prepared transaction survives the immediate stop" \
-  "$(psql_db postgres -c "SELECT count(*) FROM pg_prepared_xacts WHERE gid = 'create_eventsource'")" 1
-# The launcher has looked at the database meanwhile (a restart looks at every one), and found no
-# eventsource.
+check "the prepared transactions survive the immediate stop" \
+  "$(psql_db postgres -c "SELECT string_agg(gid, ',' ORDER BY gid) FROM pg_prepared_xacts")" create_eventsource,drop_eventsource
+# The launcher has looked at the databases meanwhile (a restart looks at every one): no eventsource
+# in es_recovered yet; es_two_phase has it until the drop commits.
 sleep 3
 psql_db es_recovered -c "COMMIT PREPARED 'create_eventsource'"
 check "a CREATE EXTENSION prepared before an immediate stop is served once committed after the restart" \
   "$(is_served es_recovered)" served
+check "es_two_phase is served until its prepared DROP EXTENSION commits" "$(is_served es_two_phase)" served
+psql_db es_two_phase -c "COMMIT PREPARED 'drop_eventsource'"
+check "a DROP EXTENSION prepared before an immediate stop stops the notifier once committed after the restart" \
+  "$(output_within 10 psql_db postgres -c "SELECT 'stopped' WHERE NOT EXISTS (SELECT FROM pg_stat_activity
+                                                                          WHERE backend_type = 'eventsource notifier' AND datname = 'es_two_phase')")" stopped
 # Their notifiers would take background workers that the tests below need.
 psql_db postgres -c "DROP DATABASE es_flooded WITH (FORCE)" -c "DROP DATABASE es_recovered WITH (FORCE)" \
-  -c "DROP DATABASE es_flood"
+  -c "DROP DATABASE es_flood" -c "DROP DATABASE es_two_phase WITH (FORCE)"
 
 
 # A grant of every table of the schema (GRANT ALL, which includes TRIGGER) to an application role.

@@ -22,7 +22,8 @@
 #    handler catches up with 1,500 events, and while scavenge removes 600,000 events; sampled every
 #    few milliseconds meanwhile, no transaction of the worker is older than 250 ms (the bound on the
 #    visibility horizon it can hold), and pg_stat_activity shows its scavenge transactions active;
-#    with eventsource.scavenge_slice = 1s (a reload), scavenge's batches grow past 250 ms.
+#    with eventsource.scavenge_slice = 1s (a reload), scavenge's batches grow past 250 ms, and back
+#    to 10 ms (a reload) they shrink at once: none started from 1.1 s after the reload lasts 100 ms.
 # 4. Each job has its own settings (their defaults, units and ranges in pg_settings):
 #    eventsource.notify = off stops the notifications only (async projections go on, the worker
 #    keeps running), eventsource.async_projections = off the async projections only,
@@ -304,7 +305,39 @@ longest=$(longest_scavenge_transaction)
 echo "# a scavenge transaction seen $longest ms old"
 check "with eventsource.scavenge_slice = 1s, scavenge transactions last longer than 250 ms" \
   "$([ "${longest:-0}" -gt 250 ] && echo longer)" longer
-psql_db -c "ALTER SYSTEM RESET eventsource.scavenge_slice" -c "SELECT pg_reload_conf()" > /dev/null || true
+# Back to 10 ms by a reload: the slice under way ends by its 1 s deadline, and from then on each
+# batch is sized for the new slice at once (not halved batch by batch from half a second): sampled
+# every 2 ms from 1.1 s after the reload to 3 s after it, no scavenge transaction started in that
+# time lasts 100 ms, while some are seen.
+reloaded_at=$(psql_db -c "ALTER SYSTEM RESET eventsource.scavenge_slice" -c "SELECT pg_reload_conf()" -c "SELECT clock_timestamp()" | tail -1) || true
+read -r after_reload seen_after_reload < <(psql_db 2>&1 <<SQL | sed -n 's/.*NOTICE:  after reload \([0-9]*\) \([0-9]*\).*/\1 \2/p'
+DO \$\$
+DECLARE
+    sized_from timestamptz := '$reloaded_at'::timestamptz + interval '1.1 seconds';
+    oldest float8 := 0;
+    seen int := 0;
+    sample record;
+BEGIN
+    WHILE clock_timestamp() < '$reloaded_at'::timestamptz + interval '3 seconds' LOOP
+        COMMIT;
+        SELECT extract(epoch FROM clock_timestamp() - a.xact_start) * 1000 AS age, a.xact_start >= sized_from AS sized
+          INTO sample FROM pg_stat_activity a
+         WHERE a.backend_type = 'eventsource notifier' AND a.datname = current_database()
+           AND a.state = 'active' AND a.query LIKE '%scavenge%';
+        IF sample.sized THEN
+            oldest := greatest(oldest, sample.age);
+            seen := seen + 1;
+        END IF;
+        PERFORM pg_sleep(0.002);
+    END LOOP;
+    RAISE NOTICE 'after reload % %', round(oldest), seen;
+END
+\$\$;
+SQL
+)
+echo "# scavenge transactions started 1.1-3 s after the reload to 10 ms: $seen_after_reload seen, the oldest $after_reload ms"
+check "scavenge goes on after eventsource.scavenge_slice is reloaded back to 10ms" "$([ "${seen_after_reload:-0}" -gt 0 ] && echo seen)" seen
+check "and its transactions are sized for the new slice at once: none lasts 100 ms" "$(below "${after_reload:-NULL}" 100)" below
 wait_for "SELECT events_scavenged = 599400 FROM eventsource.statistics()" 90 || true
 check "and removes every hidden event in the end" "$(psql_db -c "SELECT count(*) FROM eventsource.events WHERE stream_id LIKE 'junk-%'")" 600
 
