@@ -40,18 +40,29 @@
 /* The category of event e. */
 #define EVENT_CATEGORY "pg_catalog.split_part(e.stream_id, '-', 1)"
 
+/*
+ * Each rule of a filter twice: as it reads with its argument not NULL (a
+ * group of more than one), and as it reads with any argument, built from
+ * the first.
+ */
+
 /* Whether the category filter category (an SQL expression, NULL: every category) takes an event of event_category. */
+#define CATEGORY_IS(category, event_category) \
+	event_category " OPERATOR(pg_catalog.=) " category
 #define CATEGORY_TAKES(category, event_category) \
-	"(" category " IS NULL OR " event_category " OPERATOR(pg_catalog.=) " category ")"
+	"(" category " IS NULL OR " CATEGORY_IS(category, event_category) ")"
 
 /* Whether the event types filter event_types (a text[] expression, NULL: every type) takes event e. */
+#define EVENT_TYPE_AMONG(event_types) \
+	"e.event_type OPERATOR(pg_catalog.=) ANY (" event_types ")"
 #define EVENT_TYPES_TAKE(event_types) \
-	"(" event_types " IS NULL OR e.event_type OPERATOR(pg_catalog.=) ANY (" event_types "))"
+	"(" event_types " IS NULL OR " EVENT_TYPE_AMONG(event_types) ")"
 
 /* Whether member of a consumer group of group_size (SQL expressions) takes event e. */
+#define GROUP_MEMBER_IS(group_size, member) \
+	"eventsource.consumer_group_member(e.stream_id, " group_size ") OPERATOR(pg_catalog.=) " member
 #define GROUP_MEMBER_TAKES(group_size, member) \
-	"(" group_size " OPERATOR(pg_catalog.=) 1" \
-	" OR eventsource.consumer_group_member(e.stream_id, " group_size ") OPERATOR(pg_catalog.=) " member ")"
+	"(" group_size " OPERATOR(pg_catalog.=) 1 OR " GROUP_MEMBER_IS(group_size, member) ")"
 
 /* Whether event e comes after checkpoint, an eventsource.checkpoint expression (NULL: before the log). */
 #define AFTER_CHECKPOINT(checkpoint) \
@@ -84,6 +95,36 @@
 #define FILTER_TAKES \
 	"   AND " CATEGORY_TAKES("$5::pg_catalog.text", EVENT_CATEGORY) \
 	"   AND " GROUP_MEMBER_TAKES("$6", "$7")
+
+/*
+ * FILTER_TAKES for one shape of its arguments, with the same parameters:
+ * FILTER_SHAPES(plan) lists plan(types, category, member) for the eight
+ * shapes, in the order of filter_shape()'s numbers, each argument either ""
+ * (that part of the filter takes every event: $4 or $5 is NULL, or $6 is 1)
+ * or its condition.  A plan per shape is a plan the planner can keep (a
+ * generic plan) that still reads the category index for a category, which
+ * the NULL tests of FILTER_TAKES keep a generic plan from doing.
+ */
+#define SHAPE_TAKES_TYPES	"   AND " EVENT_TYPE_AMONG("$4::pg_catalog.text[]")
+#define SHAPE_TAKES_CATEGORY	"   AND " CATEGORY_IS("$5::pg_catalog.text", EVENT_CATEGORY)
+#define SHAPE_TAKES_MEMBER	"   AND " GROUP_MEMBER_IS("$6", "$7")
+#define FILTER_SHAPES(plan) \
+	plan("", "", ""), \
+	plan(SHAPE_TAKES_TYPES, "", ""), \
+	plan("", SHAPE_TAKES_CATEGORY, ""), \
+	plan(SHAPE_TAKES_TYPES, SHAPE_TAKES_CATEGORY, ""), \
+	plan("", "", SHAPE_TAKES_MEMBER), \
+	plan(SHAPE_TAKES_TYPES, "", SHAPE_TAKES_MEMBER), \
+	plan("", SHAPE_TAKES_CATEGORY, SHAPE_TAKES_MEMBER), \
+	plan(SHAPE_TAKES_TYPES, SHAPE_TAKES_CATEGORY, SHAPE_TAKES_MEMBER)
+#define FILTER_SHAPE_COUNT 8
+
+/* The number (0 to FILTER_SHAPE_COUNT - 1) of the shape of FILTER_TAKES's arguments in FILTER_SHAPES. */
+static inline int
+filter_shape(bool event_types_null, bool category_null, int32 consumer_group_size)
+{
+	return (event_types_null ? 0 : 1) | (category_null ? 0 : 2) | (consumer_group_size == 1 ? 0 : 4);
+}
 
 /*
  * The parameters of a read of the log through a filter: after ($1, $2), at

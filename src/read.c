@@ -92,14 +92,20 @@ static KeptPlan read_category_plan = {
  * How many events a subscription's member or a projection has yet to take,
  * and the oldest's time: eventsource.events_behind, with the parameters and
  * filter of poll, so that the lag the status views show is what poll and
- * replay deliver.  Planned with the values, so that a filter of one category
- * reads the category index.
+ * replay deliver.  One plan per shape of the filter's arguments, each kept
+ * generic: the status views call it once per member and projection, and
+ * planning it again at each call (with the values) cost eight times its run
+ * on a small log.  Each reads the log order index (the category index for a
+ * category) from the checkpoint to the horizon only.
  */
-static KeptPlan events_behind_plan = {
-	"SELECT pg_catalog.count(*), pg_catalog.min(e.recorded_at) FROM eventsource.events e"
-	LOG_CONDITIONS("$8") FILTER_TAKES,
-	FILTERED_LOG_ARGUMENTS,
-	CURSOR_OPT_CUSTOM_PLAN
+#define EVENTS_BEHIND_PLAN(types, category, member) \
+	{"SELECT pg_catalog.count(*), pg_catalog.min(e.recorded_at) FROM eventsource.events e" \
+	 LOG_RANGE("$8") types category member, \
+	 FILTERED_LOG_ARGUMENTS, \
+	 CURSOR_OPT_GENERIC_PLAN}
+
+static KeptPlan events_behind_plans[FILTER_SHAPE_COUNT] = {
+	FILTER_SHAPES(EVENTS_BEHIND_PLAN)
 };
 
 /*
@@ -238,6 +244,7 @@ eventsource_events_behind(PG_FUNCTION_ARGS)
 	values[5] = Int32GetDatum(group_size);
 	values[6] = Int32GetDatum(member);
 	values[7] = log_horizon_datum();
-	materialize_read(fcinfo, &events_behind_plan, values, nulls);
+	materialize_read(fcinfo, &events_behind_plans[filter_shape(nulls[3], nulls[4], group_size)],
+					 values, nulls);
 	return (Datum) 0;
 }

@@ -231,3 +231,35 @@ SELECT count(*) > 0 AS polled_by_its_owner FROM eventsource.poll('owned');
 RESET ROLE;
 SELECT eventsource.drop_subscription('owned');
 DROP ROLE subscription_owner, subscription_stranger;
+
+-- events_behind has a kept plan for each shape of its filter (category or not, event types or not,
+-- a member of a group of more than one or not): each counts what the log's rules, written out
+-- here, take, after every event of a log of two categories and two types, and in a second call
+-- of the same shape with other values (the kept plan, not one made for the first values).
+SELECT count(eventsource.append(category || '-' || n, event_type, '{}'))
+  FROM generate_series(1, 12) AS n, (VALUES ('order'), ('invoice')) AS c(category),
+       (VALUES ('OrderPlaced'), ('Shipped')) AS t(event_type);
+CREATE TEMP TABLE shaped_filters (category text, event_types text[], group_size int, member int);
+INSERT INTO shaped_filters
+SELECT category, event_types, group_size, member
+  FROM (VALUES (NULL), ('order'), ('invoice')) AS c(category),
+       (VALUES (NULL::text[]), (ARRAY['Shipped']), (ARRAY['OrderPlaced', 'Other'])) AS t(event_types),
+       (VALUES (1, 0), (3, 0), (3, 2), (7, 5)) AS g(group_size, member);
+WITH checkpoints AS (
+       SELECT NULL::eventsource.checkpoint AS after
+       UNION ALL
+       SELECT eventsource.checkpoint(e.transaction_id, e.global_position) FROM eventsource.events e)
+SELECT count(*) AS cases, count(DISTINCT (f.category IS NULL, f.event_types IS NULL, f.group_size = 1)) AS shapes,
+       count(*) FILTER (WHERE b.events_behind > 0) AS cases_behind,
+       count(*) FILTER (WHERE b.events_behind IS DISTINCT FROM written_out.events
+                           OR b.oldest_recorded_at IS DISTINCT FROM written_out.oldest) AS miscounted
+  FROM checkpoints c CROSS JOIN shaped_filters f
+ CROSS JOIN LATERAL eventsource.events_behind(c.after, f.category, f.event_types, f.group_size, f.member) AS b
+ CROSS JOIN LATERAL (
+       SELECT count(*) AS events, min(e.recorded_at) AS oldest
+         FROM eventsource.events e
+        WHERE (c.after IS NULL OR c.after OPERATOR(eventsource.<) eventsource.checkpoint(e.transaction_id, e.global_position))
+          AND e.transaction_id < eventsource.log_horizon()
+          AND (f.category IS NULL OR split_part(e.stream_id, '-', 1) = f.category)
+          AND (f.event_types IS NULL OR e.event_type = ANY (f.event_types))
+          AND (f.group_size = 1 OR eventsource.consumer_group_member(e.stream_id, f.group_size) = f.member)) AS written_out;
