@@ -605,30 +605,69 @@ eventsource_scavenge(PG_FUNCTION_ARGS)
 }
 
 /*
- * The size of the worker's next scavenge batch, in events removed and in
- * streams visited: it adapts so that a batch, a transaction of its own,
- * takes about half of eventsource.scavenge_slice, from
- * SCAVENGE_FIRST_BATCH_ROWS, at most doubling or halving from one batch to
- * the next; and the slice it was sized for.
+ * The bounds of the worker's next scavenge batch, in events removed and in
+ * streams visited, each adapting so that a batch, a transaction of its own,
+ * takes about half of eventsource.scavenge_slice; and the slice they were
+ * sized for.  The two cost differently (visiting a stream whose hidden
+ * events are gone but not yet vacuumed walks their index entries), so each
+ * learns its own: a bound the batch reached grows by the time left, at most
+ * doubling, and both shrink at once, in proportion, after a batch that took
+ * too long, the batch that ends a pass included (it visits every stream left
+ * and removes nothing, which a bound learnt from removing batches would
+ * make the longest of the pass).
  */
-static int	scavenge_batch_rows = SCAVENGE_FIRST_BATCH_ROWS;
-static int	scavenge_batch_slice_ms = 0;
+typedef struct ScavengeBatchBounds
+{
+	int			rows;
+	int			streams;
+} ScavengeBatchBounds;
+
+static ScavengeBatchBounds scavenge_bounds = {SCAVENGE_FIRST_BATCH_ROWS, SCAVENGE_FEWEST_BATCH_ROWS};
+static int	scavenge_bounds_slice_ms = 0;
+
+/* A bound scaled by ratio, at most doubled, within its limits. */
+static int
+scaled_bound(int bound, double ratio)
+{
+	return (int) Max(Min(bound * ratio, Min(2.0 * bound, EVENTSOURCE_MAX_SCAVENGE_EVENTS)),
+					 SCAVENGE_FEWEST_BATCH_ROWS);
+}
+
+/*
+ * Adapts the bounds after a batch that took elapsed_ms: grows those it
+ * reached, shrinks both when it took longer than target_ms.
+ */
+static void
+adapt_scavenge_bounds(const ScavengeBatch *batch, const ScavengeBatchBounds *asked,
+					  double elapsed_ms, double target_ms)
+{
+	double		ratio = target_ms / Max(elapsed_ms, 0.01);
+
+	if (ratio < 1.0 || batch->events + batch->snapshots >= (uint64) asked->rows)
+		scavenge_bounds.rows = scaled_bound(asked->rows, ratio);
+	if (ratio < 1.0 || batch->streams >= asked->streams)
+		scavenge_bounds.streams = scaled_bound(asked->streams, ratio);
+}
 
 /*
  * Scales the next batch to a slice that a reload changed since the last
- * batch, at once: halving it batch by batch would have the batches after a
- * reload from 1 s to 10 ms go on holding the visibility horizon for half a
- * second, then a quarter, and so on.
+ * batch, at once: adapting batch by batch would have the batches after a
+ * reload from 1 s to 10 ms go on holding the visibility horizon for longer
+ * than the new slice.
  */
 static void
-scale_scavenge_batch_to_slice(void)
+scale_scavenge_bounds_to_slice(void)
 {
-	if (scavenge_batch_slice_ms != 0 && scavenge_batch_slice_ms != eventsource_scavenge_slice)
-		scavenge_batch_rows = (int) Max(Min((double) scavenge_batch_rows * eventsource_scavenge_slice /
-											scavenge_batch_slice_ms,
-											EVENTSOURCE_MAX_SCAVENGE_EVENTS),
-										SCAVENGE_FEWEST_BATCH_ROWS);
-	scavenge_batch_slice_ms = eventsource_scavenge_slice;
+	if (scavenge_bounds_slice_ms != 0 && scavenge_bounds_slice_ms != eventsource_scavenge_slice)
+	{
+		double		ratio = (double) eventsource_scavenge_slice / scavenge_bounds_slice_ms;
+
+		scavenge_bounds.rows = (int) Max(Min(scavenge_bounds.rows * ratio, EVENTSOURCE_MAX_SCAVENGE_EVENTS),
+										 SCAVENGE_FEWEST_BATCH_ROWS);
+		scavenge_bounds.streams = (int) Max(Min(scavenge_bounds.streams * ratio, EVENTSOURCE_MAX_SCAVENGE_EVENTS),
+											SCAVENGE_FEWEST_BATCH_ROWS);
+	}
+	scavenge_bounds_slice_ms = eventsource_scavenge_slice;
 }
 
 /*
@@ -653,14 +692,12 @@ static char scavenge_from_stream[EVENTSOURCE_MAX_STREAM_ID_BYTES + 1] = "";
 bool
 run_scavenge_slice(TimestampTz deadline)
 {
-	scale_scavenge_batch_to_slice();
+	scale_scavenge_bounds_to_slice();
 	for (;;)
 	{
 		TimestampTz started = GetCurrentTimestamp();
-		int			asked = scavenge_batch_rows;
+		ScavengeBatchBounds asked = scavenge_bounds;
 		ScavengeBatch batch = {0, NULL, 0, NULL, 0};
-		double		elapsed_ms;
-		double		target_ms = eventsource_scavenge_slice / 2.0;
 		const char *next_stream;
 
 		if (worker_start_transaction("eventsource notifier: scavenge") &&
@@ -668,20 +705,19 @@ run_scavenge_slice(TimestampTz deadline)
 		{
 			/* A batch lost in a crash removed nothing anyone could see: the next pass removes it again. */
 			worker_commit_without_flush();
-			batch = scavenge_batch(asked, asked, scavenge_from_stream);
-			next_stream = batch.events == (uint64) asked ? batch.last_cleaned_stream : batch.last_stream;
+			batch = scavenge_batch(asked.rows, asked.streams, scavenge_from_stream);
+			next_stream = batch.events == (uint64) asked.rows ? batch.last_cleaned_stream : batch.last_stream;
 			if (next_stream != NULL)
 				strlcpy(scavenge_from_stream, next_stream, sizeof(scavenge_from_stream));
 		}
 		worker_commit_transaction();
-		if (batch.events + batch.snapshots < (uint64) asked && batch.streams < asked)
+		adapt_scavenge_bounds(&batch, &asked, (GetCurrentTimestamp() - started) / 1000.0,
+							  eventsource_scavenge_slice / 2.0);
+		if (batch.events + batch.snapshots < (uint64) asked.rows && batch.streams < asked.streams)
 		{
 			scavenge_from_stream[0] = '\0';
 			return false;
 		}
-		elapsed_ms = Max((GetCurrentTimestamp() - started) / 1000.0, 0.01);
-		scavenge_batch_rows = (int) Max(Min(asked * target_ms / elapsed_ms, Min(2.0 * asked, EVENTSOURCE_MAX_SCAVENGE_EVENTS)),
-										Max(asked / 2, SCAVENGE_FEWEST_BATCH_ROWS));
 		CHECK_FOR_INTERRUPTS();
 		if (worker_slice_ends(deadline))
 			return true;

@@ -296,7 +296,7 @@ BEGIN
            AND a.state = 'active' AND a.query LIKE '%scavenge%';
         PERFORM pg_sleep(0.005);
     END LOOP;
-    RAISE NOTICE 'oldest %', round(CASE WHEN age > 250 THEN age ELSE 0 END);
+    RAISE NOTICE 'oldest %', ceil(CASE WHEN age > 250 THEN age ELSE 0 END);
 END
 $$;
 SQL
