@@ -28,7 +28,9 @@ always at the end) and prints one line per measurement:
      scavenge            the worker's background scavenge removes 400,000 hidden events (400
                          deleted streams of 1,000), eventsource.scavenge_interval set to 1 s when
                          the phase starts (it is 0, off, from the start of the benchmark until
-                         then, so no scavenge runs in the other phases).
+                         then, so no scavenge runs in the other phases). The phase starts after a
+                         CHECKPOINT and a sync, so that the kernel's writeback of what its setup
+                         wrote does not stall the commits during the phase.
 2. visibility_horizon. A client of database B appends an event (one a probe, every 10 ms) and
    polls eventsource.read_all of B every millisecond until the event is there; the probe's time is
    from the append's return (its commit) to the read that returns it. Variant baseline: nothing
@@ -323,6 +325,16 @@ def listen_phase(conn, listener, phase, seconds, drain_seconds, during=None):
             f" {summary(by_notification, 'newest_')} longest_silence_ms={gap:.0f}")
 
 
+def settle_writes(conn):
+    """Writes the setup's dirty pages out (CHECKPOINT, then sync): the scavenge phase's setup (400,000
+    events appended, their streams deleted, the events counted) leaves up to 170 MB dirty in the
+    kernel's page cache, which the kernel writes back in one burst a few seconds into the phase. A
+    commit's WAL flush then waits behind it: every commit of the cluster stalls for 200-470 ms, and
+    so does every notification, whatever the worker does (bench/results/2026-12-02-listen-stall.md)."""
+    conn.execute("CHECKPOINT")
+    os.sync()
+
+
 def listen_latency(cluster, seconds, drain_seconds):
     say(f"listen_latency: database {LISTEN_DB}, a backlog of {BACKLOG} events")
     cluster.create_database(LISTEN_DB)
@@ -357,6 +369,7 @@ def listen_latency(cluster, seconds, drain_seconds):
                      (HIDDEN_STREAMS,))
         hidden = "SELECT count(*) FROM eventsource.events WHERE stream_id LIKE 'hidden-%'"
         before = conn.execute(hidden).fetchone()[0]
+        settle_writes(conn)
         say(f"listen_latency phase scavenge: scavenge_interval 1 s, {RATE} appends/s for {seconds} s")
         line = listen_phase(conn, listener, "scavenge", seconds, drain_seconds,
                             lambda: cluster.set("eventsource.scavenge_interval", "1s"))
