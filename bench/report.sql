@@ -59,7 +59,7 @@ SELECT format('| %s | %s | %s | %s |', round, events, round(seconds, 1), round(e
 \quit
 \endif
 \if :{?peers_only}
-\echo '## Peers: one-event appends at 16 clients against the raw INSERT of the same tool, synchronous_commit and run'
+\echo '## One-event appends at 16 clients against the raw INSERT of the same tool, synchronous_commit and run'
 \echo
 \echo 'CPU per event, in µs: the backends (and autovacuum workers) of the runs / the benchmark database''s notifier / the other long-lived processes (WAL writer, checkpointer...), from /proc; the client''s own (node) from process.cpuUsage(). The machine''s 2 cores run the clients too.'
 \echo
@@ -78,10 +78,10 @@ WITH rounds AS (
       JOIN bench.results b
         ON b.workload = r.workload AND b.synchronous_commit = r.synchronous_commit AND b.round = r.round
        AND b.clients = r.clients AND b.variant = 'raw INSERT'
-     WHERE r.workload LIKE 'peers:%'
+     WHERE r.workload LIKE :'workloads'
      GROUP BY r.workload, r.synchronous_commit, r.variant)
 SELECT format('| %s | %s | %s | %s | %s | %s (%s-%s) | %s / %s / %s | %s | %s | %s |',
-              regexp_replace(m.workload, '^peers: append one event, ', ''), m.synchronous_commit, m.variant,
+              regexp_replace(m.workload, '^(peers|profile): append one event(, )?', ''), m.synchronous_commit, m.variant,
               round(m.events_per_second),
               CASE WHEN m.variant = 'raw INSERT' THEN 'baseline' ELSE '**' || round(m.events_per_second / b.events_per_second, 2) || 'x**' END,
               round(r.median_ratio::numeric, 2), round(r.min_ratio, 2), round(r.max_ratio, 2),
@@ -92,7 +92,7 @@ SELECT format('| %s | %s | %s | %s | %s | %s (%s-%s) | %s / %s / %s | %s | %s | 
     ON b.workload = m.workload AND b.clients = m.clients AND b.synchronous_commit = m.synchronous_commit
    AND b.variant = 'raw INSERT'
   JOIN rounds r ON r.workload = m.workload AND r.synchronous_commit = m.synchronous_commit AND r.variant = m.variant
- WHERE m.workload LIKE 'peers:%'
+ WHERE m.workload LIKE :'workloads'
  ORDER BY m.workload DESC, m.synchronous_commit DESC, m.events_per_second DESC;
 \quit
 \endif
