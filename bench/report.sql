@@ -4,7 +4,7 @@
 -- async ones catching up), and the targets. With -v bus_only=1 (the --bus mode of bench/run) only
 -- the bus sections and their targets; with -v projections_only=1 (--projections) only the
 -- projections sections and their targets; with -v lifecycle_only=1 (--lifecycle) only the stream
--- lifecycle section.
+-- lifecycle section; with -v peers_only=1 (--peers) only the peers section.
 
 CREATE TEMP VIEW measured AS
 SELECT workload, variant, clients, synchronous_commit,
@@ -56,6 +56,44 @@ SELECT format('| %s | %s | %s | %s | %s | %s | %s |', m.workload, m.clients, m.s
 \echo '|---:|---:|---:|---:|'
 SELECT format('| %s | %s | %s | %s |', round, events, round(seconds, 1), round(events / seconds))
   FROM bench.results WHERE workload = 'lifecycle: scavenge_all of the hidden events' ORDER BY round;
+\quit
+\endif
+\if :{?peers_only}
+\echo '## One-event appends at 16 clients against the raw INSERT of the same tool, synchronous_commit and run'
+\echo
+\echo 'CPU per event, in µs: the backends (and autovacuum workers) of the runs / the benchmark database''s notifier / the other long-lived processes (WAL writer, checkpointer...), from /proc; the client''s own (node) from process.cpuUsage(). The machine''s 2 cores run the clients too.'
+\echo
+\echo '| through | synchronous_commit | variant | events per second | ratio to the raw INSERT | median of the rounds'' ratios (min-max) | server CPU per event: backends / notifier / others | client CPU per event | WAL bytes per event | failed appends |'
+\echo '|---|---|---|---:|---:|---|---|---:|---:|---:|'
+WITH rounds AS (
+    SELECT r.workload, r.synchronous_commit, r.variant,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY r.events::numeric / b.events) AS median_ratio,
+           min(r.events::numeric / b.events) AS min_ratio, max(r.events::numeric / b.events) AS max_ratio,
+           sum(r.conflicts) AS failed,
+           1e6 / :clock_ticks * sum(r.backend_ticks) / sum(r.events) AS backend_us,
+           1e6 / :clock_ticks * sum(r.notifier_ticks) / sum(r.events) AS notifier_us,
+           1e6 / :clock_ticks * sum(r.other_ticks) / sum(r.events) AS other_us,
+           sum(r.client_cpu_us * r.transactions) / sum(r.transactions) AS client_us
+      FROM bench.results r
+      JOIN bench.results b
+        ON b.workload = r.workload AND b.synchronous_commit = r.synchronous_commit AND b.round = r.round
+       AND b.clients = r.clients AND b.variant = 'raw INSERT'
+     WHERE r.workload LIKE :'workloads'
+     GROUP BY r.workload, r.synchronous_commit, r.variant)
+SELECT format('| %s | %s | %s | %s | %s | %s (%s-%s) | %s / %s / %s | %s | %s | %s |',
+              regexp_replace(m.workload, '^(peers|profile): append one event(, )?', ''), m.synchronous_commit, m.variant,
+              round(m.events_per_second),
+              CASE WHEN m.variant = 'raw INSERT' THEN 'baseline' ELSE '**' || round(m.events_per_second / b.events_per_second, 2) || 'x**' END,
+              round(r.median_ratio::numeric, 2), round(r.min_ratio, 2), round(r.max_ratio, 2),
+              round(r.backend_us), round(r.notifier_us), round(r.other_us), coalesce(round(r.client_us)::text, ''),
+              round(m.wal_bytes_per_event), coalesce(r.failed::text, ''))
+  FROM measured m
+  JOIN measured b
+    ON b.workload = m.workload AND b.clients = m.clients AND b.synchronous_commit = m.synchronous_commit
+   AND b.variant = 'raw INSERT'
+  JOIN rounds r ON r.workload = m.workload AND r.synchronous_commit = m.synchronous_commit AND r.variant = m.variant
+ WHERE m.workload LIKE :'workloads'
+ ORDER BY m.workload DESC, m.synchronous_commit DESC, m.events_per_second DESC;
 \quit
 \endif
 \if :{?bus_only}

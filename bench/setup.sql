@@ -79,7 +79,11 @@ CREATE TABLE bench.results (
     p99_ms              numeric,
     wal_bytes           numeric,
     conflicts           bigint,
-    projected           bigint);            -- events the inline projection handled during the run
+    projected           bigint,             -- events the inline projection handled during the run
+    backend_ticks       bigint,             -- CPU clock ticks of the backends that ended during the run
+    notifier_ticks      bigint,             -- of the benchmark database's notifier
+    other_ticks         bigint,             -- of the other long-lived processes (WAL writer, checkpointer...)
+    client_cpu_us       numeric);           -- the client's CPU per transaction (bench/peers/append.mjs)
 
 -- Projections. The read model: a summary row per stream, upserted by the handler for each event
 -- (events counted, the last event's type and position). Handlers run with search_path
