@@ -58,8 +58,10 @@ PG_FUNCTION_INFO_V1(eventsource_notifier_status);
 #define IDLE_TIMEOUT_MS			1000
 /*
  * After a round that notified, the notifier lets commits gather this long
- * before the next round: at most 200 rounds a second, whatever the append
- * rate, for at most this much more latency.
+ * before the next round, and the slice of another job is not cut for the
+ * commits of this long after the notifications looked (worker_slice_ends):
+ * at most 200 rounds a second, whatever the append rate, for at most this
+ * much more latency.
  */
 #define COALESCE_MS				5
 
@@ -131,6 +133,9 @@ clear_notifier_pid(int code, Datum arg)
  */
 static bool has_position = false;
 static Checkpoint position = {0, 0};
+
+/* When the notifications job last cleared events_committed to look for new events. */
+static TimestampTz notifications_looked_at = 0;
 
 /*
  * Has the launcher follow this database's transactions prepared before it
@@ -278,6 +283,7 @@ notify_newly_visible(TimestampTz deadline)
 
 	/* Before the snapshot: the events of a commit that sets it again after are announced next time. */
 	worker_slot->events_committed = false;
+	notifications_looked_at = GetCurrentTimestamp();
 	pg_memory_barrier();
 	trust = start_job_transaction("eventsource notifier: looking for new events");
 
@@ -454,6 +460,7 @@ run_job_slice(WorkerJob *job)
 	/* What ends the slice sooner (worker_slice_ends): the notifications while they are on and do not rest. */
 	worker_notifications_due_at = job == notifications || !notifications->on() ||
 		notifications->resting_until > GetCurrentTimestamp() ? DT_NOEND : job_ready_at(notifications);
+	worker_commits_gather_until = TimestampTzPlusMilliseconds(notifications_looked_at, COALESCE_MS);
 	PG_TRY();
 	{
 		CHECK_FOR_INTERRUPTS();

@@ -332,15 +332,19 @@ scavenge_on(void)
 
 NotifierSlot *worker_slot = NULL;
 TimestampTz worker_notifications_due_at = DT_NOEND;
+TimestampTz worker_commits_gather_until = 0;
 
 /*
  * Whether the slice of one of the worker's jobs, given deadline, ends now: at
  * the deadline, or before it as soon as the notifications have work, because
- * an append's commit said so (events_committed) or their time to look again
- * has come (events held back, or written by other means); not while they are
- * off or rest.  The jobs ask after each step of their work that they can
- * commit alone (a projection's event, a scavenge batch), having done one at
- * least, so that they go on however often appends come.
+ * an append's commit said so (events_committed) once commits have gathered
+ * since the notifications last looked (worker_commits_gather_until), or their
+ * time to look again has come (events held back, or written by other means);
+ * not while they are off or rest.  The jobs ask after each step of their work
+ * that they can commit alone (a projection's event, a scavenge batch), having
+ * done one at least, so that they go on however often appends come, and
+ * without the gathering a commit every millisecond would cut every slice to
+ * a step and the worker's time would go to cutting.
  */
 bool
 worker_slice_ends(TimestampTz deadline)
@@ -349,7 +353,7 @@ worker_slice_ends(TimestampTz deadline)
 
 	if (now >= deadline || now >= worker_notifications_due_at)
 		return true;
-	if (worker_notifications_due_at == DT_NOEND)
+	if (worker_notifications_due_at == DT_NOEND || now < worker_commits_gather_until)
 		return false;
 	pg_memory_barrier();
 	return ((volatile NotifierSlot *) worker_slot)->events_committed;

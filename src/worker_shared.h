@@ -126,12 +126,15 @@ extern bool databases_to_serve(List **names);
 extern bool database_to_serve(Form_pg_database database, bool every_database, List *names);
 
 /*
- * In a database's worker: its slot, and when its notifications job has work
- * by its own timing (DT_NOEND while it is off or rests after a failure), set
- * by the worker's loop before each slice of its other jobs (notifier.c).
+ * In a database's worker: its slot, when its notifications job has work by
+ * its own timing (DT_NOEND while it is off or rests after a failure), and
+ * until when the commits that set events_committed gather before they end a
+ * slice, set by the worker's loop before each slice of its other jobs
+ * (notifier.c).
  */
 extern NotifierSlot *worker_slot;
 extern TimestampTz worker_notifications_due_at;
+extern TimestampTz worker_commits_gather_until;
 
 /* For the worker's jobs: whether the slice given deadline ends now. */
 extern bool worker_slice_ends(TimestampTz deadline);

@@ -8,7 +8,11 @@
 #    read by a LISTEN subscriber, bench/latency_subscriber.py), each is announced and read within
 #    100 ms (p99; a slice of a second would hold some for up to a second), and the projection still
 #    catches up before the appends stop: each of its turns handles one event at least, however often
-#    the notifications preempt it (the rate is printed, against the one alone).
+#    the notifications preempt it (the rate is printed, against the one alone);
+# The commits gather COALESCE_MS before they cut a slice: cut at each commit, a cheap handler under
+# appends as fast as 8 clients commit handled 12,400 events a second against 84,700 with
+# eventsource.notify off, 18,700 against 91,200 with the gathering. That margin is too narrow and
+# too machine-dependent for a check here; the figures come from the attack's runs (issue 15).
 # Binaries from EVENTSOURCE_PG_BIN (default the system's 15); port EVENTSOURCE_WORKER_PREEMPTION_PORT
 # (default PGPORT + 31).
 set -euo pipefail
@@ -83,6 +87,7 @@ read -r timed p50 p99 worst _ < "$work/result"
 echo "# $timed appends: latency p50 $p50 ms, p99 $p99 ms, max $worst ms ($(grep -o 'tps = [0-9.]*' "$work/pgbench.out" | head -1))"
 check "each append is announced and read promptly, not after the projection's slice of a second: p99 under 100 ms" \
   "$(awk -v v="$p99" 'BEGIN {print (v != "NULL" && v + 0 < 100) ? "below" : v}')" below
+
 check "the worker never exited" "$(worker_exits "$work/server.log")" 0
 
 finish worker_preemption
