@@ -172,7 +172,7 @@ session ordinary postgres es_two_phase
 say ordinary "BEGIN; SELECT eventsource.append('order-ordinary', 'OrderPlaced', '{}');"
 psql_db es_two_phase -c "BEGIN" -c "SELECT eventsource.append('order-prepared', 'OrderPlaced', '{}')" \
   -c "PREPARE TRANSACTION 'append_prepared'" > /dev/null
-/usr/bin/python3 "$here/bus/listen.py" --dbname es_two_phase --channel eventsource --count 2 --timeout 5 > "$work/heard" &
+/usr/bin/python3 "$here/bus/listen.py" --dbname es_two_phase --channel eventsource --count 2 --timeout 30 > "$work/heard" &
 listener=$!
 for _ in $(seq 100); do grep -q ready "$work/heard" && break; sleep 0.05; done
 say ordinary "COMMIT;"
