@@ -169,7 +169,10 @@ check "a DROP EXTENSION prepared and rolled back leaves the notifier running (th
 # announced an older transaction's append and, with nothing held back (the prepared transaction has
 # not committed), rests for its idle second: the prepared append must not wait for the end of it.
 session ordinary postgres es_two_phase
-say ordinary "BEGIN; SELECT eventsource.append('order-ordinary', 'OrderPlaced', '{}');"
+say ordinary "BEGIN; SELECT eventsource.append('order-ordinary', 'OrderPlaced', '{}'); SELECT 'ordinary appended';"
+# The ordinary append first, so that it is the older transaction: after the prepared one, it would be
+# held back until the prepared commits, and the notifier would look every notify_max_delay instead.
+[ "$(printed ordinary 'ordinary appended')" = t ] || echo "# the ordinary session did not append"
 psql_db es_two_phase -c "BEGIN" -c "SELECT eventsource.append('order-prepared', 'OrderPlaced', '{}')" \
   -c "PREPARE TRANSACTION 'append_prepared'" > /dev/null
 /usr/bin/python3 "$here/bus/listen.py" --dbname es_two_phase --channel eventsource --count 2 --timeout 30 > "$work/heard" &
