@@ -10,7 +10,7 @@ pg_config=${PG_CONFIG:-pg_config}
 root=$(git -c safe.directory='*' -C "$(dirname "$0")/../.." rev-parse --show-toplevel)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-(cd "$root" && git -c safe.directory='*' ls-files -z | xargs -0 cp --parents -t "$work")
+(cd "$root" && git -c safe.directory='*' ls-files -z | xargs -0 cp --parents --no-dereference -t "$work")
 target="sql/eventsource--$(sed -n "s/^default_version = '\(.*\)'$/\1/p" "$work/eventsource.control").sql"
 script="$work/$target"
 build() { make -s -C "$work" PG_CONFIG="$pg_config" "$target" > /dev/null; }
