@@ -67,7 +67,6 @@ CREATE OR REPLACE FUNCTION eventsource.append(
     event_id         uuid   DEFAULT NULL)
 RETURNS bigint
 LANGUAGE c VOLATILE PARALLEL UNSAFE
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'eventsource_append_0_8';
 
 CREATE OR REPLACE FUNCTION eventsource.append_events(
@@ -78,7 +77,6 @@ CREATE OR REPLACE FUNCTION eventsource.append_events(
     OUT global_positions bigint[])
 RETURNS record
 LANGUAGE c VOLATILE PARALLEL UNSAFE
-SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'eventsource_append_events_0_8';
 
 CREATE OR REPLACE FUNCTION eventsource.read_stream(

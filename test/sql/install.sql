@@ -26,7 +26,9 @@ SELECT e.evtname AS event_trigger_without_comment
    AND obj_description(e.oid, 'pg_event_trigger') IS NULL;
 
 -- The functions that run as the extension's owner pin their search_path: the SECURITY DEFINER ones,
--- and the SECURITY INVOKER ones that note their caller and then act as the owner themselves.
+-- and the SECURITY INVOKER ones that note their caller and then act as the owner themselves; but
+-- append and append_events, which act as the owner without the cost of a pinned search path (their
+-- statements depend on none: test/sql/search_path.sql).
 SELECT p.oid::regprocedure AS function, p.prosecdef AS security_definer, p.proconfig
   FROM pg_proc p
  WHERE p.pronamespace = 'eventsource'::regnamespace AND (p.prosecdef OR p.proconfig IS NOT NULL)
