@@ -10,8 +10,10 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -273,21 +275,43 @@ parse_events(Jsonb *events)
  */
 
 /*
+ * The search path this backend's first append ran under, which its kept
+ * statements were parsed under.
+ */
+static char *kept_plans_search_path = NULL;
+
+/*
  * Appends the batch as the function's owner (the extension's), as a SECURITY
  * DEFINER function would but without the cost of one (a GUC nest level and
  * the search path set and reset on every call): the statements it runs name
  * everything with its schema (kept_plan.c), and the inline projections'
- * handlers pin their own search path.  Then has the worker woken at commit.
+ * handlers pin their own search path.  A caller whose search path is not the
+ * one the kept statements were parsed under (a schema per tenant, a function
+ * with a search path of its own) gets that one set for the append, as
+ * SECURITY DEFINER would, so that the plan cache does not parse and plan
+ * them all again at every change (test/shell/append_search_path_replan.sh).
+ * Then has the worker woken at commit.
  */
 static void
 append_as_owner(FunctionCallInfo fcinfo, text *stream_id, EventBatch *batch,
 				ExpectedVersion expected, StreamsSchema schema, AppendResult *result)
 {
 	ActingAsOwner acting;
+	int			nest_level = -1;
 
+	if (kept_plans_search_path == NULL)
+		kept_plans_search_path = MemoryContextStrdup(TopMemoryContext, namespace_search_path);
+	else if (strcmp(namespace_search_path, kept_plans_search_path) != 0)
+	{
+		nest_level = NewGUCNestLevel();
+		(void) set_config_option("search_path", kept_plans_search_path, PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	}
 	act_as_function_owner(fcinfo, &acting);
 	append_batch(stream_id, batch, expected, schema, result);
 	stop_acting_as_owner(&acting);
+	if (nest_level >= 0)
+		AtEOXact_GUC(true, nest_level);
 	notifier_wake_at_commit();
 }
 
