@@ -48,8 +48,8 @@ make_checkpoint(uint64 transaction_id, int64 global_position)
 /*
  * The text form of a checkpoint: (transaction_id,global_position).  Every
  * row a log read returns carries one, so it is written digit by digit as the
- * integer types' output functions write theirs, not through psprintf, which
- * took a sixth of a 1,000-event read_stream's time.
+ * integer types' output functions write theirs, not through psprintf (a
+ * 1,000-event read_stream went from 0.80x to 0.84x a plain SELECT).
  */
 char *
 checkpoint_to_cstring(const Checkpoint *checkpoint)
