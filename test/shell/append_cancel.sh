@@ -11,7 +11,6 @@ db=es_append_cancel
 events=150000
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-psql_db() { psql -X -q -v ON_ERROR_STOP=1 -At -d "$db" "$@"; }
 
 dropdb --if-exists "$db"
 createdb "$db"

@@ -11,7 +11,6 @@ set -euo pipefail
 source "$(dirname "$0")/lib/check.sh"
 
 db=es_append_search_path_replan
-psql_db() { psql -X -q -v ON_ERROR_STOP=1 -At -d "$db" "$@"; }
 
 dropdb --if-exists "$db"
 createdb "$db"

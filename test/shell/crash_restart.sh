@@ -26,7 +26,6 @@ faults_to_inject=${CRASH_FAULTS:-postmaster backend notifier postmaster}
 load_seconds=${CRASH_LOAD_SECONDS:-3}
 writers=${CRASH_WRITERS:-4}
 source "$here/lib/check.sh"
-psql_db() { psql -X -q -v ON_ERROR_STOP=1 -At -d "$db" "$@"; }
 client() { /usr/bin/python3 "$here/crash/client.py" --dbname "$db" "$@"; }
 work=$(mktemp -d)
 client_pids=()

@@ -14,8 +14,6 @@ db=es_exactly_once
 consumers=4
 events=300
 
-psql_db() { psql -X -q -v ON_ERROR_STOP=1 -At -d "$db" "$@"; }
-
 work=$(mktemp -d "${TMPDIR:-/tmp}/es_exactly_once.XXXXXX")
 pids=()
 cleanup() {

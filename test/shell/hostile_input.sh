@@ -18,7 +18,6 @@ fi
 source "$here/lib/check.sh"
 export PGCLIENTENCODING=UTF8
 db=es_hostile
-psql_db() { psql -X -q -v ON_ERROR_STOP=1 -At -d "$db" "$@"; }
 log_file() { ls "$(dirname "$PG_CLUSTER_CONF_ROOT")"/log/*.log | head -1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

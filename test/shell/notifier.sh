@@ -22,7 +22,6 @@ fi
 
 db=es_bus
 listen() { /usr/bin/python3 "$here/bus/listen.py" --dbname "$db" "$@"; }
-psql_db() { psql -X -q -v ON_ERROR_STOP=1 -At -d "$db" "$@"; }
 log_file() { ls "$(dirname "$PG_CLUSTER_CONF_ROOT")"/log/*.log | head -1; }
 source "$(dirname "$0")/lib/check.sh"
 # notifier_pid DB: the pid of DB's notifier once it runs (waits up to 20 s), or "none".

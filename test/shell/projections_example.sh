@@ -15,7 +15,6 @@ work=$(mktemp -d)
 
 source "$(dirname "$0")/lib/check.sh"
 psql_admin() { psql -X -q -v ON_ERROR_STOP=1 -At -d postgres "$@"; }
-psql_db() { psql -X -q -v ON_ERROR_STOP=1 -At -d "$db" "$@"; }
 
 preloaded=$(psql_admin -c "SELECT current_setting('shared_preload_libraries') ~ '(^|[\s,])\"?eventsource\"?($|[\s,])'")
 check "the cluster preloads eventsource" "$preloaded" t

@@ -19,8 +19,12 @@
 # worker_exits LOG prints how many times a worker exited with an exit code, in the server log LOG.
 # run_as_postgres ARGS, called first by a test that starts clusters of its own (PostgreSQL refuses
 # to run as root), runs the test again as postgres when it runs as root, with the same environment.
+# psql_db ARGS... runs psql on the test's database $db: unaligned tuples only, stopping at the
+# first error.
 passes=0
 failures=0
+
+psql_db() { psql -X -q -v ON_ERROR_STOP=1 -At -d "$db" "$@"; }
 
 check() {
   if [ "$2" = "$3" ]; then
