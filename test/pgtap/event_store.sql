@@ -23,7 +23,7 @@ SELECT has_function('eventsource', 'read_stream', ARRAY['text', 'bigint', 'integ
 SELECT has_function('eventsource', 'read_all', ARRAY['eventsource.checkpoint', 'integer', 'text', 'text[]']);
 SELECT has_function('eventsource', 'read_category', ARRAY['text', 'eventsource.checkpoint', 'integer', 'text[]']);
 SELECT has_function('eventsource', 'stream_version', ARRAY['text']);
-SELECT is_definer('eventsource', 'append', ARRAY['text', 'text', 'jsonb', 'jsonb', 'bigint', 'uuid']);
+SELECT isnt_definer('eventsource', 'append', ARRAY['text', 'text', 'jsonb', 'jsonb', 'bigint', 'uuid'], 'append is SECURITY INVOKER: it acts as the extension''s owner itself, without a SECURITY DEFINER call''s cost');
 SELECT isnt_definer('eventsource', 'read_all', ARRAY['eventsource.checkpoint', 'integer', 'text', 'text[]']);
 SELECT has_role('eventsource_reader');
 SELECT has_role('eventsource_writer');
