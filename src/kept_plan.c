@@ -26,7 +26,8 @@
  *
  * The statement is parsed under the search path of the moment, and parsed
  * again whenever it changes; for the functions that are not SECURITY DEFINER
- * (the reads) that is the caller's search path.  So no SQL the extension runs
+ * (the reads, and append, which keeps its first caller's: append.c) that is
+ * the caller's search path.  So no SQL the extension runs
  * may resolve anything through it: every operator is written
  * OPERATOR(pg_catalog.=) (or OPERATOR(eventsource.<=) for checkpoints), and
  * every function, relation and type in a cast is named with its schema.
