@@ -2,8 +2,9 @@
 -- operators, functions, aggregates, types and relations named like those of pg_catalog and
 -- eventsource that the extension uses, each raising an error when used; with shadow first in the
 -- search path, every public function works and none of them is used. The SECURITY DEFINER
--- functions pin their own search_path; the others (the reads, stream_version, load_stream, append
--- and append_events, ...) run their statements under the caller's.
+-- functions pin their own search_path; the others (the reads, stream_version, load_stream, ...)
+-- run their statements under the caller's, append and append_events under the one of the
+-- backend's first append (append.c).
 -- Start from an empty store.
 DROP EXTENSION eventsource;
 CREATE EXTENSION eventsource;
