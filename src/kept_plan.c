@@ -187,8 +187,17 @@ void
 materialize_reads(FunctionCallInfo fcinfo, KeptPlan **plans, int plan_count,
 				  Datum *values, const bool *nulls)
 {
-	DestReceiver *receiver = materialized_result(fcinfo);
+	run_reads_into(materialized_result(fcinfo), plans, plan_count, values, nulls);
+}
 
+/*
+ * The body of materialize_reads, with the rows going to receiver, which it
+ * destroys at the end.
+ */
+void
+run_reads_into(DestReceiver *receiver, KeptPlan **plans, int plan_count,
+			   Datum *values, const bool *nulls)
+{
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	for (int i = 0; i < plan_count; i++)

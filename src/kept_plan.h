@@ -40,14 +40,16 @@ extern Datum column_by_name(HeapTuple row, TupleDesc description, const char *na
 
 /*
  * Run kept read plans with their rows going straight into the set-returning
- * function's result; materialize_reads and materialize_read connect to SPI
- * themselves.
+ * function's result; materialize_reads, materialize_read and run_reads_into
+ * connect to SPI themselves.
  */
 extern DestReceiver *materialized_result(FunctionCallInfo fcinfo);
 extern uint64 run_kept_plan_into(KeptPlan *kept, Datum *values, const bool *nulls,
 								 DestReceiver *receiver, bool read_only);
 extern void materialize_reads(FunctionCallInfo fcinfo, KeptPlan **plans, int plan_count,
 							  Datum *values, const bool *nulls);
+extern void run_reads_into(DestReceiver *receiver, KeptPlan **plans, int plan_count,
+						   Datum *values, const bool *nulls);
 extern void materialize_read(FunctionCallInfo fcinfo, KeptPlan *kept,
 							 Datum *values, const bool *nulls);
 

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * log.c
- *	  The head of the gap-safe global log, and the checkpoint of an event
- *	  read from a row.  The log's rules as SQL fragments are in log.h; its
+ *	  The head of the gap-safe global log, the checkpoint of an event read
+ *	  from a row, and the rows of the read functions, to which it adds the
+ *	  checkpoint.  The log's rules as SQL fragments are in log.h; its
  *	  horizon is epoch.c's.
  *
  *-------------------------------------------------------------------------
@@ -12,6 +13,10 @@
 #include "access/transam.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "funcapi.h"
+#include "tcop/dest.h"
+#include "utils/tuplestore.h"
 #include "utils/xid8.h"
 
 #include "checkpoint.h"
@@ -57,4 +62,89 @@ checkpoint_from_row(HeapTuple row, TupleDesc description, int first_column)
 		U64FromFullTransactionId(DatumGetFullTransactionId(SPI_getbinval(row, description, first_column, &isnull)));
 	checkpoint.global_position = DatumGetInt64(SPI_getbinval(row, description, first_column + 1, &isnull));
 	return checkpoint;
+}
+
+/*
+ * The rows of eventsource.event that a read function returns: its stored
+ * columns (STORED_EVENT_COLUMNS), then the checkpoint, which this receiver
+ * adds as it puts each row into the function's tuplestore.  Computing the
+ * checkpoint in the statement instead makes the scan project every row: a
+ * 1,000-event read_stream ran at 0.77x a plain SELECT of the stored columns
+ * that way, 0.86x this way.
+ */
+#define STORED_EVENT_COLUMN_COUNT 9
+#define EVENT_GLOBAL_POSITION_COLUMN 0
+#define EVENT_TRANSACTION_ID_COLUMN 1
+
+typedef struct EventRowsReceiver
+{
+	DestReceiver receiver;		/* first: what the executor calls */
+	Tuplestorestate *result;
+	TupleDesc	event_type;		/* eventsource.event */
+} EventRowsReceiver;
+
+static void
+start_event_rows(DestReceiver *self, int operation, TupleDesc stored)
+{
+	EventRowsReceiver *events = (EventRowsReceiver *) self;
+
+	if (stored->natts != STORED_EVENT_COLUMN_COUNT ||
+		events->event_type->natts != STORED_EVENT_COLUMN_COUNT + 1)
+		elog(ERROR, "a read returned %d columns for a row type of %d",
+			 stored->natts, events->event_type->natts);
+}
+
+static bool
+receive_event_row(TupleTableSlot *slot, DestReceiver *self)
+{
+	EventRowsReceiver *events = (EventRowsReceiver *) self;
+	Datum		values[STORED_EVENT_COLUMN_COUNT + 1];
+	bool		nulls[STORED_EVENT_COLUMN_COUNT + 1];
+	Checkpoint	checkpoint;
+
+	slot_getallattrs(slot);
+	memcpy(values, slot->tts_values, STORED_EVENT_COLUMN_COUNT * sizeof(Datum));
+	memcpy(nulls, slot->tts_isnull, STORED_EVENT_COLUMN_COUNT * sizeof(bool));
+	checkpoint.transaction_id =
+		U64FromFullTransactionId(DatumGetFullTransactionId(values[EVENT_TRANSACTION_ID_COLUMN]));
+	checkpoint.global_position = DatumGetInt64(values[EVENT_GLOBAL_POSITION_COLUMN]);
+	values[STORED_EVENT_COLUMN_COUNT] = PointerGetDatum(&checkpoint);
+	nulls[STORED_EVENT_COLUMN_COUNT] = false;
+	/* copies the row, its checkpoint too, into the tuplestore's memory */
+	tuplestore_putvalues(events->result, events->event_type, values, nulls);
+	return true;
+}
+
+static void
+end_event_rows(DestReceiver *self)
+{
+}
+
+static void
+destroy_event_rows(DestReceiver *self)
+{
+	pfree(self);
+}
+
+/*
+ * Runs a kept read plan of STORED_EVENT_COLUMNS with its rows, and their
+ * checkpoints, going straight into the set-returning function's result of
+ * eventsource.event.  Connects to SPI itself.
+ */
+void
+materialize_events(FunctionCallInfo fcinfo, KeptPlan *kept, Datum *values, const bool *nulls)
+{
+	ReturnSetInfo *result = (ReturnSetInfo *) fcinfo->resultinfo;
+	EventRowsReceiver *events;
+
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+	events = palloc0(sizeof(EventRowsReceiver));
+	events->receiver.receiveSlot = receive_event_row;
+	events->receiver.rStartup = start_event_rows;
+	events->receiver.rShutdown = end_event_rows;
+	events->receiver.rDestroy = destroy_event_rows;
+	events->receiver.mydest = DestTuplestore;
+	events->result = result->setResult;
+	events->event_type = result->setDesc;
+	run_reads_into(&events->receiver, &kept, 1, values, nulls);
 }

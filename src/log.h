@@ -26,14 +26,26 @@
 
 #include "access/htup.h"
 #include "access/tupdesc.h"
+#include "fmgr.h"
 
 #include "checkpoint.h"
 #include "eventsource.h"
+#include "kept_plan.h"
 
-/* The columns of eventsource.event, in order, from events e. */
+/*
+ * The stored columns of an event, which eventsource.event begins with, in
+ * order: every column of eventsource.events, so that a scan returns its rows
+ * as they are stored, unprojected.
+ */
+#define STORED_EVENT_COLUMN_LIST \
+	"e.global_position, e.transaction_id, e.stream_id, e.stream_version," \
+	"       e.event_id, e.event_type, e.data, e.metadata, e.recorded_at"
+#define STORED_EVENT_COLUMNS \
+	"SELECT " STORED_EVENT_COLUMN_LIST "  FROM eventsource.events e"
+
+/* The columns of eventsource.event, in order, from events e: the stored ones and the checkpoint. */
 #define EVENT_COLUMNS \
-	"SELECT e.global_position, e.transaction_id, e.stream_id, e.stream_version," \
-	"       e.event_id, e.event_type, e.data, e.metadata, e.recorded_at," \
+	"SELECT " STORED_EVENT_COLUMN_LIST "," \
 	"       eventsource.checkpoint(e.transaction_id, e.global_position)" \
 	"  FROM eventsource.events e"
 
@@ -136,5 +148,7 @@ filter_shape(bool event_types_null, bool category_null, int32 consumer_group_siz
 /* The head of the gap-safe log, and a checkpoint from a row (log.c); call while connected to SPI. */
 extern Checkpoint visible_head(void);
 extern Checkpoint checkpoint_from_row(HeapTuple row, TupleDesc description, int first_column);
+extern void materialize_events(FunctionCallInfo fcinfo, KeptPlan *kept, Datum *values,
+							   const bool *nulls);
 
 #endif							/* EVENTSOURCE_LOG_H */

@@ -11,7 +11,8 @@
  * Global positions alone are not enough: they are taken at INSERT time and
  * transactions commit in another order.
  *
- * Rows go straight from the executor into the function's tuplestore.
+ * Rows go straight from the executor into the function's tuplestore, each
+ * with its checkpoint (materialize_events, log.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -45,12 +46,12 @@ PG_FUNCTION_INFO_V1(eventsource_events_behind);
  * one (lifecycle.c): [1] of each pair.
  */
 #define READ_FORWARD(lowest) \
-	EVENT_COLUMNS \
+	STORED_EVENT_COLUMNS \
 	" WHERE e.stream_id OPERATOR(pg_catalog.=) $1" \
 	"   AND e.stream_version OPERATOR(pg_catalog.>=) " lowest \
 	" ORDER BY e.stream_version LIMIT $3"
 #define READ_BACKWARD(visible) \
-	EVENT_COLUMNS \
+	STORED_EVENT_COLUMNS \
 	" WHERE e.stream_id OPERATOR(pg_catalog.=) $1" \
 	"   AND e.stream_version OPERATOR(pg_catalog.<=) $2" visible \
 	" ORDER BY e.stream_version DESC LIMIT $3"
@@ -68,14 +69,14 @@ static KeptPlan read_backward_plans[2] = {
 
 /* $5 is read_category's category, $6 the horizon. */
 static KeptPlan read_all_plan = {
-	EVENT_COLUMNS
+	STORED_EVENT_COLUMNS
 	LOG_CONDITIONS("$6")
 	LOG_ORDER " LIMIT $3",
 	6, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, XID8OID}
 };
 
 static KeptPlan read_category_plan = {
-	EVENT_COLUMNS
+	STORED_EVENT_COLUMNS
 	LOG_CONDITIONS("$6")
 	"   AND " CATEGORY_TAKES("$5::pg_catalog.text", EVENT_CATEGORY)
 	LOG_ORDER " LIMIT $3",
@@ -142,9 +143,9 @@ read_stream(FunctionCallInfo fcinfo, StreamsSchema schema)
 	values[1] = Int64GetDatum(optional_stream_version(fcinfo, 1, "from_version",
 													  forward ? 1 : PG_INT64_MAX));
 	values[2] = Int32GetDatum(max_count);
-	materialize_read(fcinfo,
-					 &(forward ? read_forward_plans : read_backward_plans)[streams_have_lifecycle(schema)],
-					 values, nulls);
+	materialize_events(fcinfo,
+					   &(forward ? read_forward_plans : read_backward_plans)[streams_have_lifecycle(schema)],
+					   values, nulls);
 	return (Datum) 0;
 }
 
@@ -185,12 +186,12 @@ read_log(FunctionCallInfo fcinfo, int after_argno, int max_count_argno,
 
 	values[5] = log_horizon_datum();
 	if (category == NULL)
-		materialize_read(fcinfo, &read_all_plan, values, nulls);
+		materialize_events(fcinfo, &read_all_plan, values, nulls);
 	else
 	{
 		values[4] = PointerGetDatum(category);
 		nulls[4] = false;
-		materialize_read(fcinfo, &read_category_plan, values, nulls);
+		materialize_events(fcinfo, &read_category_plan, values, nulls);
 	}
 	return (Datum) 0;
 }

@@ -141,3 +141,16 @@ SELECT * FROM eventsource.read_category(repeat('ü', 70) || '-' || repeat('x', 1
 SELECT * FROM eventsource.read_all(category => 'shipment-' || repeat('x', 55));
 SELECT eventsource.stream_version(NULL);
 SELECT eventsource.stream_version('');
+
+-- Every row a read returns carries the checkpoint of its own transaction id and global position
+-- (the read adds it to the stored columns as it returns them), with null metadata and large data too.
+SELECT eventsource.append('wide-1', 'Wide', jsonb_build_object('blob', repeat('w', 300000)));
+SELECT eventsource.append('wide-1', 'Narrow', '{}', metadata => NULL);
+SELECT r.what, count(*) AS events,
+       count(*) FILTER (WHERE r.checkpoint OPERATOR(eventsource.=) eventsource.checkpoint(r.transaction_id, r.global_position)) AS own_checkpoint,
+       max(length(r.data::text)) AS longest_data
+  FROM (SELECT 'read_stream' AS what, * FROM eventsource.read_stream('wide-1')
+        UNION ALL SELECT 'read_stream backward', * FROM eventsource.read_stream('wide-1', direction => 'backward')
+        UNION ALL SELECT 'read_all', * FROM eventsource.read_all()
+        UNION ALL SELECT 'read_category', * FROM eventsource.read_category('wide')) r
+ GROUP BY r.what ORDER BY r.what;
