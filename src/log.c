@@ -48,6 +48,17 @@ visible_head(void)
 	return head;
 }
 
+/* The checkpoint of an event's transaction_id (an xid8) and global_position (a bigint). */
+static Checkpoint
+checkpoint_of(Datum transaction_id, Datum global_position)
+{
+	Checkpoint	checkpoint;
+
+	checkpoint.transaction_id = U64FromFullTransactionId(DatumGetFullTransactionId(transaction_id));
+	checkpoint.global_position = DatumGetInt64(global_position);
+	return checkpoint;
+}
+
 /*
  * The checkpoint in columns first_column (an xid8) and first_column + 1 (a
  * bigint) of an SPI result row.
@@ -55,13 +66,10 @@ visible_head(void)
 Checkpoint
 checkpoint_from_row(HeapTuple row, TupleDesc description, int first_column)
 {
-	Checkpoint	checkpoint;
 	bool		isnull;
 
-	checkpoint.transaction_id =
-		U64FromFullTransactionId(DatumGetFullTransactionId(SPI_getbinval(row, description, first_column, &isnull)));
-	checkpoint.global_position = DatumGetInt64(SPI_getbinval(row, description, first_column + 1, &isnull));
-	return checkpoint;
+	return checkpoint_of(SPI_getbinval(row, description, first_column, &isnull),
+						 SPI_getbinval(row, description, first_column + 1, &isnull));
 }
 
 /*
@@ -105,9 +113,7 @@ receive_event_row(TupleTableSlot *slot, DestReceiver *self)
 	slot_getallattrs(slot);
 	memcpy(values, slot->tts_values, STORED_EVENT_COLUMN_COUNT * sizeof(Datum));
 	memcpy(nulls, slot->tts_isnull, STORED_EVENT_COLUMN_COUNT * sizeof(bool));
-	checkpoint.transaction_id =
-		U64FromFullTransactionId(DatumGetFullTransactionId(values[EVENT_TRANSACTION_ID_COLUMN]));
-	checkpoint.global_position = DatumGetInt64(values[EVENT_GLOBAL_POSITION_COLUMN]);
+	checkpoint = checkpoint_of(values[EVENT_TRANSACTION_ID_COLUMN], values[EVENT_GLOBAL_POSITION_COLUMN]);
 	values[STORED_EVENT_COLUMN_COUNT] = PointerGetDatum(&checkpoint);
 	nulls[STORED_EVENT_COLUMN_COUNT] = false;
 	/* copies the row, its checkpoint too, into the tuplestore's memory */
