@@ -77,13 +77,19 @@ cluster_processes() {
   return 0
 }
 
-# kill_target FAULT: kills (SIGKILL) the process FAULT names; prints its pid.
+# kill_target FAULT: kills (SIGKILL) the process FAULT names; prints its pid.  A writer's backend
+# is idle between its appends, so the backend is looked for until one is in an append (at most 10 s).
 kill_target() {
   local pid=
   case $1 in
     postmaster) pid=$(head -1 "$data_directory/postmaster.pid") ;;
-    backend) pid=$(psql_db -c "SELECT pid FROM pg_stat_activity WHERE datname = '$db' AND state = 'active'
-                                  AND query LIKE '%eventsource.append%' AND pid <> pg_backend_pid() LIMIT 1") ;;
+    backend)
+      for _ in $(seq 1000); do
+        pid=$(psql_db -c "SELECT pid FROM pg_stat_activity WHERE datname = '$db' AND state = 'active'
+                            AND query LIKE '%eventsource.append%' AND pid <> pg_backend_pid() LIMIT 1")
+        [ -n "$pid" ] && break
+        sleep 0.01
+      done ;;
     notifier) pid=$(psql_db -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'eventsource notifier'") ;;
   esac
   [ -n "$pid" ] && kill -9 "$pid"
