@@ -207,3 +207,15 @@ SELECT p.name, p.mode, p.status, p.handler, p.event_types, p.category, p.checkpo
          FROM eventsource.events_behind(p.checkpoint, p.category, p.event_types) AS b
         WHERE p.mode OPERATOR(pg_catalog.=) 'async'
        OFFSET 0) AS pending ON true;
+
+-- Appends to many streams in one call.
+CREATE FUNCTION eventsource.append_to_streams(appends jsonb)
+RETURNS TABLE (stream_id text, stream_version bigint, global_positions bigint[])
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'eventsource_append_to_streams_0_8';
+
+COMMENT ON FUNCTION eventsource.append_to_streams(jsonb) IS
+    'Appends to many streams atomically: appends is a JSON array of {"stream_id", "expected_version", "events"}; an entry without events only checks its stream''s version. Returns a row per entry: the stream''s version and the global positions taken.';
+
+REVOKE ALL ON FUNCTION eventsource.append_to_streams(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION eventsource.append_to_streams(jsonb) TO eventsource_writer;

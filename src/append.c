@@ -1,10 +1,13 @@
 /*-------------------------------------------------------------------------
  *
  * append.c
- *	  eventsource.append and eventsource.append_events: their input (the
- *	  events array, event ids, types, data and metadata) checked and read
- *	  into a batch, which stream_write.c writes to the stream with
- *	  optimistic concurrency and idempotent retries.
+ *	  eventsource.append, eventsource.append_events and
+ *	  eventsource.append_to_streams: their input (the events array, event
+ *	  ids, types, data and metadata; the streams of a call to many) checked
+ *	  and read into batches, which stream_write.c writes to the streams with
+ *	  optimistic concurrency and idempotent retries.  A call to many streams
+ *	  takes their turns first, in one order (streams.c), then checks every
+ *	  expected version, then writes.
  *
  *-------------------------------------------------------------------------
  */
@@ -13,10 +16,14 @@
 #include "catalog/namespace.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/tuplestore.h"
 #include "utils/uuid.h"
 
 #include "arguments.h"
@@ -93,6 +100,30 @@ invalid:
 }
 
 /*
+ * The next key of the JSON object iterator walks, with its value: false when
+ * the object has no more.
+ */
+static bool
+next_object_key(JsonbIterator **iterator, JsonbValue *key, JsonbValue *value)
+{
+	JsonbIteratorToken token;
+
+	while ((token = JsonbIteratorNext(iterator, key, true)) != WJB_DONE)
+	{
+		if (token != WJB_KEY)
+			continue;
+		token = JsonbIteratorNext(iterator, value, true);
+		Assert(token == WJB_VALUE);
+		return true;
+	}
+	return false;
+}
+
+#define KEY_IS(key, literal) \
+	((key).val.string.len == (int) strlen(literal) && \
+	 memcmp((key).val.string.val, literal, (key).val.string.len) == 0)
+
+/*
  * Reads one {"type", "data", "metadata", "id"} object of the events array into
  * position i of the batch.
  */
@@ -104,7 +135,6 @@ parse_event(EventBatch *batch, int i, JsonbContainer *object)
 	JsonbIterator *iterator = JsonbIteratorInit(object);
 	JsonbValue	key;
 	JsonbValue	value;
-	JsonbIteratorToken token;
 	bool		have_type = false;
 	bool		have_data = false;
 	bool		have_id = false;
@@ -113,22 +143,9 @@ parse_event(EventBatch *batch, int i, JsonbContainer *object)
 	snprintf(type_label, sizeof(type_label), "event %d: type", i + 1);
 	batch->metadata_nulls[i] = true;
 
-	while ((token = JsonbIteratorNext(&iterator, &key, true)) != WJB_DONE)
+	while (next_object_key(&iterator, &key, &value))
 	{
-		const char *name;
-		int			name_length;
-
-		if (token != WJB_KEY)
-			continue;
-		token = JsonbIteratorNext(&iterator, &value, true);
-		Assert(token == WJB_VALUE);
-		name = key.val.string.val;
-		name_length = key.val.string.len;
-
-#define KEY_IS(literal) \
-	(name_length == (int) strlen(literal) && memcmp(name, literal, name_length) == 0)
-
-		if (KEY_IS("type"))
+		if (KEY_IS(key, "type"))
 		{
 			if (value.type != jbvString)
 				ereport(ERROR,
@@ -138,7 +155,7 @@ parse_event(EventBatch *batch, int i, JsonbContainer *object)
 													   value.val.string.len, type_label);
 			have_type = true;
 		}
-		else if (KEY_IS("data"))
+		else if (KEY_IS(key, "data"))
 		{
 			if (value.type != jbvBinary || !JsonContainerIsObject(value.val.binary.data))
 				ereport(ERROR,
@@ -147,7 +164,7 @@ parse_event(EventBatch *batch, int i, JsonbContainer *object)
 			batch->data[i] = JsonbPGetDatum(JsonbValueToJsonb(&value));
 			have_data = true;
 		}
-		else if (KEY_IS("metadata"))
+		else if (KEY_IS(key, "metadata"))
 		{
 			if (value.type == jbvNull)
 				continue;
@@ -158,7 +175,7 @@ parse_event(EventBatch *batch, int i, JsonbContainer *object)
 			batch->metadata[i] = JsonbPGetDatum(JsonbValueToJsonb(&value));
 			batch->metadata_nulls[i] = false;
 		}
-		else if (KEY_IS("id"))
+		else if (KEY_IS(key, "id"))
 		{
 			if (value.type == jbvNull)
 				continue;
@@ -173,9 +190,8 @@ parse_event(EventBatch *batch, int i, JsonbContainer *object)
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("%sunknown key \"%.*s\"", where, Min(name_length, 64), name),
+					 errmsg("%sunknown key \"%.*s\"", where, Min(key.val.string.len, 64), key.val.string.val),
 					 errdetail("An event has the keys \"type\", \"data\", \"metadata\" and \"id\".")));
-#undef KEY_IS
 	}
 
 	if (!have_type)
@@ -281,7 +297,7 @@ parse_events(Jsonb *events)
 static char *kept_plans_search_path = NULL;
 
 /*
- * Appends the batch as the function's owner (the extension's), as a SECURITY
+ * Appends as the function's owner (the extension's), as a SECURITY
  * DEFINER function would but without the cost of one (a GUC nest level and
  * the search path set and reset on every call): the statements it runs name
  * everything with its schema (kept_plan.c), and the inline projections'
@@ -292,27 +308,45 @@ static char *kept_plans_search_path = NULL;
  * them all again at every change (test/shell/append_search_path_replan.sh).
  * Then has the worker woken at commit.
  */
-static void
-append_as_owner(FunctionCallInfo fcinfo, text *stream_id, EventBatch *batch,
-				ExpectedVersion expected, StreamsSchema schema, AppendResult *result)
+typedef struct AppendingAsOwner
 {
 	ActingAsOwner acting;
-	int			nest_level = -1;
+	int			nest_level;		/* -1: the search path was left as it was */
+} AppendingAsOwner;
 
+static void
+begin_append_as_owner(FunctionCallInfo fcinfo, AppendingAsOwner *appending)
+{
+	appending->nest_level = -1;
 	if (kept_plans_search_path == NULL)
 		kept_plans_search_path = MemoryContextStrdup(TopMemoryContext, namespace_search_path);
 	else if (strcmp(namespace_search_path, kept_plans_search_path) != 0)
 	{
-		nest_level = NewGUCNestLevel();
+		appending->nest_level = NewGUCNestLevel();
 		(void) set_config_option("search_path", kept_plans_search_path, PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
 	}
-	act_as_function_owner(fcinfo, &acting);
-	append_batch(stream_id, batch, expected, schema, result);
-	stop_acting_as_owner(&acting);
-	if (nest_level >= 0)
-		AtEOXact_GUC(true, nest_level);
+	act_as_function_owner(fcinfo, &appending->acting);
+}
+
+static void
+end_append_as_owner(AppendingAsOwner *appending)
+{
+	stop_acting_as_owner(&appending->acting);
+	if (appending->nest_level >= 0)
+		AtEOXact_GUC(true, appending->nest_level);
 	notifier_wake_at_commit();
+}
+
+static void
+append_as_owner(FunctionCallInfo fcinfo, text *stream_id, EventBatch *batch,
+				ExpectedVersion expected, StreamsSchema schema, AppendResult *result)
+{
+	AppendingAsOwner appending;
+
+	begin_append_as_owner(fcinfo, &appending);
+	append_batch(stream_id, batch, expected, schema, result);
+	end_append_as_owner(&appending);
 }
 
 /*
@@ -359,6 +393,18 @@ append_event(FunctionCallInfo fcinfo, StreamsSchema schema)
 
 SCHEMA_VERSIONED_FUNCTION(eventsource_append, append_event);
 
+/* The global positions of an append of count events, as a bigint[]. */
+static Datum
+global_positions_array(AppendResult *result, int count)
+{
+	Datum	   *positions = palloc(Max(count, 1) * sizeof(Datum));
+
+	for (int i = 0; i < count; i++)
+		positions[i] = Int64GetDatum(result->global_positions[i]);
+	return PointerGetDatum(construct_array(positions, count, INT8OID,
+										   sizeof(int64), true, TYPALIGN_DOUBLE));
+}
+
 /*
  * eventsource.append_events(stream_id, events, expected_version) returns
  * (stream_version bigint, global_positions bigint[]).
@@ -373,7 +419,6 @@ append_events(FunctionCallInfo fcinfo, StreamsSchema schema)
 	TupleDesc	result_desc;
 	Datum		values[2];
 	bool		nulls[2] = {false, false};
-	Datum	   *positions;
 
 	check_not_null(fcinfo, 1, "events");
 	batch = parse_events(PG_GETARG_JSONB_P(1));
@@ -384,14 +429,250 @@ append_events(FunctionCallInfo fcinfo, StreamsSchema schema)
 
 	append_as_owner(fcinfo, stream_id, batch, expected, schema, &result);
 
-	positions = palloc(batch->count * sizeof(Datum));
-	for (int i = 0; i < batch->count; i++)
-		positions[i] = Int64GetDatum(result.global_positions[i]);
 	values[0] = Int64GetDatum(result.stream_version);
-	values[1] = PointerGetDatum(construct_array(positions, batch->count, INT8OID,
-												sizeof(int64), true, TYPALIGN_DOUBLE));
+	values[1] = global_positions_array(&result, batch->count);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(result_desc),
 													  values, nulls)));
 }
 
 SCHEMA_VERSIONED_FUNCTION(eventsource_append_events, append_events);
+
+/* ------------------------------------------------------------------------
+ * append_to_streams
+ * ------------------------------------------------------------------------
+ */
+
+/* One entry of append_to_streams' appends. */
+typedef struct StreamAppend
+{
+	text	   *stream_id;
+	ExpectedVersion expected;
+	EventBatch *batch;			/* NULL: a check-only expectation */
+	AppendResult result;
+} StreamAppend;
+
+/* Says which entry of appends an error is about. */
+typedef struct AppendEntryContext
+{
+	int			ordinal;
+	text	   *stream_id;		/* NULL until it is read */
+} AppendEntryContext;
+
+static void
+append_entry_error_context(void *argument)
+{
+	AppendEntryContext *entry = argument;
+
+	if (entry->stream_id != NULL)
+		errcontext("entry %d of appends, stream \"%s\"", entry->ordinal,
+				   text_for_message(entry->stream_id));
+	else
+		errcontext("entry %d of appends", entry->ordinal);
+}
+
+/*
+ * Reads one {"stream_id", "expected_version", "events"} object of appends.
+ * An entry without "events" checks its stream's version and writes nothing,
+ * so it must give an expected version.
+ */
+static void
+parse_stream_append(StreamAppend *append, JsonbContainer *object, AppendEntryContext *context)
+{
+	JsonbIterator *iterator = JsonbIteratorInit(object);
+	JsonbValue	key;
+	JsonbValue	value;
+	JsonbValue	events = {jbvNull};
+
+	append->expected = (ExpectedVersion) {EXPECT_ANY, 0};
+	while (next_object_key(&iterator, &key, &value))
+	{
+		if (KEY_IS(key, "stream_id"))
+		{
+			if (value.type != jbvString)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("stream_id must be a JSON string")));
+			append->stream_id = checked_stream_id_text(cstring_to_text_with_len(value.val.string.val,
+																				value.val.string.len),
+													   true);
+			context->stream_id = append->stream_id;
+		}
+		else if (KEY_IS(key, "expected_version"))
+		{
+			Datum		version;
+			bool		integral = value.type == jbvNumeric;
+
+			if (value.type == jbvNull)
+				continue;
+			if (integral)
+			{
+				version = DirectFunctionCall1(numeric_int8, NumericGetDatum(value.val.numeric));
+				integral = DatumGetBool(DirectFunctionCall2(numeric_eq, NumericGetDatum(value.val.numeric),
+															DirectFunctionCall1(int8_numeric, version)));
+			}
+			if (!integral)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("expected_version must be a JSON integer or null")));
+			append->expected = checked_expected_version(DatumGetInt64(version));
+		}
+		else if (KEY_IS(key, "events"))
+		{
+			events = value;
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown key \"%.*s\"", Min(key.val.string.len, 64), key.val.string.val),
+					 errdetail("An entry of appends has the keys \"stream_id\", \"expected_version\" and \"events\".")));
+	}
+
+	if (append->stream_id == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"stream_id\" is missing")));
+	/* read once the stream is known, so that an error in them names it */
+	if (events.type != jbvNull)
+	{
+		if (events.type != jbvBinary || !JsonContainerIsArray(events.val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("events must be a JSON array")));
+		append->batch = parse_events(JsonbValueToJsonb(&events));
+	}
+	if (append->batch == NULL && append->expected.kind == EXPECT_ANY)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("an entry without events must have an expected_version"),
+				 errdetail("An entry without \"events\" checks the version of its stream and writes nothing.")));
+}
+
+/* Reads appends: a non-empty JSON array of entries. */
+static StreamAppend *
+parse_stream_appends(Jsonb *appends, int *count)
+{
+	StreamAppend *entries;
+	AppendEntryContext context;
+	ErrorContextCallback callback;
+
+	if (!JB_ROOT_IS_ARRAY(appends) || JB_ROOT_IS_SCALAR(appends))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("appends must be a JSON array")));
+	*count = JB_ROOT_COUNT(appends);
+	if (*count == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("appends must not be an empty array")));
+
+	entries = palloc0(*count * sizeof(StreamAppend));
+	callback.callback = append_entry_error_context;
+	callback.arg = &context;
+	callback.previous = error_context_stack;
+	error_context_stack = &callback;
+	for (int i = 0; i < *count; i++)
+	{
+		JsonbValue *element = getIthJsonbValueFromContainer(&appends->root, i);
+
+		context.ordinal = i + 1;
+		context.stream_id = NULL;
+		if (element->type != jbvBinary || !JsonContainerIsObject(element->val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("an entry of appends must be a JSON object")));
+		parse_stream_append(&entries[i], element->val.binary.data, &context);
+		CHECK_FOR_INTERRUPTS();
+	}
+	error_context_stack = callback.previous;
+	return entries;
+}
+
+/*
+ * Checks every entry's expected version, in the order of appends, before
+ * anything is written (a check-only entry's result is the version seen),
+ * except that of an entry with event ids whose stream has moved on, which
+ * append_batch finds to be a retry of an append made or a conflict, so that a conflict names the first entry that fails
+ * and burns no global position.  The row of a stream that is only checked
+ * is locked in share mode, so that its version holds until commit also
+ * against a writer that takes no turn (a transaction that wrote before).
+ * Call while connected to SPI, holding the streams' turns.
+ */
+static void
+check_stream_expectations(StreamAppend *entries, int count, StreamsSchema schema)
+{
+	for (int i = 0; i < count; i++)
+	{
+		int64		version;
+		bool		exists;
+
+		if (entries[i].expected.kind == EXPECT_ANY)
+			continue;
+		exists = find_stream_version(entries[i].stream_id, entries[i].batch == NULL, &version);
+		if (expectation_met(entries[i].expected, exists, version))
+			;
+		else if (entries[i].batch != NULL && entries[i].batch->ids_supplied)
+			continue;			/* maybe a retry of this very append: append_batch tells */
+		else
+			raise_version_conflict(entries[i].stream_id, entries[i].expected, version, schema);
+		entries[i].result.stream_version = version;
+	}
+}
+
+/*
+ * eventsource.append_to_streams(appends jsonb) returns table (stream_id
+ * text, stream_version bigint, global_positions bigint[]): appends to many
+ * streams atomically, a row per entry of appends in its order (an entry
+ * that only checks gives its stream's version and no positions).
+ */
+static Datum
+append_to_streams(FunctionCallInfo fcinfo, StreamsSchema schema)
+{
+	ReturnSetInfo *result_set = (ReturnSetInfo *) fcinfo->resultinfo;
+	StreamAppend *entries;
+	StreamTurn *turns;
+	int			count;
+	AppendingAsOwner appending;
+
+	check_not_null(fcinfo, 0, "appends");
+	entries = parse_stream_appends(PG_GETARG_JSONB_P(0), &count);
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+
+	/* On a standby, or in a read-only transaction: say so before taking any turn. */
+	PreventCommandIfReadOnly("eventsource.append_to_streams()");
+	turns = palloc(count * sizeof(StreamTurn));
+	for (int i = 0; i < count; i++)
+		turns[i] = (StreamTurn) {entries[i].stream_id, entries[i].batch != NULL, i + 1, 0};
+	lock_streams_in_log_order(turns, count);
+
+	begin_append_as_owner(fcinfo, &appending);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	check_stream_expectations(entries, count, schema);
+	for (int i = 0; i < count; i++)
+		if (entries[i].batch != NULL)
+			append_batch(entries[i].stream_id, entries[i].batch, entries[i].expected, schema,
+						 &entries[i].result);
+	SPI_finish();
+	end_append_as_owner(&appending);
+
+	for (int i = 0; i < count; i++)
+	{
+		Datum		values[3];
+		bool		nulls[3] = {false, false, false};
+
+		values[0] = PointerGetDatum(entries[i].stream_id);
+		values[1] = Int64GetDatum(entries[i].result.stream_version);
+		values[2] = global_positions_array(&entries[i].result,
+										   entries[i].batch != NULL ? entries[i].batch->count : 0);
+		tuplestore_putvalues(result_set->setResult, result_set->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(eventsource_append_to_streams_0_8);
+
+Datum
+eventsource_append_to_streams_0_8(PG_FUNCTION_ARGS)
+{
+	return append_to_streams(fcinfo, STREAMS_WITH_LOG_ORDER);
+}

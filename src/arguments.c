@@ -105,14 +105,16 @@ checked_object_name(FunctionCallInfo fcinfo, int argno, const char *what)
 text *
 checked_stream_id(FunctionCallInfo fcinfo, int argno, bool for_append)
 {
-	text	   *stream_id;
-	const char *bytes;
-	int			length;
-
 	check_not_null(fcinfo, argno, "stream_id");
-	stream_id = PG_GETARG_TEXT_PP(argno);
-	bytes = VARDATA_ANY(stream_id);
-	length = VARSIZE_ANY_EXHDR(stream_id);
+	return checked_stream_id_text(PG_GETARG_TEXT_PP(argno), for_append);
+}
+
+/* checked_stream_id of a stream id given otherwise than as an argument. */
+text *
+checked_stream_id_text(text *stream_id, bool for_append)
+{
+	const char *bytes = VARDATA_ANY(stream_id);
+	int			length = VARSIZE_ANY_EXHDR(stream_id);
 
 	if (length == 0)
 		ereport(ERROR,

@@ -33,6 +33,7 @@ extern const char *checked_choice(FunctionCallInfo fcinfo, int argno, const char
 extern int64 optional_stream_version(FunctionCallInfo fcinfo, int argno, const char *name,
 									 int64 if_null);
 extern text *checked_stream_id(FunctionCallInfo fcinfo, int argno, bool for_append);
+extern text *checked_stream_id_text(text *stream_id, bool for_append);
 extern text *checked_object_name(FunctionCallInfo fcinfo, int argno, const char *what);
 extern Datum checked_event_type(const char *bytes, int length, const char *label);
 extern int32 checked_max_count(FunctionCallInfo fcinfo, int argno);

@@ -52,11 +52,17 @@ static KeptPlan tombstone_plan = {
 ExpectedVersion
 expected_version_argument(FunctionCallInfo fcinfo, int argno)
 {
-	ExpectedVersion expected = {EXPECT_ANY, 0};
-
 	if (PG_ARGISNULL(argno))
-		return expected;
-	expected.version = PG_GETARG_INT64(argno);
+		return (ExpectedVersion) {EXPECT_ANY, 0};
+	return checked_expected_version(PG_GETARG_INT64(argno));
+}
+
+/* An expected version that is not NULL: -1 (the stream exists), 0 (no stream) or N. */
+ExpectedVersion
+checked_expected_version(int64 version)
+{
+	ExpectedVersion expected = {EXPECT_VERSION, version};
+
 	if (expected.version < EXPECTED_VERSION_STREAM_EXISTS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -150,19 +156,104 @@ expectation_met(ExpectedVersion expected, bool exists, int64 version)
  * eventsource_stream_log_transaction_id; before 0.7.0,
  * check_stream_log_order after the append).
  */
+static uint64
+stream_turn_hash(text *stream_id)
+{
+	return hash_bytes_extended((const unsigned char *) VARDATA_ANY(stream_id),
+							   VARSIZE_ANY_EXHDR(stream_id), 0);
+}
+
+static void
+take_stream_turn(uint64 hash, LOCKMODE mode)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (hash >> 32), (uint32) hash,
+						 EVENTSOURCE_STREAM_LOCK_CLASS);
+	(void) LockAcquire(&tag, mode, false, false);
+}
+
 void
 lock_stream_in_log_order(text *stream_id)
 {
-	uint64		hash;
-	LOCKTAG		tag;
-
 	if (FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()))
 		return;
-	hash = hash_bytes_extended((const unsigned char *) VARDATA_ANY(stream_id),
-							   VARSIZE_ANY_EXHDR(stream_id), 0);
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (hash >> 32), (uint32) hash,
-						 EVENTSOURCE_STREAM_LOCK_CLASS);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+	take_stream_turn(stream_turn_hash(stream_id), ExclusiveLock);
+}
+
+/* Orders stream turns by hash, then by stream id, so that equal ids are neighbours. */
+static int
+compare_stream_turns(const void *left_pointer, const void *right_pointer)
+{
+	const StreamTurn *left = left_pointer;
+	const StreamTurn *right = right_pointer;
+	int			left_length = VARSIZE_ANY_EXHDR(left->stream_id);
+	int			right_length = VARSIZE_ANY_EXHDR(right->stream_id);
+	int			order;
+
+	if (left->hash != right->hash)
+		return left->hash < right->hash ? -1 : 1;
+	order = memcmp(VARDATA_ANY(left->stream_id), VARDATA_ANY(right->stream_id),
+				   Min(left_length, right_length));
+	if (order != 0)
+		return order;
+	return left_length < right_length ? -1 : (left_length > right_length ? 1 : 0);
+}
+
+/*
+ * The turns of many streams, for one call that writes or checks them all
+ * (append_to_streams): taken in one canonical order, that of their hashes,
+ * so that two such calls never wait for each other in a cycle, and all of
+ * them before the transaction gets its id, which it then gets at once: its
+ * id is newer than that of every earlier writer of every one of the
+ * streams, so no write of the call is refused for the log order.  A stream
+ * that is only checked takes its turn in share mode: checks of one stream do
+ * not wait for each other, only for its writers.  Streams whose ids have one
+ * hash share one turn, in the strongest mode any of them needs.
+ *
+ * Rejects a stream given twice (22023, naming both entries).  At most
+ * max_locks_per_transaction turns are taken, the first in the order, so
+ * that a call of thousands of streams does not fill the shared lock table;
+ * the writes of the streams after those are checked by the statement that
+ * writes each row instead, as in a transaction that had an id (40001 when a
+ * newer transaction wrote the stream first).  A transaction that has an id
+ * already takes no turn.  Sorts turns in place.
+ */
+void
+lock_streams_in_log_order(StreamTurn *turns, int count)
+{
+	bool		take = !FullTransactionIdIsValid(GetTopFullTransactionIdIfAny());
+	int			taken = 0;
+
+	for (int i = 0; i < count; i++)
+		turns[i].hash = stream_turn_hash(turns[i].stream_id);
+	qsort(turns, count, sizeof(StreamTurn), compare_stream_turns);
+
+	for (int i = 0; i < count; i++)
+	{
+		LOCKMODE	mode = turns[i].writes ? ExclusiveLock : ShareLock;
+
+		if (i + 1 < count && compare_stream_turns(&turns[i], &turns[i + 1]) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("stream \"%s\" is given twice", text_for_message(turns[i].stream_id)),
+					 errdetail("Entries %d and %d of appends name the same stream; give each stream once, with all its events.",
+							   Min(turns[i].ordinal, turns[i + 1].ordinal),
+							   Max(turns[i].ordinal, turns[i + 1].ordinal))));
+		/* the strongest mode of the streams that share this hash */
+		for (int j = i + 1; j < count && turns[j].hash == turns[i].hash; j++)
+			if (turns[j].writes)
+				mode = ExclusiveLock;
+		if (take && taken < max_locks_per_xact &&
+			(i == 0 || turns[i - 1].hash != turns[i].hash))
+		{
+			take_stream_turn(turns[i].hash, mode);
+			taken++;
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (take)
+		(void) GetTopTransactionId();
 }
 
 /* The writes of a stream that must keep the log order, as the errors name them. */
@@ -269,6 +360,31 @@ static KeptPlan current_version_plan = {
 	1, {TEXTOID}
 };
 
+static KeptPlan version_for_share_plan = {
+	"SELECT s.stream_version FROM eventsource.streams s WHERE s.stream_id OPERATOR(pg_catalog.=) $1"
+	"   FOR SHARE",
+	1, {TEXTOID}
+};
+
+/*
+ * Whether a stream exists, and its version in *version (0 when it does not).
+ * for_share locks its row until the transaction ends, so that the version
+ * stays what the caller saw.  Call while connected to SPI.
+ */
+bool
+find_stream_version(text *stream_id, bool for_share, int64 *version)
+{
+	Datum		values[1] = {PointerGetDatum(stream_id)};
+	bool		isnull;
+
+	*version = 0;
+	if (run_kept_plan(for_share ? &version_for_share_plan : &current_version_plan,
+					  values, NULL, !for_share) == 0)
+		return false;
+	*version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return true;
+}
+
 /*
  * The version of a stream, 0 when it does not exist.  Call while connected
  * to SPI.
@@ -276,12 +392,10 @@ static KeptPlan current_version_plan = {
 int64
 current_stream_version(text *stream_id)
 {
-	Datum		values[1] = {PointerGetDatum(stream_id)};
-	bool		isnull;
+	int64		version;
 
-	if (run_kept_plan(&current_version_plan, values, NULL, true) == 0)
-		return 0;
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	(void) find_stream_version(stream_id, false, &version);
+	return version;
 }
 
 /* The first event of stream $1 from version $2 on recorded at or after $3. */

@@ -39,11 +39,23 @@ typedef struct ExpectedVersion
  * of a stream's writers.
  */
 extern ExpectedVersion expected_version_argument(FunctionCallInfo fcinfo, int argno);
+extern ExpectedVersion checked_expected_version(int64 version);
 extern bool expectation_met(ExpectedVersion expected, bool exists, int64 version);
 extern void raise_version_conflict(text *stream_id, ExpectedVersion expected, int64 actual,
 								   StreamsSchema schema);
 extern void reject_if_tombstoned(text *stream_id, StreamsSchema schema);
 extern void lock_stream_in_log_order(text *stream_id);
+
+/* A stream of a call that writes or checks many (lock_streams_in_log_order). */
+typedef struct StreamTurn
+{
+	text	   *stream_id;
+	bool		writes;			/* false: the call only checks its version */
+	int			ordinal;		/* the entry of the call's input, from 1 */
+	uint64		hash;			/* set by lock_streams_in_log_order */
+} StreamTurn;
+
+extern void lock_streams_in_log_order(StreamTurn *turns, int count);
 extern void check_stream_log_order(text *stream_id, int64 previous_version);
 
 /*
@@ -57,6 +69,7 @@ extern void check_stream_log_order(text *stream_id, int64 previous_version);
 
 /* The version of a stream, 0 when it does not exist; call while connected to SPI. */
 extern int64 current_stream_version(text *stream_id);
+extern bool find_stream_version(text *stream_id, bool for_share, int64 *version);
 
 /*
  * The lowest stream version that stream reads of stream $1 show (NULL when

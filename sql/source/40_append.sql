@@ -5,6 +5,7 @@
 -- set and reset); their statements do not depend on the caller's search path. The statement
 -- that writes a stream's row takes the transaction's log transaction id from
 -- stream_log_transaction_id, which also keeps the stream's writers in log order.
+-- append_to_streams takes the turns of all its streams in one order before it writes any.
 
 CREATE FUNCTION eventsource.append(
     stream_id        text,
@@ -32,6 +33,14 @@ AS 'MODULE_PATHNAME', 'eventsource_append_events_0_8';
 
 COMMENT ON FUNCTION eventsource.append_events(text, jsonb, bigint) IS
     'Appends a JSON array of {"type", "data", "metadata", "id"} events to a stream atomically; returns the new stream version and the global positions taken.';
+
+CREATE FUNCTION eventsource.append_to_streams(appends jsonb)
+RETURNS TABLE (stream_id text, stream_version bigint, global_positions bigint[])
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'eventsource_append_to_streams_0_8';
+
+COMMENT ON FUNCTION eventsource.append_to_streams(jsonb) IS
+    'Appends to many streams atomically: appends is a JSON array of {"stream_id", "expected_version", "events"}; an entry without events only checks its stream''s version. Returns a row per entry: the stream''s version and the global positions taken.';
 
 -- Lifecycle markers in log order. Each stream's row records the log transaction id of the
 -- last transaction that appended to, deleted or tombstoned it; the statement that writes the row

@@ -68,6 +68,7 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION
     eventsource.append(text, text, jsonb, jsonb, bigint, uuid),
     eventsource.append_events(text, jsonb, bigint),
+    eventsource.append_to_streams(jsonb),
     eventsource.save_snapshot(text, bigint, jsonb, integer)
     TO eventsource_writer;
 

@@ -25,6 +25,7 @@ CREATE TABLE matrix.operations (operation text PRIMARY KEY, statement text NOT N
 INSERT INTO matrix.operations (operation, statement) VALUES
     ('append',                 $$SELECT eventsource.append('ledger-1', 'Credited', '{}')$$),
     ('append_events',          $$SELECT eventsource.append_events('ledger-2', '[{"type": "Opened", "data": {}}]')$$),
+    ('append_to_streams',      $$SELECT count(*) FROM eventsource.append_to_streams('[{"stream_id": "ledger-3", "events": [{"type": "Opened", "data": {}}]}, {"stream_id": "ledger-1", "expected_version": 1}]')$$),
     ('read_stream',            $$SELECT count(*) FROM eventsource.read_stream('ledger-1')$$),
     ('read_all',               $$SELECT count(*) FROM eventsource.read_all()$$),
     ('read_category',          $$SELECT count(*) FROM eventsource.read_category('ledger')$$),

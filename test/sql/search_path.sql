@@ -329,6 +329,16 @@ SELECT name, status, events_processed FROM eventsource.projection_status;
 SELECT eventsource.drop_projection('totals');
 SELECT streams, snapshots FROM eventsource.store_statistics;
 SELECT appends OPERATOR(pg_catalog.>) 0 AS appended FROM eventsource.statistics();
+-- Many streams in one call: written, checked, retried with ids, and a conflict.
+SELECT * FROM eventsource.append_to_streams('[
+  {"stream_id": "ledger-1", "expected_version": 0, "events": [{"type": "Opened", "data": {}, "id": "00000000-0000-4000-8000-000000000021"}]},
+  {"stream_id": "ledger-2", "events": [{"type": "Opened", "data": {}}, {"type": "Noted", "data": {}}]},
+  {"stream_id": "invoice-1", "expected_version": 4}]');
+SELECT * FROM eventsource.append_to_streams('[
+  {"stream_id": "ledger-1", "expected_version": 0, "events": [{"type": "Opened", "data": {}, "id": "00000000-0000-4000-8000-000000000021"}]}]');
+SELECT * FROM eventsource.append_to_streams('[
+  {"stream_id": "ledger-2", "expected_version": 2, "events": [{"type": "Noted", "data": {}}]},
+  {"stream_id": "ledger-1", "expected_version": 5}]');
 
 RESET search_path;
 SET client_min_messages = warning;
