@@ -219,3 +219,84 @@ COMMENT ON FUNCTION eventsource.append_to_streams(jsonb) IS
 
 REVOKE ALL ON FUNCTION eventsource.append_to_streams(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION eventsource.append_to_streams(jsonb) TO eventsource_writer;
+
+-- ---------------------------------------------------------------------------------------------
+-- Tags: events carry them (NULL: none), indexed; the event type, append and poll return them.
+-- Adding a column without a default rewrites nothing. A column of another table of the type
+-- eventsource.event keeps the update from adding the attribute (drop the column first).
+-- ---------------------------------------------------------------------------------------------
+
+ALTER TABLE eventsource.events ADD COLUMN tags text[];
+CREATE INDEX events_tags_idx ON eventsource.events USING gin (tags) WHERE tags IS NOT NULL;
+COMMENT ON COLUMN eventsource.events.tags IS
+    'The event''s tags (for example {course:c1,student:s7}), NULL when it has none.';
+
+ALTER TYPE eventsource.event ADD ATTRIBUTE tags text[];
+COMMENT ON TYPE eventsource.event IS
+    'An event as the read functions return it: the stored columns, its checkpoint in the global log, then its tags (NULL: none).';
+
+DROP FUNCTION eventsource.append(text, text, jsonb, jsonb, bigint, uuid);
+CREATE FUNCTION eventsource.append(
+    stream_id        text,
+    event_type       text,
+    data             jsonb,
+    metadata         jsonb  DEFAULT NULL,
+    expected_version bigint DEFAULT NULL,
+    event_id         uuid   DEFAULT NULL,
+    tags             text[] DEFAULT NULL)
+RETURNS bigint
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'eventsource_append_0_8';
+
+COMMENT ON FUNCTION eventsource.append(text, text, jsonb, jsonb, bigint, uuid, text[]) IS
+    'Appends one event to a stream and returns the stream''s new version. expected_version: NULL any, 0 no stream, -1 stream exists, N exactly N. tags: the event''s tags.';
+
+COMMENT ON FUNCTION eventsource.append_events(text, jsonb, bigint) IS
+    'Appends a JSON array of {"type", "data", "metadata", "tags", "id"} events to a stream atomically; returns the new stream version and the global positions taken.';
+
+REVOKE ALL ON FUNCTION eventsource.append(text, text, jsonb, jsonb, bigint, uuid, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION eventsource.append(text, text, jsonb, jsonb, bigint, uuid, text[]) TO eventsource_writer;
+
+DROP FUNCTION eventsource.poll(text, integer, integer, integer);
+CREATE FUNCTION eventsource.poll(
+    name                  text,
+    max_count             integer DEFAULT 100,
+    consumer_group_member integer DEFAULT 0,
+    lease_seconds         integer DEFAULT 30)
+RETURNS TABLE (
+    global_position bigint,
+    transaction_id  xid8,
+    stream_id       text,
+    stream_version  bigint,
+    event_id        uuid,
+    event_type      text,
+    data            jsonb,
+    metadata        jsonb,
+    recorded_at     timestamptz,
+    checkpoint      eventsource.checkpoint,
+    tags            text[],
+    lease           uuid)
+LANGUAGE c VOLATILE PARALLEL UNSAFE ROWS 100
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'eventsource_poll';
+
+COMMENT ON FUNCTION eventsource.poll(text, integer, integer, integer) IS
+    'The next batch of a subscription''s events after its checkpoint, in log order, leased to the caller for lease_seconds: until it is acknowledged or the lease ends, other consumers of the same member get nothing. Every row carries the batch''s lease, which ack must present.';
+
+REVOKE ALL ON FUNCTION eventsource.poll(text, integer, integer, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION eventsource.poll(text, integer, integer, integer) TO eventsource_reader;
+
+-- Reads by tags and event types.
+CREATE FUNCTION eventsource.read_by_query(
+    query     jsonb,
+    after     eventsource.checkpoint DEFAULT NULL,
+    max_count integer DEFAULT 1000)
+RETURNS SETOF eventsource.event
+LANGUAGE c STABLE PARALLEL RESTRICTED ROWS 1000
+AS 'MODULE_PATHNAME', 'eventsource_read_by_query';
+
+COMMENT ON FUNCTION eventsource.read_by_query(jsonb, eventsource.checkpoint, integer) IS
+    'Reads the events of the gap-safe global log after a checkpoint (NULL: from the start) that match a query, {"items": [{"types": [...], "tags": [...]}, ...]}: an event matches an item when its type is one of the item''s types (any when omitted) and its tags contain all the item''s tags, and the query when it matches any item.';
+
+REVOKE ALL ON FUNCTION eventsource.read_by_query(jsonb, eventsource.checkpoint, integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION eventsource.read_by_query(jsonb, eventsource.checkpoint, integer) TO eventsource_reader;

@@ -99,32 +99,24 @@ invalid:
 	pg_unreachable();
 }
 
-/*
- * The next key of the JSON object iterator walks, with its value: false when
- * the object has no more.
- */
-static bool
-next_object_key(JsonbIterator **iterator, JsonbValue *key, JsonbValue *value)
+/* The "tags" of event ordinal of a batch: a JSON array of strings. */
+static Datum
+json_tags(JsonbValue *value, int ordinal, bool *none)
 {
-	JsonbIteratorToken token;
+	char		label[32];
+	int			count;
+	Datum	   *tags = json_array_strings(value, &count);
 
-	while ((token = JsonbIteratorNext(iterator, key, true)) != WJB_DONE)
-	{
-		if (token != WJB_KEY)
-			continue;
-		token = JsonbIteratorNext(iterator, value, true);
-		Assert(token == WJB_VALUE);
-		return true;
-	}
-	return false;
+	snprintf(label, sizeof(label), "event %d: tags", ordinal);
+	if (tags == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a JSON array of strings or null", label)));
+	return checked_tags(tags, NULL, count, label, none);
 }
 
-#define KEY_IS(key, literal) \
-	((key).val.string.len == (int) strlen(literal) && \
-	 memcmp((key).val.string.val, literal, (key).val.string.len) == 0)
-
 /*
- * Reads one {"type", "data", "metadata", "id"} object of the events array into
+ * Reads one {"type", "data", "metadata", "tags", "id"} object of the events array into
  * position i of the batch.
  */
 static void
@@ -145,7 +137,7 @@ parse_event(EventBatch *batch, int i, JsonbContainer *object)
 
 	while (next_object_key(&iterator, &key, &value))
 	{
-		if (KEY_IS(key, "type"))
+		if (JSON_KEY_IS(key, "type"))
 		{
 			if (value.type != jbvString)
 				ereport(ERROR,
@@ -155,7 +147,7 @@ parse_event(EventBatch *batch, int i, JsonbContainer *object)
 													   value.val.string.len, type_label);
 			have_type = true;
 		}
-		else if (KEY_IS(key, "data"))
+		else if (JSON_KEY_IS(key, "data"))
 		{
 			if (value.type != jbvBinary || !JsonContainerIsObject(value.val.binary.data))
 				ereport(ERROR,
@@ -164,7 +156,7 @@ parse_event(EventBatch *batch, int i, JsonbContainer *object)
 			batch->data[i] = JsonbPGetDatum(JsonbValueToJsonb(&value));
 			have_data = true;
 		}
-		else if (KEY_IS(key, "metadata"))
+		else if (JSON_KEY_IS(key, "metadata"))
 		{
 			if (value.type == jbvNull)
 				continue;
@@ -175,7 +167,13 @@ parse_event(EventBatch *batch, int i, JsonbContainer *object)
 			batch->metadata[i] = JsonbPGetDatum(JsonbValueToJsonb(&value));
 			batch->metadata_nulls[i] = false;
 		}
-		else if (KEY_IS(key, "id"))
+		else if (JSON_KEY_IS(key, "tags"))
+		{
+			if (value.type == jbvNull)
+				continue;
+			batch->tags[i] = json_tags(&value, i + 1, &batch->tags_nulls[i]);
+		}
+		else if (JSON_KEY_IS(key, "id"))
 		{
 			if (value.type == jbvNull)
 				continue;
@@ -191,7 +189,7 @@ parse_event(EventBatch *batch, int i, JsonbContainer *object)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("%sunknown key \"%.*s\"", where, Min(key.val.string.len, 64), key.val.string.val),
-					 errdetail("An event has the keys \"type\", \"data\", \"metadata\" and \"id\".")));
+					 errdetail("An event has the keys \"type\", \"data\", \"metadata\", \"tags\" and \"id\".")));
 	}
 
 	if (!have_type)
@@ -351,7 +349,7 @@ append_as_owner(FunctionCallInfo fcinfo, text *stream_id, EventBatch *batch,
 
 /*
  * eventsource.append(stream_id, event_type, data, metadata, expected_version,
- * event_id) returns bigint: the stream's new version.
+ * event_id, tags) returns bigint: the stream's new version.
  */
 static Datum
 append_event(FunctionCallInfo fcinfo, StreamsSchema schema)
@@ -386,6 +384,22 @@ append_event(FunctionCallInfo fcinfo, StreamsSchema schema)
 
 	batch->ids_supplied = !PG_ARGISNULL(5);
 	batch->event_ids[0] = batch->ids_supplied ? PG_GETARG_DATUM(5) : generate_event_id();
+
+	/* tags: the argument 0.8.0 added */
+	if (PG_NARGS() > 6 && !PG_ARGISNULL(6))
+	{
+		ArrayType  *tags = PG_GETARG_ARRAYTYPE_P(6);
+		Datum	   *elements;
+		bool	   *element_nulls;
+		int			count;
+
+		if (ARR_NDIM(tags) > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+					 errmsg("tags must be a one-dimensional array")));
+		deconstruct_array(tags, TEXTOID, -1, false, TYPALIGN_INT, &elements, &element_nulls, &count);
+		batch->tags[0] = checked_tags(elements, element_nulls, count, "tags", &batch->tags_nulls[0]);
+	}
 
 	append_as_owner(fcinfo, stream_id, batch, expected, schema, &result);
 	PG_RETURN_INT64(result.stream_version);
@@ -470,6 +484,28 @@ append_entry_error_context(void *argument)
 		errcontext("entry %d of appends", entry->ordinal);
 }
 
+/* Whether a JSON value is a number with an integral value within bigint's range, *result. */
+static bool
+json_bigint(JsonbValue *value, int64 *result)
+{
+	Datum		number;
+	Datum		integer;
+
+	if (value->type != jbvNumeric)
+		return false;
+	number = NumericGetDatum(value->val.numeric);
+	if (DatumGetBool(DirectFunctionCall2(numeric_lt, number,
+										 DirectFunctionCall1(int8_numeric, Int64GetDatum(PG_INT64_MIN)))) ||
+		DatumGetBool(DirectFunctionCall2(numeric_gt, number,
+										 DirectFunctionCall1(int8_numeric, Int64GetDatum(PG_INT64_MAX)))))
+		return false;
+	integer = DirectFunctionCall1(numeric_int8, number);
+	if (!DatumGetBool(DirectFunctionCall2(numeric_eq, number, DirectFunctionCall1(int8_numeric, integer))))
+		return false;
+	*result = DatumGetInt64(integer);
+	return true;
+}
+
 /*
  * Reads one {"stream_id", "expected_version", "events"} object of appends.
  * An entry without "events" checks its stream's version and writes nothing,
@@ -486,7 +522,7 @@ parse_stream_append(StreamAppend *append, JsonbContainer *object, AppendEntryCon
 	append->expected = (ExpectedVersion) {EXPECT_ANY, 0};
 	while (next_object_key(&iterator, &key, &value))
 	{
-		if (KEY_IS(key, "stream_id"))
+		if (JSON_KEY_IS(key, "stream_id"))
 		{
 			if (value.type != jbvString)
 				ereport(ERROR,
@@ -497,26 +533,20 @@ parse_stream_append(StreamAppend *append, JsonbContainer *object, AppendEntryCon
 													   true);
 			context->stream_id = append->stream_id;
 		}
-		else if (KEY_IS(key, "expected_version"))
+		else if (JSON_KEY_IS(key, "expected_version"))
 		{
-			Datum		version;
-			bool		integral = value.type == jbvNumeric;
+			int64		version;
 
 			if (value.type == jbvNull)
 				continue;
-			if (integral)
-			{
-				version = DirectFunctionCall1(numeric_int8, NumericGetDatum(value.val.numeric));
-				integral = DatumGetBool(DirectFunctionCall2(numeric_eq, NumericGetDatum(value.val.numeric),
-															DirectFunctionCall1(int8_numeric, version)));
-			}
-			if (!integral)
+			if (!json_bigint(&value, &version))
 				ereport(ERROR,
 						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("expected_version must be a JSON integer or null")));
-			append->expected = checked_expected_version(DatumGetInt64(version));
+						 errmsg("expected_version must be a JSON integer or null"),
+						 errdetail("An expected version is a bigint: -1, 0 or a stream version.")));
+			append->expected = checked_expected_version(version);
 		}
-		else if (KEY_IS(key, "events"))
+		else if (JSON_KEY_IS(key, "events"))
 		{
 			events = value;
 		}
@@ -648,11 +678,12 @@ append_to_streams(FunctionCallInfo fcinfo, StreamsSchema schema)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	check_stream_expectations(entries, count, schema);
+	SPI_finish();
+	/* outside SPI: the results live in this function's memory */
 	for (int i = 0; i < count; i++)
 		if (entries[i].batch != NULL)
 			append_batch(entries[i].stream_id, entries[i].batch, entries[i].expected, schema,
 						 &entries[i].result);
-	SPI_finish();
 	end_append_as_owner(&appending);
 
 	for (int i = 0; i < count; i++)
@@ -674,5 +705,5 @@ PG_FUNCTION_INFO_V1(eventsource_append_to_streams_0_8);
 Datum
 eventsource_append_to_streams_0_8(PG_FUNCTION_ARGS)
 {
-	return append_to_streams(fcinfo, STREAMS_WITH_LOG_ORDER);
+	return append_to_streams(fcinfo, STREAMS_WITH_TAGS);
 }

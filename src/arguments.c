@@ -243,6 +243,104 @@ checked_event_type(const char *bytes, int length, const char *label)
 }
 
 /*
+ * The next key of the JSON object iterator walks, with its value: false when
+ * the object has no more.
+ */
+bool
+next_object_key(JsonbIterator **iterator, JsonbValue *key, JsonbValue *value)
+{
+	JsonbIteratorToken token;
+
+	while ((token = JsonbIteratorNext(iterator, key, true)) != WJB_DONE)
+	{
+		if (token != WJB_KEY)
+			continue;
+		token = JsonbIteratorNext(iterator, value, true);
+		Assert(token == WJB_VALUE);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * The elements of a JSON array of strings, as text, and their number;
+ * NULL when value is not an array or holds anything but strings.
+ */
+Datum *
+json_array_strings(JsonbValue *value, int *count)
+{
+	JsonbIterator *iterator;
+	JsonbValue	element;
+	JsonbIteratorToken token;
+	Datum	   *strings;
+
+	*count = 0;
+	if (value->type != jbvBinary || !JsonContainerIsArray(value->val.binary.data))
+		return NULL;
+	strings = palloc(Max(JsonContainerSize(value->val.binary.data), 1) * sizeof(Datum));
+	iterator = JsonbIteratorInit(value->val.binary.data);
+	while ((token = JsonbIteratorNext(&iterator, &element, true)) != WJB_DONE)
+	{
+		if (token != WJB_ELEM)
+			continue;
+		if (element.type != jbvString)
+			return NULL;
+		strings[(*count)++] = PointerGetDatum(cstring_to_text_with_len(element.val.string.val,
+																	   element.val.string.len));
+	}
+	return strings;
+}
+
+/*
+ * Checks one tag: 1 to EVENTSOURCE_MAX_TAG_BYTES bytes.  label names the tags
+ * in errors ("tags", "event N: tags").
+ */
+void
+check_tag(const char *bytes, int length, const char *label)
+{
+	if (length == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not contain an empty tag", label)));
+	if (length > EVENTSOURCE_MAX_TAG_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("%s contains a tag that is too long", label),
+				 errdetail("A tag is at most %d bytes; this one is %d.", EVENTSOURCE_MAX_TAG_BYTES, length)));
+}
+
+/*
+ * The tags of an event, count text values (tag_nulls: which are NULL, or
+ * NULL), as the text[] the log stores: each checked, at most
+ * EVENTSOURCE_MAX_TAGS_PER_EVENT.  No tags at all (count 0) is *none, which
+ * the log stores as NULL, so that the tags index holds tagged events only.
+ */
+Datum
+checked_tags(Datum *tags, bool *tag_nulls, int count, const char *label, bool *none)
+{
+	if (count > EVENTSOURCE_MAX_TAGS_PER_EVENT)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("%s has %d tags", label, count),
+				 errdetail("An event has at most %d tags.", EVENTSOURCE_MAX_TAGS_PER_EVENT)));
+	for (int i = 0; i < count; i++)
+	{
+		text	   *tag;
+
+		if (tag_nulls != NULL && tag_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not contain NULL", label)));
+		tag = DatumGetTextPP(tags[i]);
+		check_tag(VARDATA_ANY(tag), VARSIZE_ANY_EXHDR(tag), label);
+	}
+	*none = count == 0;
+	if (*none)
+		return (Datum) 0;
+	return PointerGetDatum(construct_array(tags, count, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
  * A text argument that must be present and one of two words; name is the
  * argument's name for the errors.
  */

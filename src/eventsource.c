@@ -14,6 +14,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
+#include "commands/extension.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
@@ -30,6 +31,7 @@
 #include "epoch.h"
 #include "eventsource.h"
 #include "statistics.h"
+#include "trust.h"
 #include "worker_shared.h"
 
 PG_MODULE_MAGIC;
@@ -189,7 +191,14 @@ installed_streams_schema(void)
 	if (!OidIsValid(streams))
 		return STREAMS_BEFORE_LIFECYCLE;
 	if (get_attnum(streams, "last_transaction_id") != InvalidAttrNumber)
+	{
+		Oid			events = RangeVarGetRelid(makeRangeVar("eventsource", "events", -1),
+											  AccessShareLock, true);
+
+		if (OidIsValid(events) && get_attnum(events, "tags") != InvalidAttrNumber)
+			return STREAMS_WITH_TAGS;
 		return STREAMS_WITH_LOG_ORDER;
+	}
 	if (get_attnum(streams, "tombstoned_at") != InvalidAttrNumber)
 		return STREAMS_WITH_LIFECYCLE;
 	return STREAMS_BEFORE_LIFECYCLE;
@@ -222,16 +231,30 @@ void
 act_as_function_owner(FunctionCallInfo fcinfo, ActingAsOwner *acting)
 {
 	HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
-	Form_pg_proc procedure;
 	Oid			owner;
 
-	if (!HeapTupleIsValid(tuple))
-		elog(ERROR, "cache lookup failed for function %u", fcinfo->flinfo->fn_oid);
-	procedure = (Form_pg_proc) GETSTRUCT(tuple);
-	owner = procedure->proowner;
 	GetUserIdAndSecContext(&acting->saved_user, &acting->saved_security_context);
-	acting->caller = procedure->prosecdef ? GetOuterUserId() : acting->saved_user;
-	ReleaseSysCache(tuple);
+	if (HeapTupleIsValid(tuple))
+	{
+		Form_pg_proc procedure = (Form_pg_proc) GETSTRUCT(tuple);
+
+		owner = procedure->proowner;
+		acting->caller = procedure->prosecdef ? GetOuterUserId() : acting->saved_user;
+		ReleaseSysCache(tuple);
+	}
+	else
+	{
+		Oid			schema;
+
+		/*
+		 * ALTER EXTENSION UPDATE dropped the function while this call waited
+		 * for it (an update that changes its arguments): its owner was the
+		 * extension's, as is every function of the extension.
+		 */
+		if (!extension_row(get_extension_oid("eventsource", false), &schema, &owner))
+			elog(ERROR, "extension eventsource has no row");
+		acting->caller = acting->saved_user;
+	}
 	SetUserIdAndSecContext(owner, acting->saved_security_context | SECURITY_LOCAL_USERID_CHANGE);
 }
 

@@ -61,7 +61,8 @@ typedef enum StreamsSchema
 {
 	STREAMS_BEFORE_LIFECYCLE,	/* 0.1.0 to 0.4.0 */
 	STREAMS_WITH_LIFECYCLE,		/* 0.5.0 and 0.6.0: a tombstoned stream does not advance */
-	STREAMS_WITH_LOG_ORDER,		/* 0.7.0 on: the row checks and records the log order */
+	STREAMS_WITH_LOG_ORDER,		/* 0.7.0: the row checks and records the log order */
+	STREAMS_WITH_TAGS,			/* 0.8.0 on: and events carry tags */
 	STREAMS_SCHEMAS				/* their number */
 } StreamsSchema;
 
@@ -73,6 +74,20 @@ static inline bool
 streams_have_lifecycle(StreamsSchema schema)
 {
 	return schema >= STREAMS_WITH_LIFECYCLE;
+}
+
+/* Whether the stream's row records the log order (0.7.0 on): last_transaction_id. */
+static inline bool
+streams_have_log_order(StreamsSchema schema)
+{
+	return schema >= STREAMS_WITH_LOG_ORDER;
+}
+
+/* Whether events have tags (0.8.0 on). */
+static inline bool
+events_have_tags(StreamsSchema schema)
+{
+	return schema >= STREAMS_WITH_TAGS;
 }
 
 /*
@@ -111,7 +126,7 @@ extern StreamsSchema installed_streams_schema(void);
 	Datum \
 	name##_0_8(PG_FUNCTION_ARGS) \
 	{ \
-		return implementation(fcinfo, STREAMS_WITH_LOG_ORDER); \
+		return implementation(fcinfo, STREAMS_WITH_TAGS); \
 	} \
 	extern int	no_such_variable
 

@@ -22,11 +22,13 @@
  * planner see the parameter values on every run, for a statement whose best
  * plan depends on them.
  */
+#define KEPT_PLAN_MAX_ARGUMENTS 12
+
 typedef struct KeptPlan
 {
 	const char *sql;
 	int			nargs;
-	Oid			argtypes[10];
+	Oid			argtypes[KEPT_PLAN_MAX_ARGUMENTS];
 	int			cursor_options;
 	SPIPlanPtr	plan;
 } KeptPlan;

@@ -308,7 +308,7 @@ end_stream(FunctionCallInfo fcinfo, StreamsSchema schema, bool tombstone)
 	int64		version = 0;
 	bool		tombstoned = false;
 	bool		exists;
-	bool		log_order = schema == STREAMS_WITH_LOG_ORDER;
+	bool		log_order = streams_have_log_order(schema);
 	ActingAsOwner acting;
 
 	begin_audited_change(fcinfo, function_name, stream_id, &acting);

@@ -10,6 +10,7 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
 #include "access/transam.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -73,16 +74,56 @@ checkpoint_from_row(HeapTuple row, TupleDesc description, int first_column)
 }
 
 /*
+ * The columns of eventsource.event from a row of EVENT_COLUMNS (the stored
+ * columns, then the checkpoint), as arrange_event_columns.
+ */
+int
+event_columns_from_row(HeapTuple row, TupleDesc description, Datum *event, bool *event_nulls)
+{
+	Datum		columns[MAX_EVENT_COLUMNS];
+	bool		column_nulls[MAX_EVENT_COLUMNS];
+
+	if (description->natts > MAX_EVENT_COLUMNS)
+		elog(ERROR, "a row of an event has %d columns", description->natts);
+	heap_deform_tuple(row, description, columns, column_nulls);
+	return arrange_event_columns(columns, column_nulls, description->natts - 1,
+								 columns[description->natts - 1], event, event_nulls);
+}
+
+/*
  * The rows of eventsource.event that a read function returns: its stored
- * columns (STORED_EVENT_COLUMNS), then the checkpoint, which this receiver
+ * columns (STORED_EVENT_COLUMNS), with the checkpoint, which this receiver
  * adds as it puts each row into the function's tuplestore.  Computing the
  * checkpoint in the statement instead makes the scan project every row: a
  * 1,000-event read_stream ran at 0.77x-0.80x a plain SELECT of the stored
  * columns that way, 0.83x-0.92x this way (one client).
  */
-#define STORED_EVENT_COLUMN_COUNT 9
+#define FIRST_STORED_EVENT_COLUMNS 9	/* those of 0.1.0, before the checkpoint */
 #define EVENT_GLOBAL_POSITION_COLUMN 0
 #define EVENT_TRANSACTION_ID_COLUMN 1
+
+/*
+ * The columns of eventsource.event, into event and event_nulls, from the
+ * stored_count stored columns of an event (those of its schema: 9, or 10
+ * with tags) and its checkpoint (a Datum of a Checkpoint): the first nine,
+ * the checkpoint, then the rest.  Returns their number, stored_count + 1.
+ */
+int
+arrange_event_columns(const Datum *stored, const bool *stored_nulls, int stored_count,
+					  Datum checkpoint, Datum *event, bool *event_nulls)
+{
+	if (stored_count < FIRST_STORED_EVENT_COLUMNS || stored_count >= MAX_EVENT_COLUMNS)
+		elog(ERROR, "an event has %d stored columns", stored_count);
+	memcpy(event, stored, FIRST_STORED_EVENT_COLUMNS * sizeof(Datum));
+	memcpy(event_nulls, stored_nulls, FIRST_STORED_EVENT_COLUMNS * sizeof(bool));
+	event[FIRST_STORED_EVENT_COLUMNS] = checkpoint;
+	event_nulls[FIRST_STORED_EVENT_COLUMNS] = false;
+	memcpy(event + FIRST_STORED_EVENT_COLUMNS + 1, stored + FIRST_STORED_EVENT_COLUMNS,
+		   (stored_count - FIRST_STORED_EVENT_COLUMNS) * sizeof(Datum));
+	memcpy(event_nulls + FIRST_STORED_EVENT_COLUMNS + 1, stored_nulls + FIRST_STORED_EVENT_COLUMNS,
+		   (stored_count - FIRST_STORED_EVENT_COLUMNS) * sizeof(bool));
+	return stored_count + 1;
+}
 
 typedef struct EventRowsReceiver
 {
@@ -96,8 +137,7 @@ start_event_rows(DestReceiver *self, int operation, TupleDesc stored)
 {
 	EventRowsReceiver *events = (EventRowsReceiver *) self;
 
-	if (stored->natts != STORED_EVENT_COLUMN_COUNT ||
-		events->event_type->natts != STORED_EVENT_COLUMN_COUNT + 1)
+	if (events->event_type->natts != stored->natts + 1)
 		elog(ERROR, "a read returned %d columns for a row type of %d",
 			 stored->natts, events->event_type->natts);
 }
@@ -106,16 +146,15 @@ static bool
 receive_event_row(TupleTableSlot *slot, DestReceiver *self)
 {
 	EventRowsReceiver *events = (EventRowsReceiver *) self;
-	Datum		values[STORED_EVENT_COLUMN_COUNT + 1];
-	bool		nulls[STORED_EVENT_COLUMN_COUNT + 1];
+	Datum		values[MAX_EVENT_COLUMNS];
+	bool		nulls[MAX_EVENT_COLUMNS];
 	Checkpoint	checkpoint;
 
 	slot_getallattrs(slot);
-	memcpy(values, slot->tts_values, STORED_EVENT_COLUMN_COUNT * sizeof(Datum));
-	memcpy(nulls, slot->tts_isnull, STORED_EVENT_COLUMN_COUNT * sizeof(bool));
-	checkpoint = checkpoint_of(values[EVENT_TRANSACTION_ID_COLUMN], values[EVENT_GLOBAL_POSITION_COLUMN]);
-	values[STORED_EVENT_COLUMN_COUNT] = PointerGetDatum(&checkpoint);
-	nulls[STORED_EVENT_COLUMN_COUNT] = false;
+	checkpoint = checkpoint_of(slot->tts_values[EVENT_TRANSACTION_ID_COLUMN],
+							   slot->tts_values[EVENT_GLOBAL_POSITION_COLUMN]);
+	(void) arrange_event_columns(slot->tts_values, slot->tts_isnull, slot->tts_tupleDescriptor->natts,
+								 PointerGetDatum(&checkpoint), values, nulls);
 	/* copies the row, its checkpoint too, into the tuplestore's memory */
 	tuplestore_putvalues(events->result, events->event_type, values, nulls);
 	return true;

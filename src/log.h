@@ -33,20 +33,21 @@
 #include "kept_plan.h"
 
 /*
- * The stored columns of an event, which eventsource.event begins with, in
- * order: every column of eventsource.events, so that a scan returns its rows
- * as they are stored, unprojected.
+ * The stored columns of an event: every column of eventsource.events, so
+ * that a scan returns its rows as they are stored, unprojected.  They are
+ * the nine of 0.1.0, which eventsource.event begins with, then (0.8.0 on)
+ * tags, which the event has after its checkpoint (arrange_event_columns).
+ * e.*, so that one plan serves every schema the library serves.
  */
-#define STORED_EVENT_COLUMN_LIST \
-	"e.global_position, e.transaction_id, e.stream_id, e.stream_version," \
-	"       e.event_id, e.event_type, e.data, e.metadata, e.recorded_at"
 #define STORED_EVENT_COLUMNS \
-	"SELECT " STORED_EVENT_COLUMN_LIST "  FROM eventsource.events e"
+	"SELECT e.* FROM eventsource.events e"
 
-/* The columns of eventsource.event, in order, from events e: the stored ones and the checkpoint. */
+/* The most columns an event has: the stored ones (with tags) and the checkpoint. */
+#define MAX_EVENT_COLUMNS 11
+
+/* The stored columns of events e, then the checkpoint (arrange_event_columns makes an event of them). */
 #define EVENT_COLUMNS \
-	"SELECT " STORED_EVENT_COLUMN_LIST "," \
-	"       eventsource.checkpoint(e.transaction_id, e.global_position)" \
+	"SELECT e.*, eventsource.checkpoint(e.transaction_id, e.global_position)" \
 	"  FROM eventsource.events e"
 
 /* The category of event e. */
@@ -150,5 +151,9 @@ extern Checkpoint visible_head(void);
 extern Checkpoint checkpoint_from_row(HeapTuple row, TupleDesc description, int first_column);
 extern void materialize_events(FunctionCallInfo fcinfo, KeptPlan *kept, Datum *values,
 							   const bool *nulls);
+extern int	event_columns_from_row(HeapTuple row, TupleDesc description, Datum *event,
+								   bool *event_nulls);
+extern int	arrange_event_columns(const Datum *stored, const bool *stored_nulls, int stored_count,
+								  Datum checkpoint, Datum *event, bool *event_nulls);
 
 #endif							/* EVENTSOURCE_LOG_H */

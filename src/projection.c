@@ -524,21 +524,17 @@ eventsource_run_inline_projections(PG_FUNCTION_ARGS)
 	/* The rows of one append statement are one stream's events, in version order. */
 	while (tuplestore_gettupleslot(trigger->tg_newtable, true, false, slot))
 	{
-		Datum		values[10];
-		bool		nulls[10];
+		Datum		values[MAX_EVENT_COLUMNS];
+		bool		nulls[MAX_EVENT_COLUMNS];
 		Checkpoint *checkpoint = palloc(sizeof(Checkpoint));
 		Datum		event;
 
 		slot_getallattrs(slot);
-		for (int column = 0; column < 9; column++)
-		{
-			values[column] = slot->tts_values[column];
-			nulls[column] = slot->tts_isnull[column];
-		}
-		checkpoint->global_position = DatumGetInt64(values[0]);
-		checkpoint->transaction_id = U64FromFullTransactionId(DatumGetFullTransactionId(values[1]));
-		values[9] = PointerGetDatum(checkpoint);
-		nulls[9] = false;
+		checkpoint->global_position = DatumGetInt64(slot->tts_values[0]);
+		checkpoint->transaction_id =
+			U64FromFullTransactionId(DatumGetFullTransactionId(slot->tts_values[1]));
+		(void) arrange_event_columns(slot->tts_values, slot->tts_isnull, log_description->natts,
+									 PointerGetDatum(checkpoint), values, nulls);
 		event = heap_copy_tuple_as_datum(heap_form_tuple(event_description, values, nulls),
 										 event_description);
 
@@ -706,6 +702,8 @@ replay_events(Projection *projection, bool visible_only, TupleDesc event_descrip
 			HeapTuple	row = rows->vals[i];
 			bool		isnull;
 			Datum		event;
+			Datum		values[MAX_EVENT_COLUMNS];
+			bool		nulls[MAX_EVENT_COLUMNS];
 
 			CHECK_FOR_INTERRUPTS();
 			if (deadline != 0 && replay->events > first && worker_slice_ends(deadline))
@@ -717,8 +715,10 @@ replay_events(Projection *projection, bool visible_only, TupleDesc event_descrip
 																		 rows->tupdesc->natts, &isnull));
 			replay->events++;
 			MemoryContextSwitchTo(event_context);
-			/* The SPI row has eventsource.event's columns: give it the type (and detoast it). */
-			event = heap_copy_tuple_as_datum(row, event_description);
+			/* The event of the SPI row's columns, with its type (and detoasted). */
+			(void) event_columns_from_row(row, rows->tupdesc, values, nulls);
+			event = heap_copy_tuple_as_datum(heap_form_tuple(event_description, values, nulls),
+											 event_description);
 			call_as_owner(projection, NULL, event, replay->last.global_position);
 			MemoryContextSwitchTo(caller_context);
 			MemoryContextReset(event_context);

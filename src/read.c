@@ -2,7 +2,7 @@
  *
  * read.c
  *	  The read functions of eventsource: stream_version, read_stream, and the
- *	  gap-safe global log reads read_all and read_category.
+ *	  gap-safe global log reads read_all, read_category and read_by_query.
  *
  * The global log is read in (transaction_id, global_position) order and only
  * up to the oldest transaction still running: every event of a transaction
@@ -21,10 +21,13 @@
 #include "catalog/pg_type.h"
 #include "executor/tstoreReceiver.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "nodes/params.h"
 #include "nodes/parsenodes.h"
+#include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/tuplestore.h"
 #include "utils/xid8.h"
 
 #include "arguments.h"
@@ -33,11 +36,13 @@
 #include "eventsource.h"
 #include "kept_plan.h"
 #include "log.h"
+#include "query.h"
 #include "streams.h"
 
 PG_FUNCTION_INFO_V1(eventsource_stream_version);
 PG_FUNCTION_INFO_V1(eventsource_read_all);
 PG_FUNCTION_INFO_V1(eventsource_read_category);
+PG_FUNCTION_INFO_V1(eventsource_read_by_query);
 PG_FUNCTION_INFO_V1(eventsource_events_behind);
 
 /*
@@ -247,5 +252,135 @@ eventsource_events_behind(PG_FUNCTION_ARGS)
 	values[7] = log_horizon_datum();
 	materialize_read(fcinfo, &events_behind_plans[filter_shape(nulls[3], nulls[4], group_size)],
 					 values, nulls);
+	return (Datum) 0;
+}
+
+/* ------------------------------------------------------------------------
+ * read_by_query
+ * ------------------------------------------------------------------------
+ */
+
+/*
+ * The events of one item of a query after ($1, $2), at most $3, of the event
+ * types $4 (NULL: any), below the horizon $6, in log order.  An item with
+ * tags $5 reads the tags index, and only the events that have them all
+ * (then sorts them: OFFSET 0 keeps the planner from reading the log in its
+ * order and filtering instead, which for a rare tag reads the whole log);
+ * one without reads the log in its order.
+ */
+#define QUERY_ITEM_RANGE \
+	LOG_CONDITIONS("$6")
+#define QUERY_ITEM_ARGUMENTS \
+	6, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTARRAYOID, XID8OID}
+
+static KeptPlan query_tagged_item_plan = {
+	"SELECT e.* FROM (" EVENT_COLUMNS QUERY_ITEM_RANGE
+	"   AND e.tags IS NOT NULL AND e.tags OPERATOR(pg_catalog.@>) $5 OFFSET 0) e"
+	LOG_ORDER " LIMIT $3",
+	QUERY_ITEM_ARGUMENTS
+};
+
+static KeptPlan query_untagged_item_plan = {
+	EVENT_COLUMNS QUERY_ITEM_RANGE LOG_ORDER " LIMIT $3",
+	QUERY_ITEM_ARGUMENTS
+};
+
+/* An event one item of a query read, and its checkpoint. */
+typedef struct QueriedEvent
+{
+	Checkpoint	checkpoint;
+	HeapTuple	row;			/* of EVENT_COLUMNS */
+} QueriedEvent;
+
+static int
+compare_queried_events(const void *left, const void *right)
+{
+	return compare_checkpoints(&((const QueriedEvent *) left)->checkpoint,
+							   &((const QueriedEvent *) right)->checkpoint);
+}
+
+/*
+ * eventsource.read_by_query(query, after, max_count) returns setof
+ * eventsource.event: the events of the gap-safe log after the checkpoint
+ * that match the query, at most max_count, in log order.  Each item is read
+ * on its own, at most max_count of its events; the first max_count of their
+ * union, without the events two items both matched, are the query's.
+ */
+Datum
+eventsource_read_by_query(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *result = (ReturnSetInfo *) fcinfo->resultinfo;
+	EventQuery *query;
+	int32		max_count;
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, true, true, false};
+	MemoryContext caller_context = CurrentMemoryContext;
+	QueriedEvent *events = NULL;
+	TupleDesc	row_description = NULL;
+	int			count = 0;
+	int			allocated = 64;
+	int			returned = 0;
+
+	check_not_null(fcinfo, 0, "query");
+	query = parse_event_query(PG_GETARG_JSONB_P(0), "query");
+	max_count = checked_max_count(fcinfo, 2);
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+
+	set_after_checkpoint(fcinfo, 1, values);
+	values[2] = Int32GetDatum(max_count);
+	values[5] = log_horizon_datum();
+	events = palloc(allocated * sizeof(QueriedEvent));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	for (int i = 0; i < query->count; i++)
+	{
+		QueryItem  *item = &query->items[i];
+		uint64		rows;
+
+		values[3] = PointerGetDatum(item->types);
+		nulls[3] = item->types == NULL;
+		values[4] = PointerGetDatum(item->tags);
+		nulls[4] = item->tags == NULL;
+		rows = run_kept_plan(item->tags != NULL ? &query_tagged_item_plan : &query_untagged_item_plan,
+							 values, nulls, true);
+		if (rows > 0 && row_description == NULL)
+		{
+			MemoryContext spi_context = MemoryContextSwitchTo(caller_context);
+
+			row_description = CreateTupleDescCopy(SPI_tuptable->tupdesc);
+			MemoryContextSwitchTo(spi_context);
+		}
+		if (count + rows > (uint64) allocated)
+		{
+			allocated = count + rows;
+			events = repalloc(events, allocated * sizeof(QueriedEvent));
+		}
+		for (uint64 row = 0; row < rows; row++)
+		{
+			bool		isnull;
+
+			events[count].row = SPI_copytuple(SPI_tuptable->vals[row]);
+			events[count].checkpoint =
+				*(Checkpoint *) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
+															  SPI_tuptable->tupdesc->natts, &isnull));
+			count++;
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_finish();
+
+	qsort(events, count, sizeof(QueriedEvent), compare_queried_events);
+	for (int i = 0; i < count && returned < max_count; i++)
+	{
+		Datum		columns[MAX_EVENT_COLUMNS];
+		bool		column_nulls[MAX_EVENT_COLUMNS];
+
+		if (i > 0 && compare_checkpoints(&events[i].checkpoint, &events[i - 1].checkpoint) == 0)
+			continue;			/* matched by an earlier item too */
+		(void) event_columns_from_row(events[i].row, row_description, columns, column_nulls);
+		tuplestore_putvalues(result->setResult, result->setDesc, columns, column_nulls);
+		returned++;
+	}
 	return (Datum) 0;
 }

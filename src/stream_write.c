@@ -29,6 +29,7 @@
 #include "access/transam.h"
 #include "access/xact.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
@@ -66,7 +67,9 @@ static KeptPlan probe_plan = {
  * Its parameters are the same in every variant (a variant ignores those it
  * does not use): $1 stream id, $2 number of events, $3 expected version (NULL:
  * any), $4 category, $5-$8 event id, event type, data and metadata, as
- * arrays when there is more than one event.
+ * arrays when there is more than one event; with tags (0.8.0 on) $9 the
+ * tags (text[], NULL: none), and for more than one event the tags of all in
+ * one array, each event's the slice from $10 to $11 (NULL: none).
  */
 typedef enum StreamChange
 {
@@ -103,14 +106,27 @@ static const char *const log_order_assignment_sql =
 static const char *const log_order_value_sql =
 ", " STREAM_LOG_TRANSACTION_ID_SQL("NULL::pg_catalog.xid8", "'append'");
 
-static const char *const events_sql[] = {
-	/* one event */
-	"SELECT $1, stream.from_version OPERATOR(pg_catalog.+) 1, $5, $6, $7, $8%s FROM stream",
-	/* many events (ROWS FROM: the unnest of pg_catalog takes one array) */
-	"SELECT $1, stream.from_version OPERATOR(pg_catalog.+) i.ordinal, i.event_id, i.event_type, i.data, i.metadata%s"
-	"  FROM stream,"
-	"       ROWS FROM (pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8))"
-	"       WITH ORDINALITY AS i(event_id, event_type, data, metadata, ordinal)"
+static const char *const events_sql[2][2] = {
+	{
+		/* one event */
+		"SELECT $1, stream.from_version OPERATOR(pg_catalog.+) 1, $5, $6, $7, $8%s FROM stream",
+		/* many events (ROWS FROM: the unnest of pg_catalog takes one array) */
+		"SELECT $1, stream.from_version OPERATOR(pg_catalog.+) i.ordinal, i.event_id, i.event_type, i.data, i.metadata%s"
+		"  FROM stream,"
+		"       ROWS FROM (pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8))"
+		"       WITH ORDINALITY AS i(event_id, event_type, data, metadata, ordinal)"
+	},
+	{
+		/* one event, with tags */
+		"SELECT $1, stream.from_version OPERATOR(pg_catalog.+) 1, $5, $6, $7, $8%s, $9 FROM stream",
+		/* many events, with tags */
+		"SELECT $1, stream.from_version OPERATOR(pg_catalog.+) i.ordinal, i.event_id, i.event_type, i.data, i.metadata%s,"
+		"       $9[i.tags_from:i.tags_to]"
+		"  FROM stream,"
+		"       ROWS FROM (pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
+		"                  pg_catalog.unnest($10), pg_catalog.unnest($11))"
+		"       WITH ORDINALITY AS i(event_id, event_type, data, metadata, tags_from, tags_to, ordinal)"
+	}
 };
 
 /*
@@ -124,6 +140,9 @@ static const char *const skip_taken_ids_sql = " ON CONFLICT (event_id) DO NOTHIN
 /* With the stream lifecycle (0.5.0 on), a tombstoned stream does not advance. */
 static const char *const not_tombstoned_sql = " AND tombstoned_at IS NULL";
 
+#define APPEND_PLAN_ARGUMENTS 11
+StaticAssertDecl(APPEND_PLAN_ARGUMENTS <= KEPT_PLAN_MAX_ARGUMENTS, "the append statement has too many parameters");
+
 /* The kept plan of one variant of the append statement, composed on first use. */
 static KeptPlan *
 append_plan(StreamChange change, bool many, bool ids_supplied, StreamsSchema schema)
@@ -133,10 +152,12 @@ append_plan(StreamChange change, bool many, bool ids_supplied, StreamsSchema sch
 
 	if (kept->sql == NULL)
 	{
-		Oid			argtypes[8] = {TEXTOID, INT8OID, INT8OID, TEXTOID,
+		Oid			argtypes[APPEND_PLAN_ARGUMENTS] = {TEXTOID, INT8OID, INT8OID, TEXTOID,
 			many ? UUIDARRAYOID : UUIDOID, many ? TEXTARRAYOID : TEXTOID,
-		many ? JSONBARRAYOID : JSONBOID, many ? JSONBARRAYOID : JSONBOID};
-		bool		log_order = schema == STREAMS_WITH_LOG_ORDER;
+			many ? JSONBARRAYOID : JSONBOID, many ? JSONBARRAYOID : JSONBOID,
+		TEXTARRAYOID, INT4ARRAYOID, INT4ARRAYOID};
+		bool		log_order = streams_have_log_order(schema);
+		bool		tags = events_have_tags(schema);
 		const char *column = log_order ? log_order_column_sql : "";
 		const char *stream_change;
 
@@ -148,16 +169,17 @@ append_plan(StreamChange change, bool many, bool ids_supplied, StreamsSchema sch
 		else
 			stream_change = psprintf(stream_change_sql[change], column,
 									 log_order ? log_order_value_sql : "", column);
-		kept->nargs = 8;
-		memcpy(kept->argtypes, argtypes, sizeof(argtypes));
+		kept->nargs = !tags ? 8 : (many ? 11 : 9);
+		memcpy(kept->argtypes, argtypes, kept->nargs * sizeof(Oid));
 		kept->sql = MemoryContextStrdup(TopMemoryContext,
 										psprintf("WITH stream AS (%s)"
 												 " INSERT INTO eventsource.events"
-												 " (stream_id, stream_version, event_id, event_type, data, metadata%s)"
+												 " (stream_id, stream_version, event_id, event_type, data, metadata%s%s)"
 												 " %s%s RETURNING global_position, stream_version",
 												 stream_change,
 												 log_order ? ", transaction_id" : "",
-												 psprintf(events_sql[many],
+												 tags ? ", tags" : "",
+												 psprintf(events_sql[tags][many],
 														  log_order ? ", stream.last_transaction_id" : ""),
 												 ids_supplied ? skip_taken_ids_sql : ""));
 	}
@@ -198,6 +220,9 @@ new_event_batch(int count)
 	batch->data = palloc(count * sizeof(Datum));
 	batch->metadata = palloc(count * sizeof(Datum));
 	batch->metadata_nulls = palloc0(count * sizeof(bool));
+	batch->tags = palloc0(count * sizeof(Datum));
+	batch->tags_nulls = palloc(count * sizeof(bool));
+	memset(batch->tags_nulls, true, count * sizeof(bool));
 	return batch;
 }
 
@@ -288,6 +313,46 @@ resolve_retry(text *stream_id, EventBatch *batch, ExpectedVersion expected,
 }
 
 /*
+ * The tags parameters of the append statement for a batch of more than one
+ * event: the tags of all events in one text[] ($9), and for each event the
+ * bounds of its slice ($10, $11: NULL for an event without tags).
+ */
+static void
+set_batch_tags(EventBatch *batch, Datum *values, bool *nulls)
+{
+	int			dims[1] = {batch->count};
+	int			lower_bounds[1] = {1};
+	Datum	   *from = palloc(batch->count * sizeof(Datum));
+	Datum	   *to = palloc(batch->count * sizeof(Datum));
+	ArrayBuildState *all_tags = initArrayResult(TEXTOID, CurrentMemoryContext, false);
+	int			count = 0;
+
+	for (int i = 0; i < batch->count; i++)
+	{
+		Datum	   *tags;
+		int			tag_count;
+
+		from[i] = to[i] = (Datum) 0;
+		if (batch->tags_nulls[i])
+			continue;
+		deconstruct_array(DatumGetArrayTypeP(batch->tags[i]), TEXTOID, -1, false, TYPALIGN_INT,
+						  &tags, NULL, &tag_count);
+		for (int tag = 0; tag < tag_count; tag++)
+			accumArrayResult(all_tags, tags[tag], false, TEXTOID, CurrentMemoryContext);
+		from[i] = Int32GetDatum(count + 1);
+		to[i] = Int32GetDatum(count + tag_count);
+		count += tag_count;
+	}
+	values[0] = count > 0 ? makeArrayResult(all_tags, CurrentMemoryContext) : (Datum) 0;
+	nulls[0] = count == 0;
+	values[1] = PointerGetDatum(construct_md_array(from, batch->tags_nulls, 1, dims, lower_bounds,
+												   INT4OID, sizeof(int32), true, TYPALIGN_INT));
+	values[2] = PointerGetDatum(construct_md_array(to, batch->tags_nulls, 1, dims, lower_bounds,
+												   INT4OID, sizeof(int32), true, TYPALIGN_INT));
+	nulls[1] = nulls[2] = false;
+}
+
+/*
  * Runs the append statement: moves the stream from version cas_version (any
  * version when any_version; CREATE_STREAM: from no stream) and inserts the
  * batch after it.  Returns the number of events written: the batch size, or
@@ -297,8 +362,8 @@ static uint64
 write_append(text *stream_id, EventBatch *batch, StreamsSchema schema, StreamChange change,
 			 bool any_version, int64 cas_version, AppendResult *result)
 {
-	Datum		values[8];
-	bool		nulls[8] = {false, false, false, false, false, false, false, false};
+	Datum		values[APPEND_PLAN_ARGUMENTS];
+	bool		nulls[APPEND_PLAN_ARGUMENTS] = {false};
 	bool		many = batch->count > 1;
 	uint64 volatile inserted = 0;
 	bool		previous_appending;
@@ -317,6 +382,8 @@ write_append(text *stream_id, EventBatch *batch, StreamsSchema schema, StreamCha
 		values[6] = batch->data[0];
 		values[7] = batch->metadata[0];
 		nulls[7] = batch->metadata_nulls[0];
+		values[8] = batch->tags[0];
+		nulls[8] = batch->tags_nulls[0];
 	}
 	else
 	{
@@ -332,6 +399,8 @@ write_append(text *stream_id, EventBatch *batch, StreamsSchema schema, StreamCha
 		values[7] = PointerGetDatum(construct_md_array(batch->metadata, batch->metadata_nulls,
 													   1, dims, lower_bounds,
 													   JSONBOID, -1, false, TYPALIGN_INT));
+		if (events_have_tags(schema))
+			set_batch_tags(batch, values + 8, nulls + 8);
 	}
 
 	/* Only this INSERT feeds the inline projections (a restore's COPY does not). */
@@ -385,6 +454,14 @@ append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, Strea
 
 	/* On a standby, or in a read-only transaction: say so before anything else. */
 	PreventCommandIfReadOnly("eventsource.append()");
+	if (!events_have_tags(schema))
+		for (int i = 0; i < batch->count; i++)
+			if (!batch->tags_nulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("events of this database cannot have tags"),
+						 errdetail("Tags came with eventsource 0.8.0; this database has an older version of the extension."),
+						 errhint("Run ALTER EXTENSION eventsource UPDATE.")));
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -430,7 +507,12 @@ append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, Strea
 		if (batch->ids_supplied)
 			continue;
 		if (expected.kind != EXPECT_ANY)
-			raise_version_conflict(stream_id, expected, current_stream_version(stream_id), schema);
+		{
+			int64		actual;
+
+			(void) find_stream_version(stream_id, false, &actual);
+			raise_version_conflict(stream_id, expected, actual, schema);
+		}
 
 		/* Any version, and the stream does not exist: create it. */
 		if (write_append(stream_id, batch, schema, CREATE_STREAM, false, 0, result) > 0)
@@ -441,7 +523,7 @@ append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, Strea
 		/* Another writer created it first: go round and advance it. */
 	}
 
-	if (written && had_transaction_id && schema != STREAMS_WITH_LOG_ORDER)
+	if (written && had_transaction_id && !streams_have_log_order(schema))
 		check_stream_log_order(stream_id, result->stream_version - batch->count);
 	SPI_finish();
 	if (written)

@@ -21,6 +21,8 @@ typedef struct EventBatch
 	Datum	   *data;			/* jsonb */
 	Datum	   *metadata;		/* jsonb */
 	bool	   *metadata_nulls;
+	Datum	   *tags;			/* text[] of checked tags (checked_tags) */
+	bool	   *tags_nulls;		/* true: no tags (the default) */
 	bool		ids_supplied;	/* did the caller give any event id? */
 } EventBatch;
 

@@ -366,35 +366,44 @@ static KeptPlan version_for_share_plan = {
 	1, {TEXTOID}
 };
 
-/*
- * Whether a stream exists, and its version in *version (0 when it does not).
- * for_share locks its row until the transaction ends, so that the version
- * stays what the caller saw.  Call while connected to SPI.
- */
-bool
-find_stream_version(text *stream_id, bool for_share, int64 *version)
+/* Runs a plan of a stream's version: whether it found the stream, and its version. */
+static bool
+stream_version_of(text *stream_id, KeptPlan *plan, bool read_only, int64 *version)
 {
 	Datum		values[1] = {PointerGetDatum(stream_id)};
 	bool		isnull;
 
 	*version = 0;
-	if (run_kept_plan(for_share ? &version_for_share_plan : &current_version_plan,
-					  values, NULL, !for_share) == 0)
+	if (run_kept_plan(plan, values, NULL, read_only) == 0)
 		return false;
 	*version = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	return true;
 }
 
 /*
- * The version of a stream, 0 when it does not exist.  Call while connected
- * to SPI.
+ * Whether a stream exists, and its version in *version (0 when it does not),
+ * as committed when this statement runs (in READ COMMITTED: after a wait for
+ * the stream's turn, what the writer waited for committed).  for_share locks
+ * its row until the transaction ends, so that the version stays what the
+ * caller saw.  Call while connected to SPI.
+ */
+bool
+find_stream_version(text *stream_id, bool for_share, int64 *version)
+{
+	return stream_version_of(stream_id, for_share ? &version_for_share_plan : &current_version_plan,
+							 false, version);
+}
+
+/*
+ * The version of a stream, 0 when it does not exist, in the statement's
+ * snapshot (a read).  Call while connected to SPI.
  */
 int64
 current_stream_version(text *stream_id)
 {
 	int64		version;
 
-	(void) find_stream_version(stream_id, false, &version);
+	(void) stream_version_of(stream_id, &current_version_plan, true, &version);
 	return version;
 }
 

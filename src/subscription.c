@@ -520,7 +520,7 @@ eventsource_poll(PG_FUNCTION_ARGS)
 		TupleDesc	result = rsinfo->setDesc;
 
 		/* From 0.7.0 every row has the lease after the columns of eventsource.event. */
-		bool		with_lease = result->natts > rows->tupdesc->natts;
+		bool		with_lease = result->natts > rows->tupdesc->natts;	/* they are as many */
 		Datum	   *columns = palloc(result->natts * sizeof(Datum));
 		bool	   *column_nulls = palloc0(result->natts * sizeof(bool));
 
@@ -541,7 +541,7 @@ eventsource_poll(PG_FUNCTION_ARGS)
 
 		for (uint64 i = 0; i < batch_size; i++)
 		{
-			heap_deform_tuple(rows->vals[i], rows->tupdesc, columns, column_nulls);
+			(void) event_columns_from_row(rows->vals[i], rows->tupdesc, columns, column_nulls);
 			tuplestore_putvalues(rsinfo->setResult, result, columns, column_nulls);
 			CHECK_FOR_INTERRUPTS();
 		}

@@ -65,7 +65,7 @@ static bool judged_tables_callbacks_registered = false;
  * now; false when there is no such extension.  (PostgreSQL 15 does not
  * export get_extension_schema, and the owner is needed too.)
  */
-static bool
+bool
 extension_row(Oid extension_oid, Oid *schema_oid, Oid *owner)
 {
 	Relation	pg_extension = table_open(ExtensionRelationId, AccessShareLock);

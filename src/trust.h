@@ -29,6 +29,7 @@ typedef enum ExtensionTrust
 
 /* The answer for this transaction, a refusal logged when it changes. */
 extern ExtensionTrust extension_trust(void);
+extern bool extension_row(Oid extension_oid, Oid *schema_oid, Oid *owner);
 /* Whether it is EXTENSION_SERVED, logging nothing (the epoch starter's question). */
 extern bool worker_may_serve_extension_quietly(void);
 

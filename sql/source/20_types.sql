@@ -113,8 +113,9 @@ CREATE TYPE eventsource.event AS (
     data            jsonb,
     metadata        jsonb,
     recorded_at     timestamptz,
-    checkpoint      eventsource.checkpoint
+    checkpoint      eventsource.checkpoint,
+    tags            text[]
 );
 
 COMMENT ON TYPE eventsource.event IS
-    'An event as the read functions return it: the stored columns plus its checkpoint in the global log.';
+    'An event as the read functions return it: the stored columns, its checkpoint in the global log, then its tags (NULL: none).';

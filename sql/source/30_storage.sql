@@ -67,6 +67,7 @@ CREATE TABLE eventsource.events (
     data            jsonb       NOT NULL,
     metadata        jsonb,
     recorded_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    tags            text[],
     CONSTRAINT events_pkey PRIMARY KEY (global_position),
     CONSTRAINT events_stream_version_key UNIQUE (stream_id, stream_version),
     CONSTRAINT events_event_id_key UNIQUE (event_id)
@@ -82,6 +83,11 @@ CREATE INDEX events_log_order_idx ON eventsource.events (transaction_id, global_
 -- The same order within one category (the part of the stream id before its first '-').
 CREATE INDEX events_category_log_order_idx
     ON eventsource.events (pg_catalog.split_part(stream_id, '-', 1), transaction_id, global_position);
+
+-- The tagged events by tag (an event without tags has NULL, and is not in the index).
+CREATE INDEX events_tags_idx ON eventsource.events USING gin (tags) WHERE tags IS NOT NULL;
+COMMENT ON COLUMN eventsource.events.tags IS
+    'The event''s tags (for example {course:c1,student:s7}), NULL when it has none.';
 
 SELECT pg_catalog.pg_extension_config_dump('eventsource.events', '');
 SELECT pg_catalog.pg_extension_config_dump('eventsource.events_global_position_seq', '');

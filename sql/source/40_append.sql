@@ -13,13 +13,14 @@ CREATE FUNCTION eventsource.append(
     data             jsonb,
     metadata         jsonb  DEFAULT NULL,
     expected_version bigint DEFAULT NULL,
-    event_id         uuid   DEFAULT NULL)
+    event_id         uuid   DEFAULT NULL,
+    tags             text[] DEFAULT NULL)
 RETURNS bigint
 LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'eventsource_append_0_8';
 
-COMMENT ON FUNCTION eventsource.append(text, text, jsonb, jsonb, bigint, uuid) IS
-    'Appends one event to a stream and returns the stream''s new version. expected_version: NULL any, 0 no stream, -1 stream exists, N exactly N.';
+COMMENT ON FUNCTION eventsource.append(text, text, jsonb, jsonb, bigint, uuid, text[]) IS
+    'Appends one event to a stream and returns the stream''s new version. expected_version: NULL any, 0 no stream, -1 stream exists, N exactly N. tags: the event''s tags.';
 
 CREATE FUNCTION eventsource.append_events(
     stream_id        text,
@@ -32,7 +33,7 @@ LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'eventsource_append_events_0_8';
 
 COMMENT ON FUNCTION eventsource.append_events(text, jsonb, bigint) IS
-    'Appends a JSON array of {"type", "data", "metadata", "id"} events to a stream atomically; returns the new stream version and the global positions taken.';
+    'Appends a JSON array of {"type", "data", "metadata", "tags", "id"} events to a stream atomically; returns the new stream version and the global positions taken.';
 
 CREATE FUNCTION eventsource.append_to_streams(appends jsonb)
 RETURNS TABLE (stream_id text, stream_version bigint, global_positions bigint[])

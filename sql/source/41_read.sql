@@ -55,6 +55,17 @@ AS 'MODULE_PATHNAME', 'eventsource_read_category';
 COMMENT ON FUNCTION eventsource.read_category(text, eventsource.checkpoint, integer, text[]) IS
     'Reads the gap-safe log of one category after a checkpoint (NULL: from the start), optionally of some event types only.';
 
+CREATE FUNCTION eventsource.read_by_query(
+    query     jsonb,
+    after     eventsource.checkpoint DEFAULT NULL,
+    max_count integer DEFAULT 1000)
+RETURNS SETOF eventsource.event
+LANGUAGE c STABLE PARALLEL RESTRICTED ROWS 1000
+AS 'MODULE_PATHNAME', 'eventsource_read_by_query';
+
+COMMENT ON FUNCTION eventsource.read_by_query(jsonb, eventsource.checkpoint, integer) IS
+    'Reads the events of the gap-safe global log after a checkpoint (NULL: from the start) that match a query, {"items": [{"types": [...], "tags": [...]}, ...]}: an event matches an item when its type is one of the item''s types (any when omitted) and its tags contain all the item''s tags, and the query when it matches any item.';
+
 CREATE FUNCTION eventsource.log_horizon() RETURNS xid8
 LANGUAGE c STABLE STRICT PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'eventsource_log_horizon';

@@ -63,6 +63,7 @@ RETURNS TABLE (
     metadata        jsonb,
     recorded_at     timestamptz,
     checkpoint      eventsource.checkpoint,
+    tags            text[],
     lease           uuid)
 LANGUAGE c VOLATILE PARALLEL UNSAFE ROWS 100
 SET search_path = pg_catalog, pg_temp

@@ -48,6 +48,7 @@ GRANT EXECUTE ON FUNCTION
     eventsource.read_stream(text, bigint, integer, text),
     eventsource.read_all(eventsource.checkpoint, integer, text, text[]),
     eventsource.read_category(text, eventsource.checkpoint, integer, text[]),
+    eventsource.read_by_query(jsonb, eventsource.checkpoint, integer),
     eventsource.log_horizon(),
     eventsource.events_behind(eventsource.checkpoint, text, text[], integer, integer),
     eventsource.load_snapshot(text, bigint, integer),
@@ -66,7 +67,7 @@ GRANT EXECUTE ON FUNCTION
 -- ---------------------------------------------------------------------------------------------
 
 GRANT EXECUTE ON FUNCTION
-    eventsource.append(text, text, jsonb, jsonb, bigint, uuid),
+    eventsource.append(text, text, jsonb, jsonb, bigint, uuid, text[]),
     eventsource.append_events(text, jsonb, bigint),
     eventsource.append_to_streams(jsonb),
     eventsource.save_snapshot(text, bigint, jsonb, integer)

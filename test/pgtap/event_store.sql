@@ -13,17 +13,17 @@ SELECT has_schema('eventsource');
 SELECT has_table('eventsource', 'events', 'the event log');
 SELECT has_table('eventsource', 'streams', 'the stream registry');
 SELECT columns_are('eventsource', 'events', ARRAY['global_position', 'transaction_id', 'stream_id',
-    'stream_version', 'event_id', 'event_type', 'data', 'metadata', 'recorded_at']);
+    'stream_version', 'event_id', 'event_type', 'data', 'metadata', 'recorded_at', 'tags']);
 SELECT columns_are('eventsource', 'streams', ARRAY['stream_id', 'category', 'stream_version', 'created_at', 'updated_at',
                                                    'truncate_before', 'max_count', 'max_age', 'deleted_through', 'tombstoned_at',
                                                    'last_transaction_id']);
-SELECT has_function('eventsource', 'append', ARRAY['text', 'text', 'jsonb', 'jsonb', 'bigint', 'uuid']);
+SELECT has_function('eventsource', 'append', ARRAY['text', 'text', 'jsonb', 'jsonb', 'bigint', 'uuid', 'text[]']);
 SELECT has_function('eventsource', 'append_events', ARRAY['text', 'jsonb', 'bigint']);
 SELECT has_function('eventsource', 'read_stream', ARRAY['text', 'bigint', 'integer', 'text']);
 SELECT has_function('eventsource', 'read_all', ARRAY['eventsource.checkpoint', 'integer', 'text', 'text[]']);
 SELECT has_function('eventsource', 'read_category', ARRAY['text', 'eventsource.checkpoint', 'integer', 'text[]']);
 SELECT has_function('eventsource', 'stream_version', ARRAY['text']);
-SELECT isnt_definer('eventsource', 'append', ARRAY['text', 'text', 'jsonb', 'jsonb', 'bigint', 'uuid'], 'append is SECURITY INVOKER: it acts as the extension''s owner itself, without a SECURITY DEFINER call''s cost');
+SELECT isnt_definer('eventsource', 'append', ARRAY['text', 'text', 'jsonb', 'jsonb', 'bigint', 'uuid', 'text[]'], 'append is SECURITY INVOKER: it acts as the extension''s owner itself, without a SECURITY DEFINER call''s cost');
 SELECT isnt_definer('eventsource', 'read_all', ARRAY['eventsource.checkpoint', 'integer', 'text', 'text[]']);
 SELECT has_role('eventsource_reader');
 SELECT has_role('eventsource_writer');

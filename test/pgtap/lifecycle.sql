@@ -223,17 +223,17 @@ CREATE VIEW lt.backward_reads AS
 SELECT m.stream_id, r.n, r.stream_version, r.event_id
   FROM lt.model m
  CROSS JOIN LATERAL eventsource.read_stream(m.stream_id, direction => 'backward') WITH ORDINALITY
-       AS r (global_position, transaction_id, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at, checkpoint, n);
+       AS r (global_position, transaction_id, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at, checkpoint, tags, n);
 CREATE VIEW lt.paged_reads AS
 SELECT m.stream_id, 'forward' AS direction, r.n, r.stream_version
   FROM lt.model m
  CROSS JOIN LATERAL eventsource.read_stream(m.stream_id, m.forward_from, 3) WITH ORDINALITY
-       AS r (global_position, transaction_id, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at, checkpoint, n)
+       AS r (global_position, transaction_id, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at, checkpoint, tags, n)
 UNION ALL
 SELECT m.stream_id, 'backward', r.n, r.stream_version
   FROM lt.model m
  CROSS JOIN LATERAL eventsource.read_stream(m.stream_id, m.backward_from, 3, 'backward') WITH ORDINALITY
-       AS r (global_position, transaction_id, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at, checkpoint, n);
+       AS r (global_position, transaction_id, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at, checkpoint, tags, n);
 CREATE VIEW lt.loads AS
 SELECT m.stream_id, 'head' AS up_to, l.n, l.kind, l.stream_version, l.state, l.event_id
   FROM lt.model m

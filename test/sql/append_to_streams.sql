@@ -88,7 +88,14 @@ SELECT eventsource.tombstone_stream('account-5');
 SELECT * FROM eventsource.append_to_streams($$[
   {"stream_id": "account-5", "events": [{"type": "Noted", "data": {}}]}]$$);
 
--- Many streams in one call: more than max_locks_per_transaction of them.
+-- Many streams in one call: more than max_locks_per_transaction of them; and 10,000 (the positions
+-- of every entry outlive the call's statements).
+SELECT count(*) AS rows, sum(stream_version) AS versions, sum(cardinality(global_positions)) AS positions,
+       count(DISTINCT global_positions[1]) AS distinct_positions
+  FROM eventsource.append_to_streams(
+         (SELECT jsonb_agg(jsonb_build_object('stream_id', 'many-' || i, 'expected_version', 0,
+                                              'events', '[{"type": "Made", "data": {}}, {"type": "Made", "data": {}}]'::jsonb))
+            FROM generate_series(1, 10000) AS i));
 SELECT count(*) AS rows, sum(stream_version) AS versions
   FROM eventsource.append_to_streams(
          (SELECT jsonb_agg(jsonb_build_object('stream_id', 'bulk-' || i,
@@ -109,6 +116,9 @@ SELECT * FROM eventsource.append_to_streams('[{"stream_id": "account-1", "expect
 SELECT * FROM eventsource.append_to_streams('[{"stream_id": "account-1", "expected_version": "3"}]');
 SELECT * FROM eventsource.append_to_streams('[{"stream_id": "account-1", "expected_version": -2}]');
 SELECT * FROM eventsource.append_to_streams('[{"stream_id": "account-1", "expected_version": 99999999999999999999}]');
+SELECT * FROM eventsource.append_to_streams('[{"stream_id": "account-1", "expected_version": 9223372036854775808}]');
+SELECT * FROM eventsource.append_to_streams('[{"stream_id": "account-1", "expected_version": 1e30}]');
+SELECT stream_version FROM eventsource.append_to_streams('[{"stream_id": "account-1", "expected_version": 3.0}]');
 SELECT * FROM eventsource.append_to_streams('[{"stream_id": "account-1", "events": {}}]');
 SELECT * FROM eventsource.append_to_streams('[{"stream_id": "account-1", "events": []}]');
 SELECT * FROM eventsource.append_to_streams('[{"stream_id": "account-1", "events": [{"type": "X"}]}]');

@@ -28,6 +28,7 @@ INSERT INTO matrix.operations (operation, statement) VALUES
     ('append_to_streams',      $$SELECT count(*) FROM eventsource.append_to_streams('[{"stream_id": "ledger-3", "events": [{"type": "Opened", "data": {}}]}, {"stream_id": "ledger-1", "expected_version": 1}]')$$),
     ('read_stream',            $$SELECT count(*) FROM eventsource.read_stream('ledger-1')$$),
     ('read_all',               $$SELECT count(*) FROM eventsource.read_all()$$),
+    ('read_by_query',          $$SELECT count(*) FROM eventsource.read_by_query('{"items": [{"types": ["Opened"]}]}')$$),
     ('read_category',          $$SELECT count(*) FROM eventsource.read_category('ledger')$$),
     ('select events',          $$SELECT count(*) FROM eventsource.events$$),
     ('insert events',          $$INSERT INTO eventsource.events (stream_id, stream_version, event_id, event_type, data) VALUES ('x-1', 1, gen_random_uuid(), 'X', '{}')$$),

@@ -222,6 +222,14 @@ BEGIN
     PERFORM eventsource.save_snapshot('served-1', 1, '{"opened": true}');
     RETURN NEXT 'load_snapshot: ' || (SELECT stream_version || ' ' || state FROM eventsource.load_snapshot('served-1'));
     RETURN NEXT 'load_stream: ' || (SELECT string_agg(kind || ' ' || stream_version, ', ') FROM eventsource.load_stream('served-1'));
+    RETURN NEXT 'read_all: ' || (SELECT count(*) > 0 AND bool_and(checkpoint IS NOT NULL) FROM eventsource.read_all());
+    IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'eventsource.events'::regclass AND attname = 'tags') THEN
+        BEGIN
+            PERFORM eventsource.append_events('served-1', '[{"type": "Tagged", "data": {}, "tags": ["t"]}]');
+        EXCEPTION WHEN OTHERS THEN
+            RETURN NEXT 'append_events with tags: ' || SQLSTATE || ' ' || SQLERRM;
+        END;
+    END IF;
     BEGIN
         PERFORM eventsource.append('served-1', 'Paid', '{}', expected_version => 1);
     EXCEPTION WHEN OTHERS THEN
@@ -494,21 +502,27 @@ SELECT * FROM pg_temp.calls_served(lifecycle => true);
 ROLLBACK;
 
 -- 0.7.0 -> 0.8.0: one install script built from readable sources; the log, the streams and the
--- snapshots are kept as they are.
+-- snapshots are kept as they are, the events without tags (NULL).
 CREATE TEMP TABLE events_at_0_7 AS SELECT * FROM eventsource.events;
 CREATE TEMP TABLE streams_at_0_7 AS SELECT * FROM eventsource.streams;
 SELECT eventsource.save_snapshot('loan-3', 1, '{"requested": true}');
 CREATE TEMP TABLE snapshots_at_0_7 AS SELECT * FROM eventsource.snapshots;
 ALTER EXTENSION eventsource UPDATE TO '0.8.0';
 SELECT extversion FROM pg_extension WHERE extname = 'eventsource';
-SELECT (SELECT count(*) FROM ((TABLE eventsource.events EXCEPT TABLE events_at_0_7)
-                              UNION ALL (TABLE events_at_0_7 EXCEPT TABLE eventsource.events)) AS d) AS changed_events,
+CREATE TEMP VIEW events_after_0_8 AS
+SELECT global_position, transaction_id, stream_id, stream_version, event_id, event_type, data, metadata, recorded_at
+  FROM eventsource.events;
+SELECT count(*) FILTER (WHERE tags IS NOT NULL) AS tagged_events FROM eventsource.events;
+SELECT (SELECT count(*) FROM ((TABLE events_after_0_8 EXCEPT TABLE events_at_0_7)
+                              UNION ALL (TABLE events_at_0_7 EXCEPT TABLE events_after_0_8)) AS d) AS changed_events,
        (SELECT count(*) FROM ((TABLE eventsource.streams EXCEPT TABLE streams_at_0_7)
                               UNION ALL (TABLE streams_at_0_7 EXCEPT TABLE eventsource.streams)) AS d) AS changed_streams,
        (SELECT count(*) FROM ((TABLE eventsource.snapshots EXCEPT TABLE snapshots_at_0_7)
                               UNION ALL (TABLE snapshots_at_0_7 EXCEPT TABLE eventsource.snapshots)) AS d) AS changed_snapshots;
-SELECT eventsource.append('loan-3', 'Approved', '{}', expected_version => 1);
+SELECT eventsource.append('loan-3', 'Approved', '{}', expected_version => 1, tags => '{loan:3}');
 SELECT kind, stream_version, data FROM eventsource.load_stream('loan-3');
+SELECT stream_version, tags FROM eventsource.read_by_query('{"items": [{"tags": ["loan:3"]}]}');
+DROP VIEW events_after_0_8;
 -- The same calls through the entry points of 0.8.0.
 BEGIN;
 SELECT * FROM pg_temp.calls_served(lifecycle => true);
