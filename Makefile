@@ -8,7 +8,7 @@
 EXTENSION = eventsource
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'$$/\1/p" $(EXTENSION).control)
 MODULE_big = eventsource
-OBJS = src/eventsource.o src/kept_plan.o src/log.o src/arguments.o src/streams.o src/append.o src/stream_write.o src/read.o src/checkpoint.o src/guard.o src/snapshot.o src/notifier.o src/launcher.o src/worker_shared.o src/trust.o src/worker_transaction.o src/subscription.o src/projection.o src/lifecycle.o src/statistics.o src/owners.o src/epoch.o src/query.o
+OBJS = src/eventsource.o src/kept_plan.o src/log.o src/arguments.o src/streams.o src/append.o src/stream_write.o src/read.o src/checkpoint.o src/guard.o src/snapshot.o src/notifier.o src/launcher.o src/worker_shared.o src/trust.o src/worker_transaction.o src/subscription.o src/projection.o src/lifecycle.o src/statistics.o src/owners.o src/epoch.o src/query.o src/consistency.o
 
 # The install script of the current version is built from sql/source/*.sql, concatenated in name
 # order; the first version's install script and the upgrade scripts are kept as written. (PGXS
@@ -19,7 +19,7 @@ DATA = sql/$(EXTENSION)--0.1.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
 
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 
-REGRESS = install append append_errors append_to_streams tags read plans privileges search_path role_matrix snapshots subscriptions projections handler_renames lifecycle statistics upgrade
+REGRESS = install append append_errors append_to_streams tags consistency read plans privileges search_path role_matrix snapshots subscriptions projections handler_renames lifecycle statistics upgrade
 REGRESS_OPTS = --inputdir=test --outputdir=. --load-extension=eventsource
 ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test --outputdir=.

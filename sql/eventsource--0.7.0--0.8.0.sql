@@ -209,16 +209,16 @@ SELECT p.name, p.mode, p.status, p.handler, p.event_types, p.category, p.checkpo
        OFFSET 0) AS pending ON true;
 
 -- Appends to many streams in one call.
-CREATE FUNCTION eventsource.append_to_streams(appends jsonb)
+CREATE FUNCTION eventsource.append_to_streams(appends jsonb, condition jsonb DEFAULT NULL)
 RETURNS TABLE (stream_id text, stream_version bigint, global_positions bigint[])
 LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'eventsource_append_to_streams_0_8';
 
-COMMENT ON FUNCTION eventsource.append_to_streams(jsonb) IS
-    'Appends to many streams atomically: appends is a JSON array of {"stream_id", "expected_version", "events"}; an entry without events only checks its stream''s version. Returns a row per entry: the stream''s version and the global positions taken.';
+COMMENT ON FUNCTION eventsource.append_to_streams(jsonb, jsonb) IS
+    'Appends to many streams atomically: appends is a JSON array of {"stream_id", "expected_version", "events"}; an entry without events only checks its stream''s version. condition, {"fail_if_events_match": query, "after": checkpoint}, fails the call (SE006) if an event that matches the query comes after the checkpoint. Returns a row per entry: the stream''s version and the global positions taken.';
 
-REVOKE ALL ON FUNCTION eventsource.append_to_streams(jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION eventsource.append_to_streams(jsonb) TO eventsource_writer;
+REVOKE ALL ON FUNCTION eventsource.append_to_streams(jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION eventsource.append_to_streams(jsonb, jsonb) TO eventsource_writer;
 
 -- ---------------------------------------------------------------------------------------------
 -- Tags: events carry them (NULL: none), indexed; the event type, append and poll return them.

@@ -6,13 +6,15 @@
  *	  ids, types, data and metadata; the streams of a call to many) checked
  *	  and read into batches, which stream_write.c writes to the streams with
  *	  optimistic concurrency and idempotent retries.  A call to many streams
- *	  takes their turns first, in one order (streams.c), then checks every
- *	  expected version, then writes.
+ *	  takes their turns first, in one order (streams.c), then the
+ *	  consistency keys of its events and its condition (consistency.c),
+ *	  then checks every expected version and the condition, then writes.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -27,7 +29,10 @@
 #include "utils/uuid.h"
 
 #include "arguments.h"
+#include "checkpoint.h"
+#include "consistency.h"
 #include "eventsource.h"
+#include "query.h"
 #include "stream_write.h"
 #include "streams.h"
 #include "worker_shared.h"
@@ -649,10 +654,114 @@ check_stream_expectations(StreamAppend *entries, int count, StreamsSchema schema
 }
 
 /*
- * eventsource.append_to_streams(appends jsonb) returns table (stream_id
- * text, stream_version bigint, global_positions bigint[]): appends to many
- * streams atomically, a row per entry of appends in its order (an entry
- * that only checks gives its stream's version and no positions).
+ * Reads the condition argument: {"fail_if_events_match": query, "after":
+ * checkpoint text or null}; *after is NULL when the condition is on every
+ * event that matches.
+ */
+static EventQuery *
+parse_condition(Jsonb *condition, Checkpoint **after)
+{
+	JsonbIterator *iterator;
+	JsonbValue	key;
+	JsonbValue	value;
+	EventQuery *query = NULL;
+
+	*after = NULL;
+	if (!JB_ROOT_IS_OBJECT(condition) || JB_ROOT_IS_SCALAR(condition))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("condition must be a JSON object"),
+				 errdetail("A condition is {\"fail_if_events_match\": query, \"after\": checkpoint}.")));
+	iterator = JsonbIteratorInit(&condition->root);
+	while (next_object_key(&iterator, &key, &value))
+	{
+		if (JSON_KEY_IS(key, "fail_if_events_match"))
+		{
+			if (value.type != jbvBinary || !JsonContainerIsObject(value.val.binary.data))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("fail_if_events_match must be a JSON object with \"items\"")));
+			query = parse_event_query(JsonbValueToJsonb(&value), "fail_if_events_match");
+		}
+		else if (JSON_KEY_IS(key, "after"))
+		{
+			if (value.type == jbvNull)
+				continue;
+			if (value.type != jbvString)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("after must be a checkpoint in a JSON string, or null"),
+						 errdetail("A checkpoint is written (transaction_id,global_position), e.g. (742,15).")));
+			*after = checkpoint_from_cstring(pnstrdup(value.val.string.val, value.val.string.len));
+		}
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown key \"%.*s\" in the condition", Min(key.val.string.len, 64),
+							key.val.string.val),
+					 errdetail("A condition has the keys \"fail_if_events_match\" and \"after\".")));
+	}
+	if (query == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"fail_if_events_match\" is missing from the condition")));
+	check_condition_items(query);
+	return query;
+}
+
+/*
+ * Whether the call repeats one that committed: every entry that writes has
+ * event ids, and its events are stored in its stream (append_batch returns
+ * their result and writes nothing).  Such a call is not checked against its
+ * condition, which its own events would match.  Call while connected to SPI.
+ */
+static bool
+call_already_made(StreamAppend *entries, int count)
+{
+	bool		writes = false;
+
+	for (int i = 0; i < count; i++)
+	{
+		if (entries[i].batch == NULL)
+			continue;
+		if (!batch_already_appended(entries[i].stream_id, entries[i].batch))
+			return false;
+		writes = true;
+	}
+	return writes;
+}
+
+/*
+ * Takes the consistency keys of the call (consistency.c): those of its
+ * events, and those of its condition.
+ */
+static void
+lock_call_keys(StreamAppend *entries, int count, const EventQuery *condition)
+{
+	ConsistencyKeys keys = {0};
+
+	for (int i = 0; i < count; i++)
+	{
+		EventBatch *batch = entries[i].batch;
+
+		if (batch == NULL)
+			continue;
+		for (int event = 0; event < batch->count; event++)
+			add_event_keys(&keys, batch->event_types[event], batch->tags[event], batch->tags_nulls[event]);
+		batch->keys_locked = true;
+	}
+	if (condition != NULL)
+		add_condition_keys(&keys, condition);
+	lock_consistency_keys(&keys, condition != NULL);
+}
+
+/*
+ * eventsource.append_to_streams(appends jsonb, condition jsonb) returns
+ * table (stream_id text, stream_version bigint, global_positions bigint[]):
+ * appends to many streams atomically, a row per entry of appends in its
+ * order (an entry that only checks gives its stream's version and no
+ * positions), unless an event that matches the condition's query comes
+ * after its checkpoint (SE006).
  */
 static Datum
 append_to_streams(FunctionCallInfo fcinfo, StreamsSchema schema)
@@ -662,9 +771,13 @@ append_to_streams(FunctionCallInfo fcinfo, StreamsSchema schema)
 	StreamTurn *turns;
 	int			count;
 	AppendingAsOwner appending;
+	EventQuery *condition = NULL;
+	Checkpoint *after = NULL;
 
 	check_not_null(fcinfo, 0, "appends");
 	entries = parse_stream_appends(PG_GETARG_JSONB_P(0), &count);
+	if (!PG_ARGISNULL(1))
+		condition = parse_condition(PG_GETARG_JSONB_P(1), &after);
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 
 	/* On a standby, or in a read-only transaction: say so before taking any turn. */
@@ -673,11 +786,15 @@ append_to_streams(FunctionCallInfo fcinfo, StreamsSchema schema)
 	for (int i = 0; i < count; i++)
 		turns[i] = (StreamTurn) {entries[i].stream_id, entries[i].batch != NULL, i + 1, 0};
 	lock_streams_in_log_order(turns, count);
+	lock_call_keys(entries, count, condition);
+	(void) GetTopTransactionId();
 
 	begin_append_as_owner(fcinfo, &appending);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	check_stream_expectations(entries, count, schema);
+	if (condition != NULL && !call_already_made(entries, count))
+		raise_if_condition_matched(condition, after);
 	SPI_finish();
 	/* outside SPI: the results live in this function's memory */
 	for (int i = 0; i < count; i++)

@@ -70,7 +70,13 @@ checkpoint_to_cstring(const Checkpoint *checkpoint)
 Datum
 eventsource_checkpoint_in(PG_FUNCTION_ARGS)
 {
-	char	   *input = PG_GETARG_CSTRING(0);
+	PG_RETURN_POINTER(checkpoint_from_cstring(PG_GETARG_CSTRING(0)));
+}
+
+/* A checkpoint from its text form, (transaction_id,global_position). */
+Checkpoint *
+checkpoint_from_cstring(const char *input)
+{
 	unsigned long long transaction_id;
 	long long	global_position;
 	int			consumed = -1;
@@ -83,7 +89,7 @@ eventsource_checkpoint_in(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("invalid input syntax for type eventsource.checkpoint: \"%s\"", input),
 				 errdetail("A checkpoint is written (transaction_id,global_position), e.g. (742,15).")));
-	PG_RETURN_POINTER(make_checkpoint(transaction_id, global_position));
+	return make_checkpoint(transaction_id, global_position);
 }
 
 Datum

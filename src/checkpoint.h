@@ -25,5 +25,6 @@ typedef struct Checkpoint
 
 extern int	compare_checkpoints(const Checkpoint *a, const Checkpoint *b);
 extern char *checkpoint_to_cstring(const Checkpoint *checkpoint);
+extern Checkpoint *checkpoint_from_cstring(const char *input);
 
 #endif							/* EVENTSOURCE_CHECKPOINT_H */

@@ -30,6 +30,7 @@
 #define ERRCODE_EVENTSOURCE_APPEND_ONLY			MAKE_SQLSTATE('S','E','0','0','3')
 #define ERRCODE_EVENTSOURCE_SNAPSHOT_VERSION	MAKE_SQLSTATE('S','E','0','0','4')
 #define ERRCODE_EVENTSOURCE_STREAM_TOMBSTONED	MAKE_SQLSTATE('S','E','0','0','5')
+#define ERRCODE_EVENTSOURCE_APPEND_CONDITION_FAILED	MAKE_SQLSTATE('S','E','0','0','6')
 
 /*
  * The class (the fourth field) of the advisory locks append takes on streams:
@@ -44,6 +45,13 @@
 #define EVENTSOURCE_PROJECTIONS_LOCK_CLASS	0x4550
 /* The class of the locks poll and ack take on a subscription's consumer group member. */
 #define EVENTSOURCE_MEMBER_LOCK_CLASS	0x4554
+
+/*
+ * The classes of the locks on the consistency keys of events and conditions
+ * (consistency.c), and of the lock (keys 0, 0) that stands for every key.
+ */
+#define EVENTSOURCE_CONSISTENCY_LOCK_CLASS	0x454B
+#define EVENTSOURCE_EVERY_KEY_LOCK_CLASS	0x4541
 
 /* The class of the advisory lock (keys 0, 0) that serialises the starters of log epochs. */
 #define EVENTSOURCE_EPOCH_LOCK_CLASS	0x4545

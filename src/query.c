@@ -4,16 +4,22 @@
  *	  A query of events, {"items": [{"types": [...], "tags": [...]}, ...]},
  *	  read from its JSON and checked: at least one item and at most
  *	  EVENTSOURCE_MAX_QUERY_ITEMS; in each, types (event types) and tags
- *	  (tags), each a non-empty array of strings when given.
+ *	  (tags), each a non-empty array of strings when given.  And the plans
+ *	  that read the events of an item, which read_by_query and the
+ *	  conditions of append_to_streams share.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/transam.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/xid8.h"
 
 #include "arguments.h"
+#include "kept_plan.h"
+#include "log.h"
 #include "query.h"
 
 /* Says which item of a query an error is about. */
@@ -129,4 +135,54 @@ parse_event_query(Jsonb *query, const char *name)
 	}
 	error_context_stack = callback.previous;
 	return parsed;
+}
+
+/*
+ * The events of one item of a query after ($1, $2), at most $3, of the event
+ * types $4 (NULL: any), below the horizon $6, in log order.  An item with
+ * tags $5 reads the tags index, and only the events that have them all
+ * (then sorts them: OFFSET 0 keeps the planner from reading the log in its
+ * order and filtering instead, which for a rare tag reads the whole log);
+ * one without reads the log in its order.
+ */
+#define QUERY_ITEM_RANGE \
+	LOG_CONDITIONS("$6")
+#define QUERY_ITEM_ARGUMENTS \
+	6, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTARRAYOID, XID8OID}
+
+static KeptPlan query_tagged_item_plan = {
+	"SELECT e.* FROM (" EVENT_COLUMNS QUERY_ITEM_RANGE
+	"   AND e.tags IS NOT NULL AND e.tags OPERATOR(pg_catalog.@>) $5 OFFSET 0) e"
+	LOG_ORDER " LIMIT $3",
+	QUERY_ITEM_ARGUMENTS
+};
+
+static KeptPlan query_untagged_item_plan = {
+	EVENT_COLUMNS QUERY_ITEM_RANGE LOG_ORDER " LIMIT $3",
+	QUERY_ITEM_ARGUMENTS
+};
+
+/*
+ * Runs the plan of one item of a query: its events after after, at most
+ * limit, below horizon (an xid8 Datum), in log order, into SPI_tuptable
+ * (rows of EVENT_COLUMNS).  latest reads on the latest snapshot (what has
+ * committed by now, this transaction's own changes too) instead of the
+ * statement's.  Call while connected to SPI.
+ */
+uint64
+read_query_item(const QueryItem *item, const Checkpoint *after, int32 limit, Datum horizon, bool latest)
+{
+	KeptPlan   *plan = item->tags != NULL ? &query_tagged_item_plan : &query_untagged_item_plan;
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, item->types == NULL, item->tags == NULL, false};
+
+	values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(after->transaction_id));
+	values[1] = Int64GetDatum(after->global_position);
+	values[2] = Int32GetDatum(limit);
+	values[3] = PointerGetDatum(item->types);
+	values[4] = PointerGetDatum(item->tags);
+	values[5] = horizon;
+	if (latest)
+		return run_kept_plan_on_latest_snapshot(plan, values, nulls);
+	return run_kept_plan(plan, values, nulls, true);
 }

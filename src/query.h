@@ -12,6 +12,8 @@
 #include "utils/array.h"
 #include "utils/jsonb.h"
 
+#include "checkpoint.h"
+
 /* The most items a query has. */
 #define EVENTSOURCE_MAX_QUERY_ITEMS 100
 
@@ -33,5 +35,7 @@ typedef struct EventQuery
 } EventQuery;
 
 extern EventQuery *parse_event_query(Jsonb *query, const char *name);
+extern uint64 read_query_item(const QueryItem *item, const Checkpoint *after, int32 limit,
+							  Datum horizon, bool latest);
 
 #endif							/* EVENTSOURCE_QUERY_H */

@@ -24,7 +24,10 @@
 #include "miscadmin.h"
 #include "nodes/params.h"
 #include "nodes/parsenodes.h"
+#include "access/transam.h"
+#include "access/xact.h"
 #include "executor/spi.h"
+#include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
@@ -260,37 +263,21 @@ eventsource_events_behind(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------
  */
 
-/*
- * The events of one item of a query after ($1, $2), at most $3, of the event
- * types $4 (NULL: any), below the horizon $6, in log order.  An item with
- * tags $5 reads the tags index, and only the events that have them all
- * (then sorts them: OFFSET 0 keeps the planner from reading the log in its
- * order and filtering instead, which for a rare tag reads the whole log);
- * one without reads the log in its order.
- */
-#define QUERY_ITEM_RANGE \
-	LOG_CONDITIONS("$6")
-#define QUERY_ITEM_ARGUMENTS \
-	6, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTARRAYOID, XID8OID}
-
-static KeptPlan query_tagged_item_plan = {
-	"SELECT e.* FROM (" EVENT_COLUMNS QUERY_ITEM_RANGE
-	"   AND e.tags IS NOT NULL AND e.tags OPERATOR(pg_catalog.@>) $5 OFFSET 0) e"
-	LOG_ORDER " LIMIT $3",
-	QUERY_ITEM_ARGUMENTS
-};
-
-static KeptPlan query_untagged_item_plan = {
-	EVENT_COLUMNS QUERY_ITEM_RANGE LOG_ORDER " LIMIT $3",
-	QUERY_ITEM_ARGUMENTS
-};
-
 /* An event one item of a query read, and its checkpoint. */
 typedef struct QueriedEvent
 {
 	Checkpoint	checkpoint;
 	HeapTuple	row;			/* of EVENT_COLUMNS */
 } QueriedEvent;
+
+/* The events a read of a query collected, in log order once sorted. */
+typedef struct QueriedEvents
+{
+	int			count;
+	int			allocated;
+	QueriedEvent *events;
+	TupleDesc	description;	/* of the rows */
+} QueriedEvents;
 
 static int
 compare_queried_events(const void *left, const void *right)
@@ -300,11 +287,120 @@ compare_queried_events(const void *left, const void *right)
 }
 
 /*
+ * The events of the query after after, below horizon, each item's first
+ * max_count, in log order and without repeats (an event two items match),
+ * at most max_count; on the latest snapshot when latest, else on the
+ * statement's.  Rows and description live in the caller's memory.
+ */
+static void
+collect_queried_events(const EventQuery *query, const Checkpoint *after, int32 max_count,
+					   Datum horizon, bool latest, QueriedEvents *collected)
+{
+	MemoryContext caller_context = CurrentMemoryContext;
+	int			unique = 0;
+
+	collected->count = 0;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	for (int i = 0; i < query->count; i++)
+	{
+		uint64		rows = read_query_item(&query->items[i], after, max_count, horizon, latest);
+
+		if (rows > 0 && collected->description == NULL)
+		{
+			MemoryContext spi_context = MemoryContextSwitchTo(caller_context);
+
+			collected->description = CreateTupleDescCopy(SPI_tuptable->tupdesc);
+			MemoryContextSwitchTo(spi_context);
+		}
+		if (collected->count + rows > (uint64) collected->allocated)
+		{
+			collected->allocated = collected->count + rows;
+			collected->events = collected->events == NULL ?
+				MemoryContextAlloc(caller_context, collected->allocated * sizeof(QueriedEvent)) :
+				repalloc(collected->events, collected->allocated * sizeof(QueriedEvent));
+		}
+		for (uint64 row = 0; row < rows; row++)
+		{
+			QueriedEvent *event = &collected->events[collected->count++];
+			bool		isnull;
+
+			event->row = SPI_copytuple(SPI_tuptable->vals[row]);
+			event->checkpoint =
+				*(Checkpoint *) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
+															  SPI_tuptable->tupdesc->natts, &isnull));
+		}
+		SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_finish();
+
+	qsort(collected->events, collected->count, sizeof(QueriedEvent), compare_queried_events);
+	for (int i = 0; i < collected->count && unique < max_count; i++)
+		if (unique == 0 ||
+			compare_checkpoints(&collected->events[i].checkpoint, &collected->events[unique - 1].checkpoint) != 0)
+			collected->events[unique++] = collected->events[i];
+	collected->count = unique;
+}
+
+/* The transactions in progress in the statement's snapshot that have an id. */
+static KeptPlan running_transactions_plan = {
+	"SELECT x FROM pg_catalog.pg_snapshot_xip(pg_catalog.pg_current_snapshot()) AS x",
+	0, {InvalidOid}
+};
+
+/*
+ * Waits for every transaction in progress in the statement's snapshot whose
+ * log transaction id is below last's: it could still commit events that
+ * come before last in the log.  Returns whether it waited for any.  The log
+ * transaction id of a running transaction is its id plus the offset of the
+ * epoch of the snapshot's xmin (the horizon's).
+ */
+static bool
+wait_for_transactions_before(const Checkpoint *last)
+{
+	uint64		horizon = log_horizon();
+	uint64		xmin = U64FromFullTransactionId(DatumGetFullTransactionId(
+		DirectFunctionCall1(pg_snapshot_xmin, DirectFunctionCall1(pg_current_snapshot, (Datum) 0))));
+	uint64		offset = horizon - xmin;
+	uint64		running;
+	int			waited = 0;
+	TransactionId *waits;
+
+	if (last->transaction_id < horizon)
+		return false;			/* every event before last has committed or never will */
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	running = run_kept_plan(&running_transactions_plan, NULL, NULL, true);
+	waits = palloc(Max(running, 1) * sizeof(TransactionId));
+	for (uint64 i = 0; i < running; i++)
+	{
+		bool		isnull;
+		uint64		id = U64FromFullTransactionId(DatumGetFullTransactionId(
+			SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)));
+
+		if (id + offset < last->transaction_id)
+			waits[waited++] = XidFromFullTransactionId(FullTransactionIdFromU64(id));
+	}
+	SPI_finish();
+	for (int i = 0; i < waited; i++)
+		XactLockTableWait(waits[i], NULL, NULL, XLTW_None);
+	return waited > 0;
+}
+
+/*
  * eventsource.read_by_query(query, after, max_count) returns setof
- * eventsource.event: the events of the gap-safe log after the checkpoint
- * that match the query, at most max_count, in log order.  Each item is read
- * on its own, at most max_count of its events; the first max_count of their
- * union, without the events two items both matched, are the query's.
+ * eventsource.event: the events of the log after the checkpoint that match
+ * the query, at most max_count, in log order, every one committed when the
+ * read ran, so that a conditional append on the last one's checkpoint fails
+ * only for an event that commits after the read.  That is more than the
+ * gap-safe log below the horizon, which a transaction in progress holds
+ * back: the events above it that it returns are made gap-safe by waiting
+ * for the transactions in progress that could still commit events before
+ * the last one returned, then reading again up to that one.  A transaction
+ * that has an id (it wrote) does not wait, as it might wait for one that
+ * waits for it, nor does a standby, which cannot wait for the primary's
+ * transactions: they read the gap-safe log below the horizon, as read_all.
  */
 Datum
 eventsource_read_by_query(PG_FUNCTION_ARGS)
@@ -312,75 +408,45 @@ eventsource_read_by_query(PG_FUNCTION_ARGS)
 	ReturnSetInfo *result = (ReturnSetInfo *) fcinfo->resultinfo;
 	EventQuery *query;
 	int32		max_count;
-	Datum		values[6];
-	bool		nulls[6] = {false, false, false, true, true, false};
-	MemoryContext caller_context = CurrentMemoryContext;
-	QueriedEvent *events = NULL;
-	TupleDesc	row_description = NULL;
-	int			count = 0;
-	int			allocated = 64;
-	int			returned = 0;
+	Datum		after_values[2];
+	Checkpoint	after;
+	bool		may_wait = !FullTransactionIdIsValid(GetTopFullTransactionIdIfAny()) && !RecoveryInProgress();
+	Datum		every_transaction = FullTransactionIdGetDatum(FullTransactionIdFromU64(PG_UINT64_MAX));
+	QueriedEvents collected = {0};
 
 	check_not_null(fcinfo, 0, "query");
 	query = parse_event_query(PG_GETARG_JSONB_P(0), "query");
 	max_count = checked_max_count(fcinfo, 2);
 	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 
-	set_after_checkpoint(fcinfo, 1, values);
-	values[2] = Int32GetDatum(max_count);
-	values[5] = log_horizon_datum();
-	events = palloc(allocated * sizeof(QueriedEvent));
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	for (int i = 0; i < query->count; i++)
+	set_after_checkpoint(fcinfo, 1, after_values);
+	after.transaction_id = U64FromFullTransactionId(DatumGetFullTransactionId(after_values[0]));
+	after.global_position = DatumGetInt64(after_values[1]);
+	collect_queried_events(query, &after, max_count, may_wait ? every_transaction : log_horizon_datum(),
+						   false, &collected);
+	if (may_wait && collected.count > 0)
 	{
-		QueryItem  *item = &query->items[i];
-		uint64		rows;
+		Checkpoint	last = collected.events[collected.count - 1].checkpoint;
 
-		values[3] = PointerGetDatum(item->types);
-		nulls[3] = item->types == NULL;
-		values[4] = PointerGetDatum(item->tags);
-		nulls[4] = item->tags == NULL;
-		rows = run_kept_plan(item->tags != NULL ? &query_tagged_item_plan : &query_untagged_item_plan,
-							 values, nulls, true);
-		if (rows > 0 && row_description == NULL)
+		if (wait_for_transactions_before(&last))
 		{
-			MemoryContext spi_context = MemoryContextSwitchTo(caller_context);
-
-			row_description = CreateTupleDescCopy(SPI_tuptable->tupdesc);
-			MemoryContextSwitchTo(spi_context);
+			/* again, now that every event up to last is there, and only up to it */
+			collect_queried_events(query, &after, max_count,
+								   FullTransactionIdGetDatum(FullTransactionIdFromU64(last.transaction_id + 1)),
+								   true, &collected);
+			while (collected.count > 0 &&
+				   compare_checkpoints(&collected.events[collected.count - 1].checkpoint, &last) > 0)
+				collected.count--;
 		}
-		if (count + rows > (uint64) allocated)
-		{
-			allocated = count + rows;
-			events = repalloc(events, allocated * sizeof(QueriedEvent));
-		}
-		for (uint64 row = 0; row < rows; row++)
-		{
-			bool		isnull;
-
-			events[count].row = SPI_copytuple(SPI_tuptable->vals[row]);
-			events[count].checkpoint =
-				*(Checkpoint *) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
-															  SPI_tuptable->tupdesc->natts, &isnull));
-			count++;
-		}
-		SPI_freetuptable(SPI_tuptable);
-		CHECK_FOR_INTERRUPTS();
 	}
-	SPI_finish();
 
-	qsort(events, count, sizeof(QueriedEvent), compare_queried_events);
-	for (int i = 0; i < count && returned < max_count; i++)
+	for (int i = 0; i < collected.count; i++)
 	{
 		Datum		columns[MAX_EVENT_COLUMNS];
 		bool		column_nulls[MAX_EVENT_COLUMNS];
 
-		if (i > 0 && compare_checkpoints(&events[i].checkpoint, &events[i - 1].checkpoint) == 0)
-			continue;			/* matched by an earlier item too */
-		(void) event_columns_from_row(events[i].row, row_description, columns, column_nulls);
+		(void) event_columns_from_row(collected.events[i].row, collected.description, columns, column_nulls);
 		tuplestore_putvalues(result->setResult, result->setDesc, columns, column_nulls);
-		returned++;
 	}
 	return (Datum) 0;
 }

@@ -38,6 +38,7 @@
 #include "utils/uuid.h"
 
 #include "arguments.h"
+#include "consistency.h"
 #include "eventsource.h"
 #include "kept_plan.h"
 #include "statistics.h"
@@ -256,6 +257,13 @@ probe_event_ids(text *stream_id, EventBatch *batch, bool *exists, int64 *current
 	return false;
 }
 
+static bool
+same_stream(text *found, text *stream_id)
+{
+	return VARSIZE_ANY_EXHDR(found) == VARSIZE_ANY_EXHDR(stream_id) &&
+		memcmp(VARDATA_ANY(found), VARDATA_ANY(stream_id), VARSIZE_ANY_EXHDR(stream_id)) == 0;
+}
+
 /*
  * The caller's event ids were found in the log (probe rows in SPI_tuptable,
  * one per event in batch order).  Either this is a retry of an append that
@@ -280,9 +288,7 @@ resolve_retry(text *stream_id, EventBatch *batch, ExpectedVersion expected,
 		if (isnull)
 			continue;
 		found_stream = DatumGetTextPP(found_datum);
-		if (VARSIZE_ANY_EXHDR(found_stream) != VARSIZE_ANY_EXHDR(stream_id) ||
-			memcmp(VARDATA_ANY(found_stream), VARDATA_ANY(stream_id),
-				   VARSIZE_ANY_EXHDR(stream_id)) != 0)
+		if (!same_stream(found_stream, stream_id))
 			ereport(ERROR,
 					(errcode(ERRCODE_EVENTSOURCE_DUPLICATE_EVENT_ID),
 					 errmsg("event %d: id %s is already used in stream \"%s\"", i + 1,
@@ -439,6 +445,44 @@ write_append(text *stream_id, EventBatch *batch, StreamsSchema schema, StreamCha
 }
 
 /*
+ * Takes the consistency keys of the batch's events (consistency.c), so that
+ * a condition that its events match waits for this transaction to end.
+ */
+static void
+lock_batch_keys(EventBatch *batch)
+{
+	ConsistencyKeys keys = {0};
+
+	for (int i = 0; i < batch->count; i++)
+		add_event_keys(&keys, batch->event_types[i], batch->tags[i], batch->tags_nulls[i]);
+	lock_consistency_keys(&keys, false);
+}
+
+/*
+ * Whether every event of the batch, by its id, is stored in this stream
+ * already: the batch is the retry of an append made.  Call while connected
+ * to SPI.
+ */
+bool
+batch_already_appended(text *stream_id, EventBatch *batch)
+{
+	bool		exists;
+	int64		current;
+
+	if (!batch->ids_supplied || !probe_event_ids(stream_id, batch, &exists, &current))
+		return false;
+	for (int i = 0; i < batch->count; i++)
+	{
+		bool		isnull;
+		Datum		found = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
+
+		if (isnull || !same_stream(DatumGetTextPP(found), stream_id))
+			return false;
+	}
+	return true;
+}
+
+/*
  * Writes the batch to the stream as one append, which the expected version
  * must allow (an idempotent retry of an earlier append returns its result
  * and writes nothing); result gets the new version and the positions.
@@ -467,6 +511,8 @@ append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected, Strea
 		elog(ERROR, "SPI_connect failed");
 	had_transaction_id = FullTransactionIdIsValid(GetTopFullTransactionIdIfAny());
 	lock_stream_in_log_order(stream_id);
+	if (events_have_tags(schema) && !batch->keys_locked)
+		lock_batch_keys(batch);
 
 	for (;;)
 	{

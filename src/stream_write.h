@@ -24,6 +24,7 @@ typedef struct EventBatch
 	Datum	   *tags;			/* text[] of checked tags (checked_tags) */
 	bool	   *tags_nulls;		/* true: no tags (the default) */
 	bool		ids_supplied;	/* did the caller give any event id? */
+	bool		keys_locked;	/* the caller took the consistency keys of its events */
 } EventBatch;
 
 /* The outcome of an append: the stream's new version and the positions. */
@@ -35,6 +36,7 @@ typedef struct AppendResult
 
 extern EventBatch *new_event_batch(int count);
 extern Datum generate_event_id(void);
+extern bool batch_already_appended(text *stream_id, EventBatch *batch);
 extern void append_batch(text *stream_id, EventBatch *batch, ExpectedVersion expected,
 						 StreamsSchema schema, AppendResult *result);
 

@@ -204,9 +204,10 @@ compare_stream_turns(const void *left_pointer, const void *right_pointer)
  * The turns of many streams, for one call that writes or checks them all
  * (append_to_streams): taken in one canonical order, that of their hashes,
  * so that two such calls never wait for each other in a cycle, and all of
- * them before the transaction gets its id, which it then gets at once: its
- * id is newer than that of every earlier writer of every one of the
- * streams, so no write of the call is refused for the log order.  A stream
+ * them before the transaction gets its id, which the caller then gets (once
+ * it also holds its consistency keys): its id is newer than that of every
+ * earlier writer of every one of the streams, so no write of the call is
+ * refused for the log order.  A stream
  * that is only checked takes its turn in share mode: checks of one stream do
  * not wait for each other, only for its writers.  Streams whose ids have one
  * hash share one turn, in the strongest mode any of them needs.
@@ -252,8 +253,6 @@ lock_streams_in_log_order(StreamTurn *turns, int count)
 		}
 		CHECK_FOR_INTERRUPTS();
 	}
-	if (take)
-		(void) GetTopTransactionId();
 }
 
 /* The writes of a stream that must keep the log order, as the errors name them. */

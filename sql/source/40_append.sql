@@ -35,13 +35,13 @@ AS 'MODULE_PATHNAME', 'eventsource_append_events_0_8';
 COMMENT ON FUNCTION eventsource.append_events(text, jsonb, bigint) IS
     'Appends a JSON array of {"type", "data", "metadata", "tags", "id"} events to a stream atomically; returns the new stream version and the global positions taken.';
 
-CREATE FUNCTION eventsource.append_to_streams(appends jsonb)
+CREATE FUNCTION eventsource.append_to_streams(appends jsonb, condition jsonb DEFAULT NULL)
 RETURNS TABLE (stream_id text, stream_version bigint, global_positions bigint[])
 LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'eventsource_append_to_streams_0_8';
 
-COMMENT ON FUNCTION eventsource.append_to_streams(jsonb) IS
-    'Appends to many streams atomically: appends is a JSON array of {"stream_id", "expected_version", "events"}; an entry without events only checks its stream''s version. Returns a row per entry: the stream''s version and the global positions taken.';
+COMMENT ON FUNCTION eventsource.append_to_streams(jsonb, jsonb) IS
+    'Appends to many streams atomically: appends is a JSON array of {"stream_id", "expected_version", "events"}; an entry without events only checks its stream''s version. condition, {"fail_if_events_match": query, "after": checkpoint}, fails the call (SE006) if an event that matches the query comes after the checkpoint. Returns a row per entry: the stream''s version and the global positions taken.';
 
 -- Lifecycle markers in log order. Each stream's row records the log transaction id of the
 -- last transaction that appended to, deleted or tombstoned it; the statement that writes the row

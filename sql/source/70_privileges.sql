@@ -69,7 +69,7 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION
     eventsource.append(text, text, jsonb, jsonb, bigint, uuid, text[]),
     eventsource.append_events(text, jsonb, bigint),
-    eventsource.append_to_streams(jsonb),
+    eventsource.append_to_streams(jsonb, jsonb),
     eventsource.save_snapshot(text, bigint, jsonb, integer)
     TO eventsource_writer;
 

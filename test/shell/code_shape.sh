@@ -11,7 +11,7 @@ source "$here/lib/check.sh"
 src=$(cd "$here/../../src" && pwd)
 
 # The layers: every file of src/ is in exactly one.
-core="eventsource arguments kept_plan log query streams stream_write checkpoint epoch statistics guard trust
+core="eventsource arguments kept_plan log query consistency streams stream_write checkpoint epoch statistics guard trust
   worker_transaction worker_shared"
 features="append read snapshot subscription projection lifecycle owners"
 worker="launcher notifier"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# examples.sh: the bus examples work. examples/bus.sql runs cleanly, and each subscriber client
+# examples.sh: the examples work. examples/consistency.sql runs cleanly and each of its decisions
+# holds its invariant; examples/bus.sql runs cleanly, and each subscriber client
 # (examples/python/subscriber.py and examples/node/subscriber.js, each in listen and in poll mode)
 # prints exactly the events of its category appended while it runs, each once and in stream order,
 # and acknowledges them all; in listen mode they arrive at once (by NOTIFY), not after the safety
@@ -40,6 +41,20 @@ check "examples/bus.sql runs cleanly" "$status" 0
 check "examples/bus.sql receives a notification on its LISTEN" \
   "$(grep -c 'Asynchronous notification "eventsource.order"' "$work/bus.out" | awk '{ print ($1 > 0) }')" 1
 check "examples/bus.sql drops its subscriptions" "$(psql_quiet -c "SELECT count(*) FROM eventsource.subscriptions")" 0
+
+# examples/consistency.sql: each decision holds its invariant.
+dropdb --if-exists es_consistency_example
+createdb es_consistency_example
+psql_quiet -d es_consistency_example -c "CREATE EXTENSION eventsource"
+if psql -X -v ON_ERROR_STOP=1 -d es_consistency_example -f "$root/examples/consistency.sql" > "$work/consistency.out" 2>&1; then status=0; else status=$?; cat "$work/consistency.out"; fi
+check "examples/consistency.sql runs cleanly" "$status" 0
+check "examples/consistency.sql: the course of 2 places gets 2 students, a third is refused, and a stale decision fails its condition" \
+  "$(grep -cx " subscribed" "$work/consistency.out")|$(grep -cx " full" "$work/consistency.out")|$(grep -c "as expected: append condition failed" "$work/consistency.out")" "3|1|1"
+check "examples/consistency.sql: the stock of each SKU is never oversold" \
+  "$(psql_quiet -d es_consistency_example -c "SELECT string_agg(sku || '=' || available, ',' ORDER BY sku) FROM (SELECT substr(t, 5) AS sku, sum(CASE event_type WHEN 'StockAdded' THEN 1 ELSE -1 END * (data->>'quantity')::int) AS available FROM eventsource.events, unnest(tags) t WHERE t LIKE 'sku:%' GROUP BY 1) s")" "apple=0,pear=0"
+check "examples/consistency.sql: the transfers never overdraw the source" \
+  "$(grep -cx " transferred" "$work/consistency.out")|$(grep -cx " insufficient funds: 40" "$work/consistency.out")" "2|1"
+dropdb es_consistency_example
 
 # What the appenders below write to the order category: 5 rounds of 3 events, and 5 of 1.
 expected_count=20
