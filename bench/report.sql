@@ -4,7 +4,8 @@
 -- async ones catching up), and the targets. With -v bus_only=1 (the --bus mode of bench/run) only
 -- the bus sections and their targets; with -v projections_only=1 (--projections) only the
 -- projections sections and their targets; with -v lifecycle_only=1 (--lifecycle) only the stream
--- lifecycle section; with -v peers_only=1 (--peers) only the peers section.
+-- lifecycle section; with -v consistency_only=1 (--consistency) only the tags, multi-stream and
+-- conditional appends section; with -v peers_only=1 (--peers) only the peers section.
 
 CREATE TEMP VIEW measured AS
 SELECT workload, variant, clients, synchronous_commit,
@@ -31,6 +32,31 @@ SELECT c.workload, c.clients, c.synchronous_commit, c.variant,
    AND b.variant IN ('raw INSERT', 'raw multi-row INSERT', 'plain SELECT')
  WHERE c.variant IN ('eventsource', 'PL/pgSQL reference');
 
+\if :{?consistency_only}
+\echo '## Tags, multi-stream and conditional appends, each beside the first variant of its workload'
+\echo
+\echo '| workload | variant | events per second | ratio |'
+\echo '|---|---|---:|---:|'
+SELECT format('| %s | %s | %s | %s |', m.workload, m.variant, round(m.events_per_second),
+              CASE WHEN m.variant = b.variant THEN 'baseline' ELSE '**' || round(m.events_per_second / b.events_per_second, 2) || 'x**' END)
+  FROM measured m
+  JOIN measured b
+    ON b.workload = m.workload AND b.variant IN ('raw INSERT', 'no condition', 'two appends in a transaction',
+                                                 'read_by_query, then a conditional append')
+ WHERE m.workload LIKE 'consistency:%'
+ ORDER BY m.workload, m.variant = b.variant DESC, m.variant;
+\echo
+SELECT format('One-event appends, two tags against untagged: **%sx**; untagged against the raw INSERT: **%sx**.',
+              round(t.events_per_second / u.events_per_second, 2), round(u.events_per_second / r.events_per_second, 2))
+  FROM measured t, measured u, measured r
+ WHERE t.variant = 'eventsource, two tags' AND u.variant = 'eventsource, untagged' AND r.variant = 'raw INSERT'
+   AND r.workload = 'consistency: append one event';
+\echo
+SELECT format('Decisions on one hot tag: %s of %s conditions held (%s%% failed: another decision came first).',
+              sum(appended), sum(decided), round(100.0 * (sum(decided) - sum(appended)) / nullif(sum(decided), 0), 1))
+  FROM bench.decision_rounds;
+\quit
+\endif
 \if :{?lifecycle_only}
 \echo '## Stream lifecycle: its cost, against the same library serving a database at 0.4.0 and the baselines'
 \echo

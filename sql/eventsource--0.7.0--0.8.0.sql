@@ -227,7 +227,7 @@ GRANT EXECUTE ON FUNCTION eventsource.append_to_streams(jsonb, jsonb) TO eventso
 -- ---------------------------------------------------------------------------------------------
 
 ALTER TABLE eventsource.events ADD COLUMN tags text[];
-CREATE INDEX events_tags_idx ON eventsource.events USING gin (tags) WHERE tags IS NOT NULL;
+CREATE INDEX events_tags_idx ON eventsource.events USING gin (tags) WITH (fastupdate = off) WHERE tags IS NOT NULL;
 COMMENT ON COLUMN eventsource.events.tags IS
     'The event''s tags (for example {course:c1,student:s7}), NULL when it has none.';
 

@@ -38,6 +38,7 @@ PG_MODULE_MAGIC;
 
 /* Settings: README.md documents each. */
 int			eventsource_snapshots_to_keep = 3;
+int			eventsource_read_wait_timeout = 1000;
 bool		eventsource_notify = true;
 char	   *eventsource_worker_databases = NULL;
 char	   *eventsource_notify_databases = NULL;
@@ -63,6 +64,13 @@ void		_PG_init(void);
 void
 _PG_init(void)
 {
+	DefineCustomIntVariable("eventsource.read_wait_timeout",
+							"How long read_by_query waits for older transactions in progress before it returns the gap-safe log below them.",
+							"0 never waits.",
+							&eventsource_read_wait_timeout,
+							1000, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 	DefineCustomIntVariable("eventsource.snapshots_to_keep",
 							"How many snapshots save_snapshot keeps per stream, the newest ones.",
 							"0 keeps every snapshot.",

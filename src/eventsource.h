@@ -171,6 +171,7 @@ extern text *category_of(text *stream_id);
 
 /* Settings (defined by eventsource.c). */
 extern int	eventsource_snapshots_to_keep;
+extern int	eventsource_read_wait_timeout;	/* ms */
 extern bool eventsource_notify;
 extern char *eventsource_worker_databases;
 extern char *eventsource_notify_databases;

@@ -142,8 +142,9 @@ parse_event_query(Jsonb *query, const char *name)
  * types $4 (NULL: any), below the horizon $6, in log order.  An item with
  * tags $5 reads the tags index, and only the events that have them all
  * (then sorts them: OFFSET 0 keeps the planner from reading the log in its
- * order and filtering instead, which for a rare tag reads the whole log);
- * one without reads the log in its order.
+ * order and filtering instead, which for a rare tag reads the whole log, and
+ * from adding the checkpoint's range of the log order index to the bitmap,
+ * which reads that range of it); one without reads the log in its order.
  */
 #define QUERY_ITEM_RANGE \
 	LOG_CONDITIONS("$6")
@@ -151,11 +152,52 @@ parse_event_query(Jsonb *query, const char *name)
 	6, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTARRAYOID, XID8OID}
 
 static KeptPlan query_tagged_item_plan = {
-	"SELECT e.* FROM (" EVENT_COLUMNS QUERY_ITEM_RANGE
-	"   AND e.tags IS NOT NULL AND e.tags OPERATOR(pg_catalog.@>) $5 OFFSET 0) e"
+	"SELECT e.* FROM (" EVENT_COLUMNS
+	" WHERE e.tags IS NOT NULL AND e.tags OPERATOR(pg_catalog.@>) $5 OFFSET 0) e"
+	QUERY_ITEM_RANGE LOG_ORDER " LIMIT $3",
+	QUERY_ITEM_ARGUMENTS
+};
+
+/*
+ * The same item read in log order from after, its tags a filter (written so
+ * that it cannot be an index condition): for a read near the head of the
+ * log, where the events after the checkpoint are fewer than a tag's.
+ */
+static KeptPlan query_tagged_item_near_head_plan = {
+	EVENT_COLUMNS QUERY_ITEM_RANGE
+	"   AND (e.tags OPERATOR(pg_catalog.@>) $5) IS TRUE"
 	LOG_ORDER " LIMIT $3",
 	QUERY_ITEM_ARGUMENTS
 };
+
+/* The newest global position in the log (one probe of its primary key). */
+static KeptPlan newest_position_plan = {
+	"SELECT pg_catalog.max(e.global_position) FROM eventsource.events e",
+	0, {InvalidOid}
+};
+
+/*
+ * Below this many global positions between a read's checkpoint and the
+ * newest, an item with tags reads the log in order from the checkpoint
+ * (a decision's condition, a follower near the head: the events after the
+ * checkpoint are few); above, the tags index (all the tag's events after
+ * the checkpoint, sorted: the checkpoint is far back, or NULL).
+ */
+#define NEAR_HEAD_POSITIONS 2000
+
+static bool
+near_head(const Checkpoint *after)
+{
+	bool		isnull;
+	Datum		newest;
+
+	if (after->transaction_id == 0 && after->global_position == 0)
+		return false;
+	if (run_kept_plan(&newest_position_plan, NULL, NULL, true) == 0)
+		return false;
+	newest = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return !isnull && DatumGetInt64(newest) - after->global_position < NEAR_HEAD_POSITIONS;
+}
 
 static KeptPlan query_untagged_item_plan = {
 	EVENT_COLUMNS QUERY_ITEM_RANGE LOG_ORDER " LIMIT $3",
@@ -172,7 +214,7 @@ static KeptPlan query_untagged_item_plan = {
 uint64
 read_query_item(const QueryItem *item, const Checkpoint *after, int32 limit, Datum horizon, bool latest)
 {
-	KeptPlan   *plan = item->tags != NULL ? &query_tagged_item_plan : &query_untagged_item_plan;
+	KeptPlan   *plan = &query_untagged_item_plan;
 	Datum		values[6];
 	bool		nulls[6] = {false, false, false, item->types == NULL, item->tags == NULL, false};
 
@@ -182,6 +224,8 @@ read_query_item(const QueryItem *item, const Checkpoint *after, int32 limit, Dat
 	values[3] = PointerGetDatum(item->types);
 	values[4] = PointerGetDatum(item->tags);
 	values[5] = horizon;
+	if (item->tags != NULL)
+		plan = near_head(after) ? &query_tagged_item_near_head_plan : &query_tagged_item_plan;
 	if (latest)
 		return run_kept_plan_on_latest_snapshot(plan, values, nulls);
 	return run_kept_plan(plan, values, nulls, true);

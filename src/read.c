@@ -28,6 +28,11 @@
 #include "access/xact.h"
 #include "executor/spi.h"
 #include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "utils/guc.h"
+#include "utils/resowner.h"
+#include "storage/procarray.h"
+#include "utils/timestamp.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
@@ -343,22 +348,110 @@ collect_queried_events(const EventQuery *query, const Checkpoint *after, int32 m
 	collected->count = unique;
 }
 
-/* The transactions in progress in the statement's snapshot that have an id. */
+/*
+ * The transactions in progress in the statement's snapshot that have an id,
+ * and whether each is a prepared transaction of this database.
+ */
 static KeptPlan running_transactions_plan = {
-	"SELECT x FROM pg_catalog.pg_snapshot_xip(pg_catalog.pg_current_snapshot()) AS x",
-	0, {InvalidOid}
+	"SELECT x, pg_catalog.xid(x) OPERATOR(pg_catalog.=) ANY ("
+	"       SELECT p.transaction FROM pg_catalog.pg_prepared_xact() AS p(transaction, gid, prepared, ownerid, dbid)"
+	"        WHERE p.dbid OPERATOR(pg_catalog.=) $1)"
+	"  FROM pg_catalog.pg_snapshot_xip(pg_catalog.pg_current_snapshot()) AS x",
+	1, {OIDOID}
 };
 
 /*
- * Waits for every transaction in progress in the statement's snapshot whose
- * log transaction id is below last's: it could still commit events that
- * come before last in the log.  Returns whether it waited for any.  The log
- * transaction id of a running transaction is its id plus the offset of the
- * epoch of the snapshot's xmin (the horizon's).
+ * Whether a transaction in progress could write this database's log: it
+ * runs in a session of this database, or is a prepared transaction of it
+ * (those of other databases cannot).
  */
 static bool
+writes_this_database(TransactionId xid, bool prepared_here)
+{
+	int			pid;
+	PGPROC	   *proc;
+
+	if (prepared_here)
+		return true;
+	pid = BackendXidGetPid(xid);
+	if (pid == 0)
+		return false;			/* ended meanwhile, or prepared elsewhere */
+	proc = BackendPidGetProc(pid);
+	return proc != NULL && proc->databaseId == MyDatabaseId;
+}
+
+/* How a read waited for the transactions before its last event. */
+typedef enum WaitOutcome
+{
+	NO_WAIT,					/* none to wait for */
+	WAITED,						/* they have all ended */
+	WAIT_TIMED_OUT				/* eventsource.read_wait_timeout ran out */
+} WaitOutcome;
+
+/*
+ * Waits for xid to end, until deadline (a GetCurrentTimestamp value); false
+ * when the deadline came first.  A lock wait (pg_locks and pg_stat_activity
+ * show it, the deadlock detector sees it) bounded by lock_timeout set to the
+ * time left, in a subtransaction that its timeout rolls back; a shorter
+ * lock_timeout of the caller's stays, and its timeout is the caller's error.
+ */
+static bool
+wait_for_transaction_until(TransactionId xid, TimestampTz deadline)
+{
+	MemoryContext context = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	long		remaining_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
+	bool		callers_timeout = LockTimeout > 0 && LockTimeout <= remaining_ms;
+	int			nest_level = NewGUCNestLevel();
+	volatile bool ended = true;
+
+	if (remaining_ms <= 0)
+		return ConditionalXactLockTableWait(xid);
+	if (!callers_timeout)
+		(void) set_config_option("lock_timeout", psprintf("%ld", remaining_ms), PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(context);
+	PG_TRY();
+	{
+		XactLockTableWait(xid, NULL, NULL, XLTW_None);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *error;
+
+		MemoryContextSwitchTo(context);
+		error = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(context);
+		CurrentResourceOwner = owner;
+		if (callers_timeout || error->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			ReThrowError(error);
+		ended = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(context);
+	CurrentResourceOwner = owner;
+	AtEOXact_GUC(true, nest_level);
+	return ended;
+}
+
+/*
+ * Waits for every transaction of this database in progress in the
+ * statement's snapshot whose log transaction id is below last's: it could
+ * still commit events that come before last in the log.  Waits at most
+ * eventsource.read_wait_timeout in all (a transaction left open, a prepared
+ * transaction nobody commits).  The log transaction id of a running
+ * transaction is its id plus the offset of the epoch of the snapshot's xmin
+ * (the horizon's).
+ */
+static WaitOutcome
 wait_for_transactions_before(const Checkpoint *last)
 {
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), eventsource_read_wait_timeout);
+	Datum		database = ObjectIdGetDatum(MyDatabaseId);
 	uint64		horizon = log_horizon();
 	uint64		xmin = U64FromFullTransactionId(DatumGetFullTransactionId(
 		DirectFunctionCall1(pg_snapshot_xmin, DirectFunctionCall1(pg_current_snapshot, (Datum) 0))));
@@ -368,24 +461,28 @@ wait_for_transactions_before(const Checkpoint *last)
 	TransactionId *waits;
 
 	if (last->transaction_id < horizon)
-		return false;			/* every event before last has committed or never will */
+		return NO_WAIT;			/* every event before last has committed or never will */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	running = run_kept_plan(&running_transactions_plan, NULL, NULL, true);
+	running = run_kept_plan(&running_transactions_plan, &database, NULL, true);
 	waits = palloc(Max(running, 1) * sizeof(TransactionId));
 	for (uint64 i = 0; i < running; i++)
 	{
 		bool		isnull;
 		uint64		id = U64FromFullTransactionId(DatumGetFullTransactionId(
 			SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull)));
+		TransactionId xid = XidFromFullTransactionId(FullTransactionIdFromU64(id));
+		bool		prepared_here = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i],
+															   SPI_tuptable->tupdesc, 2, &isnull));
 
-		if (id + offset < last->transaction_id)
-			waits[waited++] = XidFromFullTransactionId(FullTransactionIdFromU64(id));
+		if (id + offset < last->transaction_id && writes_this_database(xid, prepared_here))
+			waits[waited++] = xid;
 	}
 	SPI_finish();
 	for (int i = 0; i < waited; i++)
-		XactLockTableWait(waits[i], NULL, NULL, XLTW_None);
-	return waited > 0;
+		if (!wait_for_transaction_until(waits[i], deadline))
+			return WAIT_TIMED_OUT;
+	return waited > 0 ? WAITED : NO_WAIT;
 }
 
 /*
@@ -400,7 +497,8 @@ wait_for_transactions_before(const Checkpoint *last)
  * the last one returned, then reading again up to that one.  A transaction
  * that has an id (it wrote) does not wait, as it might wait for one that
  * waits for it, nor does a standby, which cannot wait for the primary's
- * transactions: they read the gap-safe log below the horizon, as read_all.
+ * transactions: they read the gap-safe log below the horizon, as read_all,
+ * and so does a read whose wait ran out (eventsource.read_wait_timeout).
  */
 Datum
 eventsource_read_by_query(PG_FUNCTION_ARGS)
@@ -428,15 +526,23 @@ eventsource_read_by_query(PG_FUNCTION_ARGS)
 	{
 		Checkpoint	last = collected.events[collected.count - 1].checkpoint;
 
-		if (wait_for_transactions_before(&last))
+		switch (wait_for_transactions_before(&last))
 		{
-			/* again, now that every event up to last is there, and only up to it */
-			collect_queried_events(query, &after, max_count,
-								   FullTransactionIdGetDatum(FullTransactionIdFromU64(last.transaction_id + 1)),
-								   true, &collected);
-			while (collected.count > 0 &&
-				   compare_checkpoints(&collected.events[collected.count - 1].checkpoint, &last) > 0)
-				collected.count--;
+			case NO_WAIT:
+				break;
+			case WAITED:
+				/* again, now that every event up to last is there, and only up to it */
+				collect_queried_events(query, &after, max_count,
+									   FullTransactionIdGetDatum(FullTransactionIdFromU64(last.transaction_id + 1)),
+									   true, &collected);
+				while (collected.count > 0 &&
+					   compare_checkpoints(&collected.events[collected.count - 1].checkpoint, &last) > 0)
+					collected.count--;
+				break;
+			case WAIT_TIMED_OUT:
+				/* the gap-safe log below the horizon, as a read that may not wait */
+				collect_queried_events(query, &after, max_count, log_horizon_datum(), false, &collected);
+				break;
 		}
 	}
 

@@ -84,8 +84,10 @@ CREATE INDEX events_log_order_idx ON eventsource.events (transaction_id, global_
 CREATE INDEX events_category_log_order_idx
     ON eventsource.events (pg_catalog.split_part(stream_id, '-', 1), transaction_id, global_position);
 
--- The tagged events by tag (an event without tags has NULL, and is not in the index).
-CREATE INDEX events_tags_idx ON eventsource.events USING gin (tags) WHERE tags IS NOT NULL;
+-- The tagged events by tag (an event without tags has NULL, and is not in the index). Without
+-- GIN's pending list: every condition of a conditional append reads the index, and a search
+-- reads the whole pending list (with it, conditional appends ran at 0.02x-0.03x).
+CREATE INDEX events_tags_idx ON eventsource.events USING gin (tags) WITH (fastupdate = off) WHERE tags IS NOT NULL;
 COMMENT ON COLUMN eventsource.events.tags IS
     'The event''s tags (for example {course:c1,student:s7}), NULL when it has none.';
 
