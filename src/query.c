@@ -145,11 +145,13 @@ parse_event_query(Jsonb *query, const char *name)
  * order and filtering instead, which for a rare tag reads the whole log, and
  * from adding the checkpoint's range of the log order index to the bitmap,
  * which reads that range of it); one without reads the log in its order.
+ * Generic plans, always: planned with a tag's values, a plan looks far
+ * cheaper than the generic one, so the plan cache would plan every call.
  */
 #define QUERY_ITEM_RANGE \
 	LOG_CONDITIONS("$6")
 #define QUERY_ITEM_ARGUMENTS \
-	6, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTARRAYOID, XID8OID}
+	6, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTARRAYOID, XID8OID}, CURSOR_OPT_GENERIC_PLAN
 
 static KeptPlan query_tagged_item_plan = {
 	"SELECT e.* FROM (" EVENT_COLUMNS
