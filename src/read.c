@@ -383,8 +383,8 @@ writes_this_database(TransactionId xid, bool prepared_here)
 /* How a read waited for the transactions before its last event. */
 typedef enum WaitOutcome
 {
-	NO_WAIT,					/* none to wait for */
-	WAITED,						/* they have all ended */
+	NO_WAIT,					/* none was in progress: what the read saw is complete */
+	WAITED,						/* they have all ended: read again */
 	WAIT_TIMED_OUT				/* eventsource.read_wait_timeout ran out */
 } WaitOutcome;
 
@@ -402,11 +402,12 @@ wait_for_transaction_until(TransactionId xid, TimestampTz deadline)
 	ResourceOwner owner = CurrentResourceOwner;
 	long		remaining_ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 	bool		callers_timeout = LockTimeout > 0 && LockTimeout <= remaining_ms;
-	int			nest_level = NewGUCNestLevel();
+	int			nest_level;
 	volatile bool ended = true;
 
 	if (remaining_ms <= 0)
 		return ConditionalXactLockTableWait(xid);
+	nest_level = NewGUCNestLevel();
 	if (!callers_timeout)
 		(void) set_config_option("lock_timeout", psprintf("%ld", remaining_ms), PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
@@ -458,6 +459,7 @@ wait_for_transactions_before(const Checkpoint *last)
 	uint64		offset = horizon - xmin;
 	uint64		running;
 	int			waited = 0;
+	bool		older_in_progress = false;
 	TransactionId *waits;
 
 	if (last->transaction_id < horizon)
@@ -475,14 +477,22 @@ wait_for_transactions_before(const Checkpoint *last)
 		bool		prepared_here = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[i],
 															   SPI_tuptable->tupdesc, 2, &isnull));
 
-		if (id + offset < last->transaction_id && writes_this_database(xid, prepared_here))
+		if (id + offset >= last->transaction_id)
+			continue;
+		/*
+		 * In progress in the snapshot the read used, so its events are not
+		 * in what it read: read again, even if it has ended since (then
+		 * there is nothing to wait for), or is of another database.
+		 */
+		older_in_progress = true;
+		if (writes_this_database(xid, prepared_here))
 			waits[waited++] = xid;
 	}
 	SPI_finish();
 	for (int i = 0; i < waited; i++)
 		if (!wait_for_transaction_until(waits[i], deadline))
 			return WAIT_TIMED_OUT;
-	return waited > 0 ? WAITED : NO_WAIT;
+	return older_in_progress ? WAITED : NO_WAIT;
 }
 
 /*
