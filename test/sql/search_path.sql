@@ -339,6 +339,16 @@ SELECT * FROM eventsource.append_to_streams('[
 SELECT * FROM eventsource.append_to_streams('[
   {"stream_id": "ledger-2", "expected_version": 2, "events": [{"type": "Noted", "data": {}}]},
   {"stream_id": "ledger-1", "expected_version": 5}]');
+-- Tags, a read by query and a conditional append, and its failure.
+SELECT eventsource.append('ledger-3', 'Opened', '{}', tags => '{ledger:3}');
+SELECT stream_id, event_type, tags FROM eventsource.read_by_query('{"items": [{"tags": ["ledger:3"]}, {"types": ["Noted"]}]}');
+SELECT stream_id, stream_version FROM eventsource.append_to_streams(
+  '[{"stream_id": "ledger-3", "events": [{"type": "Closed", "data": {}, "tags": ["ledger:3"]}]}]',
+  pg_catalog.jsonb_build_object('fail_if_events_match', '{"items": [{"tags": ["ledger:3"]}]}'::pg_catalog.jsonb,
+                     'after', (SELECT checkpoint::pg_catalog.text FROM eventsource.read_by_query('{"items": [{"tags": ["ledger:3"]}]}'))));
+SELECT stream_id FROM eventsource.append_to_streams(
+  '[{"stream_id": "ledger-3", "events": [{"type": "Reopened", "data": {}, "tags": ["ledger:3"]}]}]',
+  '{"fail_if_events_match": {"items": [{"types": ["Closed"], "tags": ["ledger:3"]}]}}');
 
 RESET search_path;
 SET client_min_messages = warning;
