@@ -102,3 +102,10 @@ SELECT * FROM eventsource.read_by_query('{"items": [{"types": ["A"]}, {"types": 
 SELECT * FROM eventsource.read_by_query('{"items": [{"types": [""]}]}');
 SELECT * FROM eventsource.read_by_query((SELECT jsonb_build_object('items', jsonb_agg(jsonb_build_object('tags', jsonb_build_array('t' || i)))) FROM generate_series(1, 101) AS i));
 SELECT * FROM eventsource.read_by_query('{"items": [{}]}', max_count => 0);
+SELECT * FROM eventsource.read_by_query(jsonb_build_object('items', jsonb_build_array(jsonb_build_object('tags',
+  (SELECT jsonb_agg('t' || i) FROM generate_series(1, 101) AS i)))));
+SELECT * FROM eventsource.read_by_query(jsonb_build_object('items', jsonb_build_array(jsonb_build_object('types',
+  (SELECT jsonb_agg('T' || i) FROM generate_series(1, 101) AS i)))));
+SELECT count(*) FROM eventsource.read_by_query(jsonb_build_object('items', jsonb_build_array(jsonb_build_object('tags',
+  (SELECT jsonb_agg('t' || i) FROM generate_series(1, 100) AS i)))));
+SELECT * FROM eventsource.read_by_query(jsonb_build_object('items', jsonb_build_array(jsonb_build_object('types', jsonb_build_array(repeat('T', 256))))));
