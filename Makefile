@@ -19,7 +19,7 @@ DATA = sql/$(EXTENSION)--0.1.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
 
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 
-REGRESS = install append append_errors append_to_streams tags consistency read plans privileges search_path role_matrix snapshots subscriptions projections handler_renames lifecycle statistics upgrade
+REGRESS = install append append_errors append_to_streams tags query_filters consistency read plans privileges search_path role_matrix snapshots subscriptions projections handler_renames lifecycle statistics upgrade
 REGRESS_OPTS = --inputdir=test --outputdir=. --load-extension=eventsource
 ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test --outputdir=.

@@ -148,17 +148,84 @@ CREATE FUNCTION eventsource.events_behind(
     category              text,
     event_types           text[],
     consumer_group_size   integer DEFAULT 1,
-    consumer_group_member integer DEFAULT 0)
+    consumer_group_member integer DEFAULT 0,
+    query                 jsonb   DEFAULT NULL)
 RETURNS TABLE (events_behind bigint, oldest_recorded_at timestamptz)
 LANGUAGE c STABLE PARALLEL RESTRICTED ROWS 1
 AS 'MODULE_PATHNAME', 'eventsource_events_behind';
 
-COMMENT ON FUNCTION eventsource.events_behind(eventsource.checkpoint, text, text[], integer, integer) IS
-    'How many events of the gap-safe log after a checkpoint (NULL: from the start) a filter takes (a category and event types, NULL: all; a member of a consumer group), as poll and the worker deliver them, and the recorded_at of the oldest of them: the lag subscription_status and projection_status show.';
+COMMENT ON FUNCTION eventsource.events_behind(eventsource.checkpoint, text, text[], integer, integer, jsonb) IS
+    'How many events of the gap-safe log after a checkpoint (NULL: from the start) a filter takes (a category, event types and a query, NULL: all; a member of a consumer group), as poll and the worker deliver them, and the recorded_at of the oldest of them: the lag subscription_status and projection_status show.';
 
-REVOKE ALL ON FUNCTION eventsource.events_behind(eventsource.checkpoint, text, text[], integer, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION eventsource.events_behind(eventsource.checkpoint, text, text[], integer, integer)
+CREATE FUNCTION eventsource.event_matches_query(event_type text, tags text[], query jsonb)
+RETURNS boolean
+LANGUAGE c IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'eventsource_event_matches_query';
+
+COMMENT ON FUNCTION eventsource.event_matches_query(text, text[], jsonb) IS
+    'Whether an event of the type with the tags (NULL: none) matches a query, as read_by_query reads it: the filter of a subscription or projection of a query. NULL when the event type or the query is NULL.';
+
+REVOKE ALL ON FUNCTION eventsource.events_behind(eventsource.checkpoint, text, text[], integer, integer, jsonb),
+    eventsource.event_matches_query(text, text[], jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION eventsource.events_behind(eventsource.checkpoint, text, text[], integer, integer, jsonb),
+    eventsource.event_matches_query(text, text[], jsonb)
     TO eventsource_reader;
+
+-- Subscriptions and projections of a query: the column, and the argument of their create
+-- functions (which gain it last, so that every call of 0.7.0 means what it did).
+ALTER TABLE eventsource.subscriptions ADD COLUMN query jsonb;
+ALTER TABLE eventsource.projections ADD COLUMN query jsonb;
+COMMENT ON TABLE eventsource.subscriptions IS
+    'Durable subscriptions to the global log: what each receives (a category, some event types, a query) and its consumer group size.';
+COMMENT ON COLUMN eventsource.subscriptions.query IS
+    'The query the subscription''s events match, {"items": [{"types": [...], "tags": [...]}, ...]} as read_by_query takes it, besides its category and event types, or NULL: every event of those.';
+COMMENT ON COLUMN eventsource.projections.query IS
+    'The query the projection''s events match, {"items": [{"types": [...], "tags": [...]}, ...]} as read_by_query takes it, besides its category and event types, or NULL: every event of those.';
+
+DROP FUNCTION eventsource.create_subscription(text, text, text[], text, integer, regrole);
+CREATE FUNCTION eventsource.create_subscription(
+    name                text,
+    category            text    DEFAULT NULL,
+    event_types         text[]  DEFAULT NULL,
+    start_from          text    DEFAULT 'beginning',
+    consumer_group_size integer DEFAULT 1,
+    owner               regrole DEFAULT NULL,
+    query               jsonb   DEFAULT NULL)
+RETURNS void
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'eventsource_create_subscription';
+
+COMMENT ON FUNCTION eventsource.create_subscription(text, text, text[], text, integer, regrole, jsonb) IS
+    'Creates a durable subscription to the global log, of one category, some event types and a query (as read_by_query takes it) or all, starting from the beginning of the log or its end, consumed by a group of consumer_group_size members; it belongs to owner (by default the caller).';
+
+REVOKE ALL ON FUNCTION eventsource.create_subscription(text, text, text[], text, integer, regrole, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION eventsource.create_subscription(text, text, text[], text, integer, regrole, jsonb)
+    TO eventsource_admin;
+
+DROP FUNCTION eventsource.create_projection(text, regprocedure, text[], text, text, regprocedure, text, integer, text);
+CREATE FUNCTION eventsource.create_projection(
+    name          text,
+    handler       regprocedure,
+    event_types   text[]       DEFAULT NULL,
+    category      text         DEFAULT NULL,
+    mode          text         DEFAULT 'inline',
+    reset_handler regprocedure DEFAULT NULL,
+    on_failure    text         DEFAULT 'stop',
+    max_attempts  integer      DEFAULT 5,
+    search_path   text         DEFAULT pg_catalog.current_setting('search_path'),
+    query         jsonb        DEFAULT NULL)
+RETURNS void
+LANGUAGE c VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS 'MODULE_PATHNAME', 'eventsource_create_projection';
+
+COMMENT ON FUNCTION eventsource.create_projection(text, regprocedure, text[], text, text, regprocedure, text, integer, text, jsonb) IS
+    'Creates a projection: handler(eventsource.event) is called for every matching event (of its category, event types and query, as read_by_query takes it), inline in the appending transaction or async by the background worker; handlers run sandboxed as the role that creates the projection, with search_path (by default the creator''s) and pg_temp last.';
+
+REVOKE ALL ON FUNCTION eventsource.create_projection(text, regprocedure, text[], text, text, regprocedure, text, integer, text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION eventsource.create_projection(text, regprocedure, text[], text, text, regprocedure, text, integer, text, jsonb)
+    TO eventsource_admin;
 
 CREATE OR REPLACE VIEW eventsource.subscription_status AS
 SELECT s.name, s.category, s.event_types, m.consumer_group_member, s.consumer_group_size,
@@ -167,7 +234,8 @@ SELECT s.name, s.category, s.event_types, m.consumer_group_member, s.consumer_gr
        pending.events_behind,
        COALESCE(EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) pending.oldest_recorded_at), 0)
            AS seconds_behind,
-       holder.locked_by
+       holder.locked_by,
+       s.query
   FROM eventsource.subscriptions s
   JOIN eventsource.subscription_members m ON m.subscription_name = s.name
  CROSS JOIN LATERAL (
@@ -190,7 +258,7 @@ SELECT s.name, s.category, s.event_types, m.consumer_group_member, s.consumer_gr
       AND holder.objid OPERATOR(pg_catalog.=)
               ('x' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(lock_key.digest, 5, 4), 'hex'))::pg_catalog.bit(32)::pg_catalog.int8::pg_catalog.oid
  CROSS JOIN LATERAL eventsource.events_behind(m.checkpoint, s.category, s.event_types,
-                                              s.consumer_group_size, m.consumer_group_member) AS pending;
+                                              s.consumer_group_size, m.consumer_group_member, s.query) AS pending;
 
 CREATE OR REPLACE VIEW eventsource.projection_status AS
 SELECT p.name, p.mode, p.status, p.handler, p.event_types, p.category, p.checkpoint,
@@ -200,11 +268,12 @@ SELECT p.name, p.mode, p.status, p.handler, p.event_types, p.category, p.checkpo
        (SELECT pg_catalog.count(*) FROM eventsource.projection_dead_letters d WHERE d.projection_name = p.name)
            AS dead_letters,
        COALESCE(EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) pending.oldest_recorded_at), 0)
-           AS seconds_behind
+           AS seconds_behind,
+       p.query
   FROM eventsource.projections p
   LEFT JOIN LATERAL (
        SELECT b.events_behind, b.oldest_recorded_at
-         FROM eventsource.events_behind(p.checkpoint, p.category, p.event_types) AS b
+         FROM eventsource.events_behind(p.checkpoint, p.category, p.event_types, 1, 0, p.query) AS b
         WHERE p.mode OPERATOR(pg_catalog.=) 'async'
        OFFSET 0) AS pending ON true;
 

@@ -125,6 +125,15 @@ arrange_event_columns(const Datum *stored, const bool *stored_nulls, int stored_
 	return stored_count + 1;
 }
 
+/* The tags of an event of count columns (arrange_event_columns's), or NULL: none. */
+ArrayType *
+event_tags(const Datum *event, const bool *event_nulls, int count)
+{
+	int			column = FIRST_STORED_EVENT_COLUMNS + 1;
+
+	return count > column && !event_nulls[column] ? DatumGetArrayTypeP(event[column]) : NULL;
+}
+
 typedef struct EventRowsReceiver
 {
 	DestReceiver receiver;		/* first: what the executor calls */

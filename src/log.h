@@ -27,6 +27,7 @@
 #include "access/htup.h"
 #include "access/tupdesc.h"
 #include "fmgr.h"
+#include "utils/array.h"
 
 #include "checkpoint.h"
 #include "eventsource.h"
@@ -101,50 +102,67 @@
 	"   AND " EVENT_TYPES_TAKE("$4::pg_catalog.text[]")
 
 /*
+ * Whether event e matches query, a jsonb expression (query.c).  Only the
+ * plans of a filter with a query have it: the function is 0.8.0's.
+ */
+#define QUERY_MATCHES(query) \
+	"eventsource.event_matches_query(e.event_type, e.tags, " query ")"
+
+/*
  * The filter of a subscription or projection, with the parameters of the
  * poll plans: the category $5 (NULL: all), member $7 of a consumer group of
- * $6 (1 for a projection).  The event types $4 are in LOG_CONDITIONS.
+ * $6 (1 for a projection).  The event types $4 are in LOG_CONDITIONS.  With
+ * a query, FILTER_TAKES_QUERY follows: its query $9.
  */
 #define FILTER_TAKES \
 	"   AND " CATEGORY_TAKES("$5::pg_catalog.text", EVENT_CATEGORY) \
 	"   AND " GROUP_MEMBER_TAKES("$6", "$7")
+#define FILTER_TAKES_QUERY "   AND " QUERY_MATCHES("$9::pg_catalog.jsonb")
 
 /*
- * FILTER_TAKES for one shape of its arguments, with the same parameters:
- * FILTER_SHAPES(plan) lists plan(types, category, member) for the eight
- * shapes, in the order of filter_shape()'s numbers, each argument either ""
- * (that part of the filter takes every event: $4 or $5 is NULL, or $6 is 1)
- * or its condition.  A plan per shape is a plan the planner can keep (a
- * generic plan) that still reads the category index for a category, which
- * the NULL tests of FILTER_TAKES keep a generic plan from doing.
+ * FILTER_TAKES (and FILTER_TAKES_QUERY) for one shape of its arguments, with
+ * the same parameters: FILTER_SHAPES(plan) lists plan(types, category,
+ * member, query) for the sixteen shapes, in the order of filter_shape()'s
+ * numbers, each argument either "" (that part of the filter takes every
+ * event: $4, $5 or $9 is NULL, or $6 is 1) or its condition.  A plan per
+ * shape is a plan the planner can keep (a generic plan) that still reads the
+ * category index for a category, which the NULL tests of FILTER_TAKES keep a
+ * generic plan from doing.
  */
 #define SHAPE_TAKES_TYPES	"   AND " EVENT_TYPE_AMONG("$4::pg_catalog.text[]")
 #define SHAPE_TAKES_CATEGORY	"   AND " CATEGORY_IS("$5::pg_catalog.text", EVENT_CATEGORY)
 #define SHAPE_TAKES_MEMBER	"   AND " GROUP_MEMBER_IS("$6", "$7")
+#define FILTER_SHAPES_WITH(plan, query) \
+	plan("", "", "", query), \
+	plan(SHAPE_TAKES_TYPES, "", "", query), \
+	plan("", SHAPE_TAKES_CATEGORY, "", query), \
+	plan(SHAPE_TAKES_TYPES, SHAPE_TAKES_CATEGORY, "", query), \
+	plan("", "", SHAPE_TAKES_MEMBER, query), \
+	plan(SHAPE_TAKES_TYPES, "", SHAPE_TAKES_MEMBER, query), \
+	plan("", SHAPE_TAKES_CATEGORY, SHAPE_TAKES_MEMBER, query), \
+	plan(SHAPE_TAKES_TYPES, SHAPE_TAKES_CATEGORY, SHAPE_TAKES_MEMBER, query)
 #define FILTER_SHAPES(plan) \
-	plan("", "", ""), \
-	plan(SHAPE_TAKES_TYPES, "", ""), \
-	plan("", SHAPE_TAKES_CATEGORY, ""), \
-	plan(SHAPE_TAKES_TYPES, SHAPE_TAKES_CATEGORY, ""), \
-	plan("", "", SHAPE_TAKES_MEMBER), \
-	plan(SHAPE_TAKES_TYPES, "", SHAPE_TAKES_MEMBER), \
-	plan("", SHAPE_TAKES_CATEGORY, SHAPE_TAKES_MEMBER), \
-	plan(SHAPE_TAKES_TYPES, SHAPE_TAKES_CATEGORY, SHAPE_TAKES_MEMBER)
-#define FILTER_SHAPE_COUNT 8
+	FILTER_SHAPES_WITH(plan, ""), \
+	FILTER_SHAPES_WITH(plan, FILTER_TAKES_QUERY)
+#define FILTER_SHAPE_COUNT 16
 
 /* The number (0 to FILTER_SHAPE_COUNT - 1) of the shape of FILTER_TAKES's arguments in FILTER_SHAPES. */
 static inline int
-filter_shape(bool event_types_null, bool category_null, int32 consumer_group_size)
+filter_shape(bool event_types_null, bool category_null, int32 consumer_group_size, bool query_null)
 {
-	return (event_types_null ? 0 : 1) | (category_null ? 0 : 2) | (consumer_group_size == 1 ? 0 : 4);
+	return (event_types_null ? 0 : 1) | (category_null ? 0 : 2) | (consumer_group_size == 1 ? 0 : 4) |
+		(query_null ? 0 : 8);
 }
 
 /*
  * The parameters of a read of the log through a filter: after ($1, $2), at
- * most $3, event types $4, FILTER_TAKES's $5 to $7, below the horizon $8.
+ * most $3, event types $4, FILTER_TAKES's $5 to $7, below the horizon $8,
+ * FILTER_TAKES_QUERY's query $9 (a plan without it has it unused).
  */
+#define FILTERED_LOG_ARGUMENT_COUNT 9
 #define FILTERED_LOG_ARGUMENTS \
-	8, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID, XID8OID}
+	FILTERED_LOG_ARGUMENT_COUNT, \
+	{XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID, XID8OID, JSONBOID}
 
 /* The head of the gap-safe log, and a checkpoint from a row (log.c); call while connected to SPI. */
 extern Checkpoint visible_head(void);
@@ -153,6 +171,7 @@ extern void materialize_events(FunctionCallInfo fcinfo, KeptPlan *kept, Datum *v
 							   const bool *nulls);
 extern int	event_columns_from_row(HeapTuple row, TupleDesc description, Datum *event,
 								   bool *event_nulls);
+extern ArrayType *event_tags(const Datum *event, const bool *event_nulls, int count);
 extern int	arrange_event_columns(const Datum *stored, const bool *stored_nulls, int stored_count,
 								  Datum checkpoint, Datum *event, bool *event_nulls);
 

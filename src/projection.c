@@ -78,6 +78,7 @@
 #include "eventsource.h"
 #include "kept_plan.h"
 #include "log.h"
+#include "query.h"
 #include "worker_shared.h"
 #include "worker_transaction.h"
 
@@ -108,6 +109,8 @@ typedef struct Projection
 	Oid			owner;
 	ArrayType  *event_types;	/* NULL: every type */
 	char	   *category;		/* NULL: every category */
+	Jsonb	   *query;			/* NULL: every event (before 0.8.0, always) */
+	EventQuery *parsed_query;	/* query, parsed */
 	char	   *search_path;	/* the handlers', pg_temp last */
 	bool		is_inline;
 	bool		dead_letter;	/* on_failure = 'dead_letter' */
@@ -317,10 +320,10 @@ event_descriptor(void)
 }
 
 /*
- * Whether an event (its stream id and type) is one the projection wants.
+ * Whether an event (its stream id, type and tags) is one the projection wants.
  */
 static bool
-projection_wants(const Projection *projection, text *stream_id, text *event_type)
+projection_wants(const Projection *projection, text *stream_id, text *event_type, ArrayType *tags)
 {
 	if (projection->category != NULL)
 	{
@@ -343,7 +346,7 @@ projection_wants(const Projection *projection, text *stream_id, text *event_type
 		if (!found)
 			return false;
 	}
-	return true;
+	return projection->parsed_query == NULL || event_matches_query(projection->parsed_query, event_type, tags);
 }
 
 /*
@@ -403,6 +406,12 @@ projection_from_row(HeapTuple row, TupleDesc description)
 	value = column_by_name(row, description, "category", &isnull);
 	if (!isnull)
 		projection->category = TextDatumGetCString(value);
+	value = column_by_name(row, description, "query", &isnull);
+	if (!isnull)
+	{
+		projection->query = DatumGetJsonbPCopy(value);
+		projection->parsed_query = parse_event_query(projection->query, "query");
+	}
 	value = column_by_name(row, description, "search_path", &isnull);
 	projection->search_path = isnull ? DEFAULT_HANDLER_SEARCH_PATH : TextDatumGetCString(value);
 	value = column_by_name(row, description, "mode", &isnull);
@@ -528,19 +537,20 @@ eventsource_run_inline_projections(PG_FUNCTION_ARGS)
 		bool		nulls[MAX_EVENT_COLUMNS];
 		Checkpoint *checkpoint = palloc(sizeof(Checkpoint));
 		Datum		event;
+		ArrayType  *tags;
 
 		slot_getallattrs(slot);
 		checkpoint->global_position = DatumGetInt64(slot->tts_values[0]);
 		checkpoint->transaction_id =
 			U64FromFullTransactionId(DatumGetFullTransactionId(slot->tts_values[1]));
-		(void) arrange_event_columns(slot->tts_values, slot->tts_isnull, log_description->natts,
-									 PointerGetDatum(checkpoint), values, nulls);
+		tags = event_tags(values, nulls,
+						  arrange_event_columns(slot->tts_values, slot->tts_isnull, log_description->natts,
+												PointerGetDatum(checkpoint), values, nulls));
 		event = heap_copy_tuple_as_datum(heap_form_tuple(event_description, values, nulls),
 										 event_description);
-
 		for (uint64 i = 0; i < projection_count; i++)
 		{
-			if (!projection_wants(projections[i], DatumGetTextPP(values[2]), DatumGetTextPP(values[5])))
+			if (!projection_wants(projections[i], DatumGetTextPP(values[2]), DatumGetTextPP(values[5]), tags))
 				continue;
 			call_as_owner(projections[i], NULL, event, checkpoint->global_position);
 		}
@@ -574,46 +584,50 @@ eventsource_run_inline_projections(PG_FUNCTION_ARGS)
  * 2,000,000 events without one of its types), and as much between two of its
  * events.  When a read comes back short, window_end_plan says where its
  * window ended, and the replay's checkpoint passes the events there that its
- * types skip.
+ * types skip.  A projection of a query reads the plans with REPLAY_QUERY,
+ * its query $8, which its types' window takes too.
  */
 #define REPLAY_CATEGORY "   AND " CATEGORY_TAKES("$5::pg_catalog.text", EVENT_CATEGORY)
-
-static KeptPlan replay_visible_plan = {
-	"SELECT e.* FROM (" EVENT_COLUMNS LOG_RANGE("$6") REPLAY_CATEGORY LOG_ORDER " LIMIT $7) e"
-	" WHERE " EVENT_TYPES_TAKE("$4::pg_catalog.text[]") LOG_ORDER " LIMIT $3",
-	7, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, XID8OID, INT4OID},
+#define REPLAY_QUERY "   AND " QUERY_MATCHES("$8::pg_catalog.jsonb")
+#define REPLAY_ARGUMENTS \
+	8, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, XID8OID, INT4OID, JSONBOID}, \
 	CURSOR_OPT_CUSTOM_PLAN
-};
+#define REPLAY_VISIBLE_PLAN(query) \
+	{"SELECT e.* FROM (" EVENT_COLUMNS LOG_RANGE("$6") REPLAY_CATEGORY LOG_ORDER " LIMIT $7) e" \
+	 " WHERE " EVENT_TYPES_TAKE("$4::pg_catalog.text[]") query LOG_ORDER " LIMIT $3", \
+	 REPLAY_ARGUMENTS}
+#define REPLAY_ALL_PLAN(query) \
+	{EVENT_COLUMNS \
+	 LOG_AFTER_CHECKPOINT_PARAMETERS \
+	 "   AND " EVENT_TYPES_TAKE("$4::pg_catalog.text[]") query \
+	 REPLAY_CATEGORY LOG_ORDER " LIMIT $3", \
+	 REPLAY_ARGUMENTS}
+
+static KeptPlan replay_visible_plan = REPLAY_VISIBLE_PLAN("");
+static KeptPlan replay_visible_query_plan = REPLAY_VISIBLE_PLAN(REPLAY_QUERY);
+static KeptPlan replay_all_plan = REPLAY_ALL_PLAN("");
+static KeptPlan replay_all_query_plan = REPLAY_ALL_PLAN(REPLAY_QUERY);
 
 static KeptPlan window_end_plan = {
 	"SELECT e.transaction_id, e.global_position FROM eventsource.events e"
 	LOG_RANGE("$6") REPLAY_CATEGORY LOG_ORDER " OFFSET $7 OPERATOR(pg_catalog.-) 1 LIMIT 1",
-	7, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, XID8OID, INT4OID},
-	CURSOR_OPT_CUSTOM_PLAN
-};
-
-static KeptPlan replay_all_plan = {
-	EVENT_COLUMNS
-	LOG_AFTER_CHECKPOINT_PARAMETERS
-	"   AND " EVENT_TYPES_TAKE("$4::pg_catalog.text[]")
-	REPLAY_CATEGORY LOG_ORDER " LIMIT $3",
-	5, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID},
-	CURSOR_OPT_CUSTOM_PLAN
+	REPLAY_ARGUMENTS
 };
 
 /* The events of an async projection's category (of the log) a read takes its types among. */
 #define EVENTS_PER_WINDOW 10000
 
 /*
- * Runs plan (replay_visible_plan, window_end_plan or replay_all_plan) for
- * the projection's events after `after`, at most limit of them, in windows
- * of window events (visible reads only).
+ * Runs plan (one of the replay plans or window_end_plan) for the
+ * projection's events after `after`, at most limit of them, in windows of
+ * window events (visible reads only).
  */
 static uint64
-run_replay_plan(KeptPlan *plan, const Projection *projection, const Checkpoint *after, int limit, int window)
+run_replay_plan(KeptPlan *plan, const Projection *projection, const Checkpoint *after, int limit, int window,
+				bool visible_only)
 {
-	Datum		values[7];
-	bool		nulls[7] = {false, false, false, false, false, false, false};
+	Datum		values[8];
+	bool		nulls[8] = {false, false, false, false, false, false, false, false};
 
 	values[0] = FullTransactionIdGetDatum(FullTransactionIdFromU64(after->transaction_id));
 	values[1] = Int64GetDatum(after->global_position);
@@ -622,8 +636,11 @@ run_replay_plan(KeptPlan *plan, const Projection *projection, const Checkpoint *
 	nulls[3] = projection->event_types == NULL;
 	values[4] = projection->category ? CStringGetTextDatum(projection->category) : (Datum) 0;
 	nulls[4] = projection->category == NULL;
-	values[5] = plan != &replay_all_plan ? log_horizon_datum() : (Datum) 0;
+	values[5] = visible_only ? log_horizon_datum() : (Datum) 0;
+	nulls[5] = !visible_only;
 	values[6] = Int32GetDatum(window);
+	values[7] = PointerGetDatum(projection->query);
+	nulls[7] = projection->query == NULL;
 	return run_kept_plan(plan, values, nulls, false);
 }
 
@@ -636,7 +653,11 @@ static uint64
 read_projection_events(const Projection *projection, const Checkpoint *after, int limit, bool visible_only,
 					   int window)
 {
-	return run_replay_plan(visible_only ? &replay_visible_plan : &replay_all_plan, projection, after, limit, window);
+	KeptPlan   *plan = visible_only ?
+		(projection->query ? &replay_visible_query_plan : &replay_visible_plan) :
+		(projection->query ? &replay_all_query_plan : &replay_all_plan);
+
+	return run_replay_plan(plan, projection, after, limit, window, visible_only);
 }
 
 /*
@@ -647,7 +668,7 @@ read_projection_events(const Projection *projection, const Checkpoint *after, in
 static bool
 pass_window(const Projection *projection, Checkpoint *after)
 {
-	if (run_replay_plan(&window_end_plan, projection, after, 1, EVENTS_PER_WINDOW) == 0)
+	if (run_replay_plan(&window_end_plan, projection, after, 1, EVENTS_PER_WINDOW, true) == 0)
 		return false;
 	*after = checkpoint_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	SPI_freetuptable(SPI_tuptable);
@@ -727,7 +748,8 @@ replay_events(Projection *projection, bool visible_only, TupleDesc event_descrip
 		passed = false;
 		if (count == (uint64) wanted && replay->events - first == limit)
 			replay->more = true;
-		else if (!replay->more && count < (uint64) wanted && visible_only && projection->event_types != NULL)
+		else if (!replay->more && count < (uint64) wanted && visible_only &&
+				 (projection->event_types != NULL || projection->query != NULL))
 		{
 			/*
 			 * Short, maybe at the end of its window only.  Passed before the
@@ -851,14 +873,24 @@ static KeptPlan projection_exists_plan = {
 	"SELECT FROM eventsource.projections p WHERE p.name OPERATOR(pg_catalog.=) $1", 1, {TEXTOID}
 };
 
+#define CREATE_PROJECTION(query_column, query_value) \
+	"INSERT INTO eventsource.projections" \
+	" (name, handler, reset_handler, owner, event_types, category, mode, on_failure, max_attempts," \
+	"  search_path" query_column ")" \
+	" SELECT $1, h.handler, h.reset_handler, $4, $5, $6, $7, $8, $9, $10" query_value \
+	"   FROM pg_catalog.json_populate_record(NULL::eventsource.projections," \
+	"          pg_catalog.json_build_object('handler', $2, 'reset_handler', $3)) h" \
+	" ON CONFLICT (name) DO NOTHING"
+
 static KeptPlan create_projection_plan = {
-	"INSERT INTO eventsource.projections"
-	" (name, handler, reset_handler, owner, event_types, category, mode, on_failure, max_attempts,"
-	"  search_path)"
-	" SELECT $1, h.handler, h.reset_handler, $4, $5, $6, $7, $8, $9, $10"
-	"   FROM pg_catalog.json_populate_record(NULL::eventsource.projections,"
-	"          pg_catalog.json_build_object('handler', $2, 'reset_handler', $3)) h"
-	" ON CONFLICT (name) DO NOTHING",
+	CREATE_PROJECTION(", query", ", $11"),
+	11, {TEXTOID, TEXTOID, TEXTOID, REGROLEOID, TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID,
+	INT4OID, TEXTOID, JSONBOID}
+};
+
+/* Before 0.8.0, projections have no query. */
+static KeptPlan create_projection_0_6_plan = {
+	CREATE_PROJECTION("", ""),
 	10, {TEXTOID, TEXTOID, TEXTOID, REGROLEOID, TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID,
 	INT4OID, TEXTOID}
 };
@@ -958,22 +990,26 @@ raise_duplicate_projection(text *name)
 
 /*
  * eventsource.create_projection(name, handler, event_types, category, mode,
- * reset_handler, on_failure, max_attempts, search_path) returns void.  The
- * caller owns the projection: its handlers run as the caller.  Before 0.6.0
- * the function (without search_path) was SECURITY DEFINER, which hides the
- * caller: that one refuses.
+ * reset_handler, on_failure, max_attempts, search_path, query) returns void.
+ * The caller owns the projection: its handlers run as the caller.  It takes
+ * the events of its category, of its event types and matching its query
+ * (each NULL: every event).  Before 0.6.0 the function (without search_path)
+ * was SECURITY DEFINER, which hides the caller: that one refuses.  Before
+ * 0.8.0 it has no query.
  */
 Datum
 eventsource_create_projection(PG_FUNCTION_ARGS)
 {
 	text	   *name = checked_object_name(fcinfo, 0, "projection");
 	ArrayType  *event_types = checked_event_types(fcinfo, 2);
+	bool		has_query = PG_NARGS() > 9;
+	Jsonb	   *query = has_query ? checked_query(fcinfo, 9) : NULL;
 	const char *mode;
 	const char *on_failure;
 	int32		max_attempts;
 	ActingAsOwner acting;
-	Datum		values[10];
-	bool		nulls[10] = {false, false, false, false, false, false, false, false, false, false};
+	Datum		values[11];
+	bool		nulls[11] = {false, false, false, false, false, false, false, false, false, false, false};
 
 	if (PG_NARGS() < 9)
 		ereport(ERROR,
@@ -1003,6 +1039,8 @@ eventsource_create_projection(PG_FUNCTION_ARGS)
 	values[7] = CStringGetTextDatum(on_failure);
 	values[8] = Int32GetDatum(max_attempts);
 	values[9] = CStringGetTextDatum(handler_search_path(fcinfo, 8, acting.caller));
+	values[10] = PointerGetDatum(query);
+	nulls[10] = query == NULL;
 
 	lock_projection_changes();
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -1012,7 +1050,7 @@ eventsource_create_projection(PG_FUNCTION_ARGS)
 		raise_duplicate_projection(name);
 	if (strcmp(mode, "inline") == 0)
 		hold_off_appends();
-	if (run_kept_plan(&create_projection_plan, values, nulls, false) == 0)
+	if (run_kept_plan(has_query ? &create_projection_plan : &create_projection_0_6_plan, values, nulls, false) == 0)
 		raise_duplicate_projection(name);
 	SPI_finish();
 	stop_acting_as_owner(&acting);

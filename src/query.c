@@ -6,7 +6,8 @@
  *	  EVENTSOURCE_MAX_QUERY_ITEMS; in each, types (event types) and tags
  *	  (tags), each a non-empty array of strings when given.  And the plans
  *	  that read the events of an item, which read_by_query and the
- *	  conditions of append_to_streams share.
+ *	  conditions of append_to_streams share; and whether an event matches
+ *	  a query, the filter of a subscription or projection of one.
  *
  *-------------------------------------------------------------------------
  */
@@ -22,6 +23,8 @@
 #include "log.h"
 #include "query.h"
 
+PG_FUNCTION_INFO_V1(eventsource_event_matches_query);
+
 /* Says which item of a query an error is about. */
 static void
 query_item_error_context(void *argument)
@@ -31,10 +34,11 @@ query_item_error_context(void *argument)
 
 /*
  * The strings of a JSON array that must not be empty, checked as what
- * (event types or tags; key names it in errors), as a text[].
+ * (event types or tags; key names it in errors), as a text[], and as its
+ * elements (text Datums) and their count.
  */
 static ArrayType *
-json_string_array(JsonbValue *value, const char *key, bool tags)
+json_string_array(JsonbValue *value, const char *key, bool tags, Datum **elements, int *element_count)
 {
 	int			count;
 	Datum	   *strings = json_array_strings(value, &count);
@@ -59,6 +63,8 @@ json_string_array(JsonbValue *value, const char *key, bool tags)
 			(void) checked_event_type(VARDATA_ANY(string), VARSIZE_ANY_EXHDR(string),
 									  "an event type of \"types\"");
 	}
+	*elements = strings;
+	*element_count = count;
 	return construct_array(strings, count, TEXTOID, -1, false, TYPALIGN_INT);
 }
 
@@ -77,9 +83,9 @@ parse_query_item(QueryItem *item, JsonbValue *value)
 	while (next_object_key(&iterator, &key, &field))
 	{
 		if (JSON_KEY_IS(key, "types"))
-			item->types = json_string_array(&field, "types", false);
+			item->types = json_string_array(&field, "types", false, &item->type_values, &item->type_count);
 		else if (JSON_KEY_IS(key, "tags"))
-			item->tags = json_string_array(&field, "tags", true);
+			item->tags = json_string_array(&field, "tags", true, &item->tag_values, &item->tag_count);
 		else
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -135,6 +141,112 @@ parse_event_query(Jsonb *query, const char *name)
 	}
 	error_context_stack = callback.previous;
 	return parsed;
+}
+
+/*
+ * The query argument argno of a function (a subscription's, a projection's
+ * filter), checked, or NULL when it is NULL.
+ */
+Jsonb *
+checked_query(FunctionCallInfo fcinfo, int argno)
+{
+	Jsonb	   *query;
+
+	if (PG_ARGISNULL(argno))
+		return NULL;
+	query = PG_GETARG_JSONB_P(argno);
+	(void) parse_event_query(query, "query");
+	return query;
+}
+
+/* Whether strings (count text Datums) hold string, byte for byte (as text equality is). */
+static bool
+strings_hold(const Datum *strings, int count, text *string)
+{
+	for (int i = 0; i < count; i++)
+	{
+		text	   *candidate = DatumGetTextPP(strings[i]);
+
+		if (VARSIZE_ANY_EXHDR(candidate) == VARSIZE_ANY_EXHDR(string) &&
+			memcmp(VARDATA_ANY(candidate), VARDATA_ANY(string), VARSIZE_ANY_EXHDR(string)) == 0)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Whether an event of event_type with tags (NULL: none) matches the query:
+ * any of its items, as the plans below read them (its type one of the
+ * item's types, its tags containing all of the item's).
+ */
+bool
+event_matches_query(const EventQuery *query, text *event_type, ArrayType *tags)
+{
+	Datum	   *event_tags = NULL;
+	bool	   *event_tag_nulls;
+	int			event_tag_count = 0;
+	int			present = 0;
+
+	if (tags != NULL)
+	{
+		deconstruct_array(tags, TEXTOID, -1, false, TYPALIGN_INT, &event_tags, &event_tag_nulls,
+						  &event_tag_count);
+		/* A NULL element is no tag (appends store none). */
+		for (int i = 0; i < event_tag_count; i++)
+			if (!event_tag_nulls[i])
+				event_tags[present++] = event_tags[i];
+	}
+	for (int i = 0; i < query->count; i++)
+	{
+		const QueryItem *item = &query->items[i];
+		bool		matches = item->types == NULL ||
+			strings_hold(item->type_values, item->type_count, event_type);
+
+		for (int j = 0; j < item->tag_count && matches; j++)
+			matches = strings_hold(event_tags, present, DatumGetTextPP(item->tag_values[j]));
+		if (matches)
+			return true;
+	}
+	return false;
+}
+
+/* A query as parsed for the calls of one eventsource.event_matches_query expression, and its JSON. */
+typedef struct ParsedQueryCache
+{
+	Jsonb	   *source;
+	EventQuery *query;
+} ParsedQueryCache;
+
+/*
+ * eventsource.event_matches_query(event_type, tags, query) returns boolean:
+ * whether an event of the type with the tags (NULL: none) matches the query;
+ * NULL when the event type or the query is NULL.  The filter of the
+ * subscriptions and projections of a query.  The query is parsed once for
+ * the calls of an expression with the same query (a plan's rows).
+ */
+Datum
+eventsource_event_matches_query(PG_FUNCTION_ARGS)
+{
+	ParsedQueryCache *cache = (ParsedQueryCache *) fcinfo->flinfo->fn_extra;
+	Jsonb	   *query;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
+		PG_RETURN_NULL();
+	query = PG_GETARG_JSONB_P(2);
+	if (cache == NULL || VARSIZE(cache->source) != VARSIZE(query) ||
+		memcmp(cache->source, query, VARSIZE(query)) != 0)
+	{
+		MemoryContext caller_context = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		ParsedQueryCache *parsed = palloc(sizeof(ParsedQueryCache));
+
+		parsed->query = parse_event_query(query, "query");
+		parsed->source = palloc(VARSIZE(query));
+		memcpy(parsed->source, query, VARSIZE(query));
+		MemoryContextSwitchTo(caller_context);
+		fcinfo->flinfo->fn_extra = cache = parsed;
+	}
+	PG_RETURN_BOOL(event_matches_query(cache->query, PG_GETARG_TEXT_PP(0),
+									   PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1)));
 }
 
 /*

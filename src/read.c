@@ -112,9 +112,9 @@ static KeptPlan read_category_plan = {
  * on a small log.  Each reads the log order index (the category index for a
  * category) from the checkpoint to the horizon only.
  */
-#define EVENTS_BEHIND_PLAN(types, category, member) \
+#define EVENTS_BEHIND_PLAN(types, category, member, query) \
 	{"SELECT pg_catalog.count(*), pg_catalog.min(e.recorded_at) FROM eventsource.events e" \
-	 LOG_RANGE("$8") types category member, \
+	 LOG_RANGE("$8") types category member query, \
 	 FILTERED_LOG_ARGUMENTS, \
 	 CURSOR_OPT_GENERIC_PLAN}
 
@@ -232,13 +232,14 @@ eventsource_read_category(PG_FUNCTION_ARGS)
 
 /*
  * eventsource.events_behind(after, category, event_types,
- * consumer_group_size, consumer_group_member) returns table (events_behind
- * bigint, oldest_recorded_at timestamptz): the events of the gap-safe log
- * after the checkpoint (NULL: from its start) that the filter takes, counted,
- * and the recorded_at of the oldest of them (NULL when none).  The category
- * and event types are a filter's as stored: NULL takes every one, and the
- * category is not checked (a category with '-' takes no event, as it did in
- * the subscriptions and projections created before 0.7.0 refused it).
+ * consumer_group_size, consumer_group_member, query) returns table
+ * (events_behind bigint, oldest_recorded_at timestamptz): the events of the
+ * gap-safe log after the checkpoint (NULL: from its start) that the filter
+ * takes, counted, and the recorded_at of the oldest of them (NULL when
+ * none).  The category, event types and query are a filter's as stored:
+ * NULL takes every event, and the category is not checked (a category with
+ * '-' takes no event, as it did in the subscriptions and projections created
+ * before 0.7.0 refused it).  (Before 0.8.0 the function has no query.)
  */
 Datum
 eventsource_events_behind(PG_FUNCTION_ARGS)
@@ -246,8 +247,8 @@ eventsource_events_behind(PG_FUNCTION_ARGS)
 	int32		group_size = checked_integer(fcinfo, 3, "consumer_group_size", 1,
 											 EVENTSOURCE_MAX_CONSUMER_GROUP_SIZE);
 	int32		member = checked_integer(fcinfo, 4, "consumer_group_member", 0, group_size - 1);
-	Datum		values[8];
-	bool		nulls[8] = {false, false, false, false, false, false, false, false};
+	Datum		values[FILTERED_LOG_ARGUMENT_COUNT];
+	bool		nulls[FILTERED_LOG_ARGUMENT_COUNT] = {false};
 
 	set_after_checkpoint(fcinfo, 0, values);
 	values[2] = Int32GetDatum(1);
@@ -258,7 +259,9 @@ eventsource_events_behind(PG_FUNCTION_ARGS)
 	values[5] = Int32GetDatum(group_size);
 	values[6] = Int32GetDatum(member);
 	values[7] = log_horizon_datum();
-	materialize_read(fcinfo, &events_behind_plans[filter_shape(nulls[3], nulls[4], group_size)],
+	values[8] = PointerGetDatum(PG_NARGS() > 5 ? checked_query(fcinfo, 5) : NULL);
+	nulls[8] = values[8] == (Datum) 0;
+	materialize_read(fcinfo, &events_behind_plans[filter_shape(nulls[3], nulls[4], group_size, nulls[8])],
 					 values, nulls);
 	return (Datum) 0;
 }

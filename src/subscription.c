@@ -59,6 +59,7 @@
 #include "eventsource.h"
 #include "kept_plan.h"
 #include "log.h"
+#include "query.h"
 
 PG_FUNCTION_INFO_V1(eventsource_create_subscription);
 PG_FUNCTION_INFO_V1(eventsource_drop_subscription);
@@ -67,16 +68,22 @@ PG_FUNCTION_INFO_V1(eventsource_ack);
 PG_FUNCTION_INFO_V1(eventsource_consumer_group_member);
 PG_FUNCTION_INFO_V1(eventsource_set_subscription_owner);
 
-#define CREATE_SUBSCRIPTION(owner_column, owner_value) \
+#define CREATE_SUBSCRIPTION(owner_and_query_columns, owner_and_query_values) \
 	"WITH subscription AS (" \
 	"  INSERT INTO eventsource.subscriptions (name, category, event_types, consumer_group_size" \
-	owner_column ")" \
-	"  VALUES ($1, $2, $3, $4" owner_value ") ON CONFLICT (name) DO NOTHING RETURNING name)" \
+	owner_and_query_columns ")" \
+	"  VALUES ($1, $2, $3, $4" owner_and_query_values ") ON CONFLICT (name) DO NOTHING RETURNING name)" \
 	" INSERT INTO eventsource.subscription_members (subscription_name, consumer_group_member, checkpoint)" \
 	" SELECT s.name, member, eventsource.checkpoint($5, $6)" \
 	"   FROM subscription s, pg_catalog.generate_series(0, $4 OPERATOR(pg_catalog.-) 1) AS member"
 
 static KeptPlan create_plan = {
+	CREATE_SUBSCRIPTION(", owner, query", ", $7, $8"),
+	8, {TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, XID8OID, INT8OID, REGROLEOID, JSONBOID}
+};
+
+/* Before 0.8.0, subscriptions have no query. */
+static KeptPlan create_0_6_plan = {
 	CREATE_SUBSCRIPTION(", owner", ", $7"),
 	7, {TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, XID8OID, INT8OID, REGROLEOID}
 };
@@ -120,35 +127,52 @@ static KeptPlan member_plan = {
 /*
  * The subscription's events after checkpoint ($1, $2), of the event types $4
  * (NULL: all) and the category $5 (NULL: all), for member $7 of a consumer
- * group of $6, at most $3 of them, below the horizon $8 (poll's plans): the
- * log's rules (log.h), as eventsource.events_behind counts them.  A poll of one category is planned with the values,
- * so that it reads the category index.
+ * group of $6, at most $3 of them, below the horizon $8, matching the query
+ * $9 (poll's plans; a subscription with a query reads poll_query_plan):
+ * the log's rules (log.h), as eventsource.events_behind counts them.  A poll
+ * of one category, or of a query, is planned with the values, so that it
+ * reads the category index.
  */
-#define SUBSCRIPTION_ARGUMENTS \
-	7, {XID8OID, INT8OID, INT4OID, TEXTARRAYOID, TEXTOID, INT4OID, INT4OID}
+#define POLL_PLAN_TEXT(query) \
+	EVENT_COLUMNS LOG_CONDITIONS("$8") FILTER_TAKES query LOG_ORDER " LIMIT $3"
 
 static KeptPlan poll_all_plan = {
-	EVENT_COLUMNS LOG_CONDITIONS("$8") FILTER_TAKES LOG_ORDER " LIMIT $3",
+	POLL_PLAN_TEXT(""),
 	FILTERED_LOG_ARGUMENTS
 };
 
 static KeptPlan poll_category_plan = {
-	EVENT_COLUMNS LOG_CONDITIONS("$8") FILTER_TAKES LOG_ORDER " LIMIT $3",
+	POLL_PLAN_TEXT(""),
+	FILTERED_LOG_ARGUMENTS,
+	CURSOR_OPT_CUSTOM_PLAN
+};
+
+static KeptPlan poll_query_plan = {
+	POLL_PLAN_TEXT(FILTER_TAKES_QUERY),
 	FILTERED_LOG_ARGUMENTS,
 	CURSOR_OPT_CUSTOM_PLAN
 };
 
 /*
  * Whether checkpoint ($1, $2) names an event the subscription delivers to
- * the member, with the arguments of the poll plans ($3, the limit, is 1).
+ * the member, with the arguments of the poll plans ($3, the limit, is 1; $8
+ * unused), and with its query (subscription_query_event_plan).
  */
+#define SUBSCRIPTION_EVENT_PLAN_TEXT(query) \
+	"SELECT FROM eventsource.events e" \
+	" WHERE e.transaction_id OPERATOR(pg_catalog.=) $1 AND e.global_position OPERATOR(pg_catalog.=) $2" \
+	"   AND " EVENT_TYPES_TAKE("$4::pg_catalog.text[]") \
+	FILTER_TAKES query \
+	" LIMIT $3"
+
 static KeptPlan subscription_event_plan = {
-	"SELECT FROM eventsource.events e"
-	" WHERE e.transaction_id OPERATOR(pg_catalog.=) $1 AND e.global_position OPERATOR(pg_catalog.=) $2"
-	"   AND " EVENT_TYPES_TAKE("$4::pg_catalog.text[]")
-	FILTER_TAKES
-	" LIMIT $3",
-	SUBSCRIPTION_ARGUMENTS
+	SUBSCRIPTION_EVENT_PLAN_TEXT(""),
+	FILTERED_LOG_ARGUMENTS
+};
+
+static KeptPlan subscription_query_event_plan = {
+	SUBSCRIPTION_EVENT_PLAN_TEXT(FILTER_TAKES_QUERY),
+	FILTERED_LOG_ARGUMENTS
 };
 
 /*
@@ -210,6 +234,8 @@ typedef struct Subscription
 	bool		category_null;
 	Datum		event_types;	/* text[] */
 	bool		event_types_null;
+	Datum		query;			/* jsonb (from 0.8.0) */
+	bool		query_null;
 	int32		consumer_group_size;
 } Subscription;
 
@@ -258,6 +284,7 @@ subscription_member(FunctionCallInfo fcinfo, text *name, int member_argno, Subsc
 	subscription->category = column_by_name(row, description, "category", &subscription->category_null);
 	subscription->event_types = column_by_name(row, description, "event_types",
 												&subscription->event_types_null);
+	subscription->query = column_by_name(row, description, "query", &subscription->query_null);
 	group_size = DatumGetInt32(column_by_name(row, description, "consumer_group_size", &isnull));
 	subscription->consumer_group_size = group_size;
 
@@ -292,9 +319,11 @@ eventsource_consumer_group_member(PG_FUNCTION_ARGS)
 
 /*
  * eventsource.create_subscription(name, category, event_types, start_from,
- * consumer_group_size, owner) returns void.  The subscription belongs to
- * owner, or to the caller when owner is NULL.  (Before 0.6.0 the function
- * has no owner argument.)
+ * consumer_group_size, owner, query) returns void.  The subscription belongs
+ * to owner, or to the caller when owner is NULL; it takes the events of its
+ * category, of its event types and matching its query (each NULL: every
+ * event).  (Before 0.6.0 the function has no owner argument, before 0.8.0
+ * no query.)
  */
 Datum
 eventsource_create_subscription(PG_FUNCTION_ARGS)
@@ -305,9 +334,11 @@ eventsource_create_subscription(PG_FUNCTION_ARGS)
 	char	   *start_from;
 	bool		from_end;
 	bool		has_owner = PG_NARGS() > 5;
+	bool		has_query = PG_NARGS() > 6;
+	Jsonb	   *query = has_query ? checked_query(fcinfo, 6) : NULL;
 	ActingAsOwner acting;
-	Datum		values[7];
-	bool		nulls[7] = {false, false, false, false, false, false, false};
+	Datum		values[8];
+	bool		nulls[8] = {false, false, false, false, false, false, false, false};
 	Checkpoint	start;
 
 	act_as_function_owner(fcinfo, &acting);
@@ -332,6 +363,8 @@ eventsource_create_subscription(PG_FUNCTION_ARGS)
 	nulls[2] = event_types == NULL;
 	values[3] = Int32GetDatum(group_size);
 	values[6] = has_owner && !PG_ARGISNULL(5) ? checked_owner(fcinfo, 5) : ObjectIdGetDatum(acting.caller);
+	values[7] = PointerGetDatum(query);
+	nulls[7] = query == NULL;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -341,7 +374,8 @@ eventsource_create_subscription(PG_FUNCTION_ARGS)
 	/* From the beginning: before every event (NULL); from the end: after the newest visible one. */
 	if (!from_end || start.transaction_id == 0)
 		nulls[4] = nulls[5] = true;
-	if (run_kept_plan(has_owner ? &create_plan : &create_0_3_plan, values, nulls, false) == 0)
+	if (run_kept_plan(has_query ? &create_plan : has_owner ? &create_0_6_plan : &create_0_3_plan,
+					  values, nulls, false) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("subscription \"%s\" already exists", text_to_cstring(name))));
@@ -427,7 +461,8 @@ lock_member(const LOCKTAG *tag, bool wait)
 
 /*
  * The arguments of the plans that read the subscription's events for a
- * member: after checkpoint (transaction_id, global_position), at most count.
+ * member: after checkpoint (transaction_id, global_position), at most count;
+ * all but the horizon, $8.
  */
 static void
 subscription_arguments(const Subscription *subscription, int32 member, Datum transaction_id,
@@ -442,6 +477,8 @@ subscription_arguments(const Subscription *subscription, int32 member, Datum tra
 	nulls[4] = subscription->category_null;
 	values[5] = Int32GetDatum(subscription->consumer_group_size);
 	values[6] = Int32GetDatum(member);
+	values[8] = subscription->query;
+	nulls[8] = subscription->query_null;
 }
 
 /*
@@ -460,8 +497,8 @@ eventsource_poll(PG_FUNCTION_ARGS)
 	int32		member;
 	uint64		batch_size;
 	Datum		member_key[5];
-	Datum		values[8];
-	bool		nulls[8] = {false, false, false, false, false, false, false, false};
+	Datum		values[FILTERED_LOG_ARGUMENT_COUNT];
+	bool		nulls[FILTERED_LOG_ARGUMENT_COUNT] = {false};
 	Datum		transaction_id;
 	Datum		global_position;
 	bool		isnull;
@@ -510,7 +547,8 @@ eventsource_poll(PG_FUNCTION_ARGS)
 	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)))
 		batch_size = 0;
 	else
-		batch_size = run_kept_plan(subscription.category_null ? &poll_all_plan : &poll_category_plan,
+		batch_size = run_kept_plan(!subscription.query_null ? &poll_query_plan :
+								   subscription.category_null ? &poll_all_plan : &poll_category_plan,
 								   values, nulls, false);
 	if (batch_size == 0)
 		LockRelease(&member_lock, ExclusiveLock, false);
@@ -620,8 +658,8 @@ eventsource_ack(PG_FUNCTION_ARGS)
 	Datum		acknowledged;
 	Datum		delivered;
 	Datum		values[4];
-	Datum		event_arguments[7];
-	bool		event_nulls[7] = {false, false, false, false, false, false, false};
+	Datum		event_arguments[FILTERED_LOG_ARGUMENT_COUNT];
+	bool		event_nulls[FILTERED_LOG_ARGUMENT_COUNT] = {false};
 	ActingAsOwner acting;
 
 	check_not_null(fcinfo, 1, "checkpoint");
@@ -679,7 +717,9 @@ eventsource_ack(PG_FUNCTION_ARGS)
 
 	subscription_arguments(&subscription, member, values[2], values[3], 1,
 						   event_arguments, event_nulls);
-	if (run_kept_plan(&subscription_event_plan, event_arguments, event_nulls, false) == 0)
+	event_nulls[7] = true;
+	if (run_kept_plan(subscription.query_null ? &subscription_event_plan : &subscription_query_event_plan,
+					  event_arguments, event_nulls, false) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("checkpoint %s names no event of subscription \"%s\"",

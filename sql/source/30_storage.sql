@@ -149,13 +149,16 @@ CREATE TABLE eventsource.subscriptions (
     event_types         text[],
     consumer_group_size integer     NOT NULL,
     created_at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    owner               regrole     NOT NULL DEFAULT pg_catalog.to_regrole('eventsource_reader')
+    owner               regrole     NOT NULL DEFAULT pg_catalog.to_regrole('eventsource_reader'),
+    query               jsonb
 );
 
 COMMENT ON TABLE eventsource.subscriptions IS
-    'Durable subscriptions to the global log: what each receives (a category, some event types) and its consumer group size.';
+    'Durable subscriptions to the global log: what each receives (a category, some event types, a query) and its consumer group size.';
 COMMENT ON COLUMN eventsource.subscriptions.owner IS
     'The role the subscription belongs to: only its members and eventsource_admin may poll or acknowledge it. Its default, eventsource_reader (open to every reader, as every subscription was before 0.6.0), fills in the rows of a restored dump of a version before 0.6.0, as the 0.6.0 upgrade did; create_subscription always names the owner.';
+COMMENT ON COLUMN eventsource.subscriptions.query IS
+    'The query the subscription''s events match, {"items": [{"types": [...], "tags": [...]}, ...]} as read_by_query takes it, besides its category and event types, or NULL: every event of those.';
 
 -- One row per consumer group member: where it has acknowledged up to, and its lease. Each poll
 -- that delivers a batch grants a new lease token; ack must present it. The token stays after the
@@ -207,7 +210,8 @@ CREATE TABLE eventsource.projections (
     last_error_position bigint,
     created_at          timestamptz   NOT NULL DEFAULT pg_catalog.now(),
     updated_at          timestamptz   NOT NULL DEFAULT pg_catalog.now(),
-    search_path         text          NOT NULL DEFAULT 'pg_catalog, pg_temp'
+    search_path         text          NOT NULL DEFAULT 'pg_catalog, pg_temp',
+    query               jsonb
 );
 
 COMMENT ON TABLE eventsource.projections IS
@@ -218,6 +222,8 @@ COMMENT ON COLUMN eventsource.projections.reset_handler IS
     'The reset handler''s signature, schema-qualified (for example public.reset_totals()), or NULL: looked up at each rebuild.';
 COMMENT ON COLUMN eventsource.projections.search_path IS
     'The search path the handler and reset handler run with: the creator''s when the projection was created, pg_temp last. Its default, the search path handlers had before 0.6.0, fills in the rows of a restored dump of a version before 0.6.0, as the 0.6.0 upgrade did; create_projection always sets it.';
+COMMENT ON COLUMN eventsource.projections.query IS
+    'The query the projection''s events match, {"items": [{"types": [...], "tags": [...]}, ...]} as read_by_query takes it, besides its category and event types, or NULL: every event of those.';
 
 CREATE TABLE eventsource.projection_dead_letters (
     projection_name text        NOT NULL REFERENCES eventsource.projections (name) ON DELETE CASCADE,

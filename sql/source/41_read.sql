@@ -80,10 +80,19 @@ CREATE FUNCTION eventsource.events_behind(
     category              text,
     event_types           text[],
     consumer_group_size   integer DEFAULT 1,
-    consumer_group_member integer DEFAULT 0)
+    consumer_group_member integer DEFAULT 0,
+    query                 jsonb   DEFAULT NULL)
 RETURNS TABLE (events_behind bigint, oldest_recorded_at timestamptz)
 LANGUAGE c STABLE PARALLEL RESTRICTED ROWS 1
 AS 'MODULE_PATHNAME', 'eventsource_events_behind';
 
-COMMENT ON FUNCTION eventsource.events_behind(eventsource.checkpoint, text, text[], integer, integer) IS
-    'How many events of the gap-safe log after a checkpoint (NULL: from the start) a filter takes (a category and event types, NULL: all; a member of a consumer group), as poll and the worker deliver them, and the recorded_at of the oldest of them: the lag subscription_status and projection_status show.';
+COMMENT ON FUNCTION eventsource.events_behind(eventsource.checkpoint, text, text[], integer, integer, jsonb) IS
+    'How many events of the gap-safe log after a checkpoint (NULL: from the start) a filter takes (a category, event types and a query, NULL: all; a member of a consumer group), as poll and the worker deliver them, and the recorded_at of the oldest of them: the lag subscription_status and projection_status show.';
+
+CREATE FUNCTION eventsource.event_matches_query(event_type text, tags text[], query jsonb)
+RETURNS boolean
+LANGUAGE c IMMUTABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'eventsource_event_matches_query';
+
+COMMENT ON FUNCTION eventsource.event_matches_query(text, text[], jsonb) IS
+    'Whether an event of the type with the tags (NULL: none) matches a query, as read_by_query reads it: the filter of a subscription or projection of a query. NULL when the event type or the query is NULL.';

@@ -20,14 +20,15 @@ CREATE FUNCTION eventsource.create_subscription(
     event_types         text[]  DEFAULT NULL,
     start_from          text    DEFAULT 'beginning',
     consumer_group_size integer DEFAULT 1,
-    owner               regrole DEFAULT NULL)
+    owner               regrole DEFAULT NULL,
+    query               jsonb   DEFAULT NULL)
 RETURNS void
 LANGUAGE c VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'eventsource_create_subscription';
 
-COMMENT ON FUNCTION eventsource.create_subscription(text, text, text[], text, integer, regrole) IS
-    'Creates a durable subscription to the global log, of one category and some event types or all, starting from the beginning of the log or its end, consumed by a group of consumer_group_size members; it belongs to owner (by default the caller).';
+COMMENT ON FUNCTION eventsource.create_subscription(text, text, text[], text, integer, regrole, jsonb) IS
+    'Creates a durable subscription to the global log, of one category, some event types and a query (as read_by_query takes it) or all, starting from the beginning of the log or its end, consumed by a group of consumer_group_size members; it belongs to owner (by default the caller).';
 
 CREATE FUNCTION eventsource.drop_subscription(name text)
 RETURNS void

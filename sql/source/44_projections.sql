@@ -17,14 +17,15 @@ CREATE FUNCTION eventsource.create_projection(
     reset_handler regprocedure DEFAULT NULL,
     on_failure    text         DEFAULT 'stop',
     max_attempts  integer      DEFAULT 5,
-    search_path   text         DEFAULT pg_catalog.current_setting('search_path'))
+    search_path   text         DEFAULT pg_catalog.current_setting('search_path'),
+    query         jsonb        DEFAULT NULL)
 RETURNS void
 LANGUAGE c VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'eventsource_create_projection';
 
-COMMENT ON FUNCTION eventsource.create_projection(text, regprocedure, text[], text, text, regprocedure, text, integer, text) IS
-    'Creates a projection: handler(eventsource.event) is called for every matching event, inline in the appending transaction or async by the background worker; handlers run sandboxed as the role that creates the projection, with search_path (by default the creator''s) and pg_temp last.';
+COMMENT ON FUNCTION eventsource.create_projection(text, regprocedure, text[], text, text, regprocedure, text, integer, text, jsonb) IS
+    'Creates a projection: handler(eventsource.event) is called for every matching event (of its category, event types and query, as read_by_query takes it), inline in the appending transaction or async by the background worker; handlers run sandboxed as the role that creates the projection, with search_path (by default the creator''s) and pg_temp last.';
 
 CREATE FUNCTION eventsource.drop_projection(name text)
 RETURNS void

@@ -20,7 +20,8 @@ SELECT s.name, s.category, s.event_types, m.consumer_group_member, s.consumer_gr
        pending.events_behind,
        COALESCE(EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) pending.oldest_recorded_at), 0)
            AS seconds_behind,
-       holder.locked_by
+       holder.locked_by,
+       s.query
   FROM eventsource.subscriptions s
   JOIN eventsource.subscription_members m ON m.subscription_name = s.name
  CROSS JOIN LATERAL (
@@ -43,7 +44,7 @@ SELECT s.name, s.category, s.event_types, m.consumer_group_member, s.consumer_gr
       AND holder.objid OPERATOR(pg_catalog.=)
               ('x' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.substr(lock_key.digest, 5, 4), 'hex'))::pg_catalog.bit(32)::pg_catalog.int8::pg_catalog.oid
  CROSS JOIN LATERAL eventsource.events_behind(m.checkpoint, s.category, s.event_types,
-                                              s.consumer_group_size, m.consumer_group_member) AS pending;
+                                              s.consumer_group_size, m.consumer_group_member, s.query) AS pending;
 
 COMMENT ON VIEW eventsource.subscription_status IS
     'Every subscription member with its checkpoint, lease and lag (the visible events it has not acknowledged and the age in seconds of the oldest of them), and locked_by: the process or prepared transaction whose poll that leased a batch, or ack, has not ended (polls get nothing and acks wait until it ends), or NULL.';
@@ -56,11 +57,12 @@ SELECT p.name, p.mode, p.status, p.handler, p.event_types, p.category, p.checkpo
        (SELECT pg_catalog.count(*) FROM eventsource.projection_dead_letters d WHERE d.projection_name = p.name)
            AS dead_letters,
        COALESCE(EXTRACT(epoch FROM pg_catalog.now() OPERATOR(pg_catalog.-) pending.oldest_recorded_at), 0)
-           AS seconds_behind
+           AS seconds_behind,
+       p.query
   FROM eventsource.projections p
   LEFT JOIN LATERAL (
        SELECT b.events_behind, b.oldest_recorded_at
-         FROM eventsource.events_behind(p.checkpoint, p.category, p.event_types) AS b
+         FROM eventsource.events_behind(p.checkpoint, p.category, p.event_types, 1, 0, p.query) AS b
         WHERE p.mode OPERATOR(pg_catalog.=) 'async'
        OFFSET 0) AS pending ON true;
 

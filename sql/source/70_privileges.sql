@@ -50,7 +50,8 @@ GRANT EXECUTE ON FUNCTION
     eventsource.read_category(text, eventsource.checkpoint, integer, text[]),
     eventsource.read_by_query(jsonb, eventsource.checkpoint, integer),
     eventsource.log_horizon(),
-    eventsource.events_behind(eventsource.checkpoint, text, text[], integer, integer),
+    eventsource.events_behind(eventsource.checkpoint, text, text[], integer, integer, jsonb),
+    eventsource.event_matches_query(text, text[], jsonb),
     eventsource.load_snapshot(text, bigint, integer),
     eventsource.load_stream(text, bigint, integer),
     eventsource.consumer_group_member(text, integer),
@@ -79,10 +80,10 @@ GRANT EXECUTE ON FUNCTION
 
 GRANT EXECUTE ON FUNCTION
     eventsource.delete_snapshots(text, integer),
-    eventsource.create_subscription(text, text, text[], text, integer, regrole),
+    eventsource.create_subscription(text, text, text[], text, integer, regrole, jsonb),
     eventsource.drop_subscription(text),
     eventsource.set_subscription_owner(text, regrole),
-    eventsource.create_projection(text, regprocedure, text[], text, text, regprocedure, text, integer, text),
+    eventsource.create_projection(text, regprocedure, text[], text, text, regprocedure, text, integer, text, jsonb),
     eventsource.drop_projection(text),
     eventsource.pause_projection(text),
     eventsource.resume_projection(text),

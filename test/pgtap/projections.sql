@@ -48,7 +48,7 @@ $$;
 
 SELECT has_table('eventsource', 'projections', 'the projections');
 SELECT has_view('eventsource', 'projection_status', 'their status');
-SELECT has_function('eventsource', 'create_projection', ARRAY['text', 'regprocedure', 'text[]', 'text', 'text', 'regprocedure', 'text', 'integer', 'text']);
+SELECT has_function('eventsource', 'create_projection', ARRAY['text', 'regprocedure', 'text[]', 'text', 'text', 'regprocedure', 'text', 'integer', 'text', 'jsonb']);
 
 \o /dev/null
 SELECT eventsource.create_projection('inline-totals', 'tap_model.inline_handler(eventsource.event)',

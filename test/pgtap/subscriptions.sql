@@ -1,5 +1,6 @@
 -- subscriptions.sql: pgTAP tests of durable subscriptions: the API's shape, the SQLSTATE of each
--- error, at-least-once redelivery with late acks refused, and a consumer group receiving every event exactly once.
+-- error, at-least-once redelivery with late acks refused, a consumer group receiving every event exactly once, and
+-- a subscription of a query.
 -- Runs in a database of its own (see test/run).
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;
@@ -7,12 +8,12 @@ DROP EXTENSION IF EXISTS eventsource;
 CREATE EXTENSION eventsource;
 RESET client_min_messages;
 
-SELECT plan(18);
+SELECT plan(21);
 
 SELECT has_table('eventsource', 'subscriptions', 'the subscriptions');
 SELECT has_table('eventsource', 'subscription_members', 'their members and checkpoints');
 SELECT has_view('eventsource', 'subscription_status', 'their status');
-SELECT has_function('eventsource', 'create_subscription', ARRAY['text', 'text', 'text[]', 'text', 'integer', 'regrole']);
+SELECT has_function('eventsource', 'create_subscription', ARRAY['text', 'text', 'text[]', 'text', 'integer', 'regrole', 'jsonb']);
 SELECT has_function('eventsource', 'poll', ARRAY['text', 'integer', 'integer', 'integer']);
 SELECT has_function('eventsource', 'ack', ARRAY['text', 'eventsource.checkpoint', 'integer', 'uuid']);
 SELECT isnt_definer('eventsource', 'poll', ARRAY['text', 'integer', 'integer', 'integer'], 'poll is SECURITY INVOKER: it knows its caller, checks it against the subscription''s owner, then acts as the extension''s owner');
@@ -66,5 +67,18 @@ SELECT is((SELECT count(*) FROM (SELECT stream_id FROM received GROUP BY stream_
 SELECT ok((SELECT bool_and(in_order) FROM (
                SELECT stream_version > lag(stream_version, 1, 0::bigint) OVER (PARTITION BY stream_id ORDER BY received_order) AS in_order
                  FROM received) AS ordered), 'each stream in version order');
+
+-- A subscription of a query: the events of its tags, in log order, and nothing else.
+\o /dev/null
+SELECT eventsource.append('order-' || n % 17, 'OrderEvent', '{}', tags => ARRAY['customer:' || n % 3]) FROM generate_series(1, 60) AS n;
+SELECT eventsource.create_subscription('tap-customer', query => '{"items": [{"tags": ["customer:1"]}]}');
+\o
+SELECT throws_ok($$SELECT eventsource.create_subscription('tap-bad', query => '{"items": []}')$$, '22023',
+                 '"items" of query must be a non-empty JSON array', 'a query without items');
+SELECT results_eq($$SELECT global_position FROM eventsource.poll('tap-customer', 100)$$,
+                  $$SELECT global_position FROM eventsource.read_by_query('{"items": [{"tags": ["customer:1"]}]}')$$,
+                  'a subscription of a query gets what read_by_query reads');
+SELECT is((SELECT events_behind FROM eventsource.subscription_status WHERE name = 'tap-customer'), 20::bigint,
+          'and its lag counts those events only');
 
 SELECT * FROM finish();

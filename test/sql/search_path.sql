@@ -349,6 +349,16 @@ SELECT stream_id, stream_version FROM eventsource.append_to_streams(
 SELECT stream_id FROM eventsource.append_to_streams(
   '[{"stream_id": "ledger-3", "events": [{"type": "Reopened", "data": {}, "tags": ["ledger:3"]}]}]',
   '{"fail_if_events_match": {"items": [{"types": ["Closed"], "tags": ["ledger:3"]}]}}');
+-- A subscription and an inline projection of a query, its lag, and the matcher.
+SELECT eventsource.create_subscription('ledger-3-feed', query => '{"items": [{"tags": ["ledger:3"]}]}');
+SELECT stream_id, event_type, tags FROM eventsource.poll('ledger-3-feed');
+SELECT eventsource.create_projection('ledger-3-count', 'public.project_nothing(eventsource.event)',
+                                     query => '{"items": [{"types": ["Opened"], "tags": ["ledger:3"]}]}');
+SELECT eventsource.append('ledger-3', 'Opened', '{}', tags => '{ledger:3}');
+SELECT eventsource.rebuild_projection('ledger-3-count') AS replayed;
+SELECT name, events_behind, query FROM eventsource.subscription_status WHERE name OPERATOR(pg_catalog.=) 'ledger-3-feed';
+SELECT eventsource.event_matches_query('Opened', '{ledger:3}', '{"items": [{"tags": ["ledger:3"]}]}');
+SELECT eventsource.drop_projection('ledger-3-count');
 
 RESET search_path;
 SET client_min_messages = warning;

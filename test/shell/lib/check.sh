@@ -20,11 +20,20 @@
 # run_as_postgres ARGS, called first by a test that starts clusters of its own (PostgreSQL refuses
 # to run as root), runs the test again as postgres when it runs as root, with the same environment.
 # psql_db ARGS... runs psql on the test's database $db: unaligned tuples only, stopping at the
-# first error.
+# first error; wait_for_db QUERY runs QUERY there every 0.1 s until it returns t (60 s at most) and
+# fails if it never did.
 passes=0
 failures=0
 
 psql_db() { psql -X -q -v ON_ERROR_STOP=1 -At -d "$db" "$@"; }
+
+wait_for_db() {
+  for _ in $(seq 600); do
+    [ "$(psql_db -c "$1")" = t ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
 
 check() {
   if [ "$2" = "$3" ]; then
