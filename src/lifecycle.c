@@ -132,8 +132,8 @@ static KeptPlan metadata_plan = {
  * the streams SCAVENGED_STREAMS visits: below their first visible version,
  * and past the checkpoint of every subscription member and async projection
  * whose filter takes the event (the log's rules, log.h: the same filters
- * poll, replay and events_behind read with; the category of the stream's
- * row is its events').  The lateral subquery makes the first
+ * poll, replay and events_behind read with, their queries from 0.8.0 on;
+ * the category of the stream's row is its events').  The lateral subquery makes the first
  * visible version a bound of an index scan, computed once per stream rather
  * than once per event; it skips held events before its limit, so events held
  * for one event type do not hide free ones after them.  Returns how many
@@ -143,38 +143,48 @@ static KeptPlan metadata_plan = {
  * a visit to every stream an earlier batch already cleaned (whose index
  * entries stay until VACUUM).
  */
+#define SCAVENGE_PLAN(subscription_query, projection_query) \
+	"WITH removable AS (" \
+	"  SELECT e.global_position, v.stream_id" \
+	"    FROM " SCAVENGED_STREAMS " v" \
+	"   CROSS JOIN LATERAL (" \
+	"         SELECT e.global_position" \
+	"           FROM eventsource.events e" \
+	"          WHERE e.stream_id OPERATOR(pg_catalog.=) v.stream_id" \
+	"            AND e.stream_version OPERATOR(pg_catalog.<) eventsource.first_visible_version(v.stream)" \
+	"            AND NOT EXISTS (" \
+	"                SELECT FROM eventsource.subscriptions b" \
+	"                  JOIN eventsource.subscription_members m ON m.subscription_name OPERATOR(pg_catalog.=) b.name" \
+	"                 WHERE " CATEGORY_TAKES("b.category", "v.category") \
+	"                   AND " EVENT_TYPES_TAKE("b.event_types") \
+	"                   AND " GROUP_MEMBER_TAKES("b.consumer_group_size", "m.consumer_group_member") \
+	"                   AND " AFTER_CHECKPOINT("m.checkpoint") subscription_query ")" \
+	"            AND NOT EXISTS (" \
+	"                SELECT FROM eventsource.projections p" \
+	"                 WHERE p.mode OPERATOR(pg_catalog.=) 'async'" \
+	"                   AND " CATEGORY_TAKES("p.category", "v.category") \
+	"                   AND " EVENT_TYPES_TAKE("p.event_types") \
+	"                   AND " AFTER_CHECKPOINT("p.checkpoint") projection_query ")" \
+	"          ORDER BY e.stream_version LIMIT $1) e" \
+	"   ORDER BY v.stream_id" \
+	"   LIMIT $1)," \
+	" removed AS (" \
+	"  DELETE FROM eventsource.events e USING removable r" \
+	"   WHERE e.global_position OPERATOR(pg_catalog.=) r.global_position" \
+	"   RETURNING r.stream_id)" \
+	" SELECT (SELECT pg_catalog.count(*) FROM removed), (SELECT pg_catalog.max(removed.stream_id) FROM removed)," \
+	"        pg_catalog.count(*), pg_catalog.max(v.stream_id)" \
+	"   FROM " SCAVENGED_STREAMS " v"
+
 static KeptPlan scavenge_plan = {
-	"WITH removable AS ("
-	"  SELECT e.global_position, v.stream_id"
-	"    FROM " SCAVENGED_STREAMS " v"
-	"   CROSS JOIN LATERAL ("
-	"         SELECT e.global_position"
-	"           FROM eventsource.events e"
-	"          WHERE e.stream_id OPERATOR(pg_catalog.=) v.stream_id"
-	"            AND e.stream_version OPERATOR(pg_catalog.<) eventsource.first_visible_version(v.stream)"
-	"            AND NOT EXISTS ("
-	"                SELECT FROM eventsource.subscriptions b"
-	"                  JOIN eventsource.subscription_members m ON m.subscription_name OPERATOR(pg_catalog.=) b.name"
-	"                 WHERE " CATEGORY_TAKES("b.category", "v.category")
-	"                   AND " EVENT_TYPES_TAKE("b.event_types")
-	"                   AND " GROUP_MEMBER_TAKES("b.consumer_group_size", "m.consumer_group_member")
-	"                   AND " AFTER_CHECKPOINT("m.checkpoint") ")"
-	"            AND NOT EXISTS ("
-	"                SELECT FROM eventsource.projections p"
-	"                 WHERE p.mode OPERATOR(pg_catalog.=) 'async'"
-	"                   AND " CATEGORY_TAKES("p.category", "v.category")
-	"                   AND " EVENT_TYPES_TAKE("p.event_types")
-	"                   AND " AFTER_CHECKPOINT("p.checkpoint") ")"
-	"          ORDER BY e.stream_version LIMIT $1) e"
-	"   ORDER BY v.stream_id"
-	"   LIMIT $1),"
-	" removed AS ("
-	"  DELETE FROM eventsource.events e USING removable r"
-	"   WHERE e.global_position OPERATOR(pg_catalog.=) r.global_position"
-	"   RETURNING r.stream_id)"
-	" SELECT (SELECT pg_catalog.count(*) FROM removed), (SELECT pg_catalog.max(removed.stream_id) FROM removed),"
-	"        pg_catalog.count(*), pg_catalog.max(v.stream_id)"
-	"   FROM " SCAVENGED_STREAMS " v",
+	SCAVENGE_PLAN("", ""),
+	3, {INT4OID, TEXTOID, INT4OID}
+};
+
+/* From 0.8.0, what a subscription's or projection's query skips is not owed to it. */
+static KeptPlan scavenge_0_8_plan = {
+	SCAVENGE_PLAN("   AND (b.query IS NULL OR " QUERY_MATCHES("b.query") ")",
+				  "   AND (p.query IS NULL OR " QUERY_MATCHES("p.query") ")"),
 	3, {INT4OID, TEXTOID, INT4OID}
 };
 
@@ -564,7 +574,8 @@ scavenge_batch(int max_rows, int max_streams, const char *from_stream)
 	eventsource_scavenging = true;
 	PG_TRY();
 	{
-		run_kept_plan(&scavenge_plan, values, NULL, false);
+		run_kept_plan(events_have_tags(installed_streams_schema()) ? &scavenge_0_8_plan : &scavenge_plan,
+					  values, NULL, false);
 	}
 	PG_FINALLY();
 	{

@@ -614,8 +614,24 @@ static KeptPlan window_end_plan = {
 	REPLAY_ARGUMENTS
 };
 
-/* The events of an async projection's category (of the log) a read takes its types among. */
+/*
+ * The events of an async projection's category (of the log) a read takes its
+ * types among; for a projection of a query, fewer as its query is larger
+ * (WINDOW_TERMS of its items, types and tags for each event of a full
+ * window), so that a window costs about as much to match whatever the query
+ * (100 items of 100 tags, at 10,000 events, held the worker for seconds).
+ */
 #define EVENTS_PER_WINDOW 10000
+#define WINDOW_TERMS 10
+#define SMALLEST_WINDOW 100
+
+static int
+replay_window(const Projection *projection)
+{
+	if (projection->parsed_query == NULL || projection->parsed_query->terms <= WINDOW_TERMS)
+		return EVENTS_PER_WINDOW;
+	return Max(EVENTS_PER_WINDOW / (projection->parsed_query->terms / WINDOW_TERMS), SMALLEST_WINDOW);
+}
 
 /*
  * Runs plan (one of the replay plans or window_end_plan) for the
@@ -668,7 +684,7 @@ read_projection_events(const Projection *projection, const Checkpoint *after, in
 static bool
 pass_window(const Projection *projection, Checkpoint *after)
 {
-	if (run_replay_plan(&window_end_plan, projection, after, 1, EVENTS_PER_WINDOW, true) == 0)
+	if (run_replay_plan(&window_end_plan, projection, after, 1, replay_window(projection), true) == 0)
 		return false;
 	*after = checkpoint_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	SPI_freetuptable(SPI_tuptable);
@@ -716,7 +732,7 @@ replay_events(Projection *projection, bool visible_only, TupleDesc event_descrip
 		int			wanted = (int) Min(limit - (replay->events - first), EVENTS_PER_READ);
 		SPITupleTable *rows;
 
-		count = read_projection_events(projection, &replay->last, wanted, visible_only, EVENTS_PER_WINDOW);
+		count = read_projection_events(projection, &replay->last, wanted, visible_only, replay_window(projection));
 		rows = SPI_tuptable;
 		for (uint64 i = 0; i < count && !replay->more; i++)
 		{

@@ -16,6 +16,7 @@
 #include "access/transam.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/xid8.h"
 
 #include "arguments.h"
@@ -33,9 +34,32 @@ query_item_error_context(void *argument)
 }
 
 /*
+ * The order of strings (text Datums) that event_matches_query searches: by
+ * length, then byte for byte (equal exactly when text equality says so).
+ */
+static int
+compare_strings(const void *left, const void *right)
+{
+	text	   *a = DatumGetTextPP(*(const Datum *) left);
+	text	   *b = DatumGetTextPP(*(const Datum *) right);
+	int			length = VARSIZE_ANY_EXHDR(a);
+
+	if (length != (int) VARSIZE_ANY_EXHDR(b))
+		return length < (int) VARSIZE_ANY_EXHDR(b) ? -1 : 1;
+	return memcmp(VARDATA_ANY(a), VARDATA_ANY(b), length);
+}
+
+/* Whether strings (count text Datums in compare_strings's order) hold string. */
+static bool
+sorted_strings_hold(const Datum *strings, int count, Datum string)
+{
+	return count > 0 && bsearch(&string, strings, count, sizeof(Datum), compare_strings) != NULL;
+}
+
+/*
  * The strings of a JSON array that must not be empty, checked as what
  * (event types or tags; key names it in errors), as a text[], and as its
- * elements (text Datums) and their count.
+ * elements (text Datums, in compare_strings's order) and their count.
  */
 static ArrayType *
 json_string_array(JsonbValue *value, const char *key, bool tags, Datum **elements, int *element_count)
@@ -63,7 +87,9 @@ json_string_array(JsonbValue *value, const char *key, bool tags, Datum **element
 			(void) checked_event_type(VARDATA_ANY(string), VARSIZE_ANY_EXHDR(string),
 									  "an event type of \"types\"");
 	}
-	*elements = strings;
+	*elements = palloc(count * sizeof(Datum));
+	memcpy(*elements, strings, count * sizeof(Datum));
+	qsort(*elements, count, sizeof(Datum), compare_strings);
 	*element_count = count;
 	return construct_array(strings, count, TEXTOID, -1, false, TYPALIGN_INT);
 }
@@ -138,6 +164,7 @@ parse_event_query(Jsonb *query, const char *name)
 	{
 		ordinal = i + 1;
 		parse_query_item(&parsed->items[i], getIthJsonbValueFromContainer(items->val.binary.data, i));
+		parsed->terms += 1 + parsed->items[i].type_count + parsed->items[i].tag_count;
 	}
 	error_context_stack = callback.previous;
 	return parsed;
@@ -159,21 +186,6 @@ checked_query(FunctionCallInfo fcinfo, int argno)
 	return query;
 }
 
-/* Whether strings (count text Datums) hold string, byte for byte (as text equality is). */
-static bool
-strings_hold(const Datum *strings, int count, text *string)
-{
-	for (int i = 0; i < count; i++)
-	{
-		text	   *candidate = DatumGetTextPP(strings[i]);
-
-		if (VARSIZE_ANY_EXHDR(candidate) == VARSIZE_ANY_EXHDR(string) &&
-			memcmp(VARDATA_ANY(candidate), VARDATA_ANY(string), VARSIZE_ANY_EXHDR(string)) == 0)
-			return true;
-	}
-	return false;
-}
-
 /*
  * Whether an event of event_type with tags (NULL: none) matches the query:
  * any of its items, as the plans below read them (its type one of the
@@ -186,6 +198,7 @@ event_matches_query(const EventQuery *query, text *event_type, ArrayType *tags)
 	bool	   *event_tag_nulls;
 	int			event_tag_count = 0;
 	int			present = 0;
+	bool		matches = false;
 
 	if (tags != NULL)
 	{
@@ -195,25 +208,36 @@ event_matches_query(const EventQuery *query, text *event_type, ArrayType *tags)
 		for (int i = 0; i < event_tag_count; i++)
 			if (!event_tag_nulls[i])
 				event_tags[present++] = event_tags[i];
+		qsort(event_tags, present, sizeof(Datum), compare_strings);
 	}
-	for (int i = 0; i < query->count; i++)
+	for (int i = 0; i < query->count && !matches; i++)
 	{
 		const QueryItem *item = &query->items[i];
-		bool		matches = item->types == NULL ||
-			strings_hold(item->type_values, item->type_count, event_type);
 
+		matches = item->types == NULL ||
+			sorted_strings_hold(item->type_values, item->type_count, PointerGetDatum(event_type));
 		for (int j = 0; j < item->tag_count && matches; j++)
-			matches = strings_hold(event_tags, present, DatumGetTextPP(item->tag_values[j]));
-		if (matches)
-			return true;
+			matches = sorted_strings_hold(event_tags, present, item->tag_values[j]);
 	}
-	return false;
+	if (event_tags != NULL)
+	{
+		pfree(event_tags);
+		pfree(event_tag_nulls);
+	}
+	return matches;
 }
 
-/* A query as parsed for the calls of one eventsource.event_matches_query expression, and its JSON. */
+/*
+ * The query of the calls of one eventsource.event_matches_query expression,
+ * parsed, with its JSON, in a memory context of its own that the next query
+ * replaces; stable when the expression's query is a constant or a
+ * parameter, the same at every call of the statement.
+ */
 typedef struct ParsedQueryCache
 {
-	Jsonb	   *source;
+	MemoryContext context;
+	bool		stable;
+	Jsonb	   *source;			/* NULL: none parsed */
 	EventQuery *query;
 } ParsedQueryCache;
 
@@ -228,22 +252,37 @@ Datum
 eventsource_event_matches_query(PG_FUNCTION_ARGS)
 {
 	ParsedQueryCache *cache = (ParsedQueryCache *) fcinfo->flinfo->fn_extra;
-	Jsonb	   *query;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(2))
 		PG_RETURN_NULL();
-	query = PG_GETARG_JSONB_P(2);
-	if (cache == NULL || VARSIZE(cache->source) != VARSIZE(query) ||
-		memcmp(cache->source, query, VARSIZE(query)) != 0)
+	if (cache == NULL)
 	{
-		MemoryContext caller_context = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-		ParsedQueryCache *parsed = palloc(sizeof(ParsedQueryCache));
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ParsedQueryCache));
+		cache->context = AllocSetContextCreate(fcinfo->flinfo->fn_mcxt, "eventsource query",
+											   ALLOCSET_SMALL_SIZES);
+		cache->stable = get_fn_expr_arg_stable(fcinfo->flinfo, 2);
+		fcinfo->flinfo->fn_extra = cache;
+	}
+	/* A stable query is read (and detoasted) once; another is compared with the last. */
+	if (cache->source == NULL || !cache->stable)
+	{
+		Jsonb	   *query = PG_GETARG_JSONB_P(2);
 
-		parsed->query = parse_event_query(query, "query");
-		parsed->source = palloc(VARSIZE(query));
-		memcpy(parsed->source, query, VARSIZE(query));
-		MemoryContextSwitchTo(caller_context);
-		fcinfo->flinfo->fn_extra = cache = parsed;
+		if (cache->source == NULL || VARSIZE(cache->source) != VARSIZE(query) ||
+			memcmp(cache->source, query, VARSIZE(query)) != 0)
+		{
+			MemoryContext caller_context;
+
+			MemoryContextReset(cache->context);
+			cache->source = NULL;
+			caller_context = MemoryContextSwitchTo(cache->context);
+			cache->query = parse_event_query(query, "query");
+			cache->source = palloc(VARSIZE(query));
+			memcpy(cache->source, query, VARSIZE(query));
+			MemoryContextSwitchTo(caller_context);
+		}
+		if ((Pointer) query != DatumGetPointer(PG_GETARG_DATUM(2)))
+			pfree(query);
 	}
 	PG_RETURN_BOOL(event_matches_query(cache->query, PG_GETARG_TEXT_PP(0),
 									   PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1)));

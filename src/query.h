@@ -38,6 +38,7 @@ typedef struct EventQuery
 {
 	int			count;
 	QueryItem  *items;
+	int			terms;			/* items, types and tags: what a match may compare */
 } EventQuery;
 
 extern EventQuery *parse_event_query(Jsonb *query, const char *name);
