@@ -230,8 +230,8 @@ event_matches_query(const EventQuery *query, text *event_type, ArrayType *tags)
 /*
  * The query of the calls of one eventsource.event_matches_query expression,
  * parsed, with its JSON, in a memory context of its own that the next query
- * replaces; stable when the expression's query is a constant or a
- * parameter, the same at every call of the statement.
+ * replaces; stable when the expression's query is a constant, the same at
+ * every call.
  */
 typedef struct ParsedQueryCache
 {
@@ -240,6 +240,24 @@ typedef struct ParsedQueryCache
 	Jsonb	   *source;			/* NULL: none parsed */
 	EventQuery *query;
 } ParsedQueryCache;
+
+/*
+ * Whether the query argument of the call is a constant of the expression.
+ * Not a parameter, even an external one: PL/pgSQL keeps a simple
+ * expression's state, this cache with it, across evaluations whose variable
+ * (a parameter) holds another query each time.
+ */
+static bool
+query_argument_is_constant(FmgrInfo *flinfo)
+{
+	Node	   *expression = flinfo->fn_expr;
+	List	   *arguments;
+
+	if (expression == NULL || !IsA(expression, FuncExpr))
+		return false;
+	arguments = ((FuncExpr *) expression)->args;
+	return list_length(arguments) == 3 && IsA(lthird(arguments), Const);
+}
 
 /*
  * eventsource.event_matches_query(event_type, tags, query) returns boolean:
@@ -260,10 +278,10 @@ eventsource_event_matches_query(PG_FUNCTION_ARGS)
 		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(ParsedQueryCache));
 		cache->context = AllocSetContextCreate(fcinfo->flinfo->fn_mcxt, "eventsource query",
 											   ALLOCSET_SMALL_SIZES);
-		cache->stable = get_fn_expr_arg_stable(fcinfo->flinfo, 2);
+		cache->stable = query_argument_is_constant(fcinfo->flinfo);
 		fcinfo->flinfo->fn_extra = cache;
 	}
-	/* A stable query is read (and detoasted) once; another is compared with the last. */
+	/* A constant query is read (and detoasted) once; another is compared with the last. */
 	if (cache->source == NULL || !cache->stable)
 	{
 		Jsonb	   *query = PG_GETARG_JSONB_P(2);

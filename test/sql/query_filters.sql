@@ -40,6 +40,20 @@ SELECT (SELECT count(*) FILTER (WHERE eventsource.event_matches_query('A', '{a}'
           FROM generate_series(1, 200000) AS g) AS matched,
        (SELECT sum(total_bytes) FROM pg_backend_memory_contexts) < 30000000 AS memory_kept;
 
+-- A PL/pgSQL variable holding another query at each evaluation gets the answer of each (the
+-- expression's state, and the parsed query with it, lasts across the loop: each was answered
+-- for the first query).
+DO $$
+DECLARE
+  query jsonb;
+BEGIN
+  FOR i IN 1..3 LOOP
+    query := jsonb_build_object('items', jsonb_build_array(jsonb_build_object('types', jsonb_build_array('T' || i))));
+    RAISE NOTICE 'query of T%: %', i, eventsource.event_matches_query('T2', NULL, query);
+  END LOOP;
+END
+$$;
+
 -- The log: courses and students, tagged.
 SELECT eventsource.append('course-c1', 'CourseDefined', '{"capacity": 2}', tags => '{course:c1}');
 SELECT eventsource.append('course-c2', 'CourseDefined', '{"capacity": 5}', tags => '{course:c2}');
