@@ -128,10 +128,10 @@ static KeptPlan member_plan = {
  * The subscription's events after checkpoint ($1, $2), of the event types $4
  * (NULL: all) and the category $5 (NULL: all), for member $7 of a consumer
  * group of $6, at most $3 of them, below the horizon $8, matching the query
- * $9 (poll's plans; a subscription with a query reads poll_query_plan):
+ * $9 (poll's plans; a subscription with a query reads the _query_ ones):
  * the log's rules (log.h), as eventsource.events_behind counts them.  A poll
- * of one category, or of a query, is planned with the values, so that it
- * reads the category index.
+ * of one category is planned with the values, so that it reads the category
+ * index; the others keep a generic plan.
  */
 #define POLL_PLAN_TEXT(query) \
 	EVENT_COLUMNS LOG_CONDITIONS("$8") FILTER_TAKES query LOG_ORDER " LIMIT $3"
@@ -147,7 +147,12 @@ static KeptPlan poll_category_plan = {
 	CURSOR_OPT_CUSTOM_PLAN
 };
 
-static KeptPlan poll_query_plan = {
+static KeptPlan poll_query_all_plan = {
+	POLL_PLAN_TEXT(FILTER_TAKES_QUERY),
+	FILTERED_LOG_ARGUMENTS
+};
+
+static KeptPlan poll_query_category_plan = {
 	POLL_PLAN_TEXT(FILTER_TAKES_QUERY),
 	FILTERED_LOG_ARGUMENTS,
 	CURSOR_OPT_CUSTOM_PLAN
@@ -547,8 +552,9 @@ eventsource_poll(PG_FUNCTION_ARGS)
 	if (DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull)))
 		batch_size = 0;
 	else
-		batch_size = run_kept_plan(!subscription.query_null ? &poll_query_plan :
-								   subscription.category_null ? &poll_all_plan : &poll_category_plan,
+		batch_size = run_kept_plan(subscription.category_null ?
+								   (subscription.query_null ? &poll_all_plan : &poll_query_all_plan) :
+								   (subscription.query_null ? &poll_category_plan : &poll_query_category_plan),
 								   values, nulls, false);
 	if (batch_size == 0)
 		LockRelease(&member_lock, ExclusiveLock, false);
